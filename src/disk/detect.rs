@@ -1,0 +1,194 @@
+//! Opening an image: the format from the content, parents through their locators, a cache above.
+
+use super::{BlockCache, Container, Disk, Format, HostFile, IoStats, Raw, ReadAt};
+use crate::error::{Ctx, Layer, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Differencing chains deeper than this are refused (a loop or a hostile image).
+pub const MAX_CHAIN_DEPTH: usize = 64;
+
+/// How to open an image.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Blocks of [`super::cache::BLOCK_SIZE`] bytes kept in the cache (0: no cache).
+    pub cache_blocks: usize,
+    /// Memory-map raw images (the default) instead of reading them with `pread`.
+    pub map_raw: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            cache_blocks: 4096,
+            map_raw: true,
+        }
+    }
+}
+
+/// Opens the image at `path` read-only: detects its format, opens its parents, and puts a
+/// block cache above it.
+pub fn open(path: &Path, opts: &OpenOptions) -> Result<Disk> {
+    let stats = IoStats::new();
+    let parents = ParentOpener {
+        opts: opts.clone(),
+        stats: stats.clone(),
+        chain: Vec::new(),
+    };
+    let container = parents.open_member(path)?;
+    let info = container.info().clone();
+    let reader: Arc<dyn ReadAt> = if opts.cache_blocks == 0 {
+        container
+    } else {
+        Arc::new(BlockCache::new(container, opts.cache_blocks))
+    };
+    Ok(Disk::new(info, reader, stats))
+}
+
+/// Opens one container (no cache above it), counting its reads in `stats`.
+pub fn open_container(
+    path: &Path,
+    opts: &OpenOptions,
+    stats: Arc<IoStats>,
+) -> Result<Arc<dyn Container>> {
+    ParentOpener {
+        opts: opts.clone(),
+        stats,
+        chain: Vec::new(),
+    }
+    .open_member(path)
+}
+
+/// Opens the members of a differencing chain, refusing loops and chains that are too deep.
+pub struct ParentOpener {
+    opts: OpenOptions,
+    stats: Arc<IoStats>,
+    chain: Vec<PathBuf>,
+}
+
+impl ParentOpener {
+    /// Opens the parent at `path` of the image `child` (named in errors).
+    pub fn open_parent(&self, child: &Ctx, path: &Path) -> Result<Arc<dyn Container>> {
+        let canonical = path.canonicalize().map_err(|e| child.io(0, e))?;
+        if self.chain.contains(&canonical) {
+            return Err(child.corrupt(
+                0,
+                format!("differencing chain loops back to {}", path.display()),
+            ));
+        }
+        if self.chain.len() >= MAX_CHAIN_DEPTH {
+            return Err(child.unsupported(
+                0,
+                format!("differencing chain deeper than {MAX_CHAIN_DEPTH} images"),
+            ));
+        }
+        self.open_member(path)
+    }
+
+    fn open_member(&self, path: &Path) -> Result<Arc<dyn Container>> {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let mut chain = self.chain.clone();
+        chain.push(canonical);
+        let next = ParentOpener {
+            opts: self.opts.clone(),
+            stats: self.stats.clone(),
+            chain,
+        };
+        let probe = HostFile::open(path, false, self.stats.clone())?;
+        match detect_format(&probe)? {
+            Format::Vhdx => Ok(Arc::new(super::vhdx::Vhdx::open(probe, &next)?)),
+            Format::Vhd => Ok(Arc::new(super::vhd::Vhd::open(probe, &next)?)),
+            Format::Raw => {
+                drop(probe);
+                let file = HostFile::open(path, self.opts.map_raw, self.stats.clone())?;
+                Ok(Arc::new(Raw::new(file)))
+            }
+        }
+    }
+}
+
+/// Tells the container format from the file's content: `vhdxfile` at offset 0 is VHDX; a
+/// `conectix` footer at the end (or its copy at offset 0) is VHD; anything else is raw.
+pub fn detect_format(file: &HostFile) -> Result<Format> {
+    let size = file.size();
+    let mut head = [0u8; 8];
+    let n = file.read_some_at(0, &mut head)?;
+    if n == 8 && &head == b"vhdxfile" {
+        return Ok(Format::Vhdx);
+    }
+    if n == 8 && &head == b"conectix" {
+        return Ok(Format::Vhd);
+    }
+    // A VHD footer is 512 bytes at the end; images from before Virtual PC 2004 have 511.
+    for tail in [512u64, 511] {
+        if size >= tail {
+            let mut cookie = [0u8; 8];
+            file.read_some_at(size - tail, &mut cookie)?;
+            if &cookie == b"conectix" {
+                return Ok(Format::Vhd);
+            }
+        }
+    }
+    Ok(Format::Raw)
+}
+
+/// Resolves a parent path written by Windows (`.\parent.vhd`, `C:\dir\parent.vhdx`,
+/// `\\?\C:\...`) against the directory of the child: relative paths are joined to it;
+/// absolute Windows paths are tried as they stand (after `\` becomes `/`) and then by their
+/// file name beside the child. Returns the candidates in the order to try.
+pub fn parent_candidates(child: &Path, written: &str) -> Vec<PathBuf> {
+    let dir = child.parent().unwrap_or(Path::new("."));
+    let mut s = written.trim_end_matches('\0').to_string();
+    for prefix in ["\\\\?\\", "\\??\\"] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            s = rest.to_string();
+        }
+    }
+    let unix = s.replace('\\', "/");
+    let mut out = Vec::new();
+    let is_drive = unix.len() >= 2 && unix.as_bytes()[1] == b':';
+    if is_drive || unix.starts_with('/') {
+        if !is_drive {
+            out.push(PathBuf::from(&unix));
+        }
+    } else {
+        out.push(dir.join(unix.trim_start_matches("./")));
+    }
+    if let Some(name) = unix.rsplit('/').next().filter(|n| !n.is_empty()) {
+        let beside = dir.join(name);
+        if !out.contains(&beside) {
+            out.push(beside);
+        }
+    }
+    out
+}
+
+/// The error context for a container file.
+pub(crate) fn ctx_for(file: &HostFile, layer: Layer) -> Ctx {
+    file.ctx().with_layer(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_paths_resolve_beside_the_child() {
+        let child = Path::new("/images/child.vhd");
+        assert_eq!(
+            parent_candidates(child, ".\\base.vhd"),
+            vec![PathBuf::from("/images/base.vhd")]
+        );
+        assert_eq!(
+            parent_candidates(child, "C:\\VMs\\base.vhd"),
+            vec![PathBuf::from("/images/base.vhd")]
+        );
+        assert_eq!(
+            parent_candidates(child, "..\\other\\base.vhdx\0"),
+            vec![
+                PathBuf::from("/images/../other/base.vhdx"),
+                PathBuf::from("/images/base.vhdx")
+            ]
+        );
+    }
+}

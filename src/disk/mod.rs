@@ -1,0 +1,203 @@
+//! The disk layer: virtual disks (raw, VHD, VHDX) as one positional, shared interface.
+//!
+//! Everything above this layer reads through [`ReadAt`]: a positional read with no hidden
+//! cursor, callable from many threads at once. [`open`] detects the container format from
+//! the content (never from the file name), opens differencing chains, and puts a
+//! [`BlockCache`] above the container so that the many small reads of the file-system and
+//! registry parsers cost one host read per block.
+//!
+//! ```no_run
+//! use rehost::disk::{self, ReadAt};
+//! let disk = disk::open("server.vhdx".as_ref(), &disk::OpenOptions::default())?;
+//! let mut sector = [0u8; 512];
+//! disk.read_at(0, &mut sector)?;
+//! println!("{} bytes, {}", disk.size(), disk.info().format);
+//! # Ok::<(), rehost::Error>(())
+//! ```
+
+mod adapter;
+mod cache;
+mod detect;
+mod file;
+mod raw;
+mod slice;
+pub mod vhd;
+pub mod vhdx;
+
+pub use adapter::Cursor;
+pub use cache::BlockCache;
+pub use detect::{
+    detect_format, open, open_container, parent_candidates, OpenOptions, ParentOpener,
+    MAX_CHAIN_DEPTH,
+};
+pub use file::{HostFile, IoStats};
+pub use raw::Raw;
+pub use slice::Slice;
+
+use crate::error::Result;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Positional, shared reads: the one I/O shape of rehost.
+///
+/// `read_at` fills all of `buf` from byte `offset`, or fails; a read that reaches past
+/// [`ReadAt::size`] fails with [`crate::ErrorKind::OutOfBounds`]. There is no cursor, so one
+/// value serves any number of threads.
+pub trait ReadAt: Send + Sync {
+    /// Reads exactly `buf.len()` bytes starting at `offset`.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+
+    /// The size of the device in bytes.
+    fn size(&self) -> u64;
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        (**self).read_at(offset, buf)
+    }
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for &T {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        (**self).read_at(offset, buf)
+    }
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+}
+
+/// The container format of a virtual disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// A plain sector-for-sector image or a block device.
+    Raw,
+    /// Microsoft Virtual Hard Disk (Virtual PC, Hyper-V 2008, Disk2vhd).
+    Vhd,
+    /// Microsoft VHDX (Hyper-V 2012+, Azure).
+    Vhdx,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Raw => "raw",
+            Format::Vhd => "vhd",
+            Format::Vhdx => "vhdx",
+        })
+    }
+}
+
+/// How the container stores its blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Subformat {
+    /// Every byte stored in place (raw images, fixed VHD/VHDX).
+    Fixed,
+    /// Blocks allocated on demand through a block allocation table.
+    Dynamic,
+    /// Blocks not present in this file are read from a parent image.
+    Differencing,
+}
+
+/// What a container says about itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiskInfo {
+    /// The image file.
+    pub path: String,
+    /// Container format.
+    pub format: Format,
+    /// Fixed, dynamic or differencing.
+    pub subformat: Subformat,
+    /// Size of the virtual disk in bytes.
+    pub virtual_size: u64,
+    /// Logical sector size in bytes (512 or 4096).
+    pub logical_sector_size: u32,
+    /// Physical sector size in bytes (512 or 4096).
+    pub physical_sector_size: u32,
+    /// Block size of a dynamic or differencing container, in bytes.
+    pub block_size: Option<u32>,
+    /// The container's identity (VHD unique id, VHDX virtual disk id).
+    pub disk_id: Option<String>,
+    /// Notes worth telling a user (a log replayed in memory, an old footer, ...).
+    pub notes: Vec<String>,
+    /// The parent, for a differencing image.
+    pub parent: Option<Box<DiskInfo>>,
+}
+
+impl DiskInfo {
+    /// The info of a plain file or device of `size` bytes.
+    pub fn raw(path: &str, size: u64) -> Self {
+        DiskInfo {
+            path: path.to_string(),
+            format: Format::Raw,
+            subformat: Subformat::Fixed,
+            virtual_size: size,
+            logical_sector_size: 512,
+            physical_sector_size: 512,
+            block_size: None,
+            disk_id: None,
+            notes: Vec::new(),
+            parent: None,
+        }
+    }
+}
+
+/// An opened container: a [`ReadAt`] that also describes itself.
+pub trait Container: ReadAt {
+    /// The container's description.
+    fn info(&self) -> &DiskInfo;
+}
+
+/// An opened virtual disk: the container, a block cache above it, and the I/O counters of
+/// every host file it reads (parents included).
+pub struct Disk {
+    info: DiskInfo,
+    reader: Arc<dyn ReadAt>,
+    stats: Arc<IoStats>,
+}
+
+impl Disk {
+    /// Wraps an opened container and its counters.
+    pub fn new(info: DiskInfo, reader: Arc<dyn ReadAt>, stats: Arc<IoStats>) -> Self {
+        Disk {
+            info,
+            reader,
+            stats,
+        }
+    }
+
+    /// What the container says about itself.
+    pub fn info(&self) -> &DiskInfo {
+        &self.info
+    }
+
+    /// Bytes and reads issued to host files so far.
+    pub fn stats(&self) -> &Arc<IoStats> {
+        &self.stats
+    }
+
+    /// A shared handle to the reader, for the layers above.
+    pub fn reader(&self) -> Arc<dyn ReadAt> {
+        self.reader.clone()
+    }
+}
+
+impl ReadAt for Disk {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.reader.read_at(offset, buf)
+    }
+    fn size(&self) -> u64 {
+        self.reader.size()
+    }
+}
+
+/// Checks that `len` bytes at `offset` lie inside a device of `size` bytes.
+pub(crate) fn in_bounds(offset: u64, len: usize, size: u64) -> bool {
+    offset
+        .checked_add(len as u64)
+        .is_some_and(|end| end <= size)
+}

@@ -1,0 +1,31 @@
+//! Vhdx containers (stub: being written).
+
+use super::{Container, DiskInfo, HostFile, ParentOpener, ReadAt};
+use crate::error::{Layer, Result};
+
+/// An opened Vhdx image.
+pub struct Vhdx {
+    info: DiskInfo,
+}
+
+impl Vhdx {
+    /// Opens a Vhdx image.
+    pub fn open(file: HostFile, _parents: &ParentOpener) -> Result<Self> {
+        Err(super::detect::ctx_for(&file, Layer::Vhdx).unsupported(0, "not yet implemented"))
+    }
+}
+
+impl ReadAt for Vhdx {
+    fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> Result<()> {
+        unreachable!()
+    }
+    fn size(&self) -> u64 {
+        self.info.virtual_size
+    }
+}
+
+impl Container for Vhdx {
+    fn info(&self) -> &DiskInfo {
+        &self.info
+    }
+}

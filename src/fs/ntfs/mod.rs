@@ -1,0 +1,1 @@
+//! NTFS volumes (stub).
