@@ -21,9 +21,207 @@ pub struct DirEntry {
     pub is_dir: bool,
 }
 
+/// What a file's own record says, beyond its directory entry.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Details {
+    /// Exact size of the unnamed data stream (0 for directories).
+    pub size: u64,
+    /// Bytes allocated to the unnamed data stream.
+    pub allocated: u64,
+    /// Named data streams and their sizes.
+    pub streams: Vec<(String, u64)>,
+    /// Last modification time (Windows FILETIME: 100 ns ticks since 1601).
+    pub modified: Option<u64>,
+}
+
 /// Splits a path given with `/` or `\` separators into its non-empty components.
 pub fn components(path: &str) -> Vec<&str> {
     path.split(['/', '\\'])
         .filter(|c| !c.is_empty() && *c != ".")
         .collect()
+}
+
+use crate::disk::ReadAt;
+use crate::error::{Ctx, Result};
+use crate::volume::Content;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// An opened file system of any supported kind.
+pub enum FileSystem {
+    /// NTFS.
+    Ntfs(Box<ntfs::Ntfs>),
+    /// FAT12/16/32.
+    Fat(fat::Fat),
+}
+
+impl FileSystem {
+    /// Opens the file system that `content` names on `dev`; `ctx` names the image.
+    pub fn open(dev: Arc<dyn ReadAt>, content: Content, ctx: &Ctx) -> Result<Self> {
+        match content {
+            Content::Ntfs => Ok(FileSystem::Ntfs(Box::new(ntfs::Ntfs::open(
+                dev,
+                ctx.clone(),
+            )?))),
+            Content::Fat12 | Content::Fat16 | Content::Fat32 => Ok(FileSystem::Fat(
+                fat::Fat::open(dev, ctx.with_layer(crate::Layer::Fat))?,
+            )),
+            other => Err(ctx.unsupported(
+                0,
+                format!("no file system rehost can read on this volume ({other:?})"),
+            )),
+        }
+    }
+
+    /// The entry a path names (the root is named by an empty path).
+    pub fn stat(&self, path: &str) -> Result<DirEntry> {
+        match self {
+            FileSystem::Ntfs(n) => {
+                let f = n.lookup(path)?;
+                let name = f.best_name().map(|n| n.name_string()).unwrap_or_default();
+                let size = if f.is_dir() {
+                    0
+                } else {
+                    n.data(&f, "").map(|s| s.size()).unwrap_or(0)
+                };
+                Ok(DirEntry {
+                    name,
+                    inode: f.record,
+                    size,
+                    is_dir: f.is_dir(),
+                })
+            }
+            FileSystem::Fat(f) => f.stat(path),
+        }
+    }
+
+    /// The entries of a directory, without `.` and `..`.
+    pub fn read_dir(&self, path: &str) -> Result<Vec<DirEntry>> {
+        match self {
+            FileSystem::Ntfs(n) => {
+                let dir = n.lookup(path)?;
+                if !dir.is_dir() {
+                    return Err(n.ctx().invalid(format!("{path} is not a directory")));
+                }
+                let shown = if path.is_empty() { "\\" } else { path };
+                let mut entries = n.read_dir(&dir, shown)?;
+                entries.retain(|e| e.inode != dir.record);
+                Ok(entries)
+            }
+            FileSystem::Fat(f) => f.read_dir(path),
+        }
+    }
+
+    /// The exact size, allocation and streams of an entry, read from its own record (the
+    /// directory index may lag behind, notably for NTFS metafiles).
+    pub fn details(&self, e: &DirEntry) -> Result<Details> {
+        match self {
+            FileSystem::Ntfs(n) => {
+                let f = n.file(e.inode)?;
+                let mut d = Details {
+                    size: 0,
+                    allocated: 0,
+                    streams: Vec::new(),
+                    modified: f.standard_information().map(|s| s.modified),
+                };
+                for name in f.data_stream_names() {
+                    let s = n.data(&f, &name)?;
+                    if name.is_empty() {
+                        d.size = s.size();
+                        d.allocated = s.desc().allocated_size;
+                    } else {
+                        d.streams.push((name, s.size()));
+                    }
+                }
+                Ok(d)
+            }
+            FileSystem::Fat(_) => Ok(Details {
+                size: e.size,
+                allocated: e.size,
+                streams: Vec::new(),
+                modified: None,
+            }),
+        }
+    }
+
+    /// Visits every entry below `path`, depth first, with its path relative to `path`.
+    /// A directory reached twice (a loop in a damaged volume) is not entered again; errors
+    /// in one directory are passed to `on_error` and the walk goes on.
+    pub fn walk(
+        &self,
+        path: &str,
+        visit: &mut dyn FnMut(&str, &DirEntry),
+        on_error: &mut dyn FnMut(&str, crate::Error),
+    ) {
+        let mut seen = HashSet::new();
+        self.walk_inner(path, "", &mut seen, visit, on_error);
+    }
+
+    fn walk_inner(
+        &self,
+        abs: &str,
+        rel: &str,
+        seen: &mut HashSet<u64>,
+        visit: &mut dyn FnMut(&str, &DirEntry),
+        on_error: &mut dyn FnMut(&str, crate::Error),
+    ) {
+        let entries = match self.read_dir(abs) {
+            Ok(e) => e,
+            Err(e) => return on_error(rel, e),
+        };
+        for e in entries {
+            let child_rel = if rel.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{rel}/{}", e.name)
+            };
+            visit(&child_rel, &e);
+            if e.is_dir && (e.inode == 0 || seen.insert(e.inode)) {
+                let child_abs = format!("{abs}/{}", e.name);
+                self.walk_inner(&child_abs, &child_rel, seen, visit, on_error);
+            }
+        }
+    }
+
+    /// Copies a file's data stream (`stream` "" for the unnamed one) to `out`; returns the
+    /// bytes copied.
+    pub fn copy_to(&self, path: &str, stream: &str, out: &mut dyn std::io::Write) -> Result<u64> {
+        match self {
+            FileSystem::Ntfs(n) => {
+                let f = n.lookup(path)?;
+                if f.is_dir() && stream.is_empty() {
+                    return Err(n.ctx().invalid(format!("{path} is a directory")));
+                }
+                let s = n.data(&f, stream)?;
+                copy_device(&s, out, n.ctx(), path)
+            }
+            FileSystem::Fat(f) => {
+                if !stream.is_empty() {
+                    return Err(f.ctx().invalid("FAT has no named streams"));
+                }
+                f.read_file(path, out)
+            }
+        }
+    }
+}
+
+/// Copies a whole device to `out` in 1 MiB pieces.
+pub fn copy_device(
+    dev: &dyn ReadAt,
+    out: &mut dyn std::io::Write,
+    ctx: &Ctx,
+    path: &str,
+) -> Result<u64> {
+    const PIECE: usize = 1 << 20;
+    let size = dev.size();
+    let mut buf = vec![0u8; PIECE.min(size as usize)];
+    let mut done = 0u64;
+    while done < size {
+        let n = ((size - done) as usize).min(PIECE);
+        dev.read_at(done, &mut buf[..n])?;
+        out.write_all(&buf[..n])
+            .map_err(|e| ctx.error(crate::Location::Path(path.to_string()), e.into()))?;
+        done += n as u64;
+    }
+    Ok(done)
 }

@@ -31,7 +31,9 @@ pub fn have_tool(tool: &str) -> bool {
 
 /// Runs a command and returns its stdout, panicking with its stderr on failure.
 pub fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}",
@@ -80,4 +82,158 @@ pub fn sha256_file(path: &Path) -> String {
     let mut f = std::fs::File::open(path).unwrap();
     std::io::copy(&mut f, &mut h).unwrap();
     format!("{:x}", h.finalize())
+}
+
+/// `fls -r -p` of a volume at `sector_offset` sectors into `image`: relative path (with `/`)
+/// to record number, for names only (named attributes `name:stream` and the virtual
+/// `$OrphanFiles` left out).
+pub fn fls_tree(image: &Path, sector_offset: u64) -> std::collections::BTreeMap<String, u64> {
+    let out = run(Command::new("fls")
+        .args(["-r", "-p", "-o", &sector_offset.to_string()])
+        .arg(image));
+    let mut map = std::collections::BTreeMap::new();
+    for line in String::from_utf8_lossy(&out).lines() {
+        let Some((head, path)) = line.split_once(":\t") else {
+            continue;
+        };
+        if path.starts_with("$OrphanFiles") || head.contains('*') {
+            continue;
+        }
+        // `name:attr` is a named attribute; files with only named attributes (`$Secure`)
+        // appear only so: keep the file's name.
+        let path = match path.rsplit_once('/') {
+            Some((dir, leaf)) => format!("{dir}/{}", leaf.split(':').next().unwrap_or(leaf)),
+            None => path.split(':').next().unwrap_or(path).to_string(),
+        };
+        let inode = head
+            .split_whitespace()
+            .last()
+            .and_then(|i| i.split('-').next())
+            .and_then(|i| i.parse().ok())
+            .unwrap_or_else(|| panic!("cannot parse fls line {line:?}"));
+        map.insert(path, inode);
+    }
+    map
+}
+
+/// Asserts two maps are equal, showing only the first differences.
+pub fn assert_same_map<V: PartialEq + std::fmt::Debug>(
+    ours: &std::collections::BTreeMap<String, V>,
+    theirs: &std::collections::BTreeMap<String, V>,
+    what: &str,
+) {
+    let mut diffs = Vec::new();
+    for (k, v) in ours {
+        match theirs.get(k) {
+            None => diffs.push(format!("only ours: {k} = {v:?}")),
+            Some(t) if t != v => diffs.push(format!("{k}: ours {v:?}, theirs {t:?}")),
+            _ => {}
+        }
+    }
+    for (k, v) in theirs {
+        if !ours.contains_key(k) {
+            diffs.push(format!("only theirs: {k} = {v:?}"));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{what}: {} differences (of {} / {} entries), first:\n{}",
+        diffs.len(),
+        ours.len(),
+        theirs.len(),
+        diffs
+            .iter()
+            .take(20)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// `icat` of a record's unnamed data (or `inode-128-<id>` style attribute when given).
+pub fn icat(image: &Path, sector_offset: u64, inode: &str) -> Vec<u8> {
+    run(Command::new("icat")
+        .args(["-o", &sector_offset.to_string()])
+        .arg(image)
+        .arg(inode))
+}
+
+/// `ntfsls -R -l -i -s` of a bare NTFS volume file: relative path to (record, size).
+pub fn ntfsls_tree(volume: &Path) -> std::collections::BTreeMap<String, (u64, u64)> {
+    let out = Command::new("ntfsls")
+        .args(["-R", "-l", "-i", "-s", "-a"])
+        .arg(volume)
+        .output()
+        .expect("run ntfsls");
+    let mut map = std::collections::BTreeMap::new();
+    let mut dir = String::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(d) = line.strip_suffix(':').filter(|l| l.starts_with('/')) {
+            dir = d.trim_start_matches('/').to_string();
+            continue;
+        }
+        let mut f = line.split_whitespace();
+        let (Some(inode), Some(size)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let (Ok(inode), Ok(size)) = (inode.parse::<u64>(), size.parse::<u64>()) else {
+            continue;
+        };
+        // Then "Mon DD HH:MM YYYY" and the name, which may hold spaces: the name starts one
+        // space after the end of the sixth field.
+        let name = field_end(line, 6)
+            .and_then(|end| line.get(end + 1..))
+            .unwrap_or_default()
+            .to_string();
+        if name == "." || name == ".." || name.is_empty() {
+            continue;
+        }
+        let path = if dir.is_empty() {
+            name
+        } else {
+            format!("{dir}/{name}")
+        };
+        map.insert(path, (inode, size));
+    }
+    map
+}
+
+/// Byte offset just past the `n`-th whitespace-separated field of `line` (1-based).
+fn field_end(line: &str, n: usize) -> Option<usize> {
+    let mut count = 0;
+    let mut in_field = false;
+    for (i, c) in line.char_indices() {
+        if c.is_whitespace() {
+            if in_field {
+                count += 1;
+                if count == n {
+                    return Some(i);
+                }
+            }
+            in_field = false;
+        } else {
+            in_field = true;
+        }
+    }
+    None
+}
+
+/// Asserts two byte strings are equal; on failure reports lengths and the first difference
+/// instead of the bytes.
+pub fn assert_same_bytes(ours: &[u8], theirs: &[u8], what: &str) {
+    if ours == theirs {
+        return;
+    }
+    let first = ours
+        .iter()
+        .zip(theirs)
+        .position(|(a, b)| a != b)
+        .unwrap_or(ours.len().min(theirs.len()));
+    panic!(
+        "{what}: ours {} bytes, theirs {} bytes, first difference at offset {first} ({:?} vs {:?})",
+        ours.len(),
+        theirs.len(),
+        ours.get(first),
+        theirs.get(first)
+    );
 }
