@@ -1,9 +1,7 @@
-//! The `rehost` command.
+//! The `rehost` command: a thin layer over the library (see `src/cli/`).
+
+mod cli;
 
 fn main() {
-    std::process::exit(rehost_cli());
-}
-
-fn rehost_cli() -> i32 {
-    0
+    std::process::exit(cli::main());
 }

@@ -1,0 +1,92 @@
+//! Argument parsing and dispatch. Each command lives in its own file and only calls the
+//! library and renders what it returns.
+
+mod cat;
+mod image;
+mod ls;
+mod volumes;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// Open Windows disk images offline: read them, tell whether they boot, fix what stops them.
+#[derive(Parser)]
+#[command(name = "rehost", version, about, long_about = None)]
+struct Cli {
+    /// Print, on stderr, the bytes read from the image files.
+    #[arg(long, global = true)]
+    stats: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the volumes of a disk image: partition table, offsets, sizes, identities, contents.
+    Volumes {
+        /// A raw, VHD or VHDX image (the format is read from the content).
+        image: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a directory of a volume (names, record numbers, sizes from the directory index).
+    Ls {
+        /// A raw, VHD or VHDX image.
+        image: PathBuf,
+        /// Directory inside the volume, `/` or `\` separated, any case (default: the root).
+        #[arg(default_value = "")]
+        path: String,
+        /// Volume number as `rehost volumes` shows it (default: the only NTFS volume, or the
+        /// one holding \Windows).
+        #[arg(long)]
+        volume: Option<u32>,
+        /// List subdirectories too.
+        #[arg(short, long)]
+        recursive: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Copy a file's bytes to standard output.
+    Cat {
+        /// A raw, VHD or VHDX image.
+        image: PathBuf,
+        /// File inside the volume, `/` or `\` separated, any case.
+        path: String,
+        /// Volume number as `rehost volumes` shows it.
+        #[arg(long)]
+        volume: Option<u32>,
+        /// A named data stream (alternate data stream) instead of the file's main data.
+        #[arg(long, default_value = "")]
+        stream: String,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Volumes { image, json } => volumes::run(image, *json, cli.stats),
+        Command::Ls {
+            image,
+            path,
+            volume,
+            recursive,
+            json,
+        } => ls::run(image, path, *volume, *recursive, *json, cli.stats),
+        Command::Cat {
+            image,
+            path,
+            volume,
+            stream,
+        } => cat::run(image, path, *volume, stream, cli.stats),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rehost: {e:#}");
+            1
+        }
+    }
+}
