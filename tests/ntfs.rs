@@ -141,3 +141,80 @@ fn lookups_ignore_case_and_take_either_separator() {
     let dev: Arc<dyn ReadAt> = Arc::new(disk::open(&img, &Default::default()).unwrap());
     assert!(dev.size() > 0);
 }
+
+/// A compression unit written by Windows 10 (one stored cluster for a 16-cluster unit, the
+/// rest sparse) decompresses, through the stream reader, to what icat read from the original
+/// volume.
+#[test]
+fn windows_lznt1_unit_reads_back_through_the_stream() {
+    use rehost::fs::ntfs::record::ATTR_COMPRESSED;
+    use rehost::fs::ntfs::runlist::Run;
+    use rehost::fs::ntfs::stream::{Stream, StreamDesc};
+    let packed = std::fs::read(common::root().join("testdata/lznt1/win10-unit.lznt1")).unwrap();
+    let expected =
+        std::fs::read(common::root().join("testdata/lznt1/win10-unit.expected")).unwrap();
+    assert_eq!(packed.len(), 4096);
+    // Cluster 0 is padding, the stored cluster is cluster 1 of a 4 KiB-cluster device.
+    let mut dev = vec![0xAB; 4096];
+    dev.extend_from_slice(&packed);
+    let desc = StreamDesc {
+        ty: 0x80,
+        name: String::new(),
+        flags: ATTR_COMPRESSED,
+        resident: None,
+        runs: vec![
+            Run {
+                vcn: 0,
+                lcn: Some(1),
+                len: 1,
+            },
+            Run {
+                vcn: 1,
+                lcn: None,
+                len: 15,
+            },
+        ],
+        compression_unit: 4,
+        data_size: expected.len() as u64,
+        allocated_size: 65536,
+        initialized_size: expected.len() as u64,
+    };
+    let s = Stream::new(
+        Arc::new(disk::Memory::new("unit", dev)),
+        desc,
+        4096,
+        Ctx::new("unit", Layer::Ntfs),
+        "1.txt".into(),
+    )
+    .unwrap();
+    let mut all = vec![0u8; expected.len()];
+    s.read_at(0, &mut all).unwrap();
+    common::assert_same_bytes(&all, &expected, "whole file");
+    // A read inside the second 4 KiB chunk, across its start.
+    let mut part = vec![0u8; 1000];
+    s.read_at(4000, &mut part).unwrap();
+    common::assert_same_bytes(&part, &expected[4000..5000], "piece across chunks");
+    // Damaged compressed data gives an error naming the stream, never wrong bytes.
+    let mut bad = vec![0xAB; 4096];
+    let mut broken = packed.clone();
+    // The first chunk header claims 4096 bytes of data: more than the unit holds.
+    broken[0] = 0xFF;
+    broken[1] = 0xBF;
+    bad.extend_from_slice(&broken);
+    let desc = s.desc().clone();
+    let s = Stream::new(
+        Arc::new(disk::Memory::new("bad", bad)),
+        desc,
+        4096,
+        Ctx::new("bad", Layer::Ntfs),
+        "1.txt".into(),
+    )
+    .unwrap();
+    match s.read_at(0, &mut all) {
+        Err(e) => assert!(e.to_string().contains("1.txt"), "{e}"),
+        Ok(()) => assert_ne!(
+            all, expected,
+            "a damaged unit cannot decode to the original"
+        ),
+    }
+}

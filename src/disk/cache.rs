@@ -107,7 +107,11 @@ impl<D: ReadAt> BlockCache<D> {
 
     fn read_block_part(&self, block: u64, from: usize, out: &mut [u8]) -> Result<()> {
         let shard = self.shard(block);
-        if shard.lock().unwrap_or_else(|p| p.into_inner()).get(block, out, from) {
+        if shard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(block, out, from)
+        {
             return Ok(());
         }
         let start = block * BLOCK_SIZE as u64;
@@ -125,7 +129,9 @@ impl<D: ReadAt> BlockCache<D> {
 
 impl<D: ReadAt> ReadAt for BlockCache<D> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if self.per_shard == 0 || buf.len() >= BYPASS || !super::in_bounds(offset, buf.len(), self.size())
+        if self.per_shard == 0
+            || buf.len() >= BYPASS
+            || !super::in_bounds(offset, buf.len(), self.size())
         {
             // Out-of-bounds reads go below too, so that the container names the error.
             return self.inner.read_at(offset, buf);
@@ -195,7 +201,11 @@ mod tests {
         let before = cache.inner().reads.load(Ordering::Relaxed);
         let mut buf = [0u8; 10];
         cache.read_at(2, &mut buf).unwrap();
-        assert_eq!(cache.inner().reads.load(Ordering::Relaxed), before, "cached");
+        assert_eq!(
+            cache.inner().reads.load(Ordering::Relaxed),
+            before,
+            "cached"
+        );
         assert!(cache.read_at(99_995, &mut buf).is_err(), "past the end");
     }
 

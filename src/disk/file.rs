@@ -103,9 +103,7 @@ impl HostFile {
 
     fn read_at_exact(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         if !super::in_bounds(offset, buf.len(), self.size) {
-            return Err(self
-                .ctx
-                .out_of_bounds(offset, buf.len() as u64, self.size));
+            return Err(self.ctx.out_of_bounds(offset, buf.len() as u64, self.size));
         }
         match &self.backing {
             Backing::Mapped(m) => {

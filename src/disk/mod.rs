@@ -19,6 +19,7 @@ mod adapter;
 mod cache;
 mod detect;
 mod file;
+mod memory;
 mod raw;
 mod slice;
 pub mod vhd;
@@ -31,6 +32,7 @@ pub use detect::{
     MAX_CHAIN_DEPTH,
 };
 pub use file::{HostFile, IoStats};
+pub use memory::Memory;
 pub use raw::Raw;
 pub use slice::Slice;
 
