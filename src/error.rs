@@ -121,7 +121,11 @@ pub struct Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}{}: {}", self.image, self.layer, self.location, self.kind)
+        write!(
+            f,
+            "{}: {}{}: {}",
+            self.image, self.layer, self.location, self.kind
+        )
     }
 }
 
@@ -183,7 +187,10 @@ impl Ctx {
 
     /// A damaged structure reached through a path.
     pub fn corrupt_at_path(&self, path: &str, msg: impl Into<String>) -> Error {
-        self.error(Location::Path(path.to_string()), ErrorKind::Corrupt(msg.into()))
+        self.error(
+            Location::Path(path.to_string()),
+            ErrorKind::Corrupt(msg.into()),
+        )
     }
 
     /// An unsupported feature at a byte offset.

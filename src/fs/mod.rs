@@ -146,40 +146,69 @@ impl FileSystem {
 
     /// Visits every entry below `path`, depth first, with its path relative to `path`.
     /// A directory reached twice (a loop in a damaged volume) is not entered again; errors
-    /// in one directory are passed to `on_error` and the walk goes on.
+    /// in one directory are passed to `on_error` and the walk goes on. The walk keeps its
+    /// own stack, so no tree is too deep for it.
     pub fn walk(
         &self,
         path: &str,
         visit: &mut dyn FnMut(&str, &DirEntry),
         on_error: &mut dyn FnMut(&str, crate::Error),
     ) {
+        struct Level {
+            abs: String,
+            rel: String,
+            entries: std::vec::IntoIter<DirEntry>,
+        }
         let mut seen = HashSet::new();
-        self.walk_inner(path, "", &mut seen, visit, on_error);
-    }
-
-    fn walk_inner(
-        &self,
-        abs: &str,
-        rel: &str,
-        seen: &mut HashSet<u64>,
-        visit: &mut dyn FnMut(&str, &DirEntry),
-        on_error: &mut dyn FnMut(&str, crate::Error),
-    ) {
-        let entries = match self.read_dir(abs) {
-            Ok(e) => e,
-            Err(e) => return on_error(rel, e),
-        };
-        for e in entries {
-            let child_rel = if rel.is_empty() {
+        let mut stack = Vec::new();
+        match self.read_dir(path) {
+            Ok(e) => stack.push(Level {
+                abs: path.to_string(),
+                rel: String::new(),
+                entries: e.into_iter(),
+            }),
+            Err(e) => on_error("", e),
+        }
+        while let Some(level) = stack.last_mut() {
+            let Some(e) = level.entries.next() else {
+                stack.pop();
+                continue;
+            };
+            let rel = if level.rel.is_empty() {
                 e.name.clone()
             } else {
-                format!("{rel}/{}", e.name)
+                format!("{}/{}", level.rel, e.name)
             };
-            visit(&child_rel, &e);
-            if e.is_dir && (e.inode == 0 || seen.insert(e.inode)) {
-                let child_abs = format!("{abs}/{}", e.name);
-                self.walk_inner(&child_abs, &child_rel, seen, visit, on_error);
+            visit(&rel, &e);
+            if e.is_dir && seen.insert(e.inode) {
+                let abs = format!("{}/{}", level.abs, e.name);
+                match self.read_child_dir(&abs, &e) {
+                    Ok(children) => stack.push(Level {
+                        abs,
+                        rel,
+                        entries: children.into_iter(),
+                    }),
+                    Err(err) => on_error(&rel, err),
+                }
             }
+        }
+    }
+
+    /// Lists the directory `e`, found at `abs`: NTFS goes straight to its record.
+    fn read_child_dir(&self, abs: &str, e: &DirEntry) -> Result<Vec<DirEntry>> {
+        match self {
+            FileSystem::Ntfs(n) => {
+                let dir = n.file(e.inode)?;
+                if !dir.is_dir() {
+                    return Err(n
+                        .ctx()
+                        .corrupt_at_path(abs, "index says directory, record says file"));
+                }
+                let mut entries = n.read_dir(&dir, abs)?;
+                entries.retain(|c| c.inode != dir.record);
+                Ok(entries)
+            }
+            FileSystem::Fat(_) => self.read_dir(abs),
         }
     }
 

@@ -91,7 +91,7 @@ impl DirIndex {
             )
         })?;
         let offset = vcn
-            .checked_shl(self.vcn_shift)
+            .checked_mul(1u64 << self.vcn_shift)
             .filter(|o| {
                 o.checked_add(self.block_size as u64)
                     .is_some_and(|e| e <= alloc.size())

@@ -372,8 +372,10 @@ fn bootstrap_mft(dev: &Arc<dyn ReadAt>, boot: &BootSector, ctx: &Ctx) -> Result<
         }
         // Each round reads the extension records that the runs known so far can reach.
         while !pending.is_empty() {
-            let partial = contiguous_prefix(&attrs, what, ctx)?;
+            let mut partial = contiguous_prefix(&attrs, what, ctx)?;
             let mapped = partial.runs.iter().map(|r| r.len).sum::<u64>() * boot.cluster_size as u64;
+            partial.data_size = partial.data_size.min(mapped);
+            partial.initialized_size = partial.initialized_size.min(mapped);
             let mft = Stream::new(
                 dev.clone(),
                 partial,

@@ -154,6 +154,33 @@ impl Stream {
         ctx: Ctx,
         path: String,
     ) -> Result<Self> {
+        if desc.is_compressed()
+            && (desc.compression_unit > 8 || (cluster as u64) << desc.compression_unit > 1 << 20)
+        {
+            return Err(ctx.error(
+                Location::Path(path.clone()),
+                crate::ErrorKind::Unsupported(format!(
+                    "compression unit of 2^{} clusters of {cluster} bytes",
+                    desc.compression_unit
+                )),
+            ));
+        }
+        if desc.resident.is_none() {
+            let mapped = desc
+                .runs
+                .iter()
+                .fold(0u64, |a, r| a.saturating_add(r.len))
+                .saturating_mul(cluster as u64);
+            if desc.data_size > mapped {
+                return Err(ctx.corrupt_at_path(
+                    &path,
+                    format!(
+                        "data size {} exceeds the {mapped} bytes its data runs map",
+                        desc.data_size
+                    ),
+                ));
+            }
+        }
         if desc.is_encrypted() && desc.resident.is_none() {
             return Err(ctx.error(
                 Location::Path(path.clone()),
@@ -180,11 +207,14 @@ impl Stream {
     pub fn extents(&self) -> Vec<Extent> {
         let mut out = Vec::new();
         for r in &self.desc.runs {
-            let offset = r.vcn * self.cluster;
+            let offset = r.vcn.saturating_mul(self.cluster);
             if offset >= self.desc.data_size {
                 break;
             }
-            let len = (r.len * self.cluster).min(self.desc.data_size - offset);
+            let len = r
+                .len
+                .saturating_mul(self.cluster)
+                .min(self.desc.data_size - offset);
             out.push(Extent {
                 offset,
                 volume_offset: r.lcn.map(|l| l * self.cluster),
@@ -214,7 +244,7 @@ impl Stream {
             let vcn = pos / self.cluster;
             let i = self.run_index(vcn).ok_or_else(|| self.unmapped(vcn))?;
             let run = self.desc.runs[i];
-            let run_end = (run.vcn + run.len) * self.cluster;
+            let run_end = (run.vcn + run.len).saturating_mul(self.cluster);
             let n = ((run_end - pos) as usize).min(buf.len() - done);
             let piece = &mut buf[done..done + n];
             match run.lcn {
@@ -230,7 +260,7 @@ impl Stream {
 
     /// Reads through compression units, decompressing those stored in fewer clusters.
     fn read_compressed(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let unit_clusters = 1u64 << self.desc.compression_unit.min(16);
+        let unit_clusters = 1u64 << self.desc.compression_unit;
         let unit_bytes = unit_clusters * self.cluster;
         let mut unit_buf = vec![0u8; unit_bytes as usize];
         let mut done = 0usize;
