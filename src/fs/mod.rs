@@ -13,7 +13,7 @@ use serde::Serialize;
 pub struct DirEntry {
     /// The entry's name (the long name where a file has several).
     pub name: String,
-    /// File identifier: the MFT record number on NTFS, the first cluster on FAT.
+    /// File identifier: the MFT record number on NTFS; 0 on FAT, which has none.
     pub inode: u64,
     /// Size of the unnamed data stream in bytes (0 for directories).
     pub size: u64,
@@ -46,6 +46,9 @@ use crate::error::{Ctx, Result};
 use crate::volume::Content;
 use std::collections::HashSet;
 use std::sync::Arc;
+
+/// Deepest FAT directory a walk enters (a path of 32,767 characters has fewer levels).
+const MAX_FAT_DEPTH: usize = 16384;
 
 /// An opened file system of any supported kind.
 pub enum FileSystem {
@@ -169,7 +172,9 @@ impl FileSystem {
             }),
             Err(e) => on_error("", e),
         }
-        while let Some(level) = stack.last_mut() {
+        loop {
+            let depth = stack.len();
+            let Some(level) = stack.last_mut() else { break };
             let Some(e) = level.entries.next() else {
                 stack.pop();
                 continue;
@@ -180,7 +185,14 @@ impl FileSystem {
                 format!("{}/{}", level.rel, e.name)
             };
             visit(&rel, &e);
-            if e.is_dir && seen.insert(e.inode) {
+            // FAT has no inode numbers: there a depth bound (deeper than any path Windows
+            // can name) stops a directory that contains its own ancestor.
+            let fresh = if e.inode == 0 {
+                depth < MAX_FAT_DEPTH
+            } else {
+                seen.insert(e.inode)
+            };
+            if e.is_dir && fresh {
                 let abs = format!("{}/{}", level.abs, e.name);
                 match self.read_child_dir(&abs, &e) {
                     Ok(children) => stack.push(Level {

@@ -6,8 +6,14 @@
 //! sectors. A disk with no partition table but a file system at offset 0 is one bare volume.
 //! BitLocker, ReFS, LDM dynamic disks and Storage Spaces are named, never fatal.
 
+mod content;
+pub mod gpt;
+pub mod mbr;
+
+pub use content::sniff;
+
 use crate::disk::{ReadAt, Slice};
-use crate::error::{Ctx, Result};
+use crate::error::{Ctx, Layer, Result};
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -95,12 +101,140 @@ pub struct Layout {
     pub volumes: Vec<VolumeInfo>,
     /// Things worth telling a user (backup GPT header used, LDM present, ...).
     pub notes: Vec<String>,
+    /// Partitions that could not be used (past the end of the disk, a broken EBR chain),
+    /// each naming the image, the layer and the offset. The other volumes are still listed.
+    pub errors: Vec<String>,
 }
 
-/// Reads the partition table of `disk` (logical sectors of `sector_size` bytes).
+/// GPT partition type of an EFI system partition.
+pub const ESP_TYPE: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
+
+/// Reads the partition table of `disk` (logical sectors of `sector_size` bytes; a GPT
+/// written with the other common sector size, 512 or 4096, is found too).
 pub fn scan(disk: Arc<dyn ReadAt>, sector_size: u32, ctx: &Ctx) -> Result<Layout> {
-    let _ = (disk, sector_size);
-    Err(ctx.unsupported(0, "volume scan not yet implemented"))
+    let ctx = ctx.with_layer(Layer::Volume);
+    if disk.size() < 512 {
+        return Err(ctx.corrupt(
+            0,
+            format!(
+                "a disk of {} bytes has no room for a partition table",
+                disk.size()
+            ),
+        ));
+    }
+    let mut sector0 = vec![0u8; 512];
+    disk.read_at(0, &mut sector0)?;
+    let mut layout = Layout {
+        partitioning: Partitioning::None,
+        sector_size,
+        mbr_signature: None,
+        disk_guid: None,
+        volumes: Vec::new(),
+        notes: Vec::new(),
+        errors: Vec::new(),
+    };
+    if let Some(content) = sniff(&sector0) {
+        layout.volumes.push(VolumeInfo {
+            index: 1,
+            offset: 0,
+            size: disk.size(),
+            part_type: "none".into(),
+            type_name: "bare volume".into(),
+            name: None,
+            partition_guid: None,
+            bootable: false,
+            logical: false,
+            arc_partition: None,
+            content,
+        });
+        return Ok(layout);
+    }
+    if sector0[510..512] != [0x55, 0xAA] {
+        layout
+            .notes
+            .push("no partition table and no file system at the start of the disk".into());
+        return Ok(layout);
+    }
+    let entries = mbr::entries(&sector0);
+    if entries.iter().any(|e| e.kind == 0xEE) {
+        scan_gpt(&*disk, sector_size, &ctx, &mut layout);
+    } else {
+        layout.partitioning = Partitioning::Mbr;
+        layout.mbr_signature = Some(format!(
+            "{:08x}",
+            u32::from_le_bytes([sector0[440], sector0[441], sector0[442], sector0[443]])
+        ));
+        let p = mbr::parse(
+            &*disk,
+            &sector0,
+            sector_size as u64,
+            &ctx.with_layer(Layer::Mbr),
+        );
+        layout.volumes = p.volumes;
+        layout.notes.extend(p.notes);
+        layout.errors.extend(p.errors);
+        if entries.iter().any(|e| e.kind == 0x42) {
+            let mut priv_head = [0u8; 8];
+            if disk.read_at(6 * 512, &mut priv_head).is_ok() && &priv_head == b"PRIVHEAD" {
+                layout.notes.push("LDM dynamic disk: its volumes are described by the LDM database, not read here".into());
+            }
+        }
+    }
+    for v in &mut layout.volumes {
+        if v.content != Content::Unknown {
+            continue;
+        }
+        let mut vbr = [0u8; 512];
+        if v.size >= 512 && disk.read_at(v.offset, &mut vbr).is_ok() {
+            if let Some(c) = sniff(&vbr) {
+                v.content = c;
+            }
+        }
+    }
+    Ok(layout)
+}
+
+/// Reads a GPT, trying `sector_size` first and then the other usual size; uses the backup
+/// header and array when the primary ones are damaged.
+fn scan_gpt(disk: &dyn ReadAt, sector_size: u32, ctx: &Ctx, layout: &mut Layout) {
+    let gctx = ctx.with_layer(Layer::Gpt);
+    layout.partitioning = Partitioning::Gpt;
+    let other = if sector_size == 4096 { 512 } else { 4096 };
+    let mut first_error = None;
+    for ss in [sector_size as u64, other] {
+        let last = disk.size() / ss - 1;
+        let primary = gpt::header(disk, 1, ss, &gctx)
+            .and_then(|h| gpt::entry_array(disk, &h, ss, &gctx).map(|a| (h, a)));
+        let found = match primary {
+            Ok(found) => Ok(found),
+            Err(e) => {
+                let backup = gpt::header(disk, last, ss, &gctx)
+                    .and_then(|h| gpt::entry_array(disk, &h, ss, &gctx).map(|a| (h, a)));
+                if backup.is_ok() {
+                    layout.notes.push(format!(
+                        "primary GPT damaged ({e}); the backup at LBA {last} was used"
+                    ));
+                }
+                backup.map_err(|_| e)
+            }
+        };
+        match found {
+            Ok((h, a)) => {
+                layout.sector_size = ss as u32;
+                layout.disk_guid = Some(h.disk_guid.clone());
+                layout.volumes = gpt::volumes(&a, &h, ss, disk.size(), &gctx, &mut layout.errors);
+                return;
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        layout
+            .errors
+            .push(format!("protective MBR but no readable GPT: {e}"));
+    }
 }
 
 /// A volume as a device of its own.
