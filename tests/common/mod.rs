@@ -237,3 +237,68 @@ pub fn assert_same_bytes(ours: &[u8], theirs: &[u8], what: &str) {
         theirs.get(first)
     );
 }
+
+/// Whether a Python module is importable (an oracle from PyPI). Skips outside CI, fails in
+/// CI, like [`have_tool`].
+pub fn have_python_module(module: &str) -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        if in_ci() {
+            panic!("oracle Python module `{module}` is missing in CI: .ci/run must install it");
+        }
+        eprintln!("SKIP: oracle Python module `{module}` not installed; this check did not run");
+    }
+    ok
+}
+
+/// The whole virtual disk of a VHD or VHDX as libvhdi reads it (parents opened from the
+/// image's directory). It reads one sector at a time: libvhdi's reads that span sectors of
+/// a differencing block from both child and parent can return the wrong sectors.
+pub fn libvhdi_read(image: &Path) -> Vec<u8> {
+    let script = r#"
+import sys, os, pyvhdi
+def open_chain(path):
+    f = pyvhdi.file()
+    f.open(path)
+    if f.disk_type == 4:
+        name = f.parent_filename.replace("\\", "/").split("/")[-1]
+        f.set_parent(open_chain(os.path.join(os.path.dirname(path), name)))
+    return f
+f = open_chain(sys.argv[1])
+out = sys.stdout.buffer
+left = f.media_size
+while left:
+    chunk = f.read_buffer(min(left, 512))
+    out.write(chunk)
+    left -= len(chunk)
+"#;
+    run(Command::new("python3").args(["-c", script]).arg(image))
+}
+
+/// Reads a whole device through rehost.
+pub fn read_all(dev: &dyn rehost::disk::ReadAt) -> Vec<u8> {
+    let mut v = vec![0u8; dev.size() as usize];
+    dev.read_at(0, &mut v).unwrap();
+    v
+}
+
+/// Deterministic pseudo-random bytes (xorshift), with some all-zero 64 KiB stretches.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let block = v.len() / 65536;
+        if block % 5 == 3 {
+            v.push(0);
+        } else {
+            v.extend_from_slice(&x.to_le_bytes()[..(len - v.len()).min(8)]);
+        }
+    }
+    v
+}
