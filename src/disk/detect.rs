@@ -1,7 +1,7 @@
 //! Opening an image: the format from the content, parents through their locators, a cache above.
 
 use super::{BlockCache, Container, Disk, Format, HostFile, IoStats, Raw, ReadAt};
-use crate::error::{Ctx, Layer, Result};
+use crate::error::{Ctx, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -161,11 +161,6 @@ pub fn parent_candidates(child: &Path, written: &str) -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// The error context for a container file.
-pub(crate) fn ctx_for(file: &HostFile, layer: Layer) -> Ctx {
-    file.ctx().with_layer(layer)
 }
 
 #[cfg(test)]

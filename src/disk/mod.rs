@@ -124,6 +124,8 @@ pub struct DiskInfo {
     pub block_size: Option<u32>,
     /// The container's identity (VHD unique id, VHDX virtual disk id).
     pub disk_id: Option<String>,
+    /// VHDX DataWriteGuid: the identity a differencing child links to.
+    pub data_write_guid: Option<String>,
     /// Notes worth telling a user (a log replayed in memory, an old footer, ...).
     pub notes: Vec<String>,
     /// The parent, for a differencing image.
@@ -142,6 +144,7 @@ impl DiskInfo {
             physical_sector_size: 512,
             block_size: None,
             disk_id: None,
+            data_write_guid: None,
             notes: Vec::new(),
             parent: None,
         }

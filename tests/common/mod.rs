@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests: fixtures, outside tools, temporary files.
 #![allow(dead_code)]
 
+pub mod vhdx_builder;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -69,6 +69,7 @@ impl Vhd {
             physical_sector_size: 512,
             block_size: dynamic.as_ref().map(|d| d.header.block_size),
             disk_id: Some(footer::guid(&footer.unique_id)),
+            data_write_guid: None,
             notes,
             parent: dynamic
                 .as_ref()
