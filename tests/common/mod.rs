@@ -304,3 +304,58 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     }
     v
 }
+
+/// A disk image from `testdata/disks` (see its MANIFEST): decompressed, or rebuilt from its
+/// zstd patch against its base image, once, into `testdata/.cache/disks/`; its SHA-256 is
+/// checked against the manifest.
+pub fn disk_fixture(name: &str) -> PathBuf {
+    // Tests run in threads of one process: one builds an image while the others wait.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = BUILDING.lock().unwrap_or_else(|p| p.into_inner());
+    build_disk_fixture(name)
+}
+
+fn build_disk_fixture(name: &str) -> PathBuf {
+    let dir = root().join("testdata/disks");
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST")).expect("testdata/disks/MANIFEST");
+    let (base, sha) = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("image "))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f[0] == name)
+        .map(|f| (f[1].to_string(), f[2].to_string()))
+        .unwrap_or_else(|| panic!("{name} is not in testdata/disks/MANIFEST"));
+    let cache = root().join("testdata/.cache/disks");
+    std::fs::create_dir_all(&cache).unwrap();
+    let out = cache.join(name);
+    if out.exists() {
+        return out;
+    }
+    let tmp = cache.join(format!("{name}.tmp{}", std::process::id()));
+    if base == "-" {
+        let bytes = std::fs::read(dir.join(format!("{name}.zst"))).unwrap();
+        std::fs::write(&tmp, zstd::decode_all(&bytes[..]).unwrap()).unwrap();
+    } else {
+        let base_path = build_disk_fixture(&base);
+        run(Command::new("zstd")
+            .args(["-q", "-d", "-f", "--memory=1024MB"])
+            .arg(format!("--patch-from={}", base_path.display()))
+            .arg(dir.join(format!("{name}.zpatch")))
+            .arg("-o")
+            .arg(&tmp));
+    }
+    let got = sha256_file(&tmp);
+    assert_eq!(got, sha, "{name}: rebuilt image has the wrong SHA-256");
+    std::fs::rename(&tmp, &out).unwrap();
+    out
+}
+
+/// The container variants the fixtures hold for each disk, with qemu-img's format name.
+pub const CONTAINERS: [(&str, &str); 6] = [
+    ("raw", "raw"),
+    ("fixed.vhd", "vpc"),
+    ("dynamic.vhd", "vpc"),
+    ("fixed.vhdx", "vhdx"),
+    ("dynamic-1m.vhdx", "vhdx"),
+    ("dynamic-32m.vhdx", "vhdx"),
+];
