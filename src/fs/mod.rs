@@ -47,8 +47,10 @@ use crate::volume::Content;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-/// Deepest FAT directory a walk enters (a path of 32,767 characters has fewer levels).
-const MAX_FAT_DEPTH: usize = 16384;
+/// Deepest FAT directory a walk enters. FAT has no inode numbers to recognise a directory
+/// seen before, so a directory that contains its ancestor is stopped by depth: 256 levels
+/// is far beyond what a path Windows can open (260 characters) reaches.
+const MAX_FAT_DEPTH: usize = 256;
 
 /// An opened file system of any supported kind.
 pub enum FileSystem {
