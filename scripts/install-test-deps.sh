@@ -14,3 +14,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+
+# Python oracles: libvhdi (VHD and VHDX differencing chains).
+if ! python3 -c "import pyvhdi" 2>/dev/null; then
+  python3 -m pip install --quiet libvhdi-python==20260901
+fi

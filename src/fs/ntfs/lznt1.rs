@@ -151,7 +151,7 @@ mod tests {
         decompress(&input, &mut out).unwrap();
         assert_eq!(out[4095], (4095 % 7) as u8);
         // A reference before the chunk start.
-        let bad = [0x03, 0xB0, 0x01, 0x00, 0x10];
+        let bad = [0x02, 0xB0, 0x01, 0x10, 0x00];
         assert!(matches!(
             decompress(&bad, &mut out),
             Err(Lznt1Error::BadReference(_))
