@@ -89,7 +89,7 @@ pub enum ErrorKind {
     #[error("unsupported: {0}")]
     Unsupported(String),
     /// A name looked up does not exist.
-    #[error("not found: {0}")]
+    #[error("{0}")]
     NotFound(String),
     /// A read asked for bytes beyond the end of the device.
     #[error("read of {len} bytes at {offset:#x} is past the end ({size:#x} bytes)")]
@@ -129,14 +129,9 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.kind {
-            ErrorKind::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// The message already includes the underlying I/O error, so no source is chained (a
+/// reporter walking the chain would print it twice).
+impl std::error::Error for Error {}
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -202,7 +197,7 @@ impl Ctx {
     pub fn not_found(&self, path: &str) -> Error {
         self.error(
             Location::Path(path.to_string()),
-            ErrorKind::NotFound(path.to_string()),
+            ErrorKind::NotFound("no such file or directory".to_string()),
         )
     }
 
@@ -240,7 +235,7 @@ mod tests {
         let e = ctx.with_layer(Layer::Ntfs).not_found("\\Windows\\x");
         assert_eq!(
             e.to_string(),
-            "disk.vhdx: ntfs at \\Windows\\x: not found: \\Windows\\x"
+            "disk.vhdx: ntfs at \\Windows\\x: no such file or directory"
         );
     }
 }

@@ -40,7 +40,12 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
             (Some(s), None) => format!(", disk signature {s}"),
             _ => String::new(),
         };
-        println!("partitioning: {:?}{id}", l.partitioning);
+        let scheme = match l.partitioning {
+            rehost::volume::Partitioning::Mbr => "mbr",
+            rehost::volume::Partitioning::Gpt => "gpt",
+            rehost::volume::Partitioning::None => "none",
+        };
+        println!("partitioning: {scheme}{id}");
         println!(
             "{:>3}  {:>14}  {:>10}  {:<38}  {:<9}  flags",
             "#", "offset", "size", "type", "content"

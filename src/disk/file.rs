@@ -57,8 +57,9 @@ impl HostFile {
     /// Opens `path` read-only. With `map`, the file is memory-mapped (raw images).
     pub fn open(path: &Path, map: bool, stats: Arc<IoStats>) -> Result<Self> {
         let ctx = Ctx::new(path.display().to_string(), Layer::File);
-        let file = File::open(path).map_err(|e| ctx.io(0, e))?;
-        let size = device_size(&file).map_err(|e| ctx.io(0, e))?;
+        let open_error = |e: std::io::Error| ctx.error(crate::Location::None, e.into());
+        let file = File::open(path).map_err(open_error)?;
+        let size = device_size(&file).map_err(open_error)?;
         let backing = if map && size > 0 {
             match map_read_only(&file) {
                 Ok(m) => Backing::Mapped(m),

@@ -335,7 +335,7 @@ fn open_parent(
     Err(ctx.error(
         crate::Location::Offset(0),
         crate::ErrorKind::NotFound(format!(
-            "parent of this differencing disk (looked for: {})",
+            "the parent of this differencing disk is not found (looked for: {})",
             tried
                 .iter()
                 .map(|p| p.display().to_string())
