@@ -92,14 +92,17 @@ impl Ntfs {
             boot,
             mft,
             records,
-            upcase: UpCase::fallback(),
+            upcase: UpCase::empty(),
             notes: Vec::new(),
         };
         match ntfs.read_upcase() {
             Ok(u) => ntfs.upcase = u,
-            Err(e) => ntfs.notes.push(format!(
-                "$UpCase unreadable ({e}); using Unicode's simple case mapping"
-            )),
+            Err(e) => {
+                ntfs.upcase = UpCase::fallback();
+                ntfs.notes.push(format!(
+                    "$UpCase unreadable ({e}); using Unicode's simple case mapping"
+                ));
+            }
         }
         Ok(ntfs)
     }

@@ -21,6 +21,13 @@ impl UpCase {
         Some(UpCase { table })
     }
 
+    /// A table that maps every code unit to itself (a placeholder while `$UpCase` is read).
+    pub fn empty() -> Self {
+        UpCase {
+            table: (0..=u16::MAX).collect(),
+        }
+    }
+
     /// A table built from Unicode's simple upper-case mappings, for volumes whose
     /// `$UpCase` is unreadable.
     pub fn fallback() -> Self {

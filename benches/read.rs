@@ -1,0 +1,76 @@
+//! In-process costs of the reading layers, on the fixture disks (run
+//! `cargo bench --bench read`; whole-command timings beside peers are in
+//! `scripts/bench-read.sh`).
+//!
+//! - open: container, partition table and NTFS volume of the GPT disk as a dynamic VHDX;
+//! - lookup: a 13-level path resolved from the root;
+//! - read: the 1.5 MiB fixture file through each container format (throughput);
+//! - list: the 800-entry directory.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use rehost::disk::{self, ReadAt};
+use rehost::fs::ntfs::Ntfs;
+use rehost::volume;
+use rehost::{Ctx, Layer};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+/// A fixture disk rebuilt into testdata/.cache by the tests (run `cargo test --test disks`
+/// once first), or rebuilt here with the zstd command.
+fn fixture(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cached = root.join("testdata/.cache/disks").join(name);
+    if cached.exists() {
+        return cached;
+    }
+    let status = Command::new("cargo")
+        .args(["test", "-q", "--test", "disks", "whole_disks"])
+        .current_dir(&root)
+        .status()
+        .expect("cargo test");
+    assert!(status.success() && cached.exists(), "cannot build {name}");
+    cached
+}
+
+fn open_ntfs(path: &PathBuf) -> Ntfs {
+    let d = disk::open(path, &Default::default()).unwrap();
+    let ctx = Ctx::new("bench", Layer::Volume);
+    let layout = volume::scan(d.reader(), 512, &ctx).unwrap();
+    let v = layout
+        .volumes
+        .iter()
+        .find(|v| v.content == volume::Content::Ntfs)
+        .unwrap();
+    let dev = Arc::new(volume::open_volume(d.reader(), v, &ctx).unwrap());
+    Ntfs::open(dev, ctx).unwrap()
+}
+
+fn bench(c: &mut Criterion) {
+    let gpt = fixture("gpt.dynamic-1m.vhdx");
+    c.bench_function("open gpt.dynamic-1m.vhdx to NTFS", |b| {
+        b.iter(|| open_ntfs(&gpt))
+    });
+    let ntfs = open_ntfs(&gpt);
+    let deep = "deep/level-1/level-2/level-3/level-4/level-5/level-6/level-7/level-8/level-9/level-10/level-11/level-12/leaf.txt";
+    c.bench_function("lookup 13-level path", |b| {
+        b.iter(|| ntfs.lookup(deep).unwrap())
+    });
+    let many = ntfs.lookup("many").unwrap();
+    c.bench_function("list 800-entry directory", |b| {
+        b.iter(|| ntfs.read_dir(&many, "many").unwrap())
+    });
+    let mut g = c.benchmark_group("read 1.5 MiB file");
+    g.throughput(Throughput::Bytes(1_572_864));
+    for c_name in ["raw", "dynamic.vhd", "dynamic-1m.vhdx", "dynamic-32m.vhdx"] {
+        let n = open_ntfs(&fixture(&format!("gpt.{c_name}")));
+        let f = n.lookup("sizes/1m5.bin").unwrap();
+        let s = n.data(&f, "").unwrap();
+        let mut buf = vec![0u8; s.size() as usize];
+        g.bench_function(c_name, |b| b.iter(|| s.read_at(0, &mut buf).unwrap()));
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
