@@ -12,7 +12,7 @@ use rehost::disk::{self, ReadAt};
 use rehost::fs::ntfs::Ntfs;
 use rehost::volume;
 use rehost::{Ctx, Layer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ fn fixture(name: &str) -> PathBuf {
     cached
 }
 
-fn open_ntfs(path: &PathBuf) -> Ntfs {
+fn open_ntfs(path: &Path) -> Ntfs {
     let d = disk::open(path, &Default::default()).unwrap();
     let ctx = Ctx::new("bench", Layer::Volume);
     let layout = volume::scan(d.reader(), 512, &ctx).unwrap();
