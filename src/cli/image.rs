@@ -71,7 +71,8 @@ impl Image {
         )
     }
 
-    fn open_fs(&self, v: &VolumeInfo) -> Result<FileSystem> {
+    /// Opens the file system of a volume.
+    pub fn open_fs(&self, v: &VolumeInfo) -> Result<FileSystem> {
         let dev = volume::open_volume(self.disk.reader(), v, &self.ctx)?;
         Ok(FileSystem::open(
             std::sync::Arc::new(dev),

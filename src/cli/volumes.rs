@@ -2,6 +2,8 @@
 
 use super::image::{content_name, human, Image};
 use anyhow::Result;
+use rehost::fs::Facts;
+use rehost::volume::Content;
 use serde::Serialize;
 use std::path::Path;
 
@@ -10,16 +12,82 @@ struct Report<'a> {
     image: String,
     disk: &'a rehost::disk::DiskInfo,
     layout: &'a rehost::volume::Layout,
+    filesystems: Vec<FsReport>,
+}
+
+/// The facts of one volume's file system, or why they could not be read.
+#[derive(Serialize)]
+struct FsReport {
+    volume: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    facts: Option<Facts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+fn describe(f: &Facts) -> String {
+    match f {
+        Facts::Ntfs(n) => {
+            let mut s = format!(
+                "NTFS {}, label {:?}, serial {}, {}-byte clusters",
+                n.version.as_deref().unwrap_or("?"),
+                n.label.as_deref().unwrap_or(""),
+                n.serial,
+                n.cluster_size
+            );
+            s.push_str(if n.dirty { ", dirty" } else { ", clean" });
+            s.push_str(if n.logfile.clean {
+                ", $LogFile clean"
+            } else {
+                ", $LogFile needs replay"
+            });
+            match &n.hibernation {
+                Some(h) if h.active => s.push_str(&format!(", hibernated ({})", h.signature)),
+                Some(_) => s.push_str(", hiberfil.sys inactive"),
+                None => {}
+            }
+            s
+        }
+        Facts::Fat {
+            fat_type,
+            label,
+            serial,
+        } => format!("{fat_type}, label {label:?}, serial {serial}"),
+    }
 }
 
 pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
     let img = Image::open(path)?;
     let info = img.disk.info();
+    let filesystems: Vec<FsReport> = img
+        .layout
+        .volumes
+        .iter()
+        .filter(|v| {
+            matches!(
+                v.content,
+                Content::Ntfs | Content::Fat12 | Content::Fat16 | Content::Fat32
+            )
+        })
+        .map(|v| match img.open_fs(v).and_then(|fs| Ok(fs.facts()?)) {
+            Ok(f) => FsReport {
+                volume: v.index,
+                facts: Some(f),
+                error: None,
+            },
+            Err(e) => FsReport {
+                volume: v.index,
+                facts: None,
+                error: Some(format!("{e:#}")),
+            },
+        })
+        .collect();
     if json {
         let r = Report {
             image: path.display().to_string(),
             disk: info,
             layout: &img.layout,
+            filesystems,
         };
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -47,7 +115,7 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
         };
         println!("partitioning: {scheme}{id}");
         println!(
-            "{:>3}  {:>14}  {:>10}  {:<38}  {:<9}  flags",
+            "{:>3}  {:>14}  {:>10}  {:<24}  {:<9}  flags",
             "#", "offset", "size", "type", "content"
         );
         for v in &l.volumes {
@@ -62,17 +130,31 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
                 flags.push(format!("guid {g}"));
             }
             println!(
-                "{:>3}  {:>14}  {:>10}  {:<38}  {:<9}  {}",
+                "{:>3}  {:>14}  {:>10}  {:<24}  {:<9}  {}",
                 v.index,
                 v.offset,
                 human(v.size),
-                format!("{} {}", v.part_type, v.type_name),
+                if v.part_type.starts_with("0x") {
+                    format!("{} {}", v.part_type, v.type_name)
+                } else {
+                    v.type_name.clone()
+                },
                 content_name(v.content),
                 flags.join(" ")
             );
         }
+        for f in &filesystems {
+            match (&f.facts, &f.error) {
+                (Some(facts), _) => println!("{:>3}  {}", f.volume, describe(facts)),
+                (None, Some(e)) => println!("{:>3}  unreadable: {e}", f.volume),
+                _ => {}
+            }
+        }
         for n in info.notes.iter().chain(&l.notes) {
             println!("note: {n}");
+        }
+        for e in &l.errors {
+            println!("error: {e}");
         }
     }
     img.report_stats(stats);

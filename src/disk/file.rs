@@ -61,7 +61,7 @@ impl HostFile {
         let file = File::open(path).map_err(open_error)?;
         let size = device_size(&file).map_err(open_error)?;
         let backing = if map && size > 0 {
-            match map_read_only(&file) {
+            match map_read_only(&file, size) {
                 Ok(m) => Backing::Mapped(m),
                 Err(_) => Backing::Pread(file),
             }
@@ -148,7 +148,9 @@ fn device_size(file: &File) -> std::io::Result<u64> {
 /// Safety: the map is read-only and private to this process. Another process truncating the
 /// image while it is read would fault; rehost documents that images must not be modified
 /// while they are analysed, as every reader of a live file must.
-fn map_read_only(file: &File) -> std::io::Result<memmap2::Mmap> {
+/// The length is given because a block device's metadata says 0.
+fn map_read_only(file: &File, len: u64) -> std::io::Result<memmap2::Mmap> {
+    let len = usize::try_from(len).map_err(std::io::Error::other)?;
     // SAFETY: see above; the mapping never outlives `HostFile`, which owns it.
-    unsafe { memmap2::MmapOptions::new().map(file) }
+    unsafe { memmap2::MmapOptions::new().len(len).map(file) }
 }

@@ -34,6 +34,23 @@ pub struct Details {
     pub modified: Option<u64>,
 }
 
+/// What a file system says about itself.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Facts {
+    /// NTFS: geometry, label, version, dirty flag, `$LogFile`, hibernation.
+    Ntfs(ntfs::facts::NtfsFacts),
+    /// FAT: type, label, serial.
+    Fat {
+        /// FAT12, FAT16 or FAT32.
+        fat_type: String,
+        /// Label in the boot sector.
+        label: String,
+        /// Volume serial number, 8 hex digits.
+        serial: String,
+    },
+}
+
 /// Splits a path given with `/` or `\` separators into its non-empty components.
 pub fn components(path: &str) -> Vec<&str> {
     path.split(['/', '\\'])
@@ -75,6 +92,18 @@ impl FileSystem {
                 0,
                 format!("no file system rehost can read on this volume ({other:?})"),
             )),
+        }
+    }
+
+    /// The volume's facts.
+    pub fn facts(&self) -> Result<Facts> {
+        match self {
+            FileSystem::Ntfs(n) => Ok(Facts::Ntfs(n.facts()?)),
+            FileSystem::Fat(f) => Ok(Facts::Fat {
+                fat_type: format!("{:?}", f.fat_type()).to_uppercase(),
+                label: f.label().trim_end().to_string(),
+                serial: format!("{:08x}", f.serial()),
+            }),
         }
     }
 
