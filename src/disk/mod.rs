@@ -206,3 +206,33 @@ pub(crate) fn in_bounds(offset: u64, len: usize, size: u64) -> bool {
         .checked_add(len as u64)
         .is_some_and(|end| end <= size)
 }
+
+/// Splits a read of `buf` at `offset` into pieces that stay inside one `block`-byte block,
+/// calling `f(block number, offset within the block, piece)` for each.
+pub(crate) fn for_each_block(
+    offset: u64,
+    buf: &mut [u8],
+    block: u64,
+    mut f: impl FnMut(u64, u64, &mut [u8]) -> Result<()>,
+) -> Result<()> {
+    let mut done = 0usize;
+    while done < buf.len() {
+        let pos = offset + done as u64;
+        let within = pos % block;
+        let n = ((block - within) as usize).min(buf.len() - done);
+        f(pos / block, within, &mut buf[done..done + n])?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// Reads from the parent of a differencing disk; a child larger than its parent reads
+/// zeros past the parent's end.
+pub(crate) fn read_parent(parent: &dyn ReadAt, offset: u64, buf: &mut [u8]) -> Result<()> {
+    let inside = parent.size().saturating_sub(offset).min(buf.len() as u64) as usize;
+    buf[inside..].fill(0);
+    if inside > 0 {
+        parent.read_at(offset, &mut buf[..inside])?;
+    }
+    Ok(())
+}

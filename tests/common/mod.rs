@@ -359,3 +359,26 @@ pub const CONTAINERS: [(&str, &str); 6] = [
     ("dynamic-1m.vhdx", "vhdx"),
     ("dynamic-32m.vhdx", "vhdx"),
 ];
+
+/// A seeded xorshift generator for mutation tests (no dependency, same sequence everywhere).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+
+    /// `n` random bytes.
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+}

@@ -96,7 +96,7 @@ impl Vhd {
         let virt = block * d.header.block_size as u64 + within;
         if entry == u32::MAX {
             return match &d.parent {
-                Some(p) => read_parent(p.as_ref(), virt, buf),
+                Some(p) => super::read_parent(p.as_ref(), virt, buf),
                 None => {
                     buf.fill(0);
                     Ok(())
@@ -139,7 +139,7 @@ impl Vhd {
             if present {
                 self.file.read_at(data_at + off, piece)?;
             } else if let Some(p) = &d.parent {
-                read_parent(p.as_ref(), virt + pos as u64, piece)?;
+                super::read_parent(p.as_ref(), virt + pos as u64, piece)?;
             } else {
                 piece.fill(0);
             }
@@ -159,16 +159,9 @@ impl ReadAt for Vhd {
             return self.file.read_at(offset, buf);
         };
         let bs = d.header.block_size as u64;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let block = pos / bs;
-            let within = pos % bs;
-            let n = ((bs - within) as usize).min(buf.len() - done);
-            self.read_in_block(d, block, within, &mut buf[done..done + n])?;
-            done += n;
-        }
-        Ok(())
+        super::for_each_block(offset, buf, bs, |block, within, piece| {
+            self.read_in_block(d, block, within, piece)
+        })
     }
 
     fn size(&self) -> u64 {
@@ -358,15 +351,4 @@ fn open_parent(
                 .join(", ")
         )),
     ))
-}
-
-/// Reads from a parent; a child larger than its parent reads zeros past the parent's end.
-fn read_parent(p: &dyn Container, offset: u64, buf: &mut [u8]) -> Result<()> {
-    let size = p.size();
-    let inside = size.saturating_sub(offset).min(buf.len() as u64) as usize;
-    buf[inside..].fill(0);
-    if inside > 0 {
-        p.read_at(offset, &mut buf[..inside])?;
-    }
-    Ok(())
 }

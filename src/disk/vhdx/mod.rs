@@ -132,7 +132,7 @@ impl Vhdx {
         match bat::state(entry) {
             bat::FULLY_PRESENT => self.read_payload(index, entry, within, buf),
             bat::NOT_PRESENT => match &self.parent {
-                Some(p) => read_parent(p.as_ref(), virt, buf),
+                Some(p) => super::read_parent(p.as_ref(), virt, buf),
                 None => {
                     buf.fill(0);
                     Ok(())
@@ -231,7 +231,7 @@ impl Vhdx {
             if here {
                 self.read_payload(index, entry, off, piece)?;
             } else {
-                read_parent(parent, block_start + off, piece)?;
+                super::read_parent(parent, block_start + off, piece)?;
             }
             pos += n;
         }
@@ -246,15 +246,9 @@ impl ReadAt for Vhdx {
             return Err(self.ctx.out_of_bounds(offset, buf.len() as u64, size));
         }
         let bs = self.meta.block_size as u64;
-        let mut done = 0usize;
-        while done < buf.len() {
-            let pos = offset + done as u64;
-            let (block, within) = (pos / bs, pos % bs);
-            let n = ((bs - within) as usize).min(buf.len() - done);
-            self.read_block(block, within, &mut buf[done..done + n])?;
-            done += n;
-        }
-        Ok(())
+        super::for_each_block(offset, buf, bs, |block, within, piece| {
+            self.read_block(block, within, piece)
+        })
     }
 
     fn size(&self) -> u64 {
@@ -266,16 +260,6 @@ impl Container for Vhdx {
     fn info(&self) -> &DiskInfo {
         &self.info
     }
-}
-
-/// Reads from a parent; past the parent's end (a larger child) reads zeros.
-fn read_parent(p: &dyn Container, offset: u64, buf: &mut [u8]) -> Result<()> {
-    let inside = p.size().saturating_sub(offset).min(buf.len() as u64) as usize;
-    buf[inside..].fill(0);
-    if inside > 0 {
-        p.read_at(offset, &mut buf[..inside])?;
-    }
-    Ok(())
 }
 
 /// Finds the parent through the locator (relative path, then volume path, then absolute
