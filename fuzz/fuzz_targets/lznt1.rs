@@ -1,0 +1,9 @@
+//! Any bytes as LZNT1 compressed data for a 64 KiB compression unit.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut out = vec![0u8; 65536];
+    let _ = rehost::fs::ntfs::lznt1::decompress(data, &mut out);
+});
