@@ -13,24 +13,14 @@ use rehost::fs::ntfs::Ntfs;
 use rehost::volume;
 use rehost::{Ctx, Layer};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
-/// A fixture disk rebuilt into testdata/.cache by the tests (run `cargo test --test disks`
-/// once first), or rebuilt here with the zstd command.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+/// A fixture disk, rebuilt into testdata/.cache from its patch like the tests do.
 fn fixture(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cached = root.join("testdata/.cache/disks").join(name);
-    if cached.exists() {
-        return cached;
-    }
-    let status = Command::new("cargo")
-        .args(["test", "-q", "--test", "disks", "whole_disks"])
-        .current_dir(&root)
-        .status()
-        .expect("cargo test");
-    assert!(status.success() && cached.exists(), "cannot build {name}");
-    cached
+    common::disk_fixture(name)
 }
 
 fn open_ntfs(path: &Path) -> Ntfs {
