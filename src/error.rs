@@ -29,6 +29,16 @@ pub enum Layer {
     Ntfs,
     /// A FAT file system.
     Fat,
+    /// A registry hive.
+    Hive,
+    /// A PE image (driver, DLL, executable).
+    Pe,
+    /// A BCD store.
+    Bcd,
+    /// A boot.ini file.
+    BootIni,
+    /// The Windows install model.
+    Windows,
 }
 
 impl Layer {
@@ -44,6 +54,11 @@ impl Layer {
             Layer::Gpt => "gpt",
             Layer::Ntfs => "ntfs",
             Layer::Fat => "fat",
+            Layer::Hive => "hive",
+            Layer::Pe => "pe",
+            Layer::Bcd => "bcd",
+            Layer::BootIni => "boot.ini",
+            Layer::Windows => "windows",
         }
     }
 }

@@ -14,6 +14,7 @@
 
 pub mod disk;
 pub mod error;
+pub mod formats;
 pub mod fs;
 pub mod volume;
 

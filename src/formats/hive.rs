@@ -1,0 +1,280 @@
+//! Registry hives, read through `nt-hive`.
+//!
+//! A hive whose base block says it is dirty (the two sequence numbers differ, or the
+//! checksum is wrong) has changes waiting in its transaction logs. Until log replay exists,
+//! such a hive is read as its primary file stands, without validation, and the hive says
+//! so ([`Hive::dirty`]): what it reports may be older than what Windows would see.
+
+use crate::error::{Ctx, Location, Result};
+use nt_hive::{KeyNode, KeyValueDataType};
+use serde::Serialize;
+
+/// Size of the base block.
+pub const BASE_BLOCK: usize = 4096;
+
+/// A hive held in memory.
+pub struct Hive {
+    bytes: Vec<u8>,
+    ctx: Ctx,
+    dirty: Option<String>,
+}
+
+/// A value's data, decoded by its type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Value {
+    /// REG_SZ or REG_EXPAND_SZ.
+    String(String),
+    /// REG_MULTI_SZ.
+    MultiString(Vec<String>),
+    /// REG_DWORD (or REG_DWORD_BIG_ENDIAN, converted).
+    Dword(u32),
+    /// REG_QWORD.
+    Qword(u64),
+    /// REG_BINARY and every other type: the raw bytes with the type number.
+    Binary {
+        /// Registry type number.
+        kind: u32,
+        /// The bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+impl Value {
+    /// The value as a string, when it is one (the first string of a REG_MULTI_SZ).
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            Value::MultiString(v) => v.first().map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// The value as a number, when it is one.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Dword(d) => Some(*d as u64),
+            Value::Qword(q) => Some(*q),
+            _ => None,
+        }
+    }
+
+    /// The raw bytes of a binary value.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Binary { bytes, .. } => Some(bytes),
+            _ => None,
+        }
+    }
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
+}
+
+impl Hive {
+    /// Parses a hive; `ctx` names it in errors (the image, with the hive's path added by the
+    /// caller).
+    pub fn parse(bytes: Vec<u8>, ctx: Ctx) -> Result<Hive> {
+        if bytes.len() < BASE_BLOCK || &bytes[..4] != b"regf" {
+            return Err(ctx.corrupt(0, "not a registry hive (no \"regf\" base block)"));
+        }
+        let seq1 = u32_at(&bytes, 4);
+        let seq2 = u32_at(&bytes, 8);
+        let sum = (0..127).fold(0u32, |x, i| x ^ u32_at(&bytes, i * 4));
+        let sum = match sum {
+            0xFFFF_FFFF => 0xFFFF_FFFE,
+            0 => 1,
+            s => s,
+        };
+        let stored = u32_at(&bytes, 508);
+        let dirty = if seq1 != seq2 {
+            Some(format!(
+                "sequence numbers differ ({seq1} and {seq2}): changes wait in the transaction logs"
+            ))
+        } else if stored != sum {
+            Some(format!(
+                "base block checksum {stored:#010x} does not match ({sum:#010x})"
+            ))
+        } else {
+            None
+        };
+        let hive = Hive { bytes, ctx, dirty };
+        if hive.dirty.is_none() {
+            nt_hive::Hive::new(&hive.bytes[..]).map_err(|e| hive.error(&e))?;
+        }
+        hive.root()?;
+        Ok(hive)
+    }
+
+    /// Why the hive is dirty, when it is: it was read as its primary file stands.
+    pub fn dirty(&self) -> Option<&str> {
+        self.dirty.as_deref()
+    }
+
+    /// Size in bytes.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the hive holds no bytes (never true for a parsed hive).
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The raw bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    fn error(&self, e: &nt_hive::NtHiveError) -> crate::Error {
+        self.ctx
+            .error(Location::None, crate::ErrorKind::Corrupt(e.to_string()))
+    }
+
+    fn at(&self, path: &str, e: &nt_hive::NtHiveError) -> crate::Error {
+        self.ctx.error(
+            Location::Path(path.to_string()),
+            crate::ErrorKind::Corrupt(e.to_string()),
+        )
+    }
+
+    fn nt(&self) -> Result<nt_hive::Hive<&[u8]>> {
+        nt_hive::Hive::without_validation(&self.bytes[..]).map_err(|e| self.error(&e))
+    }
+
+    fn root(&self) -> Result<()> {
+        let h = self.nt()?;
+        h.root_key_node().map(|_| ()).map_err(|e| self.error(&e))
+    }
+
+    /// Runs `f` on the key at `path` (`\`-separated, case-insensitive; "" is the root).
+    /// `Ok(None)` when the key does not exist.
+    pub fn with_key<T>(
+        &self,
+        path: &str,
+        f: impl FnOnce(&KeyNode<&[u8]>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let h = self.nt()?;
+        let root = h.root_key_node().map_err(|e| self.error(&e))?;
+        let trimmed = path.trim_matches('\\');
+        let key = if trimmed.is_empty() {
+            root
+        } else {
+            match root.subpath(trimmed) {
+                None => return Ok(None),
+                Some(k) => k.map_err(|e| self.at(path, &e))?,
+            }
+        };
+        f(&key).map(Some)
+    }
+
+    /// Whether the key at `path` exists.
+    pub fn has_key(&self, path: &str) -> Result<bool> {
+        Ok(self.with_key(path, |_| Ok(()))?.is_some())
+    }
+
+    /// The names of the subkeys of `path` (empty when the key does not exist).
+    pub fn subkeys(&self, path: &str) -> Result<Vec<String>> {
+        Ok(self
+            .with_key(path, |k| {
+                let mut out = Vec::new();
+                if let Some(list) = k.subkeys() {
+                    for sk in list.map_err(|e| self.at(path, &e))? {
+                        let sk = sk.map_err(|e| self.at(path, &e))?;
+                        out.push(sk.name().map_err(|e| self.at(path, &e))?.to_string_lossy());
+                    }
+                }
+                Ok(out)
+            })?
+            .unwrap_or_default())
+    }
+
+    /// The value `name` ("" for the default value) of the key at `path`.
+    pub fn value(&self, path: &str, name: &str) -> Result<Option<Value>> {
+        Ok(self
+            .with_key(path, |k| match k.value(name) {
+                None => Ok(None),
+                Some(v) => decode(&v.map_err(|e| self.at(path, &e))?, path, self).map(Some),
+            })?
+            .flatten())
+    }
+
+    /// Every value of the key at `path`, by name.
+    pub fn values(&self, path: &str) -> Result<Vec<(String, Value)>> {
+        Ok(self
+            .with_key(path, |k| {
+                let mut out = Vec::new();
+                if let Some(list) = k.values() {
+                    for v in list.map_err(|e| self.at(path, &e))? {
+                        let v = v.map_err(|e| self.at(path, &e))?;
+                        let name = v.name().map_err(|e| self.at(path, &e))?.to_string_lossy();
+                        out.push((name, decode(&v, path, self)?));
+                    }
+                }
+                Ok(out)
+            })?
+            .unwrap_or_default())
+    }
+
+    /// A string value, when present and a string.
+    pub fn string(&self, path: &str, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .value(path, name)?
+            .and_then(|v| v.as_str().map(str::to_string)))
+    }
+
+    /// A number value, when present and a number.
+    pub fn number(&self, path: &str, name: &str) -> Result<Option<u64>> {
+        Ok(self.value(path, name)?.and_then(|v| v.as_u64()))
+    }
+}
+
+/// Largest value decoded (a registry value can be up to 1 MiB in a big-data record).
+const MAX_VALUE: u32 = 4 << 20;
+
+fn decode(v: &nt_hive::KeyValue<&[u8]>, path: &str, hive: &Hive) -> Result<Value> {
+    let err = |e: nt_hive::NtHiveError| hive.at(path, &e);
+    if v.data_size() > MAX_VALUE {
+        return Err(hive
+            .ctx
+            .corrupt_at_path(path, format!("value of {} bytes", v.data_size())));
+    }
+    let kind = v.data_type().ok();
+    Ok(match kind {
+        Some(KeyValueDataType::RegSZ | KeyValueDataType::RegExpandSZ) => match v.string_data() {
+            Ok(s) => Value::String(s),
+            Err(_) => Value::Binary {
+                kind: 1,
+                bytes: v.data().map_err(err)?.into_vec().map_err(err)?,
+            },
+        },
+        Some(KeyValueDataType::RegMultiSZ) => match v.multi_string_data() {
+            Ok(it) => Value::MultiString(it.filter_map(|s| s.ok()).collect()),
+            Err(_) => Value::Binary {
+                kind: 7,
+                bytes: v.data().map_err(err)?.into_vec().map_err(err)?,
+            },
+        },
+        Some(KeyValueDataType::RegDWord | KeyValueDataType::RegDWordBigEndian) => {
+            match v.dword_data() {
+                Ok(d) => Value::Dword(d),
+                Err(_) => Value::Binary {
+                    kind: 4,
+                    bytes: v.data().map_err(err)?.into_vec().map_err(err)?,
+                },
+            }
+        }
+        Some(KeyValueDataType::RegQWord) => match v.qword_data() {
+            Ok(q) => Value::Qword(q),
+            Err(_) => Value::Binary {
+                kind: 11,
+                bytes: v.data().map_err(err)?.into_vec().map_err(err)?,
+            },
+        },
+        other => Value::Binary {
+            kind: other.map(|t| t as u32).unwrap_or(u32::MAX),
+            bytes: v.data().map_err(err)?.into_vec().map_err(err)?,
+        },
+    })
+}

@@ -1,0 +1,7 @@
+//! File formats wherever they live: registry hives, PE images, BCD stores, boot.ini.
+//! These parse bytes handed to them; finding the bytes is the windows layer's job.
+
+pub mod bcd;
+pub mod bootini;
+pub mod hive;
+pub mod pe;
