@@ -17,5 +17,6 @@ pub mod error;
 pub mod formats;
 pub mod fs;
 pub mod volume;
+pub mod windows;
 
 pub use error::{Ctx, Error, ErrorKind, Layer, Location, Result};

@@ -3,6 +3,7 @@
 
 mod cat;
 mod image;
+mod inspect;
 mod ls;
 mod volumes;
 
@@ -48,6 +49,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Find every Windows install on each image and report what decides whether it boots:
+    /// version, architecture, HAL and kernels, boot configuration, drive letters, storage
+    /// drivers, hives, volume state. Read-only; images run in parallel.
+    Inspect {
+        /// Raw, VHD or VHDX images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// Print one JSON document (an array for several images).
+        #[arg(long, conflicts_with = "jsonl")]
+        json: bool,
+        /// Print one JSON line per image as each finishes.
+        #[arg(long)]
+        jsonl: bool,
+        /// Images read at once (default: all cores).
+        #[arg(short, long)]
+        jobs: Option<usize>,
+    },
     /// Copy a file's bytes to standard output.
     Cat {
         /// A raw, VHD or VHDX image.
@@ -75,6 +93,21 @@ pub fn main() -> i32 {
             recursive,
             json,
         } => ls::run(image, path, *volume, *recursive, *json, cli.stats),
+        Command::Inspect {
+            images,
+            json,
+            jsonl,
+            jobs,
+        } => {
+            let output = if *json {
+                inspect::Output::Json
+            } else if *jsonl {
+                inspect::Output::Jsonl
+            } else {
+                inspect::Output::Text
+            };
+            inspect::run(images, output, *jobs, cli.stats)
+        }
         Command::Cat {
             image,
             path,

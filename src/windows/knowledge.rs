@@ -1,0 +1,202 @@
+//! Windows knowledge, as data: the HAL and kernel tables and the storage-relevant services,
+//! from `profiles/*.toml`, embedded in the binary.
+
+use serde::Deserialize;
+use std::sync::OnceLock;
+
+/// One HAL variant.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hal {
+    /// OriginalFilename of the variant.
+    pub file: String,
+    /// HardwareID values setup records for it.
+    pub hardware_ids: Vec<String>,
+    /// What machine it drives.
+    pub description: String,
+    /// The kernel flavour it needs: "up" or "mp".
+    pub processors: String,
+    /// ACPI machine.
+    pub acpi: bool,
+    /// APIC machine.
+    pub apic: bool,
+    /// The single HAL of x64 and Windows 8+.
+    #[serde(default)]
+    pub modern: bool,
+}
+
+/// One kernel variant.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Kernel {
+    /// OriginalFilename.
+    pub file: String,
+    /// "up" or "mp".
+    pub processors: String,
+    /// Physical Address Extension.
+    pub pae: bool,
+}
+
+/// A storage-relevant service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Service {
+    /// Service key name.
+    pub name: String,
+    /// "controller", "stack", "hypervisor" or "cpu".
+    pub role: String,
+    /// What it drives.
+    #[serde(rename = "for")]
+    pub drives: String,
+}
+
+/// A device class whose filters sit in the disk stack.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Class {
+    /// Class GUID in braces, lower case.
+    pub guid: String,
+    /// Class name.
+    pub name: String,
+}
+
+/// A release that names itself as another (Windows 11 as "Windows 10").
+#[derive(Debug, Clone, Deserialize)]
+pub struct Rename {
+    /// "Client" or "Server".
+    pub installation_type: String,
+    /// First build of the release.
+    pub min_build: u32,
+    /// The ProductName prefix it keeps.
+    pub from: String,
+    /// Its real name.
+    pub to: String,
+}
+
+#[derive(Deserialize)]
+struct ReleaseFile {
+    rename: Vec<Rename>,
+}
+
+#[derive(Deserialize)]
+struct HalFile {
+    hal: Vec<Hal>,
+    kernel: Vec<Kernel>,
+}
+
+#[derive(Deserialize)]
+struct StorageFile {
+    service: Vec<Service>,
+    class: Vec<Class>,
+}
+
+/// Everything the windows layer knows, loaded once.
+pub struct Knowledge {
+    /// HAL variants.
+    pub hals: Vec<Hal>,
+    /// Kernel variants.
+    pub kernels: Vec<Kernel>,
+    /// Storage-relevant services.
+    pub services: Vec<Service>,
+    /// Storage device classes.
+    pub classes: Vec<Class>,
+    /// Releases that keep an older release's name.
+    pub renames: Vec<Rename>,
+}
+
+impl Knowledge {
+    /// Parses the tables (TOML text).
+    pub fn parse(hal: &str, storage: &str, releases: &str) -> Result<Knowledge, toml::de::Error> {
+        let h: HalFile = toml::from_str(hal)?;
+        let s: StorageFile = toml::from_str(storage)?;
+        let r: ReleaseFile = toml::from_str(releases)?;
+        Ok(Knowledge {
+            hals: h.hal,
+            kernels: h.kernel,
+            services: s.service,
+            classes: s.class,
+            renames: r.rename,
+        })
+    }
+
+    /// The name a release goes by, given what ProductName says.
+    pub fn product_name(
+        &self,
+        registry: &str,
+        build: Option<u32>,
+        installation_type: Option<&str>,
+    ) -> String {
+        for r in &self.renames {
+            let applies = build.is_some_and(|b| b >= r.min_build)
+                && installation_type.is_some_and(|t| t.eq_ignore_ascii_case(&r.installation_type))
+                && registry.starts_with(&r.from);
+            if applies {
+                return format!("{}{}", r.to, &registry[r.from.len()..]);
+            }
+        }
+        registry.to_string()
+    }
+
+    /// The tables built into rehost.
+    pub fn builtin() -> &'static Knowledge {
+        static K: OnceLock<Knowledge> = OnceLock::new();
+        K.get_or_init(|| {
+            Knowledge::parse(
+                include_str!("../../profiles/hal.toml"),
+                include_str!("../../profiles/storage.toml"),
+                include_str!("../../profiles/releases.toml"),
+            )
+            .expect("the built-in profiles parse (a unit test checks them)")
+        })
+    }
+
+    /// HAL variants with this OriginalFilename (case-insensitive).
+    pub fn hals_named(&self, file: &str) -> Vec<&Hal> {
+        self.hals
+            .iter()
+            .filter(|h| h.file.eq_ignore_ascii_case(file))
+            .collect()
+    }
+
+    /// HAL variants that setup records with this HardwareID.
+    pub fn hals_with_id(&self, id: &str) -> Vec<&Hal> {
+        self.hals
+            .iter()
+            .filter(|h| h.hardware_ids.iter().any(|i| i.eq_ignore_ascii_case(id)))
+            .collect()
+    }
+
+    /// The kernel variant with this OriginalFilename.
+    pub fn kernel(&self, file: &str) -> Option<&Kernel> {
+        self.kernels
+            .iter()
+            .find(|k| k.file.eq_ignore_ascii_case(file))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_parse() {
+        let k = Knowledge::builtin();
+        assert!(k
+            .hals_named("halmacpi.dll")
+            .iter()
+            .all(|h| h.processors == "mp"));
+        assert_eq!(k.hals_with_id("acpiapic_up")[0].file, "halaacpi.dll");
+        assert!(k
+            .kernel("ntkrpamp.exe")
+            .is_some_and(|k| k.pae && k.processors == "mp"));
+        assert!(k
+            .services
+            .iter()
+            .any(|s| s.name == "storahci" && s.role == "controller"));
+        assert_eq!(k.classes.len(), 5);
+        assert_eq!(
+            k.product_name("Windows 10 Pro", Some(22631), Some("Client")),
+            "Windows 11 Pro"
+        );
+        assert_eq!(
+            k.product_name("Windows 10 Pro", Some(19045), Some("Client")),
+            "Windows 10 Pro"
+        );
+    }
+}

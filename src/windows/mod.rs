@@ -1,0 +1,233 @@
+//! The windows layer: every Windows install on an image and what decides whether it boots.
+//!
+//! [`inspect`] opens an image read-only, reads its partition table and file systems, finds
+//! the boot stores (boot.ini, BCD on a system partition or an ESP) and the installs (the
+//! usual system roots and those the boot stores name), and for each install reports its
+//! identity, HAL and kernels, file versions, drive letters, storage services, hives and
+//! volume state ([`report`]). A part that cannot be read becomes an entry of `errors`; the
+//! rest is still reported.
+
+pub mod boot;
+pub mod devices;
+pub mod hal;
+pub mod install;
+pub mod knowledge;
+pub mod report;
+pub mod scene;
+
+use crate::disk::{self, OpenOptions};
+use crate::error::{Ctx, Layer, Result};
+use crate::fs::{Facts, FileSystem};
+use crate::volume::{self, Content};
+use report::{BootLink, ImageReport, Install, VolumeReport};
+use scene::Scene;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Inspects the image at `path`, read-only.
+pub fn inspect(path: &Path) -> Result<ImageReport> {
+    let started = std::time::Instant::now();
+    let name = path.display().to_string();
+    let d = disk::open(path, &OpenOptions::default())?;
+    let ctx = Ctx::new(name.clone(), Layer::Windows);
+    let layout = volume::scan(d.reader(), d.info().logical_sector_size, &ctx)?;
+    let mut errors: Vec<String> = layout.errors.clone();
+    let mut volumes = Vec::new();
+    let mut fss = Vec::new();
+    for v in &layout.volumes {
+        let mut vr = VolumeReport {
+            index: v.index,
+            offset: v.offset,
+            size: v.size,
+            fs: serde_json::to_value(v.content)
+                .ok()
+                .and_then(|j| j.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            encrypted: v.content == Content::Bitlocker,
+            bootable: v.bootable,
+            partition_guid: v.partition_guid.clone(),
+            label: None,
+            dirty: None,
+            logfile_clean: None,
+            hibernated: None,
+        };
+        let readable = matches!(
+            v.content,
+            Content::Ntfs | Content::Fat12 | Content::Fat16 | Content::Fat32
+        );
+        let fs = if readable {
+            let opened = volume::open_volume(d.reader(), v, &ctx)
+                .and_then(|dev| FileSystem::open(Arc::new(dev), v.content, &ctx));
+            match opened {
+                Ok(fs) => Some(fs),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(fs) = &fs {
+            match fs.facts() {
+                Ok(Facts::Ntfs(n)) => {
+                    vr.label = n.label.clone();
+                    vr.dirty = Some(n.dirty);
+                    vr.logfile_clean = Some(n.logfile.clean);
+                    vr.hibernated = Some(n.hibernation.as_ref().is_some_and(|h| h.active));
+                }
+                Ok(Facts::Fat { label, .. }) => vr.label = Some(label),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        volumes.push(vr);
+        fss.push(fs);
+    }
+    let scene = Scene { ctx, layout, fss };
+    let boot_stores = boot::stores(&scene, &mut errors);
+    let mut installs = Vec::new();
+    for (volume, root) in install::candidates(&scene, &boot_stores) {
+        match inspect_install(&scene, volume, &root, &boot_stores, &mut errors) {
+            Ok(i) => installs.push(i),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    for i in &mut installs {
+        flag(i, &volumes);
+    }
+    let info = d.info();
+    Ok(ImageReport {
+        image: name,
+        format: info.format,
+        subformat: info.subformat,
+        virtual_size: info.virtual_size,
+        partitioning: scene.layout.partitioning,
+        disk_signature: scene.layout.mbr_signature.clone(),
+        disk_guid: scene.layout.disk_guid.clone(),
+        volumes,
+        boot_stores,
+        installs,
+        errors,
+        bytes_read: d.stats().bytes(),
+        elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+fn inspect_install(
+    scene: &Scene,
+    volume: u32,
+    root: &str,
+    stores: &[report::BootStore],
+    errors: &mut Vec<String>,
+) -> Result<Install> {
+    let mut i = Install {
+        volume,
+        system_root: root.to_string(),
+        ..Default::default()
+    };
+    let mut system = None;
+    let mut software = None;
+    for name in install::HIVES {
+        let Some((hive, rep)) = install::read_hive(scene, volume, root, name) else {
+            continue;
+        };
+        match hive {
+            Ok(h) if name == "SYSTEM" => system = Some(h),
+            Ok(h) if name == "SOFTWARE" => software = Some(h),
+            Ok(_) => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+        i.hives.push(rep);
+    }
+    let system = system.ok_or_else(|| {
+        scene.ctx.corrupt_at_path(
+            &format!("{root}\\System32\\config\\SYSTEM"),
+            "the SYSTEM hive is unreadable",
+        )
+    })?;
+    i.control_sets = install::control_sets(&system)?;
+    let cs = i.control_sets.current.or(i.control_sets.default);
+    install::identity(&mut i, software.as_ref(), &system, cs)?;
+    hal::analyse(scene, &mut i, &system, cs, errors);
+    devices::mounted(scene, &mut i, &system)?;
+    devices::services(scene, &mut i, &system)?;
+    for s in stores {
+        for e in &s.entries {
+            let here = e.os_device.as_ref().and_then(|d| d.volume) == Some(volume)
+                && e.system_root
+                    .as_deref()
+                    .is_some_and(|r| r.trim_end_matches('\\').eq_ignore_ascii_case(root));
+            if here {
+                i.boot.push(BootLink {
+                    store: s.kind.clone(),
+                    store_volume: s.volume,
+                    entry: e.id.clone(),
+                    default: e.default,
+                });
+            }
+        }
+    }
+    Ok(i)
+}
+
+/// Red flags a person should see at a glance.
+fn flag(i: &mut Install, volumes: &[VolumeReport]) {
+    let mut f = Vec::new();
+    for h in i.hives.iter().filter(|h| h.dirty) {
+        let logs = if h.logs.is_empty() {
+            "no logs beside it".to_string()
+        } else {
+            format!("logs: {}", h.logs.join(", "))
+        };
+        f.push(format!(
+            "hive {} is dirty and was read without its logs ({logs})",
+            h.name
+        ));
+    }
+    if i.hal.agrees == Some(false) {
+        f.push(format!(
+            "hal.dll is {} but setup recorded {}",
+            i.hal.original_filename.as_deref().unwrap_or("?"),
+            i.hal.hardware_id.as_deref().unwrap_or("?")
+        ));
+    }
+    for k in i.kernels.iter().filter(|k| k.matches_hal == Some(false)) {
+        f.push(format!(
+            "{} is a {} kernel but the HAL needs {}",
+            k.file,
+            k.processors.as_deref().unwrap_or("?"),
+            i.hal.processors.as_deref().unwrap_or("?")
+        ));
+    }
+    if let Some(d) = &i.versions.detail {
+        f.push(format!("version skew: {d}"));
+    }
+    if i.system_letter.is_none() {
+        f.push("no drive letter in MountedDevices names the install's volume".into());
+    }
+    if i.boot.is_empty() {
+        f.push("no boot entry on this image starts this install".into());
+    }
+    for s in i
+        .services
+        .iter()
+        .filter(|s| s.start == Some(0) && !s.file_present)
+    {
+        f.push(format!(
+            "boot-start service {} (control set {}) has no driver file",
+            s.name, s.control_set
+        ));
+    }
+    if let Some(v) = volumes.iter().find(|v| v.index == i.volume) {
+        if v.hibernated == Some(true) {
+            f.push("the volume holds an active hibernation image".into());
+        }
+        if v.dirty == Some(true) {
+            f.push("the volume is marked dirty".into());
+        }
+        if v.logfile_clean == Some(false) {
+            f.push("the volume's $LogFile would be replayed by Windows".into());
+        }
+    }
+    i.flags = f;
+}
