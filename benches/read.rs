@@ -5,7 +5,9 @@
 //! - open: container, partition table and NTFS volume of the GPT disk as a dynamic VHDX;
 //! - lookup: a 13-level path resolved from the root;
 //! - read: the 1.5 MiB fixture file through each container format (throughput);
-//! - list: the 800-entry directory.
+//! - list: the 800-entry directory;
+//! - inspect: a whole `rehost inspect` of two phony installs (Windows 7 with its real
+//!   11 MiB SYSTEM hive, Server 2019 on GPT).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rehost::disk::{self, ReadAt};
@@ -60,6 +62,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function(c_name, |b| b.iter(|| s.read_at(0, &mut buf).unwrap()));
     }
     g.finish();
+    for name in ["win7.vhd", "ws2019.vhdx"] {
+        let image = common::fixture(&format!("windows/{name}.zst"));
+        c.bench_function(&format!("inspect {name}"), |b| {
+            b.iter(|| rehost::windows::inspect(&image).unwrap())
+        });
+    }
 }
 
 criterion_group!(benches, bench);

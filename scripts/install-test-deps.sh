@@ -15,7 +15,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Python oracles: libvhdi (VHD and VHDX differencing chains).
+# Python oracles: libvhdi (VHD and VHDX differencing chains), dissect.target (inspect).
 if ! python3 -c "import pyvhdi" 2>/dev/null; then
   python3 -m pip install --quiet libvhdi-python==20260901
+fi
+if ! python3 -c "import dissect.target" 2>/dev/null; then
+  python3 -m pip install --quiet dissect.target==3.25.1
 fi

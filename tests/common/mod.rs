@@ -47,6 +47,9 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
 /// A fixture from `testdata/`, decompressed (`.zst`, `.xz`) once into
 /// `testdata/.cache/` and returned as a path. Uncompressed fixtures are returned in place.
 pub fn fixture(name: &str) -> PathBuf {
+    // Tests run in threads of one process: one decompresses while the others wait.
+    static DECOMPRESSING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = DECOMPRESSING.lock().unwrap_or_else(|p| p.into_inner());
     let src = root().join("testdata").join(name);
     let (stem, codec) = if let Some(s) = name.strip_suffix(".zst") {
         (s, "zst")
