@@ -101,7 +101,7 @@ fn every_planted_fact_is_reported() {
         assert_eq!(i["versions"]["ntdll"], want["ntdll"], "{name}");
         // Control sets, boot entry, drive letter.
         assert_eq!(i["control_sets"]["current"], 1, "{name}");
-        let boot = i["boot"].as_array().unwrap();
+        let boot = i["boot"]["entries"].as_array().unwrap();
         assert!(
             boot.iter().any(|b| b["default"] == true),
             "{name}: no default boot entry starts it: {boot:?}"
@@ -112,6 +112,12 @@ fn every_planted_fact_is_reported() {
             "bcd"
         };
         assert_eq!(boot[0]["store"], expected_store, "{name}");
+        let system_volume = &i["boot"]["system_volume"];
+        match want["layout"].as_str().unwrap() {
+            "nt5" => assert_eq!(system_volume, 1, "{name}: boot.ini sits on C:"),
+            "bios-bcd" => assert_eq!(system_volume, 2, "{name}: System Reserved"),
+            _ => assert_eq!(system_volume, 1, "{name}: the ESP"),
+        }
         // Storage services of the current control set, as planted.
         let current = i["control_sets"]["current"].as_u64().unwrap();
         for (svc, start) in want["services"].as_object().unwrap() {

@@ -167,7 +167,7 @@ fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
                 }
             )?;
         }
-        let default = i.boot.iter().find(|b| b.default).or(i.boot.first());
+        let default = i.boot.default_entry.as_ref().or(i.boot.entries.first());
         match default {
             Some(b) => writeln!(
                 out,

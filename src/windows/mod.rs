@@ -158,7 +158,7 @@ fn inspect_install(
                     .as_deref()
                     .is_some_and(|r| r.trim_end_matches('\\').eq_ignore_ascii_case(root));
             if here {
-                i.boot.push(BootLink {
+                i.boot.entries.push(BootLink {
                     store: s.kind.clone(),
                     store_volume: s.volume,
                     entry: e.id.clone(),
@@ -167,6 +167,13 @@ fn inspect_install(
             }
         }
     }
+    i.boot.default_entry = i.boot.entries.iter().find(|b| b.default).cloned();
+    i.boot.system_volume = i
+        .boot
+        .default_entry
+        .as_ref()
+        .or(i.boot.entries.first())
+        .map(|b| b.store_volume);
     Ok(i)
 }
 
@@ -205,7 +212,7 @@ fn flag(i: &mut Install, volumes: &[VolumeReport]) {
     if i.system_letter.is_none() {
         f.push("no drive letter in MountedDevices names the install's volume".into());
     }
-    if i.boot.is_empty() {
+    if i.boot.entries.is_empty() {
         f.push("no boot entry on this image starts this install".into());
     }
     for s in i

@@ -281,6 +281,18 @@ pub struct BootLink {
     pub default: bool,
 }
 
+/// How an install is started.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Boot {
+    /// Every boot entry of this image that starts it.
+    pub entries: Vec<BootLink>,
+    /// The entry a store starts by default, if one does.
+    pub default_entry: Option<BootLink>,
+    /// The system volume in Windows' sense: the one holding the store (and bootmgr or
+    /// ntldr) that starts the install by default, else by any entry.
+    pub system_volume: Option<u32>,
+}
+
 /// One Windows install.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Install {
@@ -314,8 +326,8 @@ pub struct Install {
     pub kernels: Vec<KernelReport>,
     /// hal, ntoskrnl, kernel32, ntdll side by side.
     pub versions: Versions,
-    /// Boot entries that start it.
-    pub boot: Vec<BootLink>,
+    /// How it is started.
+    pub boot: Boot,
     /// Drive letters.
     pub mounted_devices: Vec<MountedDevice>,
     /// The letter MountedDevices gives the install's own volume.
