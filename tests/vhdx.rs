@@ -97,6 +97,32 @@ pub fn dynamic(blocks: u64, seed: u64) -> (Vec<u8>, Vec<u8>) {
     (spec.build(), model)
 }
 
+/// What libvhdi says of an image: (identifier, i.e. the DataWriteGuid; media size; bytes
+/// per sector; parent identifier, empty without a parent).
+pub fn libvhdi_facts(image: &Path) -> (String, u64, u32, String) {
+    let script = r#"
+import sys, pyvhdi
+f = pyvhdi.file()
+f.open(sys.argv[1])
+parent = f.parent_identifier if f.disk_type == 4 else ""
+print(f.identifier, f.media_size, f.bytes_per_sector, parent or "-")
+"#;
+    let out = common::run(Command::new("python3").args(["-c", script]).arg(image));
+    let text = String::from_utf8(out).unwrap();
+    let f: Vec<&str> = text.split_whitespace().collect();
+    let parent = if f[3] == "-" {
+        String::new()
+    } else {
+        f[3].to_string()
+    };
+    (
+        f[0].to_string(),
+        f[1].parse().unwrap(),
+        f[2].parse().unwrap(),
+        parent,
+    )
+}
+
 /// Reads the whole device in pieces of changing odd sizes at odd offsets.
 pub fn read_in_odd_pieces(d: &dyn ReadAt) -> Vec<u8> {
     let size = d.size() as usize;
@@ -166,6 +192,14 @@ fn qemu_made_images_read_back_exactly() {
             "{opts}"
         );
         assert!(info.notes.is_empty(), "{opts}: {:?}", info.notes);
+        if common::have_python_module("pyvhdi") {
+            let (id, size, sector, _) = libvhdi_facts(&vhdx);
+            assert_eq!(info.data_write_guid.as_deref(), Some(id.as_str()), "{opts}");
+            assert_eq!(
+                (info.virtual_size, info.logical_sector_size),
+                (size, sector)
+            );
+        }
         let ours = common::read_all(&d);
         common::assert_same_bytes(&ours, &raw, &format!("{opts} against the source"));
         common::assert_same_bytes(

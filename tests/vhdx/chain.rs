@@ -144,6 +144,9 @@ fn chains_read_the_newest_sectors() {
         common::assert_same_bytes(&read_in_odd_pieces(&u), &model, &what);
         if lss == 512 && common::have_python_module("pyvhdi") {
             common::assert_same_bytes(&common::libvhdi_read(&top), &model, "libvhdi");
+            let (id, _, _, parent) = libvhdi_facts(&top);
+            assert_eq!(info.data_write_guid.as_deref(), Some(id.as_str()));
+            assert_eq!(chain[1].data_write_guid.as_deref(), Some(parent.as_str()));
         }
         // Another DataWriteGuid in the parent: refused, naming both GUIDs.
         let mid = dir.path().join("mid.vhdx");
