@@ -1,66 +1,133 @@
-//! The block allocation table: payload entries interleaved with sector bitmap entries.
+//! The block allocation table (MS-VHDX 2.5): payload entries interleaved with sector bitmap
+//! entries.
+//!
+//! A chunk is 2^23 logical sectors; the chunk ratio is the number of payload blocks in a
+//! chunk. Every `chunk_ratio` payload entries are followed by the entry of the chunk's sector
+//! bitmap block. An entry is 64 bits: the state in bits 0-2, FileOffsetMB in bits 20-63.
 
-/// Payload block states (section 2.5.1.1).
-pub const NOT_PRESENT: u64 = 0;
-/// Contents undefined: read as zeros.
-pub const UNDEFINED: u64 = 1;
-/// Contents are zeros.
-pub const ZERO: u64 = 2;
-/// Unmapped by the guest: read as zeros.
-pub const UNMAPPED: u64 = 3;
-/// Stored in this file.
-pub const FULLY_PRESENT: u64 = 6;
-/// Partly in this file, per the sector bitmap (differencing only).
-pub const PARTIALLY_PRESENT: u64 = 7;
-/// Sector bitmap block state: stored in this file.
-pub const SB_PRESENT: u64 = 6;
+use super::region::Region;
+use super::source::Source;
+use crate::error::{Ctx, Result};
 
-/// The table's geometry.
+/// Payload block state: not in this file (zeros, or the parent's data when differencing).
+pub(super) const NOT_PRESENT: u8 = 0;
+/// Payload block state: contents undefined (read as zeros).
+pub(super) const UNDEFINED: u8 = 1;
+/// Payload block state: zeros.
+pub(super) const ZERO: u8 = 2;
+/// Payload block state: unmapped by the guest (read as zeros).
+pub(super) const UNMAPPED: u8 = 3;
+/// Payload block state of draft 0.95 of the format for unmapped blocks (read as zeros).
+pub(super) const UNMAPPED_V095: u8 = 5;
+/// Payload block state: all of the block is in this file.
+pub(super) const FULLY_PRESENT: u8 = 6;
+/// Payload block state: some sectors in this file, per the sector bitmap (differencing).
+pub(super) const PARTIALLY_PRESENT: u8 = 7;
+/// Sector bitmap block state: the bitmap block is in this file.
+pub(super) const SB_PRESENT: u8 = 6;
+
+/// Sectors described by one sector bitmap block.
+const CHUNK_SECTORS: u64 = 1 << 23;
+
+/// One BAT entry, decoded.
 #[derive(Debug, Clone, Copy)]
-pub struct Geometry {
-    /// Payload blocks per sector bitmap block.
+pub(super) struct Entry {
+    /// Index in the table (for messages).
+    pub index: u64,
+    /// File offset of the table entry (for messages).
+    pub entry_at: u64,
+    /// State (low three bits).
+    pub state: u8,
+    /// File offset of the block (FileOffsetMB times 1 MiB; 44 bits, so it cannot overflow).
+    pub file_offset: u64,
+}
+
+/// The table, held in memory.
+pub(super) struct Bat {
+    entries: Vec<u64>,
+    offset: u64,
+    /// Payload blocks per chunk.
     pub chunk_ratio: u64,
+    /// Payload block size.
+    pub block_size: u64,
     /// Payload blocks of the virtual disk.
     pub payload_blocks: u64,
-    /// Entries the table must hold.
-    pub entries: u64,
 }
 
-impl Geometry {
-    /// The geometry of a disk of `virtual_size` bytes in blocks of `block_size`.
-    pub fn new(virtual_size: u64, block_size: u32, logical_sector: u32, has_parent: bool) -> Self {
-        let chunk_ratio = ((1u64 << 23) * logical_sector as u64) / block_size as u64;
-        let payload_blocks = virtual_size.div_ceil(block_size as u64);
+impl Bat {
+    /// Reads the table from `region` for a disk of `virtual_size` bytes.
+    pub fn read(
+        src: &Source,
+        region: Region,
+        virtual_size: u64,
+        block_size: u32,
+        logical_sector_size: u32,
+        has_parent: bool,
+        ctx: &Ctx,
+    ) -> Result<Self> {
+        let block_size = u64::from(block_size);
+        // Both sizes are checked powers of two: the ratio is at least 16 (4096-byte blocks
+        // are refused) and never zero.
+        let chunk_ratio = (CHUNK_SECTORS * u64::from(logical_sector_size)) / block_size;
+        let payload_blocks = virtual_size.div_ceil(block_size);
         let bitmap_blocks = payload_blocks.div_ceil(chunk_ratio);
-        let entries = if has_parent {
+        let count = if has_parent {
             bitmap_blocks * (chunk_ratio + 1)
         } else {
-            payload_blocks + (payload_blocks.saturating_sub(1)) / chunk_ratio
+            payload_blocks + payload_blocks.saturating_sub(1) / chunk_ratio
         };
-        Geometry {
-            chunk_ratio,
-            payload_blocks,
-            entries,
+        // At most 64 TiB / 1 MiB entries: no overflow; the region bounds the allocation.
+        let bytes = count * 8;
+        if bytes > region.length {
+            return Err(ctx.corrupt(
+                region.offset,
+                format!(
+                    "the BAT region ({} bytes) cannot hold the {count} entries of a {virtual_size}-byte disk in {block_size}-byte blocks",
+                    region.length
+                ),
+            ));
         }
+        let mut raw = vec![0u8; bytes as usize];
+        src.read(region.offset, &mut raw)?;
+        let entries = raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect();
+        Ok(Bat {
+            entries,
+            offset: region.offset,
+            chunk_ratio,
+            block_size,
+            payload_blocks,
+        })
     }
 
-    /// Index of the entry of payload block `block`.
-    pub fn payload_index(&self, block: u64) -> usize {
-        (block + block / self.chunk_ratio) as usize
+    fn entry(&self, index: u64) -> Option<Entry> {
+        let raw = *self.entries.get(usize::try_from(index).ok()?)?;
+        Some(Entry {
+            index,
+            entry_at: self.offset + index * 8,
+            state: (raw & 7) as u8,
+            file_offset: (raw >> 20) << 20,
+        })
     }
 
-    /// Index of the entry of the sector bitmap block covering payload block `block`.
-    pub fn bitmap_index(&self, block: u64) -> usize {
-        ((block / self.chunk_ratio) * (self.chunk_ratio + 1) + self.chunk_ratio) as usize
+    /// The entry of payload block `block` (`None` past the end of the disk).
+    pub fn payload(&self, block: u64) -> Option<Entry> {
+        if block >= self.payload_blocks {
+            return None;
+        }
+        self.entry(block + block / self.chunk_ratio)
     }
-}
 
-/// The state bits of an entry.
-pub fn state(entry: u64) -> u64 {
-    entry & 7
-}
+    /// The entry of the sector bitmap block of the chunk holding payload block `block`.
+    pub fn bitmap(&self, block: u64) -> Option<Entry> {
+        let chunk = block / self.chunk_ratio;
+        self.entry(chunk * (self.chunk_ratio + 1) + self.chunk_ratio)
+    }
 
-/// The file offset an entry points at.
-pub fn file_offset(entry: u64) -> u64 {
-    (entry >> 20) << 20
+    /// Number of the first logical sector of payload block `block` inside its chunk.
+    pub fn sector_in_chunk(&self, block: u64, logical_sector_size: u64) -> u64 {
+        (block % self.chunk_ratio) * (self.block_size / logical_sector_size)
+    }
 }

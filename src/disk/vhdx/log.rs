@@ -1,245 +1,346 @@
-//! Log replay, in memory: find the active sequence of log entries and lay its updates over
-//! the file (section 2.3 of MS-VHDX). A read never writes the replay back.
+//! The log (MS-VHDX 2.3), replayed in memory: the active sequence of entries is found and
+//! its updates are laid over the file in a [`Source`]; the file itself is never written.
+//!
+//! The log is a ring of 4 KiB sectors. An entry starts with a `loge` header (CRC-32C over
+//! the whole entry, EntryLength, Tail, SequenceNumber, DescriptorCount, LogGuid,
+//! FlushedFileOffset, LastFileOffset), then 32-byte descriptors — `desc` (a 4 KiB sector
+//! write whose first 8 and last 4 bytes are kept in the descriptor) and `zero` (a zeroed
+//! range) — then one `data` sector per `desc`. Entries may wrap around the end of the ring.
+//!
+//! A sequence is a run of valid entries, each following the previous one in the ring with
+//! the next sequence number. The active sequence is the one whose last entry (its head)
+//! has the highest sequence number among the sequences that are complete: their head's Tail
+//! names an entry of the sequence, and the entries from that tail to the head are replayed.
+//!
+//! Work is bounded: the log is at most [`MAX_LOG`] bytes, every sector is examined once, the
+//! bytes checksummed are capped, and sequences are followed through memoized links, so a
+//! hostile log costs time linear in its size.
 
-use super::header::{crc_without, le32, le64, Header};
+use super::fields::{guid, le32, le64};
+use super::header::Header;
 use super::source::{Source, PAGE};
 use crate::disk::ReadAt;
 use crate::error::{Ctx, Result};
-use std::collections::HashMap;
+use uuid::Uuid;
 
-/// Largest log replayed (Hyper-V writes 1 MiB logs; qemu lets a user choose).
-pub const MAX_LOG: u32 = 256 << 20;
+/// Largest log replayed (Hyper-V writes 1 MiB logs).
+pub(super) const MAX_LOG: u64 = 256 << 20;
+/// Bytes checksummed at most while looking for entries.
+const CHECK_BUDGET: u64 = 1 << 30;
+/// No update may reach past this file offset (far beyond any VHDX of 64 TiB).
+const MAX_FILE_OFFSET: u64 = 1 << 48;
+const SECTOR: usize = PAGE as usize;
+const NONE: usize = usize::MAX;
 
-enum Descriptor {
-    Data { offset: u64, page: Vec<u8> },
-    Zero { offset: u64, len: u64 },
-}
-
+/// The header of a valid entry.
+#[derive(Debug, Clone, Copy)]
 struct Entry {
-    at: u64,
-    length: u64,
-    tail: u64,
+    sectors: usize,
+    tail: usize,
     sequence: u64,
+    descriptors: usize,
+    descriptor_sectors: usize,
     flushed_file_offset: u64,
     last_file_offset: u64,
-    descriptors: Vec<Descriptor>,
 }
 
-struct Log<'a> {
-    src: &'a Source,
-    offset: u64,
-    length: u64,
-    guid: [u8; 16],
+/// One update of an entry.
+enum Update {
+    /// A 4 KiB page: leading 8 bytes, the data sector's middle, trailing 4 bytes.
+    Page {
+        offset: u64,
+        data_sector: usize,
+        leading: [u8; 8],
+        trailing: [u8; 4],
+    },
+    /// Zeros over `offset..end`.
+    Zeros { offset: u64, end: u64 },
 }
 
-impl Log<'_> {
-    /// Reads `n` 4 KiB sectors starting at log offset `at`, wrapping around the ring.
-    fn sectors(&self, at: u64, n: u64) -> Result<Vec<u8>> {
-        let mut out = vec![0u8; (n * PAGE) as usize];
-        for i in 0..n {
-            let pos = (at + i * PAGE) % self.length;
-            let dst = &mut out[(i * PAGE) as usize..((i + 1) * PAGE) as usize];
-            self.src.read(self.offset + pos, dst)?;
-        }
-        Ok(out)
+/// The log's sectors in memory.
+struct Ring {
+    bytes: Vec<u8>,
+    sectors: usize,
+}
+
+impl Ring {
+    /// Sector `i` of the ring (wrapping).
+    fn sector(&self, i: usize) -> &[u8] {
+        let i = i % self.sectors;
+        &self.bytes[i * SECTOR..(i + 1) * SECTOR]
     }
 
-    /// The valid entry at log offset `at`, if there is one.
-    fn entry(&self, at: u64) -> Result<Option<Entry>> {
-        let head = self.sectors(at, 1)?;
-        if &head[..4] != b"loge" || head[32..48] != self.guid {
+    /// Descriptor `i` of the entry at sector `at`, checked, and the data sector it uses.
+    fn update(&self, at: usize, e: &Entry, i: usize, data_index: &mut usize) -> Option<Update> {
+        let pos = 64 + 32 * i;
+        let s = self.sector(at + pos / SECTOR);
+        let d = &s[pos % SECTOR..pos % SECTOR + 32];
+        if le64(d, 24) != e.sequence {
+            return None;
+        }
+        match &d[..4] {
+            b"zero" => {
+                let (len, offset) = (le64(d, 8), le64(d, 16));
+                let end = offset.checked_add(len)?;
+                (offset % PAGE == 0 && len % PAGE == 0 && end <= MAX_FILE_OFFSET)
+                    .then_some(Update::Zeros { offset, end })
+            }
+            b"desc" => {
+                let offset = le64(d, 16);
+                let data_sector = e.descriptor_sectors + *data_index;
+                *data_index += 1;
+                if offset % PAGE != 0 || offset >= MAX_FILE_OFFSET || data_sector >= e.sectors {
+                    return None;
+                }
+                let data = self.sector(at + data_sector);
+                let seq_high = u64::from(le32(data, 4));
+                let seq_low = u64::from(le32(data, SECTOR - 4));
+                if &data[..4] != b"data" || seq_high << 32 | seq_low != e.sequence {
+                    return None;
+                }
+                let mut leading = [0u8; 8];
+                leading.copy_from_slice(&d[8..16]);
+                let mut trailing = [0u8; 4];
+                trailing.copy_from_slice(&d[4..8]);
+                Some(Update::Page {
+                    offset,
+                    data_sector,
+                    leading,
+                    trailing,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    /// The updates of the valid entry at `at`.
+    fn updates(&self, at: usize, e: &Entry) -> Option<Vec<Update>> {
+        let mut data_index = 0;
+        (0..e.descriptors)
+            .map(|i| self.update(at, e, i, &mut data_index))
+            .collect()
+    }
+
+    /// The entry at sector `at`, if it is valid; `Err` when the checking budget runs out.
+    fn entry(&self, at: usize, log_guid: Uuid, budget: &mut u64) -> Result<Option<Entry>, ()> {
+        let h = self.sector(at);
+        if &h[..4] != b"loge" || guid(h, 32) != log_guid {
             return Ok(None);
         }
-        let length = le32(&head, 8) as u64;
-        let tail = le32(&head, 12) as u64;
-        let sequence = le64(&head, 16);
-        let count = le32(&head, 24) as u64;
+        let length = u64::from(le32(h, 8));
+        let tail = u64::from(le32(h, 12));
+        let sequence = le64(h, 16);
+        let descriptors = u64::from(le32(h, 24));
+        let ring_len = (self.sectors * SECTOR) as u64;
+        let descriptor_sectors = (64 + 32 * descriptors).div_ceil(PAGE);
         if length == 0
             || length % PAGE != 0
-            || length > self.length
+            || length > ring_len
             || tail % PAGE != 0
-            || tail >= self.length
+            || tail >= ring_len
             || sequence == 0
+            || descriptor_sectors * PAGE > length
         {
             return Ok(None);
         }
-        let desc_sectors = if count <= 126 {
-            1
-        } else {
-            1 + (count - 126).div_ceil(128)
-        };
-        if desc_sectors * PAGE > length {
-            return Ok(None);
-        }
-        let all = self.sectors(at, length / PAGE)?;
-        if le32(&all, 4) != crc_without(&all, 4) {
-            return Ok(None);
-        }
-        let mut descriptors = Vec::new();
-        let mut data_index = desc_sectors;
-        for i in 0..count {
-            let o = (64 + 32 * i) as usize; // descriptors follow the 64-byte header
-            let d = &all[o..o + 32];
-            if le64(d, 24) != sequence {
-                return Ok(None);
-            }
-            match &d[..4] {
-                b"zero" => {
-                    let (len, offset) = (le64(d, 8), le64(d, 16));
-                    if len % PAGE != 0 || offset % PAGE != 0 {
-                        return Ok(None);
-                    }
-                    descriptors.push(Descriptor::Zero { offset, len });
-                }
-                b"desc" => {
-                    let offset = le64(d, 16);
-                    if offset % PAGE != 0 || (data_index + 1) * PAGE > length {
-                        return Ok(None);
-                    }
-                    let s = &all[(data_index * PAGE) as usize..((data_index + 1) * PAGE) as usize];
-                    if &s[..4] != b"data"
-                        || le32(s, 4) as u64 != sequence >> 32
-                        || le32(s, 4092) as u64 != sequence & 0xFFFF_FFFF
-                    {
-                        return Ok(None);
-                    }
-                    let mut page = s.to_vec();
-                    page[..8].copy_from_slice(&d[8..16]);
-                    page[4092..].copy_from_slice(&d[4..8]);
-                    descriptors.push(Descriptor::Data { offset, page });
-                    data_index += 1;
-                }
-                _ => return Ok(None),
-            }
-        }
-        if data_index * PAGE != length {
-            return Ok(None);
-        }
-        Ok(Some(Entry {
-            at,
-            length,
-            tail,
+        *budget = budget.checked_sub(2 * length).ok_or(())?;
+        let e = Entry {
+            sectors: (length / PAGE) as usize,
+            tail: (tail / PAGE) as usize,
             sequence,
-            flushed_file_offset: le64(&head, 48),
-            last_file_offset: le64(&head, 56),
-            descriptors,
-        }))
+            descriptors: descriptors as usize,
+            descriptor_sectors: descriptor_sectors as usize,
+            flushed_file_offset: le64(h, 48),
+            last_file_offset: le64(h, 56),
+        };
+        if self.updates(at, &e).is_none() {
+            return Ok(None);
+        }
+        let stored = le32(h, 4);
+        let mut crc = crc32c::crc32c(&h[..4]);
+        crc = crc32c::crc32c_append(crc, &[0; 4]);
+        crc = crc32c::crc32c_append(crc, &h[8..]);
+        for i in 1..e.sectors {
+            crc = crc32c::crc32c_append(crc, self.sector(at + i));
+        }
+        Ok((crc == stored).then_some(e))
     }
 }
 
-/// Replays the log of `h` over `src` when its log GUID is set. Returns the number of
-/// entries replayed (0: nothing to replay).
-pub fn replay(src: &mut Source, h: &Header, ctx: &Ctx) -> Result<usize> {
-    if h.log_guid == [0; 16] {
+/// Replays the log of `h` over `src` when its LogGuid is set; returns the number of entries
+/// replayed (0 when there is no log to replay).
+pub(super) fn replay(src: &mut Source, h: &Header, ctx: &Ctx) -> Result<usize> {
+    if h.log_guid.is_nil() {
         return Ok(0);
     }
     let refuse = |why: String| {
-        ctx.unsupported(
+        ctx.corrupt(
             h.log_offset,
             format!("the image's log cannot be replayed: {why}"),
         )
     };
     if h.log_version != 0 {
-        return Err(refuse(format!("log version {}", h.log_version)));
+        return Err(ctx.unsupported(
+            h.at + 64,
+            format!(
+                "the image's log cannot be replayed: log version {} (only 0 is defined)",
+                h.log_version
+            ),
+        ));
     }
-    let mb = 1 << 20;
-    if h.log_length == 0
-        || h.log_length as u64 % mb != 0
-        || h.log_offset % mb != 0
-        || h.log_length > MAX_LOG
-    {
+    let (offset, length) = (h.log_offset, u64::from(h.log_length));
+    let mib = 1 << 20;
+    if length == 0 || length % mib != 0 || offset < mib || offset % mib != 0 {
         return Err(refuse(format!(
-            "a log of {} bytes at {:#x}",
-            h.log_length, h.log_offset
+            "a log of {length} bytes at {offset:#x} is not 1 MiB aligned"
         )));
     }
-    if h.log_offset
-        .checked_add(h.log_length as u64)
-        .is_none_or(|e| e > src.size())
-    {
+    if length > MAX_LOG {
+        return Err(ctx.unsupported(
+            offset,
+            format!(
+                "the image's log cannot be replayed: it is {length} bytes, more than rehost \
+                 replays ({MAX_LOG})"
+            ),
+        ));
+    }
+    if offset.checked_add(length).is_none_or(|e| e > src.size()) {
         return Err(refuse("the log lies past the end of the file".into()));
     }
-    let log = Log {
-        src,
-        offset: h.log_offset,
-        length: h.log_length as u64,
-        guid: h.log_guid,
+    let mut bytes = vec![0u8; length as usize];
+    src.read(offset, &mut bytes)?;
+    let ring = Ring {
+        bytes,
+        sectors: (length / PAGE) as usize,
     };
-    // Every offset is examined at most once; sequences are built from the cached entries.
-    let mut cache: HashMap<u64, Option<std::rc::Rc<Entry>>> = HashMap::new();
-    let mut get = |at: u64| -> Result<Option<std::rc::Rc<Entry>>> {
-        if let Some(e) = cache.get(&at) {
-            return Ok(e.clone());
-        }
-        let e = log.entry(at)?.map(std::rc::Rc::new);
-        cache.insert(at, e.clone());
-        Ok(e)
+    let Some((tail, head, entries, next)) = active_sequence(&ring, h.log_guid)
+        .map_err(|()| refuse("too many damaged entries to examine".into()))?
+    else {
+        return Err(refuse("no complete, valid sequence of log entries".into()));
     };
-    let mut best: Vec<std::rc::Rc<Entry>> = Vec::new();
-    let (mut tail, mut old_tail) = (0u64, 0u64);
-    let max_entries = (log.length / PAGE) as usize;
-    loop {
-        let mut seq: Vec<std::rc::Rc<Entry>> = Vec::new();
-        let mut head = tail;
-        while seq.len() < max_entries {
-            match get(head)? {
-                Some(e) if seq.last().is_none_or(|l| e.sequence == l.sequence + 1) => {
-                    head = (head + e.length) % log.length;
-                    seq.push(e);
+    let entry = |at: usize| entries.get(at).copied().flatten();
+    let last = entry(head).ok_or_else(|| refuse("lost the head entry".into()))?;
+    if src.file().size() < last.flushed_file_offset {
+        return Err(refuse(format!(
+            "the file is {} bytes but the log says {} were written: it was truncated",
+            src.file().size(),
+            last.flushed_file_offset
+        )));
+    }
+    if last.last_file_offset > MAX_FILE_OFFSET {
+        return Err(refuse(format!(
+            "its last file offset {:#x} is beyond any VHDX",
+            last.last_file_offset
+        )));
+    }
+    let mut at = tail;
+    let mut replayed = 0;
+    for _ in 0..ring.sectors {
+        let e = entry(at).ok_or_else(|| refuse("lost an entry".into()))?;
+        let updates = ring
+            .updates(at, &e)
+            .ok_or_else(|| refuse("an entry changed".into()))?;
+        // Updates stay inside the file or the size the entry says the file has.
+        let limit = src.file().size().max(e.last_file_offset);
+        for u in updates {
+            let end = match u {
+                Update::Page { offset, .. } => offset + PAGE,
+                Update::Zeros { end, .. } => end,
+            };
+            if end > limit {
+                return Err(refuse(format!(
+                    "entry {} updates the file up to {end:#x}, past its end ({limit:#x})",
+                    e.sequence
+                )));
+            }
+            match u {
+                Update::Page {
+                    offset,
+                    data_sector,
+                    leading,
+                    trailing,
+                } => {
+                    let mut page = ring.sector(at + data_sector).to_vec();
+                    page[..8].copy_from_slice(&leading);
+                    page[SECTOR - 4..].copy_from_slice(&trailing);
+                    src.put_page(offset, page.into_boxed_slice());
                 }
-                _ => break,
+                Update::Zeros { offset, end } => src.put_zeros(offset, end),
             }
         }
-        // Valid when the head entry's tail is one of the sequence's entries; the active part
-        // runs from that entry to the head.
-        let active = seq
-            .last()
-            .and_then(|h| seq.iter().position(|e| e.at == h.tail))
-            .map(|i| seq[i..].to_vec());
-        let valid = active.is_some();
-        if let Some(a) = active {
-            if best
-                .last()
-                .is_none_or(|b| a.last().is_some_and(|h| h.sequence > b.sequence))
-            {
-                best = a;
-            }
-        }
-        tail = if valid {
-            head
-        } else {
-            (tail + PAGE) % log.length
-        };
-        if tail <= old_tail {
+        replayed += 1;
+        if at == head {
             break;
         }
-        old_tail = tail;
+        at = next.get(at).copied().unwrap_or(NONE);
     }
-    let Some(head) = best.last().cloned() else {
-        return Err(refuse("no valid, complete log sequence".into()));
-    };
-    if src.file().size() < head.flushed_file_offset {
-        return Err(refuse(format!(
-            "the file is {} bytes but the log says {} were flushed: the file was truncated",
-            src.file().size(),
-            head.flushed_file_offset
-        )));
+    src.grow_to(last.last_file_offset);
+    Ok(replayed)
+}
+
+type Found = (usize, usize, Vec<Option<Entry>>, Vec<usize>);
+
+/// Finds the active sequence: (tail sector, head sector, the valid entries by sector, the
+/// link from each entry to the next of its sequence). `Err` when the budget runs out.
+fn active_sequence(ring: &Ring, log_guid: Uuid) -> Result<Option<Found>, ()> {
+    let n = ring.sectors;
+    let mut budget = CHECK_BUDGET;
+    let mut entries = Vec::with_capacity(n);
+    for at in 0..n {
+        entries.push(ring.entry(at, log_guid, &mut budget)?);
     }
-    let count = best.len();
-    for e in &best {
-        for d in &e.descriptors {
-            match d {
-                Descriptor::Data { offset, page } => src.put_page(*offset, page.clone()),
-                Descriptor::Zero { offset, len } => src.put_zeros(*offset, *len),
+    // next[i]: the entry right after i in the ring, when it carries the next sequence number.
+    let mut next = vec![NONE; n];
+    for (i, e) in entries.iter().enumerate() {
+        let Some(e) = e else { continue };
+        let j = (i + e.sectors) % n;
+        if let Some(f) = &entries[j] {
+            if e.sequence.checked_add(1) == Some(f.sequence) {
+                next[i] = j;
             }
         }
     }
-    if head.last_file_offset > 1 << 47 {
-        return Err(refuse(format!(
-            "last file offset {:#x} is beyond any VHDX",
-            head.last_file_offset
-        )));
+    // head[i]: the last entry reached from i; span[i]: sectors from i through that entry.
+    // Sequence numbers grow along the links, so they never loop; the walk is bounded anyway.
+    let mut head = vec![NONE; n];
+    let mut span = vec![0usize; n];
+    let sectors = |i: usize| entries[i].map_or(0, |e| e.sectors);
+    for start in 0..n {
+        if entries[start].is_none() || head[start] != NONE {
+            continue;
+        }
+        let mut path = Vec::new();
+        let mut x = start;
+        while head[x] == NONE && next[x] != NONE && path.len() <= n {
+            path.push(x);
+            x = next[x];
+        }
+        if head[x] == NONE {
+            head[x] = x;
+            span[x] = sectors(x);
+        }
+        for &p in path.iter().rev() {
+            let q = next[p];
+            head[p] = head[q];
+            span[p] = span[q].saturating_add(sectors(p));
+        }
     }
-    src.grow_to(head.last_file_offset);
-    Ok(count)
+    // A sequence ends where no link leads on; it is complete when its head's tail reaches it
+    // without overlapping itself in the ring.
+    let mut best: Option<(usize, usize, u64)> = None;
+    for (h, e) in entries.iter().enumerate() {
+        let Some(e) = e else { continue };
+        if next[h] != NONE {
+            continue;
+        }
+        let t = e.tail;
+        if entries[t].is_some()
+            && head[t] == h
+            && span[t] <= n
+            && best.is_none_or(|(_, _, s)| e.sequence > s)
+        {
+            best = Some((t, h, e.sequence));
+        }
+    }
+    Ok(best.map(|(t, h, _)| (t, h, entries, next)))
 }
