@@ -6,7 +6,7 @@
 //! so they are read from the file as it is.
 
 use super::fields::{crc_check, guid, le16, le32, le64};
-use crate::disk::{HostFile, ReadAt};
+use crate::disk::HostFile;
 use crate::error::{Ctx, Result};
 use uuid::Uuid;
 
@@ -71,7 +71,16 @@ pub(super) fn current(file: &HostFile, ctx: &Ctx) -> Result<(Header, Option<Stri
     let mut errors = Vec::new();
     for at in HEADER_OFFSETS {
         let mut b = vec![0u8; HEADER_LEN];
-        match file.read_at(at, &mut b).and_then(|_| parse(&b, at, ctx)) {
+        // A file too short for the header is this layer's finding, not a failed read.
+        let read = match file.read_some_at(at, &mut b) {
+            Ok(n) if n == HEADER_LEN => Ok(()),
+            Ok(n) => Err(ctx.corrupt(
+                at,
+                format!("the file ends {n} bytes into the header at {at:#x}"),
+            )),
+            Err(e) => Err(e),
+        };
+        match read.and_then(|_| parse(&b, at, ctx)) {
             Ok(v) => valid.push(v),
             Err(e) => errors.push((at, e)),
         }
