@@ -1,10 +1,12 @@
 //! Registry hives, read through `nt-hive`.
 //!
 //! A hive whose base block says it is dirty (the two sequence numbers differ, or the
-//! checksum is wrong) has changes waiting in its transaction logs. Until log replay exists,
-//! such a hive is read as its primary file stands, without validation, and the hive says
-//! so ([`Hive::dirty`]): what it reports may be older than what Windows would see.
+//! checksum is wrong) has changes waiting in its transaction logs. [`Hive::parse_with_logs`]
+//! replays them in memory first (rehost's own code, `formats::regf`), as Windows would; when
+//! there are none or they cannot be replayed, the hive is read as its primary file stands,
+//! without validation, and says so ([`Hive::dirty`]).
 
+use super::regf::{Log, Recovery};
 use crate::error::{Ctx, Location, Result};
 use nt_hive::{KeyNode, KeyValueDataType};
 use serde::Serialize;
@@ -17,6 +19,7 @@ pub struct Hive {
     bytes: Vec<u8>,
     ctx: Ctx,
     dirty: Option<String>,
+    replayed: Option<String>,
 }
 
 /// A value's data, decoded by its type.
@@ -73,8 +76,34 @@ fn u32_at(b: &[u8], o: usize) -> u32 {
 }
 
 impl Hive {
-    /// Parses a hive; `ctx` names it in errors (the image, with the hive's path added by the
-    /// caller).
+    /// Parses a hive, replaying its transaction logs in memory when it is dirty. A dirty
+    /// hive whose logs cannot be replayed is read as its primary file stands, and says why
+    /// ([`Hive::dirty`]).
+    pub fn parse_with_logs(bytes: Vec<u8>, logs: &[Log], ctx: Ctx) -> Result<Hive> {
+        match super::regf::recover(&bytes, logs) {
+            Recovery::Replayed { bytes, note } => {
+                let mut h = Hive::parse(bytes, ctx)?;
+                h.replayed = Some(note);
+                Ok(h)
+            }
+            Recovery::Clean => Hive::parse(bytes, ctx),
+            Recovery::Unreplayable(why) => {
+                let mut h = Hive::parse(bytes, ctx)?;
+                if let Some(d) = &h.dirty {
+                    h.dirty = Some(format!("{d}; not replayed: {why}"));
+                }
+                Ok(h)
+            }
+        }
+    }
+
+    /// What log replay did, when the hive was dirty and its logs were replayed.
+    pub fn replayed(&self) -> Option<&str> {
+        self.replayed.as_deref()
+    }
+
+    /// Parses a hive as it stands; `ctx` names it in errors (the image, with the hive's
+    /// path added by the caller).
     pub fn parse(bytes: Vec<u8>, ctx: Ctx) -> Result<Hive> {
         if bytes.len() < BASE_BLOCK || &bytes[..4] != b"regf" {
             return Err(ctx.corrupt(0, "not a registry hive (no \"regf\" base block)"));
@@ -99,7 +128,12 @@ impl Hive {
         } else {
             None
         };
-        let hive = Hive { bytes, ctx, dirty };
+        let hive = Hive {
+            bytes,
+            ctx,
+            dirty,
+            replayed: None,
+        };
         if hive.dirty.is_none() {
             nt_hive::Hive::new(&hive.bytes[..]).map_err(|e| hive.error(&e))?;
         }

@@ -5,3 +5,4 @@ pub mod bcd;
 pub mod bootini;
 pub mod hive;
 pub mod pe;
+pub mod regf;

@@ -4,6 +4,7 @@ use super::report::{BootStore, ControlSets, HiveReport, Install};
 use super::scene::Scene;
 use crate::error::{Layer, Result};
 use crate::formats::hive::Hive;
+use crate::formats::regf::Log;
 use crate::volume::Content;
 
 /// System roots looked for on every NTFS volume, besides those boot stores name.
@@ -78,12 +79,25 @@ pub fn read_hive(
         .map(|e| e.name)
         .collect();
     let ctx = scene.ctx.with_layer(Layer::Hive);
+    let log_bytes: Vec<(String, Vec<u8>)> = logs
+        .iter()
+        .filter_map(|l| Some((l.clone(), scene.read(volume, &format!("{dir}\\{l}")).ok()?)))
+        .collect();
+    let log_refs: Vec<Log> = log_bytes
+        .iter()
+        .map(|(n, b)| Log { name: n, bytes: b })
+        .collect();
     let hive = scene.read(volume, &path).and_then(|b| {
-        Hive::parse(b, ctx.clone()).map_err(|e| ctx.corrupt_at_path(&path, e.kind.to_string()))
+        Hive::parse_with_logs(b, &log_refs, ctx.clone())
+            .map_err(|e| ctx.corrupt_at_path(&path, e.kind.to_string()))
     });
-    let (dirty, reason) = match &hive {
-        Ok(h) => (h.dirty().is_some(), h.dirty().map(str::to_string)),
-        Err(_) => (false, None),
+    let (dirty, reason, replayed) = match &hive {
+        Ok(h) => (
+            h.dirty().is_some() || h.replayed().is_some(),
+            h.dirty().map(str::to_string),
+            h.replayed().map(str::to_string),
+        ),
+        Err(_) => (false, None, None),
     };
     Some((
         hive,
@@ -93,6 +107,7 @@ pub fn read_hive(
             size: entry.size,
             dirty,
             dirty_reason: reason,
+            replayed,
             logs,
         },
     ))

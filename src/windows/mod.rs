@@ -181,15 +181,17 @@ fn inspect_install(
 fn flag(i: &mut Install, volumes: &[VolumeReport]) {
     let mut f = Vec::new();
     for h in i.hives.iter().filter(|h| h.dirty) {
-        let logs = if h.logs.is_empty() {
-            "no logs beside it".to_string()
-        } else {
-            format!("logs: {}", h.logs.join(", "))
-        };
-        f.push(format!(
-            "hive {} is dirty and was read without its logs ({logs})",
-            h.name
-        ));
+        match (&h.replayed, &h.dirty_reason) {
+            (Some(r), _) => f.push(format!(
+                "hive {} is dirty: {r}, in memory (the file is unchanged)",
+                h.name
+            )),
+            (None, Some(why)) => f.push(format!(
+                "hive {} is dirty and was read as it stands: {why}",
+                h.name
+            )),
+            (None, None) => f.push(format!("hive {} is dirty", h.name)),
+        }
     }
     if i.hal.agrees == Some(false) {
         f.push(format!(

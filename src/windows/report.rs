@@ -260,10 +260,12 @@ pub struct HiveReport {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
-    /// Changes wait in its transaction logs.
+    /// The primary file is dirty: changes wait in its transaction logs.
     pub dirty: bool,
-    /// Why it is dirty.
+    /// Why it is still dirty after replay (no logs, or logs that cannot be replayed).
     pub dirty_reason: Option<String>,
+    /// What log replay did, when the logs were replayed in memory (the file is unchanged).
+    pub replayed: Option<String>,
     /// Transaction logs beside it.
     pub logs: Vec<String>,
 }
