@@ -100,13 +100,16 @@ pub fn decode_name(b: &[u8], ascii: bool) -> String {
 /// The hive bins data of a hive, read cell by cell.
 pub struct Cells<'a> {
     data: &'a [u8],
+    big_data: bool,
 }
 
 impl<'a> Cells<'a> {
-    /// The cells of a whole hive file (base block included).
+    /// The cells of a whole hive file (base block included). Its minor version says whether
+    /// data above 16344 bytes is in big data records (1.4 and later) or in one cell.
     pub fn new(hive: &'a [u8]) -> Self {
         Cells {
             data: hive.get(BASE..).unwrap_or(&[]),
+            big_data: u32_at(hive, 24) > 3,
         }
     }
 
@@ -241,13 +244,16 @@ impl<'a> Cells<'a> {
             return Ok(Vec::new());
         }
         let c = self.cell(vk.data_offset)?;
-        if c.len() >= 8 && &c[..2] == b"db" && size > BIG_DATA_THRESHOLD {
+        if self.big_data && size > BIG_DATA_THRESHOLD {
+            if c.len() < 8 || &c[..2] != b"db" {
+                return err(vk.data_offset, "big data record expected");
+            }
             let segments = u16_at(c, 2) as usize;
             let list = self.cell(u32_at(c, 4))?;
             if segments * 4 > list.len() {
                 return err(vk.data_offset, "big data segment list runs past its cell");
             }
-            let mut out = Vec::with_capacity(size);
+            let mut out = Vec::with_capacity(size.min(segments * BIG_DATA_THRESHOLD));
             for i in 0..segments {
                 let seg = self.cell(u32_at(list, i * 4))?;
                 let take = (size - out.len()).min(seg.len()).min(BIG_DATA_THRESHOLD);

@@ -26,7 +26,7 @@ fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// A REG_SZ that regedit would write as a string: UTF-16 with one terminating NUL.
+/// A REG_SZ that can be written as a quoted string: UTF-16 with one terminating NUL.
 fn as_string(data: &[u8]) -> Option<String> {
     if data.len() % 2 != 0 || data.len() < 2 {
         return None;
@@ -36,7 +36,9 @@ fn as_string(data: &[u8]) -> Option<String> {
         .map(|c| u16::from_le_bytes([c[0], c[1]]))
         .collect();
     let (last, body) = units.split_last()?;
-    if *last != 0 || body.contains(&0) {
+    // A string holding a NUL, or a line break that would split the line, is written as
+    // hex(1) so that the text reads back to the same bytes.
+    if *last != 0 || body.iter().any(|u| *u == 0 || *u == 0x0A || *u == 0x0D) {
         return None;
     }
     String::from_utf16(body).ok()

@@ -1,13 +1,19 @@
 //! The registry file format itself (rehost's own code, beside `nt-hive` which only reads
-//! clean hives): base blocks, and transaction log replay.
+//! clean hives): base blocks, transaction log replay, cells read and edited, .reg text.
 //!
 //! Source of the format: the msuhanov/regf specification.
 
+pub mod alloc;
 pub mod base;
 pub mod cells;
+pub mod edit;
 pub mod export;
+pub mod lists;
 pub mod marvin;
+pub mod names;
 pub mod regtext;
 pub mod replay;
+pub mod values;
 
+pub use edit::Editor;
 pub use replay::{recover, Log, Recovery};
