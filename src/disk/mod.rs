@@ -20,6 +20,7 @@ mod cache;
 mod detect;
 mod file;
 mod memory;
+mod overlay;
 mod raw;
 mod slice;
 pub mod vhd;
@@ -33,6 +34,7 @@ pub use detect::{
 };
 pub use file::{HostFile, IoStats};
 pub use memory::Memory;
+pub use overlay::{Overlay, WindowMut, WriteAt, MAX_STAGED};
 pub use raw::Raw;
 pub use slice::Slice;
 
