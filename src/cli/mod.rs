@@ -5,6 +5,7 @@ mod cat;
 mod image;
 mod inspect;
 mod ls;
+mod reg;
 mod volumes;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +67,13 @@ enum Command {
         #[arg(short, long)]
         jobs: Option<usize>,
     },
+    /// Read and edit the registry of a hive file or of an image's install: query, export,
+    /// import .reg files, set and delete values and keys. Dirty hives are replayed from their
+    /// transaction logs first; every edit is read back through nt-hive before it is written.
+    Reg {
+        #[command(subcommand)]
+        command: reg::RegCommand,
+    },
     /// Copy a file's bytes to standard output.
     Cat {
         /// A raw, VHD or VHDX image.
@@ -114,6 +122,7 @@ pub fn main() -> i32 {
             volume,
             stream,
         } => cat::run(image, path, *volume, stream, cli.stats),
+        Command::Reg { command } => reg::run(command),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ use super::scene::Scene;
 use crate::error::{Layer, Result};
 use crate::formats::hive::Hive;
 use crate::formats::regf::Log;
+use crate::fs::DirEntry;
 use crate::volume::Content;
 
 /// System roots looked for on every NTFS volume, besides those boot stores name.
@@ -55,6 +56,35 @@ pub fn candidates(scene: &Scene, stores: &[BootStore]) -> Vec<(u32, String)> {
     seen
 }
 
+/// A hive file and the transaction logs beside it (`NAME.LOG`, `.LOG1`, `.LOG2`, any case),
+/// read whole: the directory entry, the primary's bytes and each log's name and bytes.
+pub type HiveFiles = (DirEntry, Result<Vec<u8>>, Vec<(String, Vec<u8>)>);
+
+/// The hive file `name` in the directory `dir` of volume `volume`, with its logs; `None`
+/// when there is no such file.
+pub fn read_hive_files(scene: &Scene, volume: u32, dir: &str, name: &str) -> Option<HiveFiles> {
+    let path = format!("{dir}\\{name}");
+    let entry = scene.stat(volume, &path).filter(|e| !e.is_dir)?;
+    let logs: Vec<(String, Vec<u8>)> = scene
+        .fs(volume)
+        .and_then(|fs| fs.read_dir(dir).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| {
+            let n = e.name.to_ascii_uppercase();
+            [".LOG", ".LOG1", ".LOG2"]
+                .iter()
+                .any(|ext| n == format!("{}{ext}", name.to_ascii_uppercase()))
+        })
+        .filter_map(|e| {
+            let bytes = scene.read(volume, &format!("{dir}\\{}", e.name)).ok()?;
+            Some((e.name, bytes))
+        })
+        .collect();
+    let primary = scene.read(volume, &path);
+    Some((entry, primary, logs))
+}
+
 /// A hive of the install, read whole, and its report (size, dirty, logs beside it).
 pub fn read_hive(
     scene: &Scene,
@@ -64,30 +94,14 @@ pub fn read_hive(
 ) -> Option<(Result<Hive>, HiveReport)> {
     let dir = format!("{root}\\System32\\config");
     let path = format!("{dir}\\{name}");
-    let entry = scene.stat(volume, &path).filter(|e| !e.is_dir)?;
-    let logs: Vec<String> = scene
-        .fs(volume)
-        .and_then(|fs| fs.read_dir(&dir).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|e| {
-            let n = e.name.to_ascii_uppercase();
-            [".LOG", ".LOG1", ".LOG2"]
-                .iter()
-                .any(|ext| n == format!("{}{ext}", name.to_ascii_uppercase()))
-        })
-        .map(|e| e.name)
-        .collect();
+    let (entry, primary, log_bytes) = read_hive_files(scene, volume, &dir, name)?;
+    let logs: Vec<String> = log_bytes.iter().map(|(n, _)| n.clone()).collect();
     let ctx = scene.ctx.with_layer(Layer::Hive);
-    let log_bytes: Vec<(String, Vec<u8>)> = logs
-        .iter()
-        .filter_map(|l| Some((l.clone(), scene.read(volume, &format!("{dir}\\{l}")).ok()?)))
-        .collect();
     let log_refs: Vec<Log> = log_bytes
         .iter()
         .map(|(n, b)| Log { name: n, bytes: b })
         .collect();
-    let hive = scene.read(volume, &path).and_then(|b| {
+    let hive = primary.and_then(|b| {
         Hive::parse_with_logs(b, &log_refs, ctx.clone())
             .map_err(|e| ctx.corrupt_at_path(&path, e.kind.to_string()))
     });

@@ -12,6 +12,7 @@ pub mod devices;
 pub mod hal;
 pub mod install;
 pub mod knowledge;
+pub mod registry;
 pub mod report;
 pub mod scene;
 
@@ -24,12 +25,24 @@ use scene::Scene;
 use std::path::Path;
 use std::sync::Arc;
 
-/// Inspects the image at `path`, read-only.
-pub fn inspect(path: &Path) -> Result<ImageReport> {
-    let started = std::time::Instant::now();
+/// An image opened read-only for the windows layer: the disk, its volumes with their file
+/// systems, each volume's report, and what could not be read.
+pub struct Opened {
+    /// The disk (its info and I/O counters).
+    pub disk: disk::Disk,
+    /// The volumes and their file systems.
+    pub scene: Scene,
+    /// Each volume's report.
+    pub volumes: Vec<VolumeReport>,
+    /// What could not be read, in words.
+    pub errors: Vec<String>,
+}
+
+/// Opens the image at `path` read-only: the partition table and every readable file system.
+pub fn open(path: &Path) -> Result<Opened> {
     let name = path.display().to_string();
     let d = disk::open(path, &OpenOptions::default())?;
-    let ctx = Ctx::new(name.clone(), Layer::Windows);
+    let ctx = Ctx::new(name, Layer::Windows);
     let layout = volume::scan(d.reader(), d.info().logical_sector_size, &ctx)?;
     let mut errors: Vec<String> = layout.errors.clone();
     let mut volumes = Vec::new();
@@ -84,6 +97,24 @@ pub fn inspect(path: &Path) -> Result<ImageReport> {
         fss.push(fs);
     }
     let scene = Scene { ctx, layout, fss };
+    Ok(Opened {
+        disk: d,
+        scene,
+        volumes,
+        errors,
+    })
+}
+
+/// Inspects the image at `path`, read-only.
+pub fn inspect(path: &Path) -> Result<ImageReport> {
+    let started = std::time::Instant::now();
+    let name = path.display().to_string();
+    let Opened {
+        disk: d,
+        scene,
+        volumes,
+        mut errors,
+    } = open(path)?;
     let boot_stores = boot::stores(&scene, &mut errors);
     let mut installs = Vec::new();
     for (volume, root) in install::candidates(&scene, &boot_stores) {

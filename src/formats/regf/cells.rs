@@ -285,20 +285,82 @@ impl<'a> Cells<'a> {
     pub fn find(&self, from: &Nk, path: &str) -> R<Option<Nk>> {
         let mut cur = from.clone();
         for comp in path.split('\\').filter(|c| !c.is_empty()) {
-            let want = comp.to_uppercase();
-            let mut next = None;
-            for off in self.subkeys(&cur)? {
-                let k = self.nk(off)?;
-                if k.name.to_uppercase() == want {
-                    next = Some(k);
-                    break;
-                }
-            }
-            match next {
+            match self.child(&cur, comp)? {
                 Some(k) => cur = k,
                 None => return Ok(None),
             }
         }
         Ok(Some(cur))
+    }
+
+    /// The subkey of `nk` named `name` (case-insensitive). As Windows does, `lh` hashes and
+    /// `lf` hints pass over the entries that cannot match without reading their key nodes;
+    /// a name beyond ASCII, whose upper case tables may differ, is looked for in every entry
+    /// when the hashes find nothing.
+    pub fn child(&self, nk: &Nk, name: &str) -> R<Option<Nk>> {
+        if nk.subkey_count == 0 || nk.subkey_list == NONE {
+            return Ok(None);
+        }
+        let mut leaves = Vec::new();
+        let top = self.cell(nk.subkey_list)?;
+        if top.len() >= 4 && &top[..2] == b"ri" {
+            let n = u16_at(top, 2) as usize;
+            if 4 + n * 4 > top.len() {
+                return err(nk.subkey_list, "index root runs past its cell");
+            }
+            leaves.extend((0..n).map(|i| u32_at(top, 4 + i * 4)));
+        } else {
+            leaves.push(nk.subkey_list);
+        }
+        let hash = super::names::lh_hash(name);
+        let hint: Option<[u8; 4]> = name.is_ascii().then(|| {
+            let mut h = [0u8; 4];
+            for (i, b) in name.bytes().take(4).enumerate() {
+                h[i] = b.to_ascii_uppercase();
+            }
+            h
+        });
+        for pass in 0..2 {
+            if pass == 1 && name.is_ascii() {
+                break;
+            }
+            for &leaf in &leaves {
+                let c = self.cell(leaf)?;
+                if c.len() < 4 {
+                    return err(leaf, "subkey list too short");
+                }
+                let n = u16_at(c, 2) as usize;
+                let stride = match &c[..2] {
+                    b"li" => 4,
+                    b"lf" | b"lh" => 8,
+                    _ => return err(leaf, "not a subkey list"),
+                };
+                if 4 + n * stride > c.len() {
+                    return err(leaf, format!("{n} list entries run past their cell"));
+                }
+                for i in 0..n {
+                    let e = 4 + i * stride;
+                    if pass == 0 && stride == 8 {
+                        let stored = u32_at(c, e + 4);
+                        let skip = match (&c[..2], hint) {
+                            (b"lh", _) => stored != hash,
+                            (b"lf", Some(h)) => {
+                                let s = stored.to_le_bytes().map(|b| b.to_ascii_uppercase());
+                                s != h
+                            }
+                            _ => false,
+                        };
+                        if skip {
+                            continue;
+                        }
+                    }
+                    let k = self.nk(u32_at(c, e))?;
+                    if super::names::compare(&k.name, name).is_eq() {
+                        return Ok(Some(k));
+                    }
+                }
+            }
+        }
+        Ok(None)
     }
 }

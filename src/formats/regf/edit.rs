@@ -103,6 +103,41 @@ impl Editor {
         self.cells().find(&self.root()?, path)
     }
 
+    /// Walks the whole key tree the way Windows checks a hive it loads: every key node,
+    /// subkey list, value list, value and data cell must read, and no key may be reached
+    /// twice. Returns the number of keys. An editor should refuse a hive that fails: an edit
+    /// would carry its damage into a hive that otherwise looks sound.
+    pub fn check(&self) -> R<usize> {
+        let cells = self.cells();
+        let mut seen = HashSet::new();
+        let mut stack = vec![(self.root()?, 0usize)];
+        while let Some((k, depth)) = stack.pop() {
+            if !seen.insert(k.offset) || depth > MAX_DEPTH {
+                return err(k.offset, "key tree loops back on itself or is too deep");
+            }
+            for v in cells.values(&k)? {
+                cells.data(&cells.vk(v)?)?;
+            }
+            for c in cells.subkeys(&k)? {
+                let child = cells.nk(c)?;
+                if child.parent != k.offset {
+                    return err(
+                        c,
+                        format!(
+                            "key node's parent is {:#x}, not {:#x}",
+                            child.parent, k.offset
+                        ),
+                    );
+                }
+                stack.push((child, depth + 1));
+            }
+            if cells.subkeys(&k)?.len() != k.subkey_count as usize {
+                return err(k.offset, "subkey count does not match its list");
+            }
+        }
+        Ok(seen.len())
+    }
+
     /// The hive's minor version (3 to 6).
     pub fn minor(&self) -> u32 {
         self.minor
@@ -301,8 +336,16 @@ impl Editor {
     /// The hive file, clean: both sequence numbers one past the higher of the two, the
     /// timestamp now, the hive bins size and the checksum recomputed.
     pub fn save(self) -> Vec<u8> {
+        self.save_beyond(0)
+    }
+
+    /// [`Editor::save`], with sequence numbers also past `floor`: the highest sequence
+    /// number the hive's transaction logs hold ([`super::replay::highest_sequence`]). A
+    /// clean primary makes Windows ignore its logs; being past every logged entry as well,
+    /// none of them can ever be taken for one that follows the saved hive.
+    pub fn save_beyond(self, floor: u32) -> Vec<u8> {
         let mut b = self.bins.bytes;
-        let seq = u32_at(&b, 4).max(u32_at(&b, 8)).wrapping_add(1);
+        let seq = u32_at(&b, 4).max(u32_at(&b, 8)).max(floor).wrapping_add(1);
         put_u32(&mut b, 4, seq);
         put_u32(&mut b, 8, seq);
         b[12..20].copy_from_slice(&self.bins.now.to_le_bytes());

@@ -22,8 +22,15 @@ pub const REG_QWORD: u32 = 11;
 /// The header line of .reg files.
 pub const HEADER: &str = "Windows Registry Editor Version 5.00";
 
-fn quote(s: &str) -> String {
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+fn quote_into(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        if c == '\\' || c == '"' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 /// A REG_SZ that can be written as a quoted string: UTF-16 with one terminating NUL.
@@ -44,57 +51,73 @@ fn as_string(data: &[u8]) -> Option<String> {
     String::from_utf16(body).ok()
 }
 
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
 /// `hex:`-style bytes, wrapped like regedit at about 80 columns (a `\` ends each line,
-/// the next is indented by two spaces). `prefix` is what precedes the bytes on the line.
-fn hex(prefix: &str, data: &[u8]) -> String {
-    let mut out = String::from(prefix);
-    let mut col = prefix.len();
+/// the next is indented by two spaces), appended to `out`; `col` is the column the bytes
+/// start at.
+fn hex_into(out: &mut String, mut col: usize, data: &[u8]) {
+    out.reserve(data.len() * 3 + data.len() / 25 * 5);
     for (i, b) in data.iter().enumerate() {
         let last = i + 1 == data.len();
-        let item = if last {
-            format!("{b:02x}")
-        } else {
-            format!("{b:02x},")
-        };
-        if col + item.len() > 79 && !last {
+        let width = if last { 2 } else { 3 };
+        if col + width > 79 && !last {
             out.push_str("\\\r\n  ");
             col = 2;
         }
-        out.push_str(&item);
-        col += item.len();
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+        if !last {
+            out.push(',');
+        }
+        col += width;
     }
-    out
 }
 
 /// One value's line.
 pub fn value_line(name: &str, kind: u32, data: &[u8]) -> String {
-    let key = if name.is_empty() {
-        "@".to_string()
+    let mut out = String::new();
+    value_into(&mut out, name, kind, data);
+    out
+}
+
+/// One value's line, appended to `out` (without the line break).
+pub fn value_into(out: &mut String, name: &str, kind: u32, data: &[u8]) {
+    let start = out.len();
+    if name.is_empty() {
+        out.push('@');
     } else {
-        quote(name)
-    };
-    match kind {
-        REG_SZ => match as_string(data) {
-            Some(s) => format!("{key}={}", quote(&s)),
-            None => hex(&format!("{key}=hex(1):"), data),
-        },
-        REG_DWORD if data.len() == 4 => {
-            format!(
-                "{key}=dword:{:08x}",
-                u32::from_le_bytes([data[0], data[1], data[2], data[3]])
-            )
-        }
-        REG_BINARY => hex(&format!("{key}=hex:"), data),
-        other => hex(&format!("{key}=hex({other:x}):"), data),
+        quote_into(out, name);
     }
+    out.push('=');
+    match kind {
+        REG_SZ => {
+            if let Some(s) = as_string(data) {
+                quote_into(out, &s);
+                return;
+            }
+            out.push_str("hex(1):");
+        }
+        REG_DWORD if data.len() == 4 => {
+            let v = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+            out.push_str(&format!("dword:{v:08x}"));
+            return;
+        }
+        REG_BINARY => out.push_str("hex:"),
+        other => out.push_str(&format!("hex({other:x}):")),
+    }
+    let col = out.len() - start;
+    hex_into(out, col, data);
 }
 
 fn key_block(out: &mut String, path: &str, cells: &Cells, nk: &Nk) -> Result<(), CellError> {
-    out.push_str(&format!("[{path}]\r\n"));
+    out.push('[');
+    out.push_str(path);
+    out.push_str("]\r\n");
     for off in cells.values(nk)? {
         let vk: Vk = cells.vk(off)?;
         let data = cells.data(&vk)?;
-        out.push_str(&value_line(&vk.name, vk.kind, &data));
+        value_into(out, &vk.name, vk.kind, &data);
         out.push_str("\r\n");
     }
     out.push_str("\r\n");

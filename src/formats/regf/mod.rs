@@ -4,16 +4,22 @@
 //! Source of the format: the msuhanov/regf specification.
 
 pub mod alloc;
+pub mod apply;
 pub mod base;
 pub mod cells;
+pub mod diff;
 pub mod edit;
 pub mod export;
 pub mod lists;
 pub mod marvin;
 pub mod names;
+pub mod query;
 pub mod regtext;
 pub mod replay;
+pub mod types;
 pub mod values;
+pub mod verify;
 
+pub use apply::{apply, Mapping};
 pub use edit::Editor;
 pub use replay::{recover, Log, Recovery};

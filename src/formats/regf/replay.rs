@@ -262,3 +262,18 @@ fn replay_new(primary: &[u8], pb: &BaseBlock, logs: &[&Log]) -> Recovery {
         note: format!("replayed log entries: {} (new format)", applied.join(", ")),
     }
 }
+
+/// The highest sequence number the logs hold: in their base blocks and, for the new format,
+/// in every valid entry (0 when there are none).
+pub fn highest_sequence(logs: &[Log]) -> u32 {
+    let mut top = 0;
+    for l in logs {
+        if let Some(b) = BaseBlock::read(l.bytes) {
+            top = top.max(b.seq1).max(b.seq2);
+        }
+        for e in entries(l.bytes) {
+            top = top.max(e.sequence);
+        }
+    }
+    top
+}
