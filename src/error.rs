@@ -37,6 +37,10 @@ pub enum Layer {
     Bcd,
     /// A boot.ini file.
     BootIni,
+    /// A cabinet archive.
+    Cab,
+    /// A driver INF file.
+    Inf,
     /// The Windows install model.
     Windows,
 }
@@ -58,6 +62,8 @@ impl Layer {
             Layer::Pe => "pe",
             Layer::Bcd => "bcd",
             Layer::BootIni => "boot.ini",
+            Layer::Cab => "cab",
+            Layer::Inf => "inf",
             Layer::Windows => "windows",
         }
     }

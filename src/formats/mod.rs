@@ -1,8 +1,10 @@
-//! File formats wherever they live: registry hives, PE images, BCD stores, boot.ini.
+//! File formats wherever they live: registry hives, PE images, BCD stores, boot.ini,
+//! cabinets and driver INF files.
 //! These parse bytes handed to them; finding the bytes is the windows layer's job.
 
 pub mod bcd;
 pub mod bootini;
+pub mod cab;
 pub mod hive;
 pub mod pe;
 pub mod regf;
