@@ -14,13 +14,22 @@ use std::time::{Duration, Instant};
 fn open(path: &Path) -> rehost::Result<Cab<Memory>> {
     let bytes = std::fs::read(path).unwrap();
     let name = path.display().to_string();
-    Cab::open(Memory::new(&name, bytes), Ctx::new(name.clone(), Layer::Cab))
+    Cab::open(
+        Memory::new(&name, bytes),
+        Ctx::new(name.clone(), Layer::Cab),
+    )
 }
 
 /// Members and bytes as cabextract extracts them.
 fn cabextract(path: &Path) -> Vec<(String, Vec<u8>)> {
     let dir = tempfile::tempdir().unwrap();
-    common::run(Command::new("cabextract").arg("-q").arg("-d").arg(dir.path()).arg(path));
+    common::run(
+        Command::new("cabextract")
+            .arg("-q")
+            .arg("-d")
+            .arg(dir.path())
+            .arg(path),
+    );
     let mut out = Vec::new();
     let mut stack = vec![dir.path().to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -29,7 +38,11 @@ fn cabextract(path: &Path) -> Vec<(String, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(dir.path()).unwrap().to_string_lossy().replace('/', "\\");
+                let rel = p
+                    .strip_prefix(dir.path())
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('/', "\\");
                 out.push((rel, std::fs::read(&p).unwrap()));
             }
         }
@@ -45,10 +58,21 @@ fn members_extract_as_cabextract_extracts_them() {
     if common::have_tool("gcab") {
         let files = ["halmacpi.dll", "ntkrnlmp.exe", "README.TXT"];
         for (i, f) in files.iter().enumerate() {
-            std::fs::write(dir.path().join(f), common::pattern(40_000 + i * 70_001, i as u64)).unwrap();
+            std::fs::write(
+                dir.path().join(f),
+                common::pattern(40_000 + i * 70_001, i as u64),
+            )
+            .unwrap();
         }
         let cab = dir.path().join("sp2.cab");
-        common::run(Command::new("gcab").current_dir(dir.path()).arg("-c").arg("-z").arg(&cab).args(files));
+        common::run(
+            Command::new("gcab")
+                .current_dir(dir.path())
+                .arg("-c")
+                .arg("-z")
+                .arg(&cab)
+                .args(files),
+        );
         cabs.push(cab);
     }
     if !common::have_tool("cabextract") {
@@ -60,7 +84,12 @@ fn members_extract_as_cabextract_extracts_them() {
         assert!(!theirs.is_empty());
         let mut names: Vec<String> = cab.members().iter().map(|m| m.name.clone()).collect();
         names.sort();
-        assert_eq!(names, theirs.iter().map(|t| t.0.clone()).collect::<Vec<_>>(), "{}", path.display());
+        assert_eq!(
+            names,
+            theirs.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
+            "{}",
+            path.display()
+        );
         for (name, bytes) in &theirs {
             let ours = cab.read(&name.to_uppercase()).unwrap();
             common::assert_same_bytes(&ours, bytes, name);
@@ -74,7 +103,10 @@ fn quantum_and_malformed_cabinets_give_errors_in_bounded_time() {
     let mut cab = open(&mixed).unwrap();
     let members = cab.members();
     let kinds: Vec<&str> = members.iter().map(|m| m.compression).collect();
-    assert!(kinds.contains(&"mszip") && kinds.contains(&"lzx") && kinds.contains(&"quantum"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"mszip") && kinds.contains(&"lzx") && kinds.contains(&"quantum"),
+        "{kinds:?}"
+    );
     for m in &members {
         let r = cab.read(&m.name);
         if m.compression == "quantum" {
@@ -101,7 +133,11 @@ fn quantum_and_malformed_cabinets_give_errors_in_bounded_time() {
                 .any(|m| c.read(&m.name).is_err_and(|e| e.to_string().contains(bad))),
         };
         assert!(failed, "{bad}: no error naming it");
-        assert!(started.elapsed() < Duration::from_secs(10), "{bad} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{bad} took {:?}",
+            started.elapsed()
+        );
     }
     // Seeded mutations of a good cabinet never panic.
     let good = std::fs::read(common::root().join("testdata/cab/large-files-cab.cab")).unwrap();

@@ -104,7 +104,10 @@ impl<R: ReadAt> Cab<R> {
             reader.take(m.size as u64 + 1).read_to_end(&mut out)?;
             Ok(out)
         });
-        let out = read.map_err(|e| self.ctx.corrupt_at_path(&stored, format!("cannot extract: {e}")))?;
+        let out = read.map_err(|e| {
+            self.ctx
+                .corrupt_at_path(&stored, format!("cannot extract: {e}"))
+        })?;
         if out.len() != m.size as usize {
             return Err(self.ctx.corrupt_at_path(
                 &stored,

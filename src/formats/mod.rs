@@ -6,5 +6,6 @@ pub mod bcd;
 pub mod bootini;
 pub mod cab;
 pub mod hive;
+pub mod inf;
 pub mod pe;
 pub mod regf;
