@@ -31,6 +31,10 @@ fn the_models_section_follows_the_version_and_architecture() {
         Some("{4D36E97B-E325-11CE-BFC1-08002BE10318}")
     );
     assert_eq!(w7x86.provider.as_deref(), Some("Rehost Test"));
+    assert_eq!(
+        w7x86.driver_ver.as_deref(),
+        Some("08/12/2024,61.91.104.26000")
+    );
     assert_eq!(w7x86.models.len(), 2);
     assert!(w7x86
         .models

@@ -9,6 +9,7 @@
 
 pub mod boot;
 pub mod devices;
+pub mod drivers;
 pub mod hal;
 pub mod install;
 pub mod knowledge;

@@ -207,9 +207,15 @@ fn reg_data(flags: u32, values: &[String]) -> (u32, Vec<u8>) {
 }
 
 impl Inf {
-    /// The `[Version]` field `key`.
+    /// The `[Version]` field `key`, all its comma-separated parts (`DriverVer` holds a
+    /// date and a version).
     fn version(&self, key: &str) -> Option<String> {
-        self.value("Version", key).map(str::to_string)
+        let line = self.section("Version")?.lines.iter().find(|l| {
+            l.key
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case(key))
+        })?;
+        Some(line.values.join(","))
     }
 
     /// The Models sections that apply to `t`, one per Manufacturer entry.
