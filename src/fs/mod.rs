@@ -277,6 +277,27 @@ impl FileSystem {
     }
 }
 
+impl FileSystem {
+    /// A file's unnamed data stream as a device, read in place (NTFS), or read whole into
+    /// memory (FAT, whose files on an ESP are small).
+    pub fn open_file(&self, path: &str) -> Result<Box<dyn ReadAt>> {
+        match self {
+            FileSystem::Ntfs(n) => {
+                let f = n.lookup(path)?;
+                if f.is_dir() {
+                    return Err(n.ctx().invalid(format!("{path} is a directory")));
+                }
+                Ok(Box::new(n.data(&f, "")?))
+            }
+            FileSystem::Fat(f) => {
+                let mut out = Vec::new();
+                f.read_file(path, &mut out)?;
+                Ok(Box::new(crate::disk::Memory::new(path, out)))
+            }
+        }
+    }
+}
+
 /// Copies a whole device to `out` in 1 MiB pieces.
 pub fn copy_device(
     dev: &dyn ReadAt,

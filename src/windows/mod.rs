@@ -11,6 +11,7 @@ pub mod boot;
 pub mod devices;
 pub mod drivers;
 pub mod hal;
+pub mod halsource;
 pub mod install;
 pub mod knowledge;
 pub mod registry;

@@ -58,6 +58,15 @@ impl Scene {
         Ok(out)
     }
 
+    /// The file at `path` on volume `index` as a device, read in place.
+    pub fn open_file(&self, index: u32, path: &str) -> Result<Box<dyn crate::disk::ReadAt>> {
+        let fs = self.fs(index).ok_or_else(|| {
+            self.ctx
+                .invalid(format!("volume {index} has no readable file system"))
+        })?;
+        fs.open_file(path)
+    }
+
     /// The volume of this image a boot store or MountedDevices names.
     pub fn resolve(&self, p: &PartitionRef) -> Option<u32> {
         match p {
