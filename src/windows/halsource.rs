@@ -107,7 +107,7 @@ pub fn find(
             }
         }
     }
-    cabs.sort_by(|a, b| b.0.cmp(&a.0));
+    cabs.sort_by_key(|c| std::cmp::Reverse(c.0));
     for (_, path) in &cabs {
         out.searched.push(path.clone());
         let opened = scene
