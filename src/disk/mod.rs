@@ -17,26 +17,38 @@
 
 mod adapter;
 mod cache;
+mod commit;
 mod detect;
 mod file;
+pub mod journal;
+mod lock;
 mod memory;
 mod overlay;
+mod plan;
 mod raw;
 mod slice;
+mod sync;
+mod target;
+mod undo;
 pub mod vhd;
 pub mod vhdx;
 
 pub use adapter::Cursor;
 pub use cache::BlockCache;
+pub use commit::{open_for_write, CommitOptions, CommitReport, WriteOptions, WriteSession};
 pub use detect::{
     detect_format, open, open_container, parent_candidates, OpenOptions, ParentOpener,
     MAX_CHAIN_DEPTH,
 };
 pub use file::{HostFile, IoStats};
+pub use lock::ImageLock;
 pub use memory::Memory;
 pub use overlay::{Overlay, WindowMut, WriteAt, MAX_STAGED};
+pub use plan::{HostWrite, Phase, Plan};
 pub use raw::Raw;
 pub use slice::Slice;
+pub use sync::{Observer, Step, WRITE_PIECE};
+pub use undo::{undo, Recovery, UndoReport};
 
 use crate::error::Result;
 use serde::Serialize;
