@@ -273,3 +273,40 @@ fn nothing_staged_writes_nothing_and_readers_see_the_journal() {
         d.info().notes
     );
 }
+
+/// `rehost undo IMAGE` restores the image and says what it did; without a journal it fails
+/// and says there is nothing to undo.
+#[test]
+fn the_undo_command_restores_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.raw");
+    std::fs::write(&p, common::pattern(2 * MB, 3)).unwrap();
+    let before = common::sha256_file(&p);
+    stage(&p, true, &[(1000, vec![1; 5000])])
+        .commit(&CommitOptions::default())
+        .unwrap();
+    assert_ne!(common::sha256_file(&p), before);
+    let undo = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_rehost"))
+            .arg("undo")
+            .arg(&p)
+            .output()
+            .unwrap()
+    };
+    let out = undo();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("1 commit undone, 5000 bytes restored")
+            && text.contains("rehost-undo removed"),
+        "{text}"
+    );
+    assert_eq!(common::sha256_file(&p), before);
+    let out = undo();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to undo"));
+}

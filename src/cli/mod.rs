@@ -5,6 +5,7 @@ mod cat;
 mod image;
 mod inspect;
 mod ls;
+mod undo;
 mod volumes;
 
 use clap::{Parser, Subcommand};
@@ -79,6 +80,14 @@ enum Command {
         #[arg(long, default_value = "")]
         stream: String,
     },
+    /// Restore an image written in place as it was before rehost wrote into it, from its
+    /// undo journal (IMAGE.rehost-undo, removed afterwards). Undoes every commit the journal
+    /// holds, and rolls back one that was interrupted. Refuses a journal that is damaged or
+    /// belongs to another image, and writes nothing then.
+    Undo {
+        /// The image written in place.
+        image: PathBuf,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -114,6 +123,7 @@ pub fn main() -> i32 {
             volume,
             stream,
         } => cat::run(image, path, *volume, stream, cli.stats),
+        Command::Undo { image } => undo::run(image),
     };
     match result {
         Ok(code) => code,

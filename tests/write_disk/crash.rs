@@ -19,6 +19,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const SEED: u64 = 0xc4a5;
+/// The seed that makes the helper undo instead of commit.
+const UNDO: u64 = u64::MAX;
 
 /// The writes of the helper's commit.
 fn crash_writes(size: u64, block: u64, seed: u64) -> Vec<(u64, Vec<u8>)> {
@@ -36,11 +38,6 @@ fn crash_helper() {
     let seed: u64 = var("REHOST_CRASH_SEED").parse().unwrap();
     let flag = PathBuf::from(var("REHOST_CRASH_FLAG"));
     let log = PathBuf::from(var("REHOST_CRASH_LOG"));
-    let d = disk::open(&image, &Default::default()).unwrap();
-    let block = d.info().block_size.map_or(1 << 20, u64::from);
-    let writes = crash_writes(d.size(), block, seed);
-    drop(d);
-    let session = stage(&image, true, &writes);
     let steps = Mutex::new(Vec::new());
     let observer = |s: &Step| {
         steps
@@ -54,17 +51,28 @@ fn crash_helper() {
             }
         }
     };
-    let opts = CommitOptions {
-        observer: Some(&observer),
-        seed: Some(seed),
-    };
-    session.commit(&opts).unwrap();
+    if std::env::var_os("REHOST_CRASH_UNDO").is_some() {
+        disk::undo(&image, Some(&observer)).unwrap();
+    } else {
+        let d = disk::open(&image, &Default::default()).unwrap();
+        let block = d.info().block_size.map_or(1 << 20, u64::from);
+        let writes = crash_writes(d.size(), block, seed);
+        drop(d);
+        let opts = CommitOptions {
+            observer: Some(&observer),
+            seed: Some(seed),
+        };
+        stage(&image, true, &writes).commit(&opts).unwrap();
+    }
     std::fs::write(log, steps.lock().unwrap().join("\n")).unwrap();
 }
 
 fn spawn(image: &Path, at: u64, seed: u64, dir: &Path) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--ignored", "--exact", "crash::crash_helper", "--quiet"])
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    if seed == UNDO {
+        c.env("REHOST_CRASH_UNDO", "1");
+    }
+    c.args(["--ignored", "--exact", "crash::crash_helper", "--quiet"])
         .env("REHOST_CRASH_IMAGE", image)
         .env("REHOST_CRASH_AT", at.to_string())
         .env("REHOST_CRASH_SEED", seed.to_string())
@@ -329,4 +337,69 @@ fn a_second_commit_killed_anywhere_keeps_the_first_undoable() {
     assert!(kill_at(&img, 20, SEED + 3));
     disk::undo(&img, None).unwrap();
     assert_eq!(common::sha256_file(&img), original);
+}
+
+/// An undo killed anywhere: the next open for writing finishes it (once its marker is in
+/// the journal) or finds the commit whole; either way a last undo gives the image of before.
+#[test]
+fn an_undo_killed_anywhere_is_finished_or_not_begun() {
+    if !common::have_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = images::convert(
+        dir.path(),
+        &small_disk(),
+        "d.vhd",
+        "vpc",
+        "subformat=dynamic,force_size=on",
+    );
+    let before = std::fs::read(&p).unwrap();
+    stage(&p, true, &crash_writes(6 * MB as u64, 2 * MB as u64, 9))
+        .commit(&CommitOptions::default())
+        .unwrap();
+    let after = std::fs::read(&p).unwrap();
+    let journal = disk::journal::journal_path(&p)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let files = ["d.vhd".to_string(), journal];
+    let full = dir.path().join("full");
+    fresh(dir.path(), &full, &files);
+    assert!(!kill_at(&full.join("d.vhd"), u64::MAX, UNDO));
+    assert!(std::fs::read(full.join("d.vhd")).unwrap() == before);
+    let total = std::fs::read_to_string(full.join("steps"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    let (mut finished, mut kept) = (0, 0);
+    let run = dir.path().join("run");
+    for k in 0..total {
+        fresh(dir.path(), &run, &files);
+        let img = run.join("d.vhd");
+        assert!(kill_at(&img, k, UNDO));
+        let s = disk::open_for_write(&img, &WriteOptions::in_place()).unwrap();
+        let r = s.recovery().map(|r| r.finished_undo);
+        drop(s);
+        let now = std::fs::read(&img).unwrap();
+        if now == before {
+            // Finished now, or it had only the journal's removal left to flush.
+            let gone = !disk::journal::journal_path(&img).exists();
+            assert!(r == Some(true) || r.is_none() && gone, "step {k}: {r:?}");
+            finished += 1;
+        } else {
+            assert!(
+                now == after && r.is_none(),
+                "undo killed at step {k}: neither before nor after"
+            );
+            kept += 1;
+            disk::undo(&img, None).unwrap();
+            assert!(std::fs::read(&img).unwrap() == before);
+        }
+    }
+    assert!(finished > 0 && kept > 0, "{finished} finished, {kept} kept");
+    eprintln!(
+        "undo killed at {total} points: {finished} finished by the next open, {kept} not begun"
+    );
 }
