@@ -223,7 +223,21 @@ impl WriteSession {
         let name = self.path.file_name().unwrap_or_default().to_string_lossy();
         let generation = journal::encode(&plan, &img, number, &name)?;
         let j = undo::install(&self.path, prior.as_ref(), &generation, &mut steps)?;
-        apply(&plan, &img, &mut steps)?;
+        if let Err(e) = apply(&plan, &img, &mut steps) {
+            // A write failed (a full disk, an I/O error): roll back at once if we can.
+            drop(img);
+            let how = match undo::recover(&self.path, &mut steps) {
+                Ok(_) => "the image was rolled back".to_string(),
+                Err(r) => format!(
+                    "rolling back failed too ({r}); it will be rolled back when the image is \
+                     next opened for writing"
+                ),
+            };
+            return Err(ctx.error(
+                e.location.clone(),
+                ErrorKind::Io(std::io::Error::other(format!("{e}; {how}"))),
+            ));
+        }
         steps.phase("journal");
         undo::mark_committed(&j, &mut steps)?;
         drop(img);

@@ -14,6 +14,18 @@
 //! println!("{} bytes, {}", disk.size(), disk.info().format);
 //! # Ok::<(), rehost::Error>(())
 //! ```
+//!
+//! # Writing
+//! [`open_for_write`] takes the image's advisory lock ([`ImageLock`]), rolls back a commit
+//! that was interrupted, and puts a staging [`Overlay`] above the container: the layers
+//! above write there (through [`WindowMut`] for a volume) and read their own writes back,
+//! while the file is untouched. [`WriteSession::commit`] then turns the staged extents into
+//! a [`Plan`] of host-file writes for the container's format (raw and fixed VHD directly;
+//! dynamic and differencing VHD in `vhd`; VHDX in `vhdx`, through its log), journals every
+//! byte the plan overwrites (`journal`), carries the plan out phase by phase with a flush
+//! after each, marks the journal complete and reads the staged bytes back through a fresh
+//! reader. [`WriteSession::commit_to`] writes a new image instead, and [`undo`] restores an
+//! image from its journal. Each step of these is reported to an optional [`Observer`].
 
 mod adapter;
 mod cache;

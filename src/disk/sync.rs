@@ -126,7 +126,13 @@ impl<'p> WriteFile<'p> {
 
     /// The file's length now.
     pub fn len(&self) -> Result<u64> {
-        Ok(self.file.metadata().map_err(|e| self.ctx.io(0, e))?.len())
+        let meta = self.file.metadata().map_err(|e| self.ctx.io(0, e))?;
+        if meta.is_file() {
+            return Ok(meta.len());
+        }
+        // A block device: its metadata says 0.
+        rustix::fs::seek(&self.file, rustix::fs::SeekFrom::End(0))
+            .map_err(|e| self.ctx.io(0, e.into()))
     }
 
     /// Reads up to `buf.len()` bytes at `offset`; bytes past the end of the file are left
