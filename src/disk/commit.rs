@@ -178,16 +178,19 @@ impl WriteSession {
 
     /// The host writes a commit would make now (for a dry run).
     pub fn plan(&self, opts: &CommitOptions) -> Result<Plan> {
-        let extents = self.overlay.extents();
-        self.target
-            .plan(&*self.overlay, &extents, &mut Ids::new(opts.seed))
+        self.plan_of(&self.overlay.extents(), opts)
     }
 
-    fn report(&self, plan: &Plan, path: &Path) -> CommitReport {
+    fn plan_of(&self, extents: &[(u64, Vec<u8>)], opts: &CommitOptions) -> Result<Plan> {
+        self.target
+            .plan(&*self.overlay, extents, &mut Ids::new(opts.seed))
+    }
+
+    fn report(&self, plan: &Plan, path: &Path, extents: &[(u64, Vec<u8>)]) -> CommitReport {
         CommitReport {
             path: path.to_path_buf(),
-            staged_extents: self.overlay.extents().len(),
-            staged_bytes: self.overlay.staged_bytes(),
+            staged_extents: extents.len(),
+            staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
             host_writes: plan.writes().count(),
             bytes_written: plan.bytes_written(),
             len_before: plan.file_len,
@@ -205,8 +208,9 @@ impl WriteSession {
         if !self.in_place {
             return Err(ctx.invalid("the image was opened to write a new image, not in place"));
         }
-        let plan = self.plan(opts)?;
-        let mut report = self.report(&plan, &self.path);
+        let extents = self.overlay.extents();
+        let plan = self.plan_of(&extents, opts)?;
+        let mut report = self.report(&plan, &self.path, &extents);
         if plan.is_empty() {
             return Ok(report);
         }
@@ -241,7 +245,7 @@ impl WriteSession {
         steps.phase("journal");
         undo::mark_committed(&j, &mut steps)?;
         drop(img);
-        if let Err(e) = self.verify(&self.path) {
+        if let Err(e) = verify(&self.path, &extents) {
             steps.phase("undo");
             undo::undo_last(&self.path, &mut steps)?;
             return Err(ctx.error(
@@ -267,8 +271,9 @@ impl WriteSession {
         let mut tmp = new.as_os_str().to_os_string();
         tmp.push(".rehost-partial");
         let tmp = PathBuf::from(tmp);
-        let plan = self.plan(opts)?;
-        let mut report = self.report(&plan, new);
+        let extents = self.overlay.extents();
+        let plan = self.plan_of(&extents, opts)?;
+        let mut report = self.report(&plan, new, &extents);
         let mut steps = Steps::new(opts.observer);
         let result = (|| {
             let out = WriteFile::open_or_create(&tmp, Layer::File)?;
@@ -280,7 +285,7 @@ impl WriteSession {
                 return Err(ctx.invalid("the source changed size while it was copied"));
             }
             apply(&plan, &out, &mut steps)?;
-            self.verify(&tmp)?;
+            verify(&tmp, &extents)?;
             steps.phase("rename");
             sync::rename(&mut steps, &tmp, new, &ctx)?;
             sync::sync_dir(&mut steps, new, &ctx)
@@ -292,33 +297,33 @@ impl WriteSession {
         report.steps = steps.taken();
         Ok(report)
     }
+}
 
-    /// Reads every staged extent back from `path` through a fresh, uncached reader.
-    fn verify(&self, path: &Path) -> Result<()> {
-        let opts = OpenOptions {
-            cache_blocks: 0,
-            map_raw: false,
-        };
-        let back = detect::open_target(path, &opts, IoStats::new())?;
-        let ctx = Ctx::new(path.display().to_string(), Layer::File);
-        let mut buf = Vec::new();
-        for (at, bytes) in self.overlay.extents() {
-            for (i, piece) in bytes.chunks(sync::WRITE_PIECE).enumerate() {
-                let pos = at + (i * sync::WRITE_PIECE) as u64;
-                buf.resize(piece.len(), 0);
-                back.read_at(pos, &mut buf)?;
-                if buf != piece {
-                    let k = buf.iter().zip(piece).position(|(a, b)| a != b).unwrap_or(0);
-                    return Err(ctx.corrupt(
-                        pos + k as u64,
-                        "after the commit the image does not read back as staged at this \
-                         virtual-disk offset",
-                    ));
-                }
+/// Reads every staged extent back from `path` through a fresh, uncached reader.
+fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
+    let opts = OpenOptions {
+        cache_blocks: 0,
+        map_raw: false,
+    };
+    let back = detect::open_target(path, &opts, IoStats::new())?;
+    let ctx = Ctx::new(path.display().to_string(), Layer::File);
+    let mut buf = Vec::new();
+    for (at, bytes) in extents {
+        for (i, piece) in bytes.chunks(sync::WRITE_PIECE).enumerate() {
+            let pos = at + (i * sync::WRITE_PIECE) as u64;
+            buf.resize(piece.len(), 0);
+            back.read_at(pos, &mut buf)?;
+            if buf != piece {
+                let k = buf.iter().zip(piece).position(|(a, b)| a != b).unwrap_or(0);
+                return Err(ctx.corrupt(
+                    pos + k as u64,
+                    "after the commit the image does not read back as staged at this \
+                     virtual-disk offset",
+                ));
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Carries out `plan` on `file`: per phase, the length, the writes, a flush.

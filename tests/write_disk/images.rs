@@ -16,6 +16,8 @@ pub struct Image {
     pub disk: Vec<u8>,
     /// Block size of the container, where it has blocks.
     pub block: u64,
+    /// Whether libvhdi is to read it (differencing images).
+    pub libvhdi: bool,
 }
 
 impl Image {
@@ -29,6 +31,7 @@ impl Image {
             qemu,
             disk,
             block,
+            libvhdi: true,
         }
     }
 
@@ -173,6 +176,59 @@ pub fn vhdx_child(parent: &Path) -> PathBuf {
     let child = dir.join("child.vhdx");
     std::fs::write(&child, spec.build()).unwrap();
     child
+}
+
+/// A dynamic VHDX `parent.vhdx` and a differencing `child.vhdx` over it in `dir`, both with
+/// 4096-byte logical sectors (which no tool here makes): the parent's six 1 MiB blocks
+/// fully present; the child's block 2 fully present, block 4 partially present (every
+/// other sector), the rest not present. Returns the child.
+pub fn vhdx_4k_pair(dir: &Path) -> PathBuf {
+    let blocks = 6u64;
+    let parent = vhdx_builder::VhdxSpec {
+        virtual_size: blocks * MB as u64,
+        block_size: MB as u32,
+        logical_sector: 4096,
+        blocks: (0..blocks)
+            .map(|i| vhdx_builder::Block {
+                index: i,
+                state: 6,
+                data: Some(common::pattern(MB, 80 + i)),
+            })
+            .collect(),
+        bitmap: None,
+        data_write_guid: "dddddddd-4444-4444-4444-000000000001".into(),
+        parent: None,
+    };
+    std::fs::write(dir.join("parent.vhdx"), parent.build()).unwrap();
+    let chunk_ratio = (1u64 << 23) * 4096 / MB as u64;
+    let per_block = MB / 4096;
+    let mut bitmap = vec![0u8; (chunk_ratio * per_block as u64 / 8) as usize];
+    for s in (4 * per_block..5 * per_block).step_by(2) {
+        bitmap[s / 8] |= 1 << (s % 8);
+    }
+    let child = vhdx_builder::VhdxSpec {
+        virtual_size: blocks * MB as u64,
+        block_size: MB as u32,
+        logical_sector: 4096,
+        blocks: vec![
+            vhdx_builder::Block {
+                index: 2,
+                state: 6,
+                data: Some(common::pattern(MB, 90)),
+            },
+            vhdx_builder::Block {
+                index: 4,
+                state: 7,
+                data: Some(common::pattern(MB, 91)),
+            },
+        ],
+        bitmap: Some(bitmap),
+        data_write_guid: "dddddddd-4444-4444-4444-000000000002".into(),
+        parent: Some((parent.data_write_guid.clone(), ".\\parent.vhdx".into())),
+    };
+    let path = dir.join("child.vhdx");
+    std::fs::write(&path, child.build()).unwrap();
+    path
 }
 
 /// The whole virtual disk of `image` as qemu-img converts it to raw.
