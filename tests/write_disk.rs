@@ -39,10 +39,11 @@ pub fn workload(rng: &mut Rng, size: u64, block: u64, n: usize, unit: u64) -> Ve
     };
     put(&mut w, rng, 0, 1, false);
     put(&mut w, rng, size - 700, 700, false);
-    let k = 1 + rng.below(size / block - 1);
+    let k = 1 + rng.below((size / block).saturating_sub(1));
     put(&mut w, rng, k * block - 100, 300, false);
-    let at = rng.below(size - 3 * MB as u64);
-    put(&mut w, rng, at, 3 * MB as u64 / 2 + 77, false);
+    let long = (3 * MB as u64 / 2 + 77).min(size / 2);
+    let at = rng.below(size - long);
+    put(&mut w, rng, at, long, false);
     put(&mut w, rng, size / 2 + 4096, 8192, true);
     for _ in 0..n {
         match rng.below(4) {

@@ -275,9 +275,11 @@ impl WriteSession {
         let plan = self.plan_of(&extents, opts)?;
         let mut report = self.report(&plan, new, &extents);
         let mut steps = Steps::new(opts.observer);
+        // The partial output is locked while it is written: a second writer of the same
+        // output is refused and does not remove it.
+        let out = WriteFile::open_or_create(&tmp, Layer::File)?;
+        let _lock = ImageLock::exclusive(&tmp)?;
         let result = (|| {
-            let out = WriteFile::open_or_create(&tmp, Layer::File)?;
-            let _lock = ImageLock::exclusive(&tmp)?;
             steps.phase("copy");
             out.set_len(&mut steps, 0)?;
             copy_sparse(&self.path, &out, &mut steps)?;
@@ -287,7 +289,7 @@ impl WriteSession {
             apply(&plan, &out, &mut steps)?;
             verify(&tmp, &extents)?;
             steps.phase("rename");
-            sync::rename(&mut steps, &tmp, new, &ctx)?;
+            sync::rename_new(&mut steps, &tmp, new, &ctx)?;
             sync::sync_dir(&mut steps, new, &ctx)
         })();
         if let Err(e) = result {

@@ -194,6 +194,26 @@ pub(crate) fn rename(steps: &mut Steps, from: &Path, to: &Path, ctx: &Ctx) -> Re
     std::fs::rename(from, to).map_err(|e| ctx.io(0, e))
 }
 
+/// Renames `from` to `to`, failing if `to` exists (checked by the kernel where the file
+/// system can, else just before the rename).
+pub(crate) fn rename_new(steps: &mut Steps, from: &Path, to: &Path, ctx: &Ctx) -> Result<()> {
+    use rustix::fs::{renameat_with, RenameFlags, CWD};
+    steps.take("rename", to);
+    let exists =
+        || ctx.invalid("the output appeared while it was written; rehost never writes over a file");
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::EXIST) => Err(exists()),
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {
+            if std::fs::symlink_metadata(to).is_ok() {
+                return Err(exists());
+            }
+            std::fs::rename(from, to).map_err(|e| ctx.io(0, e))
+        }
+        Err(e) => Err(ctx.io(0, e.into())),
+    }
+}
+
 /// Removes a file.
 pub(crate) fn remove(steps: &mut Steps, path: &Path, ctx: &Ctx) -> Result<()> {
     steps.take("remove", path);
