@@ -403,3 +403,54 @@ fn an_undo_killed_anywhere_is_finished_or_not_begun() {
         "undo killed at {total} points: {finished} finished by the next open, {kept} not begun"
     );
 }
+
+/// A rollback killed anywhere: a commit killed two thirds of the way, then the rollback
+/// (through `undo`, which rolls back an interrupted commit) killed at each of its steps;
+/// the next open for writing rolls back again and the image is the image of before.
+#[test]
+fn a_rollback_killed_anywhere_is_finished_by_the_next_open() {
+    if !common::have_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = images::convert(
+        dir.path(),
+        &small_disk(),
+        "d.vhdx",
+        "vhdx",
+        "subformat=dynamic,block_size=1M",
+    );
+    let before = std::fs::read(&p).unwrap();
+    let full = dir.path().join("full");
+    fresh(dir.path(), &full, &["d.vhdx".into()]);
+    assert!(!kill_at(&full.join("d.vhdx"), u64::MAX, SEED));
+    let commit_steps = std::fs::read_to_string(full.join("steps"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    // The interrupted commit, and how many steps its rollback takes.
+    let crashed = dir.path().join("crashed");
+    fresh(dir.path(), &crashed, &["d.vhdx".into()]);
+    assert!(kill_at(&crashed.join("d.vhdx"), commit_steps * 2 / 3, SEED));
+    let files = ["d.vhdx".to_string(), "d.vhdx.rehost-undo".to_string()];
+    fresh(&crashed, &full, &files);
+    assert!(!kill_at(&full.join("d.vhdx"), u64::MAX, UNDO));
+    assert!(std::fs::read(full.join("d.vhdx")).unwrap() == before);
+    let total = std::fs::read_to_string(full.join("steps"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    let run = dir.path().join("run");
+    for k in 0..total {
+        fresh(&crashed, &run, &files);
+        let img = run.join("d.vhdx");
+        assert!(kill_at(&img, k, UNDO));
+        drop(disk::open_for_write(&img, &WriteOptions::in_place()).unwrap());
+        assert!(
+            std::fs::read(&img).unwrap() == before,
+            "rollback killed at step {k}"
+        );
+        assert!(!disk::journal::journal_path(&img).exists());
+    }
+    eprintln!("a rollback of {total} steps killed at each: the next open finished it");
+}

@@ -61,6 +61,11 @@ impl Table<'_> {
     }
 }
 
+/// `at + len`, if the file stays under 1 PiB (far beyond any VHDX of 64 TiB).
+fn grow(at: u64, len: u64) -> Option<u64> {
+    at.checked_add(len).filter(|e| *e <= 1 << 50)
+}
+
 impl Vhdx {
     /// Length of the host file.
     pub(crate) fn file_len(&self) -> u64 {
@@ -129,6 +134,12 @@ impl Vhdx {
         let mut new_sb: Vec<u64> = Vec::new();
         let mut data = Vec::new();
         let (mut new_blocks, mut in_place) = (0u64, 0u64);
+        let too_big = |at: u64| {
+            self.ctx.unsupported(
+                at,
+                "the file would grow past 1 PiB: the BAT points at blocks that far out",
+            )
+        };
         by_block(&extents, bs, |block, within, bytes| {
             let pidx = self.bat.payload_index(block);
             let entry_at = self.bat.offset() + pidx * 8;
@@ -146,7 +157,7 @@ impl Vhdx {
                 | bat::UNMAPPED_V095 => {
                     partial = diff && state == bat::NOT_PRESENT;
                     at = next;
-                    next += bs;
+                    next = grow(next, bs).ok_or_else(|| too_big(entry_at))?;
                     new_blocks += 1;
                     let s = if partial {
                         bat::PARTIALLY_PRESENT
@@ -162,7 +173,11 @@ impl Vhdx {
                     ))
                 }
             }
-            if at < MIB || at + block_len > file_len.max(next) {
+            if at < MIB
+                || at
+                    .checked_add(block_len)
+                    .is_none_or(|e| e > file_len.max(next))
+            {
                 return Err(self.ctx.corrupt(
                     entry_at,
                     format!("BAT entry {pidx} points at file offset {at:#x}, outside the file"),
@@ -183,12 +198,12 @@ impl Vhdx {
                         ));
                     }
                     sb_at = next;
-                    next += SB_SIZE;
+                    next = grow(next, SB_SIZE).ok_or_else(|| too_big(entry_at))?;
                     new_sb.push(sb_at);
                     table
                         .changed
                         .insert(sidx, sb_at | u64::from(bat::SB_PRESENT));
-                } else if sb_at < MIB || sb_at + SB_SIZE > file_len {
+                } else if sb_at < MIB || sb_at.checked_add(SB_SIZE).is_none_or(|e| e > file_len) {
                     return Err(self.ctx.corrupt(
                         self.bat.offset() + sidx * 8,
                         format!("sector bitmap entry {sidx} points outside the file"),
