@@ -135,8 +135,18 @@ fn summary(r: &CommitReport) -> String {
 /// generation to the journal), then undo: byte for byte the image of before.
 fn in_place_then_undo(img: &Image, writes: [&[(u64, Vec<u8>)]; 2]) {
     let before = common::sha256_file(&img.path);
+    let dwg = |p: &Path| {
+        disk::open(p, &Default::default())
+            .unwrap()
+            .info()
+            .data_write_guid
+            .clone()
+    };
+    let first_dwg = dwg(&img.path);
     let mut model = img.disk.clone();
     for (round, w) in writes.iter().enumerate() {
+        // A VHDX gets a new DataWriteGuid with every commit that changes its data.
+        let was = dwg(&img.path);
         let r = stage(&img.path, true, w)
             .commit(&CommitOptions::default())
             .unwrap();
@@ -147,6 +157,11 @@ fn in_place_then_undo(img: &Image, writes: [&[(u64, Vec<u8>)]; 2]) {
             summary(&r)
         );
         apply(&mut model, w);
+        assert!(
+            was.is_none() || dwg(&img.path) != was,
+            "{}: DataWriteGuid kept",
+            img.name()
+        );
         check_result(
             &img.path,
             img.qemu,
@@ -165,6 +180,7 @@ fn in_place_then_undo(img: &Image, writes: [&[(u64, Vec<u8>)]; 2]) {
         "{}: undo",
         img.name()
     );
+    assert_eq!(dwg(&img.path), first_dwg);
     assert!(!disk::journal::journal_path(&img.path).exists());
 }
 
@@ -259,6 +275,18 @@ fn differencing_children_take_writes_and_leave_their_parents_alone() {
     }
     let now = [&vp, &xp, &k4.join("parent.vhdx")].map(|p| common::sha256_file(p));
     assert_eq!(now, parents);
+    // A parent written in place gets a new DataWriteGuid: its child no longer links to it
+    // (as MS-VHDX means it), until the parent is undone.
+    let child = xp.with_file_name("child.vhdx");
+    stage(&xp, true, &[(4096, vec![9; 4096])])
+        .commit(&CommitOptions::default())
+        .unwrap();
+    let e = disk::open(&child, &Default::default())
+        .err()
+        .expect("the child opened");
+    assert!(e.to_string().contains("parent"), "{e}");
+    disk::undo(&xp, None).unwrap();
+    assert!(disk::open(&child, &Default::default()).is_ok());
 }
 
 /// A commit with nothing staged writes nothing and makes no journal; a read-only open of
