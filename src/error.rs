@@ -19,6 +19,8 @@ pub enum Layer {
     Vhd,
     /// A VHDX container.
     Vhdx,
+    /// The undo journal beside an image written in place.
+    Journal,
     /// A partition table or volume detection.
     Volume,
     /// An MBR partition table.
@@ -53,6 +55,7 @@ impl Layer {
             Layer::Raw => "raw",
             Layer::Vhd => "vhd",
             Layer::Vhdx => "vhdx",
+            Layer::Journal => "journal",
             Layer::Volume => "volume",
             Layer::Mbr => "mbr",
             Layer::Gpt => "gpt",

@@ -6,6 +6,7 @@ mod image;
 mod inspect;
 mod ls;
 mod reg;
+mod undo;
 mod volumes;
 
 use clap::{Parser, Subcommand};
@@ -87,6 +88,14 @@ enum Command {
         #[arg(long, default_value = "")]
         stream: String,
     },
+    /// Restore an image written in place as it was before rehost wrote into it, from its
+    /// undo journal (IMAGE.rehost-undo, removed afterwards). Undoes every commit the journal
+    /// holds, and rolls back one that was interrupted. Refuses a journal that is damaged or
+    /// belongs to another image, and writes nothing then.
+    Undo {
+        /// The image written in place.
+        image: PathBuf,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -123,6 +132,7 @@ pub fn main() -> i32 {
             stream,
         } => cat::run(image, path, *volume, stream, cli.stats),
         Command::Reg { command } => reg::run(command),
+        Command::Undo { image } => undo::run(image),
     };
     match result {
         Ok(code) => code,

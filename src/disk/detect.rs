@@ -1,5 +1,6 @@
 //! Opening an image: the format from the content, parents through their locators, a cache above.
 
+use super::target::Target;
 use super::{BlockCache, Container, Disk, Format, HostFile, IoStats, Raw, ReadAt};
 use crate::error::{Ctx, Result};
 use std::path::{Path, PathBuf};
@@ -36,13 +37,32 @@ pub fn open(path: &Path, opts: &OpenOptions) -> Result<Disk> {
         chain: Vec::new(),
     };
     let container = parents.open_member(path)?;
-    let info = container.info().clone();
+    let mut info = container.info().clone();
+    if let Some(state) = super::journal::quick_state(path) {
+        info.notes.push(journal_note(path, state));
+    }
     let reader: Arc<dyn ReadAt> = if opts.cache_blocks == 0 {
         container
     } else {
         Arc::new(BlockCache::new(container, opts.cache_blocks))
     };
     Ok(Disk::new(info, reader, stats))
+}
+
+/// What a read-only open says about the undo journal beside the image.
+fn journal_note(path: &Path, state: super::journal::State) -> String {
+    let j = super::journal::journal_path(path);
+    let name = j.file_name().unwrap_or_default().to_string_lossy();
+    match state {
+        super::journal::State::Committed => format!(
+            "an undo journal ({name}) is beside the image: `rehost undo` restores it as it was \
+             before rehost wrote into it"
+        ),
+        _ => format!(
+            "a commit or undo into this image was interrupted ({name} is incomplete): what is \
+             read may be half written; opening it for writing, or `rehost undo`, rolls it back"
+        ),
+    }
 }
 
 /// Opens one container (no cache above it), counting its reads in `stats`.
@@ -86,6 +106,14 @@ impl ParentOpener {
     }
 
     fn open_member(&self, path: &Path) -> Result<Arc<dyn Container>> {
+        Ok(match self.open_typed(path)? {
+            Target::Raw(r) => Arc::new(r),
+            Target::Vhd(v) => Arc::new(v),
+            Target::Vhdx(v) => Arc::new(v),
+        })
+    }
+
+    fn open_typed(&self, path: &Path) -> Result<Target> {
         let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let mut chain = self.chain.clone();
         chain.push(canonical);
@@ -96,15 +124,26 @@ impl ParentOpener {
         };
         let probe = HostFile::open(path, false, self.stats.clone())?;
         match detect_format(&probe)? {
-            Format::Vhdx => Ok(Arc::new(super::vhdx::Vhdx::open(probe, &next)?)),
-            Format::Vhd => Ok(Arc::new(super::vhd::Vhd::open(probe, &next)?)),
+            Format::Vhdx => Ok(Target::Vhdx(super::vhdx::Vhdx::open(probe, &next)?)),
+            Format::Vhd => Ok(Target::Vhd(super::vhd::Vhd::open(probe, &next)?)),
             Format::Raw => {
                 drop(probe);
                 let file = HostFile::open(path, self.opts.map_raw, self.stats.clone())?;
-                Ok(Arc::new(Raw::new(file)))
+                Ok(Target::Raw(Raw::new(file)))
             }
         }
     }
+}
+
+/// Opens the image at `path` as its concrete container type (for writing), its parents
+/// read-only.
+pub(crate) fn open_target(path: &Path, opts: &OpenOptions, stats: Arc<IoStats>) -> Result<Target> {
+    ParentOpener {
+        opts: opts.clone(),
+        stats,
+        chain: Vec::new(),
+    }
+    .open_typed(path)
 }
 
 /// Tells the container format from the file's content: `vhdxfile` at offset 0 is VHDX; a

@@ -14,29 +14,53 @@
 //! println!("{} bytes, {}", disk.size(), disk.info().format);
 //! # Ok::<(), rehost::Error>(())
 //! ```
+//!
+//! # Writing
+//! [`open_for_write`] takes the image's advisory lock ([`ImageLock`]), rolls back a commit
+//! that was interrupted, and puts a staging [`Overlay`] above the container: the layers
+//! above write there (through [`WindowMut`] for a volume) and read their own writes back,
+//! while the file is untouched. [`WriteSession::commit`] then turns the staged extents into
+//! a [`Plan`] of host-file writes for the container's format (raw and fixed VHD directly;
+//! dynamic and differencing VHD in `vhd`; VHDX in `vhdx`, through its log), journals every
+//! byte the plan overwrites (`journal`), carries the plan out phase by phase with a flush
+//! after each, marks the journal complete and reads the staged bytes back through a fresh
+//! reader. [`WriteSession::commit_to`] writes a new image instead, and [`undo`] restores an
+//! image from its journal. Each step of these is reported to an optional [`Observer`].
 
 mod adapter;
 mod cache;
+mod commit;
 mod detect;
 mod file;
+pub mod journal;
+mod lock;
 mod memory;
 mod overlay;
+mod plan;
 mod raw;
 mod slice;
+mod sync;
+mod target;
+mod undo;
 pub mod vhd;
 pub mod vhdx;
 
 pub use adapter::Cursor;
 pub use cache::BlockCache;
+pub use commit::{open_for_write, CommitOptions, CommitReport, WriteOptions, WriteSession};
 pub use detect::{
     detect_format, open, open_container, parent_candidates, OpenOptions, ParentOpener,
     MAX_CHAIN_DEPTH,
 };
 pub use file::{HostFile, IoStats};
+pub use lock::ImageLock;
 pub use memory::Memory;
 pub use overlay::{Overlay, WindowMut, WriteAt, MAX_STAGED};
+pub use plan::{HostWrite, Phase, Plan};
 pub use raw::Raw;
 pub use slice::Slice;
+pub use sync::{Observer, Step, WRITE_PIECE};
+pub use undo::{undo, Recovery, UndoReport};
 
 use crate::error::Result;
 use serde::Serialize;

@@ -10,6 +10,7 @@
 
 mod footer;
 mod header;
+mod write;
 
 pub use footer::{Footer, DIFFERENCING, DYNAMIC, FIXED};
 pub use header::{DynamicHeader, Locator};

@@ -102,6 +102,31 @@ impl Bat {
         })
     }
 
+    /// File offset of the table.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Entries in the table.
+    pub fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    /// The raw 64-bit entry at `index`.
+    pub fn raw(&self, index: u64) -> Option<u64> {
+        self.entries.get(usize::try_from(index).ok()?).copied()
+    }
+
+    /// Index in the table of payload block `block`'s entry.
+    pub fn payload_index(&self, block: u64) -> u64 {
+        block + block / self.chunk_ratio
+    }
+
+    /// Index in the table of the sector bitmap entry of the chunk holding block `block`.
+    pub fn bitmap_index(&self, block: u64) -> u64 {
+        (block / self.chunk_ratio) * (self.chunk_ratio + 1) + self.chunk_ratio
+    }
+
     fn entry(&self, index: u64) -> Option<Entry> {
         let raw = *self.entries.get(usize::try_from(index).ok()?)?;
         Some(Entry {
@@ -117,13 +142,12 @@ impl Bat {
         if block >= self.payload_blocks {
             return None;
         }
-        self.entry(block + block / self.chunk_ratio)
+        self.entry(self.payload_index(block))
     }
 
     /// The entry of the sector bitmap block of the chunk holding payload block `block`.
     pub fn bitmap(&self, block: u64) -> Option<Entry> {
-        let chunk = block / self.chunk_ratio;
-        self.entry(chunk * (self.chunk_ratio + 1) + self.chunk_ratio)
+        self.entry(self.bitmap_index(block))
     }
 
     /// Number of the first logical sector of payload block `block` inside its chunk.

@@ -20,6 +20,8 @@ const HEADER_LEN: usize = 4096;
 pub(super) struct Header {
     /// File offset of the copy in use.
     pub at: u64,
+    /// Its sequence number.
+    pub sequence: u64,
     /// Identity of the user-visible data: what a differencing child links to.
     pub data_write_guid: Uuid,
     /// Non-nil when the log holds updates that must be replayed.
@@ -55,6 +57,7 @@ fn parse(b: &[u8], at: u64, ctx: &Ctx) -> Result<(u64, Header, u16)> {
     }
     let header = Header {
         at,
+        sequence: le64(b, 8),
         data_write_guid: guid(b, 32),
         log_guid: guid(b, 48),
         log_version: le16(b, 64),

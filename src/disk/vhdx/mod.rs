@@ -11,6 +11,7 @@
 //! Reference: Microsoft, "[MS-VHDX]: Virtual Hard Disk v2 (VHDX) File Format".
 
 mod bat;
+mod entry;
 mod fields;
 mod header;
 mod locator;
@@ -19,6 +20,7 @@ mod metadata;
 mod read;
 mod region;
 mod source;
+mod write;
 
 use super::{Container, DiskInfo, Format, HostFile, ParentOpener, ReadAt, Subformat};
 use crate::error::{Ctx, Layer, Result};
@@ -35,6 +37,8 @@ pub struct Vhdx {
     bat: Bat,
     logical_sector_size: u64,
     parent: Option<Arc<dyn Container>>,
+    header: header::Header,
+    regions: region::Regions,
 }
 
 impl Vhdx {
@@ -103,6 +107,8 @@ impl Vhdx {
             bat,
             logical_sector_size: u64::from(meta.logical_sector_size),
             parent,
+            header: h,
+            regions,
         })
     }
 }
