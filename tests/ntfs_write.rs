@@ -298,3 +298,163 @@ fn random_sequence_on_the_windows_volume() {
         Some(("", 150, 20)),
     );
 }
+
+/// A fresh volume of `mib` MiB made by mkntfs (4 KiB clusters, geometry as Windows writes it).
+fn mkntfs(dir: &std::path::Path, mib: u64) -> std::path::PathBuf {
+    let vol = dir.join("fresh.ntfs");
+    std::fs::File::create(&vol)
+        .unwrap()
+        .set_len(mib << 20)
+        .unwrap();
+    common::run(
+        std::process::Command::new("mkntfs")
+            .args([
+                "-F", "-Q", "-q", "-s", "512", "-c", "4096", "-p", "2048", "-H", "255", "-S", "63",
+                "-L", "BIG",
+            ])
+            .arg(&vol),
+    );
+    vol
+}
+
+#[test]
+fn a_64_mib_file_and_a_directory_of_5000_entries() {
+    if !common::have_tool("mkntfs") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let vol = mkntfs(tmp.path(), 100);
+    let staged = Staged::open(&vol, 0);
+    let mut m = Model::read(staged.reader());
+    let mut w = staged.writer(opts()).unwrap();
+    let mut rng = Rng(0x64);
+    let big = common::pattern(64 << 20, 64);
+    let r = w.create("/big.bin", &big).unwrap();
+    m.files.insert("big.bin".into(), (r, big));
+    m.touched.insert("big.bin".into());
+    // 5,000 names in the root: the index root moves into INDX blocks that split, a level
+    // above them appears; then most go again, in random order, and the tree shrinks.
+    let mut names = Vec::new();
+    for i in 0..5000 {
+        let p = format!("entry-{i:05}-{:x}.txt", rng.below(1 << 48));
+        let data = format!("entry {i}").into_bytes();
+        let r = w
+            .create(&p, &data)
+            .unwrap_or_else(|e| panic!("create {p}: {e}"));
+        m.files.insert(p.clone(), (r, data));
+        names.push(p);
+    }
+    let depth = |s: &Staged| {
+        let n = s.reader();
+        let root = n.root().unwrap();
+        let blocks = root
+            .stream_desc(0xA0, "$I30", n.ctx(), "\\")
+            .unwrap()
+            .map_or(0, |d| d.data_size / 4096);
+        blocks
+    };
+    let grown = depth(&staged);
+    assert!(grown > 40, "5,000 entries in {grown} index blocks");
+    for _ in 0..4900 {
+        let i = rng.below(names.len() as u64) as usize;
+        let p = names.swap_remove(i);
+        w.delete(&p).unwrap_or_else(|e| panic!("rm {p}: {e}"));
+        m.files.remove(&p);
+    }
+    for p in &names {
+        m.touched.insert(p.clone());
+    }
+    // The big file shrinks and grows back with zeros.
+    w.set_len("/big.bin", 10 << 20).unwrap();
+    w.set_len("/big.bin", 30 << 20).unwrap();
+    let b = &mut m.files.get_mut("big.bin").unwrap().1;
+    b.truncate(10 << 20);
+    b.resize(30 << 20, 0);
+    eprintln!("root index: {grown} blocks at 5,000 entries");
+    let out = tmp.path().join("out.ntfs");
+    staged.commit_to(&out);
+    check_volume(&out, &m, 10, "64 MiB and 5,000 entries");
+}
+
+#[test]
+fn short_names_where_the_volume_keeps_them() {
+    use rehost::fs::ntfs::write::ShortNames;
+    let staged = Staged::open(&common::disk_fixture("bare.raw"), 0);
+    let mut w = staged
+        .writer(WriteOptions {
+            short_names: ShortNames::Always,
+            ..opts()
+        })
+        .unwrap();
+    let sys = "/Windows/System32";
+    w.rename(
+        &format!("{sys}/hal.dll"),
+        &format!("{sys}/hal.dll.rehost-orig"),
+    )
+    .unwrap();
+    w.create(&format!("{sys}/hal.dll"), b"new hal").unwrap();
+    w.create(&format!("{sys}/Long File Name.txt"), b"long")
+        .unwrap();
+    w.create(&format!("{sys}/Long File Names.txt"), b"longer")
+        .unwrap();
+    // The alias finds the file, in any case.
+    let n = staged.reader();
+    let long = n.lookup(&format!("{sys}/Long File Name.txt")).unwrap();
+    assert_eq!(
+        n.lookup(&format!("{sys}/longfi~1.txt")).unwrap().record,
+        long.record
+    );
+    assert_eq!(long.names().len(), 2);
+    assert_eq!(long.link_count, 2);
+    assert_eq!(
+        n.lookup(&format!("{sys}/HALDLL~1.REH"))
+            .unwrap()
+            .names()
+            .len(),
+        2
+    );
+    // An 8.3 name is its own alias.
+    assert_eq!(
+        n.lookup(&format!("{sys}/hal.dll")).unwrap().names().len(),
+        1
+    );
+    // Deleting through the alias takes both names.
+    w.delete(&format!("{sys}/LONGFI~2.TXT")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    staged.commit_to(&out);
+    if common::have_tool("fls") {
+        let fls = common::fls_tree(&out, 0);
+        let rec = |p: &str| fls.get(&format!("Windows/System32/{p}")).copied();
+        // fls lists long names only.
+        assert_eq!(rec("Long File Name.txt"), Some(long.record));
+        assert_eq!(rec("Long File Names.txt"), None);
+        assert!(rec("hal.dll.rehost-orig").is_some());
+    }
+    if common::have_tool("ntfsls") {
+        let dos = String::from_utf8(common::run(
+            std::process::Command::new("ntfsls")
+                .arg("-x")
+                .arg("-p")
+                .arg(sys)
+                .arg(&out),
+        ))
+        .unwrap();
+        for name in ["LONGFI~1.TXT", "HALDLL~1.REH", "hal.dll"] {
+            assert!(
+                dos.lines().any(|l| l.trim().eq_ignore_ascii_case(name)),
+                "{name} not in ntfsls -x:\n{dos}"
+            );
+        }
+        assert!(!dos.contains("LONGFI~2.TXT"), "{dos}");
+        let cat = common::run(
+            std::process::Command::new("ntfscat")
+                .arg(&out)
+                .arg(format!("{sys}/LONGFI~1.TXT")),
+        );
+        assert_eq!(cat, b"long");
+    }
+    let mut m = Model::read(Staged::open(&out, 0).reader());
+    m.touched.insert("Windows/System32/hal.dll".into());
+    harness::check_with_ntfs_crate(&out, &m, "short names");
+}

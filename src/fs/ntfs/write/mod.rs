@@ -204,9 +204,12 @@ impl Writer {
         match out {
             Ok(v) => {
                 self.changes += 1;
-                // A grown MFT needs a reader that maps it.
-                let reader: Arc<dyn ReadAt> = self.vol.dev.clone();
-                self.ntfs = Ntfs::open(reader, self.vol.ctx.clone())?;
+                // The reader reads through the device, so it sees every change but a grown
+                // MFT, which it maps when it opens.
+                if self.mft.records() != self.ntfs.record_count() {
+                    let reader: Arc<dyn ReadAt> = self.vol.dev.clone();
+                    self.ntfs = Ntfs::open(reader, self.vol.ctx.clone())?;
+                }
                 Ok(v)
             }
             Err(e) => {
