@@ -11,6 +11,7 @@ mod harness;
 
 use common::Rng;
 use harness::{check_volume, join, Model, Staged};
+use rehost::disk::ReadAt;
 use rehost::fs::ntfs::write::{WriteOptions, Writer};
 
 /// Fixed time stamps, so runs are reproducible.
@@ -457,4 +458,101 @@ fn short_names_where_the_volume_keeps_them() {
     let mut m = Model::read(Staged::open(&out, 0).reader());
     m.touched.insert("Windows/System32/hal.dll".into());
     harness::check_with_ntfs_crate(&out, &m, "short names");
+}
+
+/// Moves every model path below `from` to below `to`.
+fn move_tree(m: &mut Model, from: &str, to: &str) {
+    let moved = |p: &String| p == from || p.starts_with(&format!("{from}/"));
+    let rename = |p: &str| format!("{to}{}", &p[from.len()..]);
+    let dirs: Vec<(String, u64)> = m
+        .dirs
+        .iter()
+        .filter(|(p, _)| moved(p))
+        .map(|(p, r)| (p.clone(), *r))
+        .collect();
+    for (p, r) in dirs {
+        m.dirs.remove(&p);
+        m.dirs.insert(rename(&p), r);
+    }
+    let files: Vec<String> = m.files.keys().filter(|p| moved(p)).cloned().collect();
+    for p in files {
+        let v = m.files.remove(&p).unwrap();
+        m.touched.remove(&p);
+        m.files.insert(rename(&p), v);
+        m.touched.insert(rename(&p));
+    }
+}
+
+#[test]
+fn sparse_fragmented_and_multi_stream_files_and_directory_moves() {
+    let staged = Staged::open(&common::disk_fixture("bare.raw"), 0);
+    let mut m = Model::read(staged.reader());
+    let mut w = staged.writer(opts()).unwrap();
+    let extents = |s: &Staged, p: &str| {
+        let n = s.reader();
+        n.data(&n.lookup(p).unwrap(), "").unwrap().extents()
+    };
+    // A write into the hole of the sparse file maps clusters there and nowhere else.
+    let data = common::pattern(5000, 11);
+    w.write("/sparse.bin", 300_000, &data).unwrap();
+    m.files.get_mut("sparse.bin").unwrap().1[300_000..305_000].copy_from_slice(&data);
+    let holes = extents(&staged, "sparse.bin")
+        .iter()
+        .filter(|e| e.volume_offset.is_none())
+        .count();
+    assert!(
+        holes >= 2,
+        "the hole is split, not filled: {:?}",
+        extents(&staged, "sparse.bin")
+    );
+    w.set_len("/sparse.bin", 2 << 20).unwrap();
+    m.files.get_mut("sparse.bin").unwrap().1.resize(2 << 20, 0);
+    // The fragmented file rewritten at its size keeps its 13 runs.
+    let runs = extents(&staged, "frag.bin");
+    let len = m.files["frag.bin"].1.len();
+    let data = common::pattern(len, 12);
+    w.replace("/frag.bin", &data).unwrap();
+    assert_eq!(extents(&staged, "frag.bin"), runs);
+    m.files.get_mut("frag.bin").unwrap().1 = data;
+    // The unnamed stream of a file with named streams: to clusters and back into the record.
+    w.set_len("/ads.txt", 100_000).unwrap();
+    w.write("/ads.txt", 99_000, b"tail").unwrap();
+    w.set_len("/ads.txt", 200).unwrap();
+    let a = &mut m.files.get_mut("ads.txt").unwrap().1;
+    a.resize(100_000, 0);
+    a[99_000..99_004].copy_from_slice(b"tail");
+    a.truncate(200);
+    for p in ["sparse.bin", "frag.bin", "ads.txt"] {
+        m.touched.insert(p.to_string());
+    }
+    // Directories move with everything below them; not into themselves.
+    w.rename("/deep/level-1", "/names/level-1-moved").unwrap();
+    move_tree(&mut m, "deep/level-1", "names/level-1-moved");
+    let e = w.rename("/names", "/names/Données/inside").unwrap_err();
+    assert!(
+        e.to_string().contains("inside the directory being moved"),
+        "{e}"
+    );
+    w.rename("/case/A", "/case/a").unwrap();
+    move_tree(&mut m, "case/A", "case/a");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    staged.commit_to(&out);
+    check_volume(&out, &m, 10, "special files");
+    if common::have_tool("ntfscat") {
+        for (stream, len) in [("Zone.Identifier", 26), ("secret", 10000)] {
+            let theirs = common::run(
+                std::process::Command::new("ntfscat")
+                    .args(["-n", stream])
+                    .arg(&out)
+                    .arg("/ads.txt"),
+            );
+            assert_eq!(theirs.len(), len, "the named stream {stream} stays");
+            let n = Staged::open(&out, 0).reader();
+            let s = n.data(&n.lookup("ads.txt").unwrap(), stream).unwrap();
+            let mut ours = vec![0u8; s.size() as usize];
+            s.read_at(0, &mut ours).unwrap();
+            assert_eq!(ours, theirs, "{stream}");
+        }
+    }
 }

@@ -117,12 +117,12 @@ fn logs_windows_would_replay_or_fast_startup_left_are_refused() {
     let dirty = with_log(tmp.path(), "dirty", &restart_page(1, 1, 0, 0, 5000));
     let e = open_err(&dirty, WriteOptions::default());
     refused(&e, &["$LogFile", "not shut down cleanly", "chkdsk /f"]);
-    assert_eq!(ntfs3g_would_mount(&dirty).unwrap_or(false), false);
+    assert!(!ntfs3g_would_mount(&dirty).unwrap_or(false));
     // Version 2.0: Fast Startup or hibernation keeps the volume's state in memory.
     let fast = with_log(tmp.path(), "fast", &restart_page(2, 0, 0xFFFF, 2, 5000));
     let e = open_err(&fast, WriteOptions::default());
     refused(&e, &["Fast Startup", "shut it down fully"]);
-    assert_eq!(ntfs3g_would_mount(&fast).unwrap_or(false), false);
+    assert!(!ntfs3g_would_mount(&fast).unwrap_or(false));
     // The more recent page counts: an old dirty page behind a newer clean one is fine.
     let v = copy_of(&common::disk_fixture("bare.raw"), tmp.path(), "mixed");
     patch(
@@ -157,7 +157,7 @@ fn a_clean_windows_log_is_reset_with_the_first_change() {
     );
     let out = tmp.path().join("out");
     staged.commit_to(&out);
-    assert_eq!(ntfs3g_would_mount(&out).unwrap_or(true), true);
+    assert!(ntfs3g_would_mount(&out).unwrap_or(true));
     let model = {
         let mut m = harness::Model::read(Staged::open(&out, 0).reader());
         m.touched.insert("new.txt".into());
@@ -188,7 +188,7 @@ fn hibernation_bitlocker_and_a_mirror_out_of_step_are_refused() {
         &open_err(&v, WriteOptions::default()),
         &["hiberfil.sys", "resume Windows"],
     );
-    assert_eq!(ntfs3g_would_mount(&v).unwrap_or(false), false);
+    assert!(!ntfs3g_would_mount(&v).unwrap_or(false));
     // A hibernation file Windows resumed from ("wake") is no obstacle.
     header[..4].copy_from_slice(b"wake");
     std::fs::write(&hiber, &header).unwrap();
@@ -201,7 +201,7 @@ fn hibernation_bitlocker_and_a_mirror_out_of_step_are_refused() {
             .arg("/hiberfil.sys"),
     );
     assert!(Staged::open(&v, 0).writer(WriteOptions::default()).is_ok());
-    assert_eq!(ntfs3g_would_mount(&v).unwrap_or(true), true);
+    assert!(ntfs3g_would_mount(&v).unwrap_or(true));
 
     let v = copy_of(&common::disk_fixture("bare.raw"), tmp.path(), "bitlocker");
     patch(&v, 3, b"-FVE-FS-");

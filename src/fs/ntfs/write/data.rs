@@ -341,6 +341,6 @@ impl Writer {
             runs: r,
             flags: 0,
         };
-        Ok(self.data_put(n, &d)?)
+        self.data_put(n, &d)
     }
 }

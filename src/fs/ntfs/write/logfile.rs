@@ -47,13 +47,14 @@ pub fn set_dirty(vol: &Vol, mft: &mut Mft) -> Result<()> {
     let at = r
         .find(AT_VOLUME_INFORMATION, &[], &ctx)?
         .ok_or_else(|| ctx.corrupt_at_path("$Volume", "no $VOLUME_INFORMATION"))?;
-    let voff = crate::fs::ntfs::le::u16_at(r.bytes(&at), 20) as usize;
-    let vlen = crate::fs::ntfs::le::u32_at(r.bytes(&at), 16) as usize;
-    if at.non_resident || vlen < 12 {
-        return Err(ctx.corrupt_at_path("$Volume", "$VOLUME_INFORMATION is too short"));
-    }
-    let flags_at = at.off + voff + 10;
-    let flags = crate::fs::ntfs::le::u16_at(&r.data, flags_at) | VOLUME_IS_DIRTY;
-    r.data[flags_at..flags_at + 2].copy_from_slice(&flags.to_le_bytes());
-    Ok(())
+    let mut value = r
+        .value(&at)
+        .filter(|v| v.len() >= 12)
+        .ok_or_else(|| ctx.corrupt_at_path("$Volume", "$VOLUME_INFORMATION is too short"))?
+        .to_vec();
+    let flags = crate::fs::ntfs::le::u16_at(&value, 10) | VOLUME_IS_DIRTY;
+    value[10..12].copy_from_slice(&flags.to_le_bytes());
+    r.set_value(&at, &value)
+        .then_some(())
+        .ok_or_else(|| ctx.corrupt_at_path("$Volume", "$VOLUME_INFORMATION cannot be rewritten"))
 }

@@ -54,24 +54,26 @@ impl Writer {
 
     /// The tree of directory record `dir`, loaded once per operation.
     pub(crate) fn tree<'o>(&self, op: &'o mut Op, dir: u64) -> Result<&'o mut Tree> {
-        if !op.trees.contains_key(&dir) {
-            let f = self.ntfs.file(dir)?;
-            if !f.is_dir() {
-                return Err(self.vol.ctx.corrupt_at_path(
-                    &format!("record {dir}"),
-                    "a name's parent is not a directory",
-                ));
-            }
-            let what = match f.best_name() {
-                Some(n) if dir != crate::fs::ntfs::RECORD_ROOT => {
-                    format!("directory {} (record {dir})", n.name_string())
+        use std::collections::btree_map::Entry;
+        match op.trees.entry(dir) {
+            Entry::Occupied(e) => Ok(e.into_mut()),
+            Entry::Vacant(e) => {
+                let f = self.ntfs.file(dir)?;
+                if !f.is_dir() {
+                    return Err(self.vol.ctx.corrupt_at_path(
+                        &format!("record {dir}"),
+                        "a name's parent is not a directory",
+                    ));
                 }
-                _ => "\\".to_string(),
-            };
-            let t = Tree::load(&self.vol, &self.mft, &f, &what)?;
-            op.trees.insert(dir, t);
+                let what = match f.best_name() {
+                    Some(n) if dir != crate::fs::ntfs::RECORD_ROOT => {
+                        format!("directory {} (record {dir})", n.name_string())
+                    }
+                    _ => "\\".to_string(),
+                };
+                Ok(e.insert(Tree::load(&self.vol, &self.mft, &f, &what)?))
+            }
         }
-        Ok(op.trees.get_mut(&dir).expect("inserted"))
     }
 
     /// What a new file in directory `dir` takes from its siblings: security, and whether
@@ -199,15 +201,12 @@ impl Writer {
     /// Writes a resident attribute's value in place (same length).
     pub(crate) fn put_value(&mut self, n: u64, at: &AttrAt, value: &[u8]) -> Result<()> {
         let r = self.mft.get(&self.vol, n)?;
-        let voff = at.off + u16_at(r.bytes(at), 20) as usize;
-        let vlen = u32_at(r.bytes(at), 16) as usize;
-        if vlen != value.len() {
-            return Err(self
-                .vol
-                .ctx
-                .invalid("a value rewritten in place must keep its length"));
+        if !r.set_value(at, value) {
+            return Err(self.vol.ctx.corrupt_at_path(
+                &format!("MFT record {n}"),
+                format!("attribute {:#x} cannot be rewritten in place", at.ty),
+            ));
         }
-        r.data[voff..voff + vlen].copy_from_slice(value);
         Ok(())
     }
 

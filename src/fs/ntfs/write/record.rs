@@ -223,6 +223,23 @@ impl RecordBuf {
         b.get(voff..voff.checked_add(vlen)?)
     }
 
+    /// Rewrites the value of a resident attribute in place; false, changing nothing, when
+    /// `value` does not have the old value's length.
+    pub fn set_value(&mut self, a: &AttrAt, value: &[u8]) -> bool {
+        if a.non_resident {
+            return false;
+        }
+        let b = &self.data[a.off..a.off + a.len];
+        let vlen = u32_at(b, 16) as usize;
+        let voff = u16_at(b, 20) as usize;
+        if vlen != value.len() || voff.checked_add(vlen).is_none_or(|e| e > a.len) {
+            return false;
+        }
+        let at = a.off + voff;
+        self.data[at..at + vlen].copy_from_slice(value);
+        true
+    }
+
     /// Whether replacing `old_len` bytes by `new_len` bytes keeps the record within its size.
     pub fn fits(&self, old_len: usize, new_len: usize) -> bool {
         self.used() - old_len + new_len <= self.allocated()
