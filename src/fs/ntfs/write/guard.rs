@@ -1,6 +1,7 @@
 //! When not to write: states of a volume or a file in which a write would be lost, undone
 //! by Windows, or would damage what Windows keeps. Each refusal says why and what to do.
 
+use super::bitmap::Bits;
 use super::io::Vol;
 use super::mft::Mft;
 use super::names::{
@@ -11,6 +12,7 @@ use crate::disk::ReadAt;
 use crate::error::{Ctx, Result};
 use crate::fs::ntfs::file::File;
 use crate::fs::ntfs::record::{Record, ATTR_COMPRESSED, ATTR_ENCRYPTED, AT_DATA, AT_REPARSE_POINT};
+use crate::fs::ntfs::runlist::Run;
 use crate::fs::ntfs::Ntfs;
 
 /// Records of the NTFS metafiles (`$MFT` to `$Extend` and the reserved ones after them).
@@ -157,6 +159,94 @@ pub fn check_not_metafile(f: &File, path: &str, ctx: &Ctx) -> Result<()> {
             path,
             "this is an NTFS metadata file; rehost does not write those",
         ));
+    }
+    Ok(())
+}
+
+/// The clusters of the metafiles the writer writes through: `$MFT` (data and bitmap),
+/// `$MFTMirr`, `$LogFile`, `$Boot` and `$Bitmap`, as `(lcn, len, name)`.
+pub fn metafile_extents(ntfs: &Ntfs) -> Result<Vec<(u64, u64, &'static str)>> {
+    let mut out = Vec::new();
+    for (rec, name) in [
+        (0, "$MFT"),
+        (1, "$MFTMirr"),
+        (2, "$LogFile"),
+        (6, "$Bitmap"),
+        (7, "$Boot"),
+    ] {
+        let f = ntfs.file(rec)?;
+        for a in &f.attributes {
+            if let crate::fs::ntfs::record::Body::NonResident(n) = &a.body {
+                out.extend(
+                    n.runs
+                        .iter()
+                        .filter_map(|r| r.lcn.map(|l| (l, r.len, name))),
+                );
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Refuses a volume whose metafiles overlap or lie in clusters `$Bitmap` calls free: the
+/// writer would write one over another.
+pub fn check_metafiles(extents: &[(u64, u64, &str)], bits: &Bits, ctx: &Ctx) -> Result<()> {
+    let mut sorted = extents.to_vec();
+    sorted.sort_unstable();
+    for w in sorted.windows(2) {
+        if w[0].0 + w[0].1 > w[1].0 {
+            return Err(ctx.corrupt(
+                w[1].0,
+                format!(
+                    "{} and {} share clusters: run chkdsk /f on the volume",
+                    w[0].2, w[1].2
+                ),
+            ));
+        }
+    }
+    for (l, n, name) in &sorted {
+        if !bits.all_set(*l, *n) {
+            return Err(ctx.corrupt_at_path(
+                name,
+                format!(
+                    "clusters {l}..{} are free in $Bitmap: run chkdsk /f on the volume",
+                    l + n
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses to write through runs that a damaged record may have pointed elsewhere: every
+/// stored cluster must be allocated in `$Bitmap` and outside the metafiles.
+pub fn check_owned(
+    runs: &[Run],
+    bits: &Bits,
+    meta: &[(u64, u64, &str)],
+    what: &str,
+    ctx: &Ctx,
+) -> Result<()> {
+    for r in runs {
+        let Some(l) = r.lcn else { continue };
+        if !bits.all_set(l, r.len) {
+            return Err(ctx.corrupt_at_path(
+                what,
+                format!(
+                    "its clusters {l}..{} are free in $Bitmap: run chkdsk /f on the volume",
+                    l + r.len
+                ),
+            ));
+        }
+        if let Some((_, _, name)) = meta.iter().find(|(m, n, _)| l < m + n && *m < l + r.len) {
+            return Err(ctx.corrupt_at_path(
+                what,
+                format!(
+                    "its clusters {l}..{} belong to {name}: run chkdsk /f on the volume",
+                    l + r.len
+                ),
+            ));
+        }
     }
     Ok(())
 }

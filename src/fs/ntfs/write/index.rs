@@ -12,7 +12,7 @@
 
 use super::bitmap::{pick_clusters, Bits};
 use super::io::Vol;
-use super::mft::{single_extent, Mft, Place};
+use super::mft::{plausible, single_extent, Mft, Place};
 use super::node::{block_capacity, parse_block, serialize_block, serialize_root, Entry, Node};
 use super::record::{self, Sizes};
 use super::runs;
@@ -136,7 +136,7 @@ impl Tree {
                 Body::Resident(v) => (v.clone(), Place::Resident, b.record),
                 body => {
                     let (r, sizes) = single_extent(body)
-                        .filter(|(_, s)| s.data <= 1 << 24)
+                        .filter(|(r, s)| s.data <= 1 << 24 && plausible(r, s, vol.cluster))
                         .ok_or_else(|| {
                             ctx.unsupported(
                                 b.pos,
@@ -631,11 +631,19 @@ impl Tree {
                 ),
             ));
         }
+        // Only the information a key duplicates from the file may change (times, sizes,
+        // attributes); the parent and the name must be the file's.
         let e = &mut self.node_mut(id).entries[pos];
-        if e.key.len() != key.len() {
-            return Err(vol
-                .ctx
-                .invalid("an index key update may not change the name"));
+        let same_name =
+            e.key.len() == key.len() && e.key[..8] == key[..8] && e.key[0x40..] == key[0x40..];
+        if !same_name {
+            return Err(vol.ctx.corrupt_at_path(
+                &self.what,
+                format!(
+                    "the index entry {} and its file's $FILE_NAME disagree on parent or name",
+                    String::from_utf16_lossy(name)
+                ),
+            ));
         }
         e.key = key;
         Ok(())

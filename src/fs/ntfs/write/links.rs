@@ -122,6 +122,7 @@ impl Writer {
             } else {
                 for a in &link.file.attributes {
                     if let Body::NonResident(nr) = &a.body {
+                        guard::check_owned(&nr.runs, &w.clusters, &w.meta, path, &w.vol.ctx)?;
                         w.free_runs(&nr.runs);
                     }
                 }

@@ -61,6 +61,13 @@ pub fn single_extent(body: &Body) -> Option<(Vec<Run>, Sizes)> {
     }
 }
 
+/// Whether sizes fit their runs: initialized within data, data and allocation within the
+/// clusters mapped.
+pub fn plausible(runs: &[Run], sizes: &Sizes, cluster: u64) -> bool {
+    let mapped = runs::clusters(runs).saturating_mul(cluster);
+    sizes.initialized <= sizes.data && sizes.data <= mapped && sizes.allocated <= mapped
+}
+
 impl Mft {
     /// Reads `$MFT`'s runs, its bitmap and `$MFTMirr`'s place.
     pub fn load(vol: &Vol, ntfs: &Ntfs) -> Result<Mft> {
@@ -83,8 +90,10 @@ impl Mft {
             body => {
                 let (r, sizes) = single_extent(body)
                     .ok_or_else(|| ctx.unsupported(bm.pos, "$MFT's $BITMAP is split"))?;
-                if sizes.data > 1 << 26 {
-                    return Err(ctx.corrupt(bm.pos, "$MFT's $BITMAP is implausibly large"));
+                if sizes.data > 1 << 26 || !plausible(&r, &sizes, vol.cluster) {
+                    return Err(
+                        ctx.corrupt(bm.pos, "$MFT's $BITMAP has sizes that do not fit its runs")
+                    );
                 }
                 let mut b = vec![0u8; sizes.data as usize];
                 vol.read_runs(&r, 0, &mut b[..sizes.initialized as usize], "$MFT:$BITMAP")?;

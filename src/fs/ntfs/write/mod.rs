@@ -10,8 +10,9 @@
 //! flag), [`guard`] (when not to write), [`ops`] (the operations), [`verify`] (reading
 //! back).
 //!
-//! Each operation either completes or changes nothing that any file refers to: every
-//! structure is planned and checked in memory first, then written. After it, the writer
+//! Each operation either completes or changes nothing: it is planned and checked in memory
+//! and written into an overlay of its own, which reaches the device only when the whole
+//! operation has been staged there. After it, the writer
 //! reads back what it wrote through the reader ([`crate::fs::ntfs::Ntfs`]) and fails if
 //! that disagrees.
 //!
@@ -50,7 +51,7 @@ pub mod verify;
 use super::record::AT_DATA;
 use super::runlist::Run;
 use super::Ntfs;
-use crate::disk::{ReadAt, WriteAt};
+use crate::disk::{Overlay, ReadAt, WriteAt};
 use crate::error::{Ctx, Result};
 use bitmap::Bits;
 use index::Tree;
@@ -124,6 +125,8 @@ pub struct Writer {
     opts: WriteOptions,
     clusters: Bits,
     bitmap_runs: Vec<Run>,
+    /// Clusters of the metafiles, which no file's runs may reach.
+    meta: Vec<(u64, u64, &'static str)>,
     mft: Mft,
     templates: HashMap<u64, Template>,
     started: bool,
@@ -158,6 +161,8 @@ impl Writer {
             mft_lcn: boot.mft_lcn,
         };
         let (clusters, bitmap_runs) = load_cluster_bitmap(&vol, &ntfs)?;
+        let meta = guard::metafile_extents(&ntfs)?;
+        guard::check_metafiles(&meta, &clusters, &vol.ctx)?;
         let mft = Mft::load(&vol, &ntfs)?;
         guard::check_mirror(&vol, &mft)?;
         Ok(Writer {
@@ -166,6 +171,7 @@ impl Writer {
             opts,
             clusters,
             bitmap_runs,
+            meta,
             mft,
             templates: HashMap::new(),
             started: false,
@@ -199,8 +205,21 @@ impl Writer {
     /// Runs one operation: on success its changes are written and read back; on failure
     /// nothing it planned is written and the in-memory state is read again from the volume.
     fn run<T>(&mut self, f: impl FnOnce(&mut Self, &mut Op) -> Result<T>) -> Result<T> {
+        // The operation writes into an overlay of its own, passed on to the device only
+        // when it has committed: a failed one leaves no byte behind.
+        let device = self.vol.dev.clone();
+        let below: Arc<dyn ReadAt> = device.clone();
+        let staging = Arc::new(Overlay::new(below, self.vol.ctx.clone()));
+        self.vol.dev = staging.clone();
         let mut op = Op::default();
         let out = f(self, &mut op).and_then(|v| self.commit(&mut op).map(|_| v));
+        self.vol.dev = device;
+        let out = out.and_then(|v| {
+            for (at, bytes) in staging.extents() {
+                self.vol.dev.write_at(at, &bytes)?;
+            }
+            Ok(v)
+        });
         match out {
             Ok(v) => {
                 self.changes += 1;
@@ -209,6 +228,7 @@ impl Writer {
                 if self.mft.records() != self.ntfs.record_count() {
                     let reader: Arc<dyn ReadAt> = self.vol.dev.clone();
                     self.ntfs = Ntfs::open(reader, self.vol.ctx.clone())?;
+                    self.meta = guard::metafile_extents(&self.ntfs)?;
                 }
                 Ok(v)
             }
@@ -226,6 +246,7 @@ impl Writer {
         let (c, r) = load_cluster_bitmap(&self.vol, &self.ntfs)?;
         self.clusters = c;
         self.bitmap_runs = r;
+        self.meta = guard::metafile_extents(&self.ntfs)?;
         self.mft = Mft::load(&self.vol, &self.ntfs)?;
         self.templates.clear();
         Ok(())

@@ -14,7 +14,6 @@ use crate::disk::ReadAt;
 use crate::error::Result;
 use crate::fs::ntfs::file::File;
 use crate::fs::ntfs::le::{u16_at, u32_at, u64_at};
-use crate::fs::ntfs::names::FILE_NAME_INDEX_PRESENT;
 use crate::fs::ntfs::record::{AT_DATA, AT_FILE_NAME, AT_STANDARD_INFORMATION, MFT_RECORD_IN_USE};
 
 /// `$SECURITY_DESCRIPTOR`
@@ -71,6 +70,8 @@ impl Writer {
                     }
                     _ => "\\".to_string(),
                 };
+                // Whatever the reader refuses in the index, the writer refuses too.
+                self.ntfs.dir_index(&f, &what)?;
                 Ok(e.insert(Tree::load(&self.vol, &self.mft, &f, &what)?))
             }
         }
@@ -233,12 +234,10 @@ impl Writer {
     /// After a data change: every `$FILE_NAME` of record `n` and its index entry get the new
     /// sizes and times.
     pub(crate) fn sync_names(&mut self, op: &mut Op, n: u64, d: &Data, time: u64) -> Result<()> {
+        // Only files' data changes (the record says so): every name gets the sizes.
         for (at, mut v) in self.file_names(n)? {
-            if u32_at(&v, fnoff::ATTRIBUTES) & FILE_NAME_INDEX_PRESENT == 0 {
-                v[fnoff::ALLOCATED..fnoff::ALLOCATED + 8]
-                    .copy_from_slice(&d.allocated().to_le_bytes());
-                v[fnoff::DATA..fnoff::DATA + 8].copy_from_slice(&d.size().to_le_bytes());
-            }
+            v[fnoff::ALLOCATED..fnoff::ALLOCATED + 8].copy_from_slice(&d.allocated().to_le_bytes());
+            v[fnoff::DATA..fnoff::DATA + 8].copy_from_slice(&d.size().to_le_bytes());
             for i in 1..4 {
                 let o = fnoff::TIMES + 8 * i;
                 v[o..o + 8].copy_from_slice(&time.to_le_bytes());
@@ -257,7 +256,19 @@ impl Writer {
 
     /// The file at `path` for a data change, checked.
     fn data_target(&self, path: &str) -> Result<File> {
-        let f = self.ntfs.lookup(path)?;
+        let link = self.resolve(path)?;
+        let f = link.file;
+        // The record must hold the name it was found by, or its names and their entries
+        // cannot be kept in step.
+        let up = self.ntfs.upcase();
+        if !f.names().iter().any(|n| {
+            n.parent == link.dir.record && link.names.iter().any(|l| up.cmp(l, &n.name).is_eq())
+        }) {
+            return Err(self.vol.ctx.corrupt_at_path(
+                path,
+                format!("MFT record {} has no $FILE_NAME for the name it is found by: run chkdsk /f on the volume", f.record),
+            ));
+        }
         if f.is_dir() {
             return Err(self.vol.ctx.invalid(format!("{path} is a directory")));
         }
@@ -272,6 +283,8 @@ impl Writer {
                 .ctx
                 .invalid(format!("{path} has no unnamed data stream")));
         }
+        // The reader's checks of the stream (sizes against runs) come first.
+        self.ntfs.data(&f, "")?;
         Ok(f)
     }
 
