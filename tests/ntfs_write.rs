@@ -556,3 +556,51 @@ fn sparse_fragmented_and_multi_stream_files_and_directory_moves() {
         }
     }
 }
+
+#[test]
+fn a_volume_inside_a_partitioned_dynamic_vhdx() {
+    use rehost::disk::{Overlay, WindowMut, WriteAt};
+    use std::sync::Arc;
+    // The MBR disk as a dynamic VHDX: reads go through the container, the NTFS volume is a
+    // window at 1 MiB; writes are staged above the container.
+    let image = common::disk_fixture("mbr.dynamic-1m.vhdx");
+    let d = rehost::disk::open(&image, &Default::default()).unwrap();
+    let ctx = rehost::Ctx::new("vhdx", rehost::Layer::Volume);
+    let layout = rehost::volume::scan(d.reader(), 512, &ctx).unwrap();
+    let v = layout
+        .volumes
+        .iter()
+        .find(|v| v.content == rehost::volume::Content::Ntfs)
+        .unwrap();
+    assert_eq!(v.offset, 1 << 20);
+    let overlay = Arc::new(Overlay::new(d.reader(), ctx.clone()));
+    let dev: Arc<dyn WriteAt> =
+        Arc::new(WindowMut::new(overlay.clone(), v.offset, v.size, ctx.clone()).unwrap());
+    let reader = |dev: &Arc<dyn WriteAt>| {
+        let r: Arc<dyn ReadAt> = dev.clone();
+        rehost::fs::ntfs::Ntfs::open(r, rehost::Ctx::new("vhdx", rehost::Layer::Ntfs)).unwrap()
+    };
+    let mut m = Model::read(reader(&dev));
+    let mut w = Writer::open(
+        dev.clone(),
+        rehost::Ctx::new("vhdx", rehost::Layer::Ntfs),
+        opts(),
+    )
+    .unwrap();
+    let mut rng = Rng(0x7d);
+    random_ops(&mut w, &mut m, &mut rng, 60, 1 << 20, 20 << 20);
+    // Every staged byte lies inside the volume's window.
+    for (o, b) in overlay.extents() {
+        assert!(
+            o >= v.offset && o + b.len() as u64 <= v.offset + v.size,
+            "staged outside the volume at {o:#x}"
+        );
+    }
+    // The volume as it now reads, for the outside tools.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("volume.ntfs");
+    let mut bytes = vec![0u8; v.size as usize];
+    dev.read_at(0, &mut bytes).unwrap();
+    std::fs::write(&out, bytes).unwrap();
+    check_volume(&out, &m, 10, "volume in a dynamic VHDX");
+}
