@@ -128,6 +128,10 @@ pub enum ErrorKind {
     /// The request itself does not make sense (a bad argument).
     #[error("{0}")]
     Invalid(String),
+    /// A write was refused because the image is in a state where writing would lose data
+    /// (the message says why and what to do).
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// A rehost library error: the image, the layer, the location and what went wrong.
@@ -241,6 +245,16 @@ impl Ctx {
     /// A bad request.
     pub fn invalid(&self, msg: impl Into<String>) -> Error {
         self.error(Location::None, ErrorKind::Invalid(msg.into()))
+    }
+
+    /// A write refused at a path (or the volume as a whole when `path` is empty).
+    pub fn refused(&self, path: &str, msg: impl Into<String>) -> Error {
+        let location = if path.is_empty() {
+            Location::None
+        } else {
+            Location::Path(path.to_string())
+        };
+        self.error(location, ErrorKind::Refused(msg.into()))
     }
 }
 

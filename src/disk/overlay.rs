@@ -116,6 +116,30 @@ impl WriteAt for Overlay {
         }
         let end = offset + data.len() as u64;
         let mut map = self.extents.write().unwrap_or_else(|p| p.into_inner());
+        // Fast paths, so that a large extent is not copied for every write to it: a write
+        // inside one extent changes it in place; one that runs on past the end of the extent
+        // it starts in (touching no other) extends it.
+        let next_start = map.range(offset + 1..).next().map(|(o, _)| *o);
+        let staged: u64 = map.values().map(|b| b.len() as u64).sum();
+        if let Some((o, b)) = map.range_mut(..=offset).next_back() {
+            let e_end = *o + b.len() as u64;
+            if end <= e_end {
+                let at = (offset - *o) as usize;
+                b[at..at + data.len()].copy_from_slice(data);
+                return Ok(());
+            }
+            if offset <= e_end && next_start.is_none_or(|n| n > end) {
+                if staged + (end - e_end) > MAX_STAGED {
+                    return Err(self.ctx.unsupported(
+                        offset,
+                        format!("more than {MAX_STAGED} bytes staged in one overlay"),
+                    ));
+                }
+                b.truncate((offset - *o) as usize);
+                b.extend_from_slice(data);
+                return Ok(());
+            }
+        }
         // Every extent that overlaps or touches [offset, end) merges into one.
         let mut start = offset;
         let mut stop = end;

@@ -53,6 +53,16 @@ pub struct LogFileState {
     pub detail: String,
 }
 
+/// The fields of a restart page the writer's checks need.
+struct RestartPage {
+    system_page_size: u32,
+    minor: i16,
+    major: i16,
+    current_lsn: u64,
+    in_use: u16,
+    flags: u16,
+}
+
 /// `hiberfil.sys` and what its first bytes say.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hibernation {
@@ -104,7 +114,9 @@ impl Ntfs {
         })
     }
 
-    /// Reads the first restart page of `$LogFile` and decides whether Windows would replay it.
+    /// Reads the restart pages of `$LogFile` and decides, as ntfs-3g does, whether Windows
+    /// would replay the log: the more recent of the two restart pages counts; a log of
+    /// 0xFF bytes wherever a page could start is empty.
     pub fn logfile_state(&self) -> Result<LogFileState> {
         let f = self.file(RECORD_LOGFILE)?;
         let s = self.data(&f, "")?;
@@ -112,51 +124,56 @@ impl Ntfs {
         let mut page = vec![0u8; page_len];
         s.read_at(0, &mut page)?;
         if page.iter().all(|b| *b == 0xFF) {
+            // Where else a restart or log record page could start: 4 KiB, 8 KiB, ...
+            let mut off = 4096u64;
+            let mut block = [0u8; 512];
+            while off + 512 <= s.size() {
+                s.read_at(off, &mut block)?;
+                if block.iter().any(|b| *b != 0xFF) {
+                    return Ok(LogFileState {
+                        clean: false,
+                        version: None,
+                        detail: format!(
+                            "the first restart page is empty but the log holds data at {off:#x}"
+                        ),
+                    });
+                }
+                off *= 2;
+            }
             return Ok(LogFileState {
                 clean: true,
                 version: None,
                 detail: "the log is empty (reset to 0xFF)".into(),
             });
         }
-        let magic = page.get(..4).unwrap_or(&[]);
-        if magic != b"RSTR" {
-            return Ok(LogFileState {
-                clean: false,
-                version: None,
-                detail: format!(
-                    "first restart page has signature {:?}",
-                    String::from_utf8_lossy(magic)
-                ),
-            });
-        }
-        let page_size = (u32_at(&page, 0x10) as usize).clamp(512, page_len);
-        let mut page = page[..page_size].to_vec();
-        let pos = 0;
-        if let Err(e) = fixup::unprotect(&mut page, b"RSTR", self.ctx(), pos) {
-            return Ok(LogFileState {
-                clean: false,
-                version: None,
-                detail: format!("restart page damaged: {}", e.kind),
-            });
-        }
-        let version = format!(
-            "{}.{}",
-            u16_at(&page, 0x1C) as i16,
-            u16_at(&page, 0x1A) as i16
-        );
-        let ra = u16_at(&page, 0x18) as usize;
-        if ra + 0x10 > page.len() {
-            return Ok(LogFileState {
-                clean: false,
-                version: Some(version),
-                detail: "restart area lies outside the restart page".into(),
-            });
-        }
-        let in_use = u16_at(&page, ra + 0x0C);
-        let flags = u16_at(&page, ra + 0x0E);
-        let (clean, detail) = if in_use == LOGFILE_NO_CLIENT {
+        let first = self.restart_page(&s, 0)?;
+        let second_at = first.as_ref().map_or(4096, |p| p.system_page_size as u64);
+        let second = if second_at + 512 <= s.size() {
+            self.restart_page(&s, second_at)?
+        } else {
+            Err("no second restart page".into())
+        };
+        let page = match (first, second) {
+            (Ok(a), Ok(b)) => {
+                if b.current_lsn > a.current_lsn {
+                    b
+                } else {
+                    a
+                }
+            }
+            (Ok(a), Err(_)) | (Err(_), Ok(a)) => a,
+            (Err(why), Err(_)) => {
+                return Ok(LogFileState {
+                    clean: false,
+                    version: None,
+                    detail: why,
+                })
+            }
+        };
+        let version = format!("{}.{}", page.major, page.minor);
+        let (clean, detail) = if page.in_use == LOGFILE_NO_CLIENT {
             (true, "no log client in use".to_string())
-        } else if flags & RESTART_VOLUME_IS_CLEAN != 0 {
+        } else if page.flags & RESTART_VOLUME_IS_CLEAN != 0 {
             (true, "restart area marked clean".to_string())
         } else {
             (false, "a log client is in use and the restart area is not marked clean: Windows would replay the log".to_string())
@@ -166,6 +183,47 @@ impl Ntfs {
             version: Some(version),
             detail,
         })
+    }
+
+    /// The restart page at `off` of `$LogFile`, or why it is not one.
+    fn restart_page(
+        &self,
+        s: &super::stream::Stream,
+        off: u64,
+    ) -> Result<std::result::Result<RestartPage, String>> {
+        let mut head = [0u8; 512];
+        s.read_at(off, &mut head)?;
+        let magic = &head[..4];
+        if magic != b"RSTR" && magic != b"CHKD" {
+            return Ok(Err(format!(
+                "restart page at {off:#x} has signature {:?}",
+                String::from_utf8_lossy(magic)
+            )));
+        }
+        let sys = u32_at(&head, 0x10);
+        if !(512..=65536).contains(&sys) || !sys.is_power_of_two() || off + sys as u64 > s.size() {
+            return Ok(Err(format!("restart page at {off:#x} has page size {sys}")));
+        }
+        let mut page = vec![0u8; sys as usize];
+        s.read_at(off, &mut page)?;
+        let magic: [u8; 4] = page[..4].try_into().unwrap_or([0; 4]);
+        if let Err(e) = fixup::unprotect(&mut page, &magic, self.ctx(), off) {
+            return Ok(Err(format!("restart page at {off:#x} damaged: {}", e.kind)));
+        }
+        let ra = u16_at(&page, 0x18) as usize;
+        if ra + 0x10 > page.len() {
+            return Ok(Err(format!(
+                "restart area of the page at {off:#x} lies outside it"
+            )));
+        }
+        Ok(Ok(RestartPage {
+            system_page_size: sys,
+            minor: u16_at(&page, 0x1A) as i16,
+            major: u16_at(&page, 0x1C) as i16,
+            current_lsn: super::le::u64_at(&page, ra),
+            in_use: u16_at(&page, ra + 0x0C),
+            flags: u16_at(&page, ra + 0x0E),
+        }))
     }
 
     /// `hiberfil.sys` at the root, if there is one.

@@ -28,13 +28,14 @@ pub mod facts;
 pub mod file;
 pub mod fixup;
 pub mod index;
-mod le;
+pub(crate) mod le;
 pub mod lznt1;
 pub mod names;
 pub mod record;
 pub mod runlist;
 pub mod stream;
 pub mod upcase;
+pub mod write;
 
 use crate::disk::ReadAt;
 use crate::error::{Ctx, Location, Result};
