@@ -266,7 +266,7 @@ fn image(name: &str, dir: &Path) -> PathBuf {
 }
 
 #[test]
-fn hives_in_images_are_read_replayed_and_edited_to_a_new_file_only() {
+fn hives_in_images_are_read_replayed_and_edited_into_a_new_image_or_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let img = image("win7.vhd", dir.path());
     let before = sha(&img);
@@ -288,7 +288,7 @@ fn hives_in_images_are_read_replayed_and_edited_to_a_new_file_only() {
         .output()
         .unwrap();
     std::fs::write(&raw, out.stdout).unwrap();
-    let new = dir.path().join("SYSTEM.new");
+    let new = dir.path().join("new.vhd");
     let args = [
         "reg",
         "set",
@@ -311,13 +311,47 @@ fn hives_in_images_are_read_replayed_and_edited_to_a_new_file_only() {
     with_out.extend(["--output", s(&new)]);
     ok(&with_out);
     assert_eq!(sha(&img), before, "the image was written");
+    let hive_of = |image: &Path, name: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rehost"))
+            .args(["cat", s(image), "\\Windows\\System32\\config\\SYSTEM"])
+            .output()
+            .unwrap();
+        let p = dir.path().join(name);
+        std::fs::write(&p, out.stdout).unwrap();
+        p
+    };
+    let edited = hive_of(&new, "SYSTEM.new");
+    // In place, behind the journal, and undone.
+    let mut in_place = args.to_vec();
+    in_place.extend(["--in-place", "--all-control-sets"]);
+    assert!(ok(&in_place).contains("ControlSet002"));
+    let q = ok(&[
+        "reg",
+        "query",
+        s(&img),
+        "HKLM\\SYSTEM\\ControlSet002\\Services\\msahci",
+        "--value",
+        "Start",
+    ]);
+    assert!(q.contains("REG_DWORD    0x0"), "{q}");
+    let in_place_hive = hive_of(&img, "SYSTEM.in-place");
+    ok(&["undo", s(&img)]);
+    assert_eq!(sha(&img), before, "undo did not restore the image");
     if common::have_tool("hivexget") {
         assert_eq!(
             hivexget(&raw, "\\ControlSet001\\Services\\msahci", "Start"),
             "3"
         );
         assert_eq!(
-            hivexget(&new, "\\ControlSet001\\Services\\msahci", "Start"),
+            hivexget(&edited, "\\ControlSet001\\Services\\msahci", "Start"),
+            "0"
+        );
+        assert_eq!(
+            hivexget(&edited, "\\ControlSet002\\Services\\msahci", "Start"),
+            "3"
+        );
+        assert_eq!(
+            hivexget(&in_place_hive, "\\ControlSet002\\Services\\msahci", "Start"),
             "0"
         );
     }

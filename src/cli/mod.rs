@@ -8,6 +8,7 @@ mod ls;
 mod reg;
 mod undo;
 mod volumes;
+mod write;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -96,6 +97,47 @@ enum Command {
         /// The image written in place.
         image: PathBuf,
     },
+    /// Write a local file into an image's NTFS volume (created, or replaced in place).
+    /// Refuses a volume Windows left hibernated or with a log to replay, and says why.
+    Put {
+        /// A raw, VHD or VHDX image.
+        image: PathBuf,
+        /// The file on this machine.
+        local: PathBuf,
+        /// Where it goes in the volume, `/` or `\` separated (its directory must exist).
+        path: String,
+        /// Volume number as `rehost volumes` shows it.
+        #[arg(long)]
+        volume: Option<u32>,
+        #[command(flatten)]
+        mode: write::WriteMode,
+    },
+    /// Delete a file from an image's NTFS volume.
+    Rm {
+        /// A raw, VHD or VHDX image.
+        image: PathBuf,
+        /// The file.
+        path: String,
+        /// Volume number as `rehost volumes` shows it.
+        #[arg(long)]
+        volume: Option<u32>,
+        #[command(flatten)]
+        mode: write::WriteMode,
+    },
+    /// Rename or move a file (or directory) within an image's NTFS volume.
+    Mv {
+        /// A raw, VHD or VHDX image.
+        image: PathBuf,
+        /// The file now.
+        from: String,
+        /// Its new path.
+        to: String,
+        /// Volume number as `rehost volumes` shows it.
+        #[arg(long)]
+        volume: Option<u32>,
+        #[command(flatten)]
+        mode: write::WriteMode,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -133,6 +175,43 @@ pub fn main() -> i32 {
         } => cat::run(image, path, *volume, stream, cli.stats),
         Command::Reg { command } => reg::run(command),
         Command::Undo { image } => undo::run(image),
+        Command::Put {
+            image,
+            local,
+            path,
+            volume,
+            mode,
+        } => {
+            let op = write::FileOp::Put {
+                local: local.clone(),
+                path: path.clone(),
+            };
+            write::run(image, *volume, &op, mode)
+        }
+        Command::Rm {
+            image,
+            path,
+            volume,
+            mode,
+        } => write::run(
+            image,
+            *volume,
+            &write::FileOp::Rm { path: path.clone() },
+            mode,
+        ),
+        Command::Mv {
+            image,
+            from,
+            to,
+            volume,
+            mode,
+        } => {
+            let op = write::FileOp::Mv {
+                from: from.clone(),
+                to: to.clone(),
+            };
+            write::run(image, *volume, &op, mode)
+        }
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,8 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use rehost::formats::regf::regtext::{self, Op};
 use rehost::formats::regf::{diff, export, query, types};
+use rehost::fs::ntfs::write::{WriteOptions as NtfsOptions, Writer};
+use rehost::fs::staged::{self, Mode};
 use rehost::windows::registry::{self, HiveFile, Mounts};
 use serde_json::json;
 use std::io::Write;
@@ -14,11 +16,16 @@ use std::path::{Path, PathBuf};
 #[derive(clap::Args, Clone)]
 pub struct WriteArgs {
     /// Show what would change, as a .reg-style diff, and write nothing.
-    #[arg(long, conflicts_with = "output")]
+    #[arg(long, conflicts_with_all = ["output", "in_place"])]
     dry_run: bool,
-    /// Write the edited hive to this new file instead (the source is left as it is).
-    #[arg(long)]
+    /// On a hive file: write the edited hive to this new file (the source is left as it
+    /// is). On an image: write a new image of the same format with the edit.
+    #[arg(long, conflicts_with = "in_place")]
     output: Option<PathBuf>,
+    /// On an image: write into the image itself, behind an undo journal (a hive file is
+    /// always rewritten in place unless --output or --dry-run).
+    #[arg(long)]
+    in_place: bool,
     /// Apply edits under CurrentControlSet to every control set Select names (Current,
     /// Default, LastKnownGood), not only the current one.
     #[arg(long)]
@@ -337,35 +344,67 @@ fn by_hive(ops: &[Op]) -> Result<Vec<(String, Vec<Op>)>> {
 }
 
 fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32> {
-    let host = is_hive_file(&t.target)?;
-    if !host && !w.dry_run && w.output.is_none() {
-        bail!(
-            "{}: writing into an image's hive in place is not available yet; use --dry-run to see the changes or --output NEW_HIVE to write the edited hive to a file",
+    if is_hive_file(&t.target)? {
+        return edit_hive(t, key, ops, w);
+    }
+    let mode = match (w.dry_run, &w.output, w.in_place) {
+        (true, _, _) => Mode::DryRun,
+        (_, Some(o), _) => Mode::Output(o.clone()),
+        (_, _, true) => Mode::InPlace,
+        _ => bail!(
+            "{}: say where the edit goes: --dry-run (show it, write nothing), --output NEW (a new image) or --in-place (this image, behind an undo journal)",
             t.target.display()
-        );
-    }
-    if host {
-        return edit_hive(t, key, ops, w, true);
-    }
-    let groups = by_hive(ops)?;
-    if groups.len() > 1 && w.output.is_some() {
-        let names: Vec<&str> = groups.iter().map(|(g, _)| g.as_str()).collect();
-        bail!(
-            "the edits touch several hives ({}): --output writes one; split the file",
-            names.join(", ")
-        );
-    }
-    for (_, group) in &groups {
+        ),
+    };
+    // The image is opened for writing first: its lock is held, and an interrupted commit
+    // rolled back, before its hives are read.
+    let staged = match mode {
+        Mode::DryRun => None,
+        _ => Some(staged::open(&t.target, mode.clone())?),
+    };
+    let mut writers: Vec<(u32, Writer)> = Vec::new();
+    for (_, group) in &by_hive(ops)? {
         let first = group.iter().find_map(|o| match o {
             Op::Key(k) | Op::DeleteKey(k) => Some(k.as_str()),
             _ => None,
         });
-        edit_hive(t, first.unwrap_or(key), group, w, false)?;
+        let (hive, _) = open(t, first.unwrap_or(key))?;
+        warn_dirty(&hive);
+        let prefix = hive.prefix(t.prefix.as_deref());
+        let map = hive.mapping(t.prefix.as_deref(), w.all_control_sets)?;
+        let edited = registry::edit(&hive, group, &map)?;
+        print!("{}", diff::render(&edited.changes, &prefix));
+        let (Some(s), Some((vol, path))) = (&staged, &hive.location) else {
+            continue;
+        };
+        if edited.changes.is_empty() {
+            continue;
+        }
+        if !writers.iter().any(|(v, _)| v == vol) {
+            writers.push((*vol, s.writer(*vol, NtfsOptions::default())?));
+        }
+        let writer = &mut writers
+            .iter_mut()
+            .find(|(v, _)| v == vol)
+            .expect("just added")
+            .1;
+        writer.replace(path, &edited.bytes)?;
+        eprintln!(
+            "rehost: {}: {} changes staged into {path} on volume {vol}",
+            hive.source,
+            edited.changes.len()
+        );
+    }
+    drop(writers);
+    match staged {
+        None => eprintln!("rehost: dry run: nothing written"),
+        Some(s) => super::write::report(&t.target, &mode, s.finish()?),
     }
     Ok(0)
 }
 
-fn edit_hive(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs, host: bool) -> Result<i32> {
+/// An edit of a bare hive file: rewritten atomically in place, or into --output.
+fn edit_hive(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32> {
     let (hive, _) = open(t, key)?;
     warn_dirty(&hive);
     // Keys named relative to a bare hive's root get its prefix, as `open` resolved them.
@@ -374,10 +413,8 @@ fn edit_hive(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs, host: bool) -
     let ops: Vec<Op> = ops
         .iter()
         .map(|o| match o {
-            Op::Key(k) if map.map(k).is_err() && host => {
-                Op::Key(join(&prefix, k.trim_matches('\\')))
-            }
-            Op::DeleteKey(k) if map.map(k).is_err() && host => {
+            Op::Key(k) if map.map(k).is_err() => Op::Key(join(&prefix, k.trim_matches('\\'))),
+            Op::DeleteKey(k) if map.map(k).is_err() => {
                 Op::DeleteKey(join(&prefix, k.trim_matches('\\')))
             }
             other => other.clone(),

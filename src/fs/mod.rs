@@ -5,6 +5,7 @@
 
 pub mod fat;
 pub mod ntfs;
+pub mod staged;
 
 use serde::Serialize;
 

@@ -108,6 +108,8 @@ pub struct HiveFile {
     pub log_sequence: u32,
     /// The logs' names.
     pub logs: Vec<String>,
+    /// Inside an image: the volume and the path of the hive file there.
+    pub location: Option<(u32, String)>,
 }
 
 impl HiveFile {
@@ -135,6 +137,7 @@ impl HiveFile {
             unreplayable,
             log_sequence: replay::highest_sequence(&refs),
             logs: logs.iter().map(|(n, _)| n.clone()).collect(),
+            location: None,
         }
     }
 
@@ -350,7 +353,9 @@ pub fn open_in_image(opened: &Opened, volume: Option<u32>, m: &Mount) -> Result<
         return Err(scene.ctx.not_found(&format!("volume {vol} {path}")));
     };
     let source = format!("{}: volume {vol} {path}", scene.ctx.image);
-    Ok(HiveFile::new(source, Some(m.clone()), primary?, &logs))
+    let mut hive = HiveFile::new(source, Some(m.clone()), primary?, &logs);
+    hive.location = Some((vol, path));
+    Ok(hive)
 }
 
 #[cfg(test)]

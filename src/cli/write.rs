@@ -1,0 +1,129 @@
+//! `rehost put`, `rm`, `mv`: files written into an image's NTFS volume, staged, then
+//! shown (--dry-run), committed in place behind the undo journal (--in-place), or written
+//! into a new image (--output).
+
+use super::image::Image;
+use anyhow::{bail, Context, Result};
+use rehost::fs::ntfs::write::WriteOptions;
+use rehost::fs::staged::{self, Mode, Outcome};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// Where a write command's changes go (one of the three is required).
+#[derive(clap::Args, Clone)]
+pub struct WriteMode {
+    /// Stage the change and say what it would write; the image is opened read-only.
+    #[arg(long, conflicts_with_all = ["output", "in_place"])]
+    pub dry_run: bool,
+    /// Write a new image of the same format with the change; the source is not written.
+    #[arg(long, conflicts_with = "in_place")]
+    pub output: Option<PathBuf>,
+    /// Write into the image itself, behind an undo journal (IMAGE.rehost-undo; undo with
+    /// `rehost undo IMAGE`).
+    #[arg(long)]
+    pub in_place: bool,
+    /// Set the volume's dirty flag, so that chkdsk checks it at the next boot.
+    #[arg(long)]
+    pub mark_dirty: bool,
+}
+
+impl WriteMode {
+    /// The mode, or an error saying which to choose.
+    pub fn mode(&self, image: &Path) -> Result<Mode> {
+        match (self.dry_run, &self.output, self.in_place) {
+            (true, _, _) => Ok(Mode::DryRun),
+            (_, Some(o), _) => Ok(Mode::Output(o.clone())),
+            (_, _, true) => Ok(Mode::InPlace),
+            _ => bail!(
+                "{}: say where the change goes: --dry-run (show it, write nothing), --output NEW (a new image) or --in-place (this image, behind an undo journal)",
+                image.display()
+            ),
+        }
+    }
+}
+
+/// One file operation.
+pub enum FileOp {
+    /// Create or replace a file with the bytes of a local file.
+    Put { local: PathBuf, path: String },
+    /// Delete a file.
+    Rm { path: String },
+    /// Rename or move a file.
+    Mv { from: String, to: String },
+}
+
+fn sha(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// Runs one file operation against an image.
+pub fn run(image: &Path, volume: Option<u32>, op: &FileOp, w: &WriteMode) -> Result<i32> {
+    let mode = w.mode(image)?;
+    let index = {
+        let img = Image::open(image)?;
+        img.choose(volume)?.0.index
+    };
+    let opts = WriteOptions {
+        mark_dirty: w.mark_dirty,
+        ..WriteOptions::default()
+    };
+    let staged = staged::open(image, mode.clone())?;
+    let mut w = staged.writer(index, opts)?;
+    let what = match op {
+        FileOp::Put { local, path } => {
+            let bytes = std::fs::read(local).with_context(|| local.display().to_string())?;
+            let existed = w.reader().lookup(path).is_ok();
+            w.put(path, &bytes)?;
+            format!(
+                "{} {path}: {} bytes, sha256 {}",
+                if existed { "replaced" } else { "created" },
+                bytes.len(),
+                sha(&bytes)
+            )
+        }
+        FileOp::Rm { path } => {
+            w.delete(path)?;
+            format!("deleted {path}")
+        }
+        FileOp::Mv { from, to } => {
+            w.rename(from, to)?;
+            format!("renamed {from} to {to}")
+        }
+    };
+    println!("{}: volume {index}: {what}", image.display());
+    drop(w);
+    report(image, &mode, staged.finish()?);
+    Ok(0)
+}
+
+/// Prints what a finished staged write did.
+pub fn report(image: &Path, mode: &Mode, out: Outcome) {
+    if let Some(r) = &out.recovered {
+        println!("{}: {r}", image.display());
+    }
+    println!(
+        "staged {} extents, {} bytes",
+        out.staged_extents, out.staged_bytes
+    );
+    match (mode, &out.commit) {
+        (Mode::DryRun, _) => println!("dry run: nothing written"),
+        (_, None) => println!("nothing to write"),
+        (Mode::InPlace, Some(c)) => println!(
+            "written in place: {} host writes, {} bytes; undo journal {} (+{} bytes): `rehost undo {}` restores the image",
+            c.host_writes,
+            c.bytes_written,
+            c.journal.as_ref().map(|j| j.display().to_string()).unwrap_or_default(),
+            c.journal_bytes,
+            image.display()
+        ),
+        (Mode::Output(p), Some(c)) => println!(
+            "written to {}: {} host writes, {} bytes",
+            p.display(),
+            c.host_writes,
+            c.bytes_written
+        ),
+    }
+}

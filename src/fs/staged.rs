@@ -1,0 +1,136 @@
+//! An image's NTFS volume opened for writing: the disk opened for a commit (in place behind
+//! the undo journal, or into a new image) or, for a dry run, read-only; the volume's
+//! window over the staging overlay; the NTFS writer on it. Operations stage their writes;
+//! [`Staged::finish`] commits them, or for a dry run only counts them.
+
+use super::ntfs::write::{WriteOptions, Writer};
+use crate::disk::{
+    self, CommitOptions, CommitReport, Overlay, WindowMut, WriteOptions as DiskOptions,
+};
+use crate::disk::{ReadAt, WriteAt};
+use crate::error::{Ctx, Layer, Result};
+use crate::volume::{self, Content};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where staged writes go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// Nowhere: the image is opened read-only and the writes are only counted.
+    DryRun,
+    /// Into the image, behind its undo journal.
+    InPlace,
+    /// Into a new image of the same format.
+    Output(PathBuf),
+}
+
+/// An image open for staged writes into its NTFS volumes.
+pub struct Staged {
+    session: Option<disk::WriteSession>,
+    overlay: Arc<Overlay>,
+    layout: volume::Layout,
+    ctx: Ctx,
+    mode: Mode,
+}
+
+/// What finishing did.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// Staged extents (on the virtual disk) and their bytes.
+    pub staged_extents: usize,
+    /// Bytes staged.
+    pub staged_bytes: u64,
+    /// The commit, unless this was a dry run.
+    pub commit: Option<CommitReport>,
+    /// An interrupted commit or undo the open rolled back or finished first.
+    pub recovered: Option<String>,
+}
+
+/// Opens the image at `image` for writing in `mode` and reads its partition table.
+pub fn open(image: &Path, mode: Mode) -> Result<Staged> {
+    let ctx = Ctx::new(image.display().to_string(), Layer::Volume);
+    let (session, overlay) = match &mode {
+        Mode::DryRun => {
+            let d = disk::open(image, &disk::OpenOptions::default())?;
+            (None, Arc::new(Overlay::new(d.reader(), ctx.clone())))
+        }
+        Mode::InPlace | Mode::Output(_) => {
+            let o = if mode == Mode::InPlace {
+                DiskOptions::in_place()
+            } else {
+                DiskOptions::new_image()
+            };
+            let s = disk::open_for_write(image, &o)?;
+            let ov = s.overlay();
+            (Some(s), ov)
+        }
+    };
+    let sector = session
+        .as_ref()
+        .map(|s| s.info().logical_sector_size)
+        .unwrap_or(512);
+    let reader: Arc<dyn ReadAt> = overlay.clone();
+    let layout = volume::scan(reader, sector, &ctx)?;
+    Ok(Staged {
+        session,
+        overlay,
+        layout,
+        ctx,
+        mode,
+    })
+}
+
+impl Staged {
+    /// The NTFS writer of volume `index` (as `rehost volumes` numbers it); its reader sees
+    /// every write staged so far, by any writer of this image.
+    pub fn writer(&self, index: u32, opts: WriteOptions) -> Result<Writer> {
+        let ctx = &self.ctx;
+        let v = self
+            .layout
+            .volumes
+            .iter()
+            .find(|v| v.index == index)
+            .ok_or_else(|| ctx.invalid(format!("no volume {index}")))?;
+        if v.content != Content::Ntfs {
+            return Err(ctx.unsupported(
+                v.offset,
+                format!("volume {index} is not NTFS: rehost writes into NTFS volumes only"),
+            ));
+        }
+        let inner: Arc<dyn WriteAt> = self.overlay.clone();
+        let win = WindowMut::new(inner, v.offset, v.size, ctx.with_layer(Layer::Ntfs))?;
+        Writer::open(Arc::new(win), ctx.with_layer(Layer::Ntfs), opts)
+    }
+
+    /// Commits what was staged (nothing for a dry run, which only counts it).
+    pub fn finish(self) -> Result<Outcome> {
+        let extents = self.overlay.extents();
+        let staged_bytes = extents.iter().map(|(_, b)| b.len() as u64).sum();
+        let recovered = self.session.as_ref().and_then(|s| s.recovery()).map(|r| {
+            if r.finished_undo {
+                format!(
+                    "an interrupted undo (commit {}) was finished first",
+                    r.generation
+                )
+            } else {
+                format!(
+                    "an interrupted commit ({}) was rolled back first, {} bytes restored",
+                    r.generation, r.bytes_restored
+                )
+            }
+        });
+        let opts = CommitOptions::default();
+        let commit = match (self.session, &self.mode) {
+            (None, _) | (_, Mode::DryRun) => None,
+            (Some(_), Mode::InPlace) if extents.is_empty() => None,
+            (Some(s), Mode::InPlace) => Some(s.commit(&opts)?),
+            (Some(s), Mode::Output(p)) => Some(s.commit_to(p, &opts)?),
+        };
+        Ok(Outcome {
+            staged_extents: extents.len(),
+            staged_bytes,
+            commit,
+            recovered,
+        })
+    }
+}
