@@ -6,7 +6,8 @@
 //! there are none or they cannot be replayed, the hive is read as its primary file stands,
 //! without validation, and says so ([`Hive::dirty`]).
 
-use super::regf::{Log, Recovery};
+use super::regf::cells::Cells;
+use super::regf::{names, Log, Recovery};
 use crate::error::{Ctx, Location, Result};
 use nt_hive::{KeyNode, KeyValueDataType};
 use serde::Serialize;
@@ -261,6 +262,66 @@ impl Hive {
     /// A number value, when present and a number.
     pub fn number(&self, path: &str, name: &str) -> Result<Option<u64>> {
         Ok(self.value(path, name)?.and_then(|v| v.as_u64()))
+    }
+}
+
+/// The names of one key's subkeys, indexed for many lookups (a CriticalDeviceDatabase of
+/// thousands of entries asked for dozens of IDs): by the `lh` hashes the hive stores, or,
+/// for lists without them, by the names themselves.
+pub struct SubkeyIndex {
+    by_hash: std::collections::HashMap<u32, Vec<u32>>,
+    by_name: Option<std::collections::HashSet<String>>,
+}
+
+impl SubkeyIndex {
+    /// Whether a subkey of this name exists (case-insensitive, as Windows compares names).
+    pub fn contains(&self, hive: &Hive, name: &str) -> bool {
+        if let Some(names) = &self.by_name {
+            return names.contains(&name.to_uppercase());
+        }
+        let cells = Cells::new(&hive.bytes);
+        self.by_hash.get(&names::lh_hash(name)).is_some_and(|offs| {
+            offs.iter().any(|o| {
+                cells
+                    .nk(*o)
+                    .is_ok_and(|k| names::compare(&k.name, name).is_eq())
+            })
+        })
+    }
+}
+
+impl Hive {
+    /// An index of the names of the subkeys of `path` (`None` when it does not exist).
+    pub fn subkey_index(&self, path: &str) -> Result<Option<SubkeyIndex>> {
+        let cells = Cells::new(&self.bytes);
+        let corrupt =
+            |e: super::regf::cells::CellError| self.ctx.corrupt_at_path(path, e.to_string());
+        let root = cells.root(&self.bytes).map_err(corrupt)?;
+        let Some(nk) = cells.find(&root, path).map_err(corrupt)? else {
+            return Ok(None);
+        };
+        Ok(Some(match cells.hashed_subkeys(&nk).map_err(corrupt)? {
+            Some(list) => {
+                let mut by_hash: std::collections::HashMap<u32, Vec<u32>> =
+                    std::collections::HashMap::with_capacity(list.len());
+                for (off, hash) in list {
+                    by_hash.entry(hash).or_default().push(off);
+                }
+                SubkeyIndex {
+                    by_hash,
+                    by_name: None,
+                }
+            }
+            None => SubkeyIndex {
+                by_hash: Default::default(),
+                by_name: Some(
+                    self.subkeys(path)?
+                        .into_iter()
+                        .map(|n| n.to_uppercase())
+                        .collect(),
+                ),
+            },
+        }))
     }
 }
 

@@ -6,6 +6,10 @@
 //! identity, HAL and kernels, file versions, drive letters, storage services, hives and
 //! volume state ([`report`]). A part that cannot be read becomes an entry of `errors`; the
 //! rest is still reported.
+//!
+//! [`open`] does the same and keeps what it opened (the disk, the file systems, each
+//! install's SYSTEM and SOFTWARE hives, replayed), for layers above that look further
+//! (the boot-readiness rules).
 
 pub mod boot;
 pub mod devices;
@@ -15,8 +19,9 @@ pub mod knowledge;
 pub mod report;
 pub mod scene;
 
-use crate::disk::{self, OpenOptions};
+use crate::disk::{self, Disk, OpenOptions};
 use crate::error::{Ctx, Layer, Result};
+use crate::formats::hive::Hive;
 use crate::fs::{Facts, FileSystem};
 use crate::volume::{self, Content};
 use report::{BootLink, ImageReport, Install, VolumeReport};
@@ -24,11 +29,40 @@ use scene::Scene;
 use std::path::Path;
 use std::sync::Arc;
 
+/// An inspected image with what was opened to inspect it.
+pub struct Opened {
+    /// What inspect reports.
+    pub report: ImageReport,
+    /// The volumes and their file systems.
+    pub scene: Scene,
+    /// The hives of each install, in the order of `report.installs`.
+    pub hives: Vec<InstallHives>,
+    /// The disk, for its counters and raw reads.
+    pub disk: Disk,
+}
+
+/// The hives of one install, as inspect read them (dirty ones replayed in memory).
+pub struct InstallHives {
+    /// SYSTEM.
+    pub system: Hive,
+    /// SOFTWARE, when readable.
+    pub software: Option<Hive>,
+}
+
 /// Inspects the image at `path`, read-only.
 pub fn inspect(path: &Path) -> Result<ImageReport> {
-    let started = std::time::Instant::now();
-    let name = path.display().to_string();
+    Ok(open(path)?.report)
+}
+
+/// Opens and inspects the image at `path`, read-only, keeping what was opened.
+pub fn open(path: &Path) -> Result<Opened> {
     let d = disk::open(path, &OpenOptions::default())?;
+    open_disk(d, path.display().to_string())
+}
+
+/// Inspects an opened disk (named `name` in messages), keeping what was opened.
+pub fn open_disk(d: Disk, name: String) -> Result<Opened> {
+    let started = std::time::Instant::now();
     let ctx = Ctx::new(name.clone(), Layer::Windows);
     let layout = volume::scan(d.reader(), d.info().logical_sector_size, &ctx)?;
     let mut errors: Vec<String> = layout.errors.clone();
@@ -86,9 +120,13 @@ pub fn inspect(path: &Path) -> Result<ImageReport> {
     let scene = Scene { ctx, layout, fss };
     let boot_stores = boot::stores(&scene, &mut errors);
     let mut installs = Vec::new();
+    let mut hives = Vec::new();
     for (volume, root) in install::candidates(&scene, &boot_stores) {
         match inspect_install(&scene, volume, &root, &boot_stores, &mut errors) {
-            Ok(i) => installs.push(i),
+            Ok((i, h)) => {
+                installs.push(i);
+                hives.push(h);
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -96,7 +134,7 @@ pub fn inspect(path: &Path) -> Result<ImageReport> {
         flag(i, &volumes);
     }
     let info = d.info();
-    Ok(ImageReport {
+    let report = ImageReport {
         image: name,
         format: info.format,
         subformat: info.subformat,
@@ -110,6 +148,12 @@ pub fn inspect(path: &Path) -> Result<ImageReport> {
         errors,
         bytes_read: d.stats().bytes(),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    Ok(Opened {
+        report,
+        scene,
+        hives,
+        disk: d,
     })
 }
 
@@ -119,7 +163,7 @@ fn inspect_install(
     root: &str,
     stores: &[report::BootStore],
     errors: &mut Vec<String>,
-) -> Result<Install> {
+) -> Result<(Install, InstallHives)> {
     let mut i = Install {
         volume,
         system_root: root.to_string(),
@@ -174,7 +218,7 @@ fn inspect_install(
         .as_ref()
         .or(i.boot.entries.first())
         .map(|b| b.store_volume);
-    Ok(i)
+    Ok((i, InstallHives { system, software }))
 }
 
 /// Red flags a person should see at a glance.
