@@ -1,0 +1,79 @@
+//! `hypervisor-driver`: the paravirtual drivers of the platform the image comes from (Xen,
+//! Parallels, old Red Hat virtio) left to start at boot on another platform. As class
+//! filters of the disk stack they stop it there (0x7B); virt-v2v disables them.
+
+use super::finding::{Evidence, Finding};
+use super::subject::Subject;
+use super::target::Target;
+use super::Out;
+use crate::error::Result;
+use crate::windows::knowledge::Knowledge;
+
+const ID: &str = "hypervisor-driver";
+
+/// The check.
+pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
+    let k = Knowledge::builtin();
+    for svc in k.services.iter().filter(|x| x.role == "hypervisor") {
+        let Some(platform) = &svc.platform else {
+            continue;
+        };
+        if platform.eq_ignore_ascii_case(&t.platform) {
+            continue;
+        }
+        for &cs in &s.sets {
+            let Some(r) = s.service(cs, &svc.name)? else {
+                continue;
+            };
+            let filter = s.install.class_filters.iter().find(|c| {
+                c.control_set == cs
+                    && c.upper
+                        .iter()
+                        .chain(&c.lower)
+                        .any(|f| f.eq_ignore_ascii_case(&svc.name))
+            });
+            let key = format!("{}\\Services\\{}", s.cs_key(cs), svc.name);
+            let f = match filter {
+                Some(c) => Finding::new(
+                    ID,
+                    "filter",
+                    format!(
+                        "{} ({}, a {platform} driver) filters the {} class; on {} ({}) it stops \
+                         the disk stack",
+                        svc.name, svc.drives, c.class, t.name, t.platform
+                    ),
+                )
+                .with(Evidence::system_key(
+                    format!("{}\\Control\\Class", s.cs_key(cs)),
+                    format!("{} lists {}", c.class, svc.name),
+                )),
+                None if matches!(r.start, Some(0 | 1)) => Finding::new(
+                    ID,
+                    "left-boot-start",
+                    format!(
+                        "{} ({}, a {platform} driver) still starts at {} on {} ({})",
+                        svc.name,
+                        svc.drives,
+                        if r.start == Some(0) {
+                            "boot"
+                        } else {
+                            "system start"
+                        },
+                        t.name,
+                        t.platform
+                    ),
+                ),
+                None => continue,
+            };
+            let start = r
+                .start
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "missing".into());
+            out.findings.push(
+                f.with(Evidence::system(key, "Start", start))
+                    .about(Some(cs), Some(&svc.name)),
+            );
+        }
+    }
+    Ok(())
+}
