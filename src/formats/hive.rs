@@ -237,19 +237,22 @@ impl Hive {
 
     /// Every value of the key at `path`, by name.
     pub fn values(&self, path: &str) -> Result<Vec<(String, Value)>> {
-        Ok(self
-            .with_key(path, |k| {
-                let mut out = Vec::new();
-                if let Some(list) = k.values() {
-                    for v in list.map_err(|e| self.at(path, &e))? {
-                        let v = v.map_err(|e| self.at(path, &e))?;
-                        let name = v.name().map_err(|e| self.at(path, &e))?.to_string_lossy();
-                        out.push((name, decode(&v, path, self)?));
-                    }
+        Ok(self.key_values(path)?.unwrap_or_default())
+    }
+
+    /// Every value of the key at `path`, by name; `None` when the key does not exist.
+    pub fn key_values(&self, path: &str) -> Result<Option<Vec<(String, Value)>>> {
+        self.with_key(path, |k| {
+            let mut out = Vec::new();
+            if let Some(list) = k.values() {
+                for v in list.map_err(|e| self.at(path, &e))? {
+                    let v = v.map_err(|e| self.at(path, &e))?;
+                    let name = v.name().map_err(|e| self.at(path, &e))?.to_string_lossy();
+                    out.push((name, decode(&v, path, self)?));
                 }
-                Ok(out)
-            })?
-            .unwrap_or_default())
+            }
+            Ok(out)
+        })
     }
 
     /// A string value, when present and a string.
@@ -269,7 +272,11 @@ impl Hive {
 /// thousands of entries asked for dozens of IDs): by the `lh` hashes the hive stores, or,
 /// for lists without them, by the names themselves.
 pub struct SubkeyIndex {
-    by_hash: std::collections::HashMap<u32, Vec<u32>>,
+    /// The key's path.
+    path: String,
+    /// (hash, key node cell), sorted.
+    by_hash: Vec<(u32, u32)>,
+    /// Upper-cased names, for lists without hashes.
     by_name: Option<std::collections::HashSet<String>>,
 }
 
@@ -279,14 +286,59 @@ impl SubkeyIndex {
         if let Some(names) = &self.by_name {
             return names.contains(&name.to_uppercase());
         }
+        self.node(hive, name).is_some()
+    }
+
+    /// The key node of subkey `name`, found by its hash.
+    fn node(&self, hive: &Hive, name: &str) -> Option<super::regf::cells::Nk> {
         let cells = Cells::new(&hive.bytes);
-        self.by_hash.get(&names::lh_hash(name)).is_some_and(|offs| {
-            offs.iter().any(|o| {
+        let hash = names::lh_hash(name);
+        let from = self.by_hash.partition_point(|(h, _)| *h < hash);
+        self.by_hash[from..]
+            .iter()
+            .take_while(|(h, _)| *h == hash)
+            .find_map(|(_, o)| {
                 cells
                     .nk(*o)
-                    .is_ok_and(|k| names::compare(&k.name, name).is_eq())
+                    .ok()
+                    .filter(|k| names::compare(&k.name, name).is_eq())
             })
-        })
+    }
+
+    /// The string value `value` of subkey `name`: `None` when the subkey does not exist,
+    /// `Some(None)` when it has no such string.
+    pub fn string(&self, hive: &Hive, name: &str, value: &str) -> Result<Option<Option<String>>> {
+        if self.by_name.is_some() {
+            if !self.contains(hive, name) {
+                return Ok(None);
+            }
+            return Ok(Some(hive.string(&format!("{}\\{name}", self.path), value)?));
+        }
+        let Some(nk) = self.node(hive, name) else {
+            return Ok(None);
+        };
+        let cells = Cells::new(&hive.bytes);
+        let corrupt = |e: super::regf::cells::CellError| {
+            hive.ctx
+                .corrupt_at_path(&format!("{}\\{name}", self.path), e.to_string())
+        };
+        for off in cells.values(&nk).map_err(corrupt)? {
+            let vk = cells.vk(off).map_err(corrupt)?;
+            if !vk.name.eq_ignore_ascii_case(value) {
+                continue;
+            }
+            if vk.kind != 1 && vk.kind != 2 {
+                return Ok(Some(None));
+            }
+            let data = cells.data(&vk).map_err(corrupt)?;
+            let units: Vec<u16> = data
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|u| *u != 0)
+                .collect();
+            return Ok(Some(Some(String::from_utf16_lossy(&units))));
+        }
+        Ok(Some(None))
     }
 }
 
@@ -302,18 +354,17 @@ impl Hive {
         };
         Ok(Some(match cells.hashed_subkeys(&nk).map_err(corrupt)? {
             Some(list) => {
-                let mut by_hash: std::collections::HashMap<u32, Vec<u32>> =
-                    std::collections::HashMap::with_capacity(list.len());
-                for (off, hash) in list {
-                    by_hash.entry(hash).or_default().push(off);
-                }
+                let mut by_hash: Vec<(u32, u32)> = list.into_iter().map(|(o, h)| (h, o)).collect();
+                by_hash.sort_unstable();
                 SubkeyIndex {
+                    path: path.to_string(),
                     by_hash,
                     by_name: None,
                 }
             }
             None => SubkeyIndex {
-                by_hash: Default::default(),
+                path: path.to_string(),
+                by_hash: Vec::new(),
                 by_name: Some(
                     self.subkeys(path)?
                         .into_iter()

@@ -22,10 +22,9 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     let Some(d) = driver_for(s, t, out) else {
         return Ok(());
     };
-    let mut devices = vec![(t.controller.name.clone(), t.controller.ids())];
-    for ids in &t.controller.children {
-        devices.push((ids.first().cloned().unwrap_or_default(), ids.clone()));
-    }
+    let names = t.controller.cddb_names();
+    let whats = std::iter::once(t.controller.name.as_str())
+        .chain(t.controller.children.iter().map(|ids| ids[0].as_str()));
     for &cs in &s.sets {
         // Without the driver installed, storage-driver says so, and its fix registers the
         // device with the driver.
@@ -37,7 +36,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
             continue;
         }
         let cddb = s.cddb_key(cs);
-        for (what, ids) in &devices {
+        for (what, ids) in whats.clone().zip(names) {
             match s.cddb_first(cs, ids)? {
                 None => out.findings.push(
                     Finding::new(
@@ -51,7 +50,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                         ),
                     )
                     .with(Evidence::system_key(
-                        format!("{cddb}\\{}", ids[0].to_ascii_lowercase().replace('\\', "#")),
+                        format!("{cddb}\\{}", ids[0]),
                         format!("missing, as are the {} less specific IDs", ids.len() - 1),
                     ))
                     .about(Some(cs), d.services.first().map(String::as_str)),

@@ -51,7 +51,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     }
     let ids = t.controller.ids();
     let mut bound = None;
-    for id in &ids {
+    for id in ids {
         let (enumerator, device) = id.split_once('\\').unwrap_or(("", id));
         if !s.has_subkey(&format!("DriverDatabase\\DeviceIds\\{enumerator}"), device)? {
             continue;

@@ -31,15 +31,17 @@ pub fn by_uefi(s: &Subject, t: &Target) -> bool {
 
 /// The check.
 pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
-    let scheme = Evidence::fact(format!(
-        "partitioning: {}",
-        match s.image.partitioning {
-            Partitioning::Mbr => "mbr",
-            Partitioning::Gpt => "gpt",
-            Partitioning::None => "none",
-        }
-    ));
-    let firmware = Evidence::fact(format!("{} firmware: {}", t.name, t.firmware.join(", ")));
+    let scheme = || {
+        Evidence::fact(format!(
+            "partitioning: {}",
+            match s.image.partitioning {
+                Partitioning::Mbr => "mbr",
+                Partitioning::Gpt => "gpt",
+                Partitioning::None => "none",
+            }
+        ))
+    };
+    let firmware = || Evidence::fact(format!("{} firmware: {}", t.name, t.firmware.join(", ")));
     match natural(s.image.partitioning) {
         Some("bios") if !t.starts("bios") => out.findings.push(
             Finding::new(
@@ -50,8 +52,8 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                     t.name
                 ),
             )
-            .with(scheme)
-            .with(firmware),
+            .with(scheme())
+            .with(firmware()),
         ),
         Some("uefi") if !t.starts("uefi") => out.findings.push(
             Finding::new(
@@ -62,8 +64,8 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                     t.name
                 ),
             )
-            .with(scheme)
-            .with(firmware),
+            .with(scheme())
+            .with(firmware()),
         ),
         None => out.findings.push(
             Finding::new(
@@ -71,16 +73,18 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 "no-partition-table",
                 "the disk has no partition table: neither BIOS nor UEFI starts Windows from it",
             )
-            .with(scheme),
+            .with(scheme()),
         ),
         _ => {}
     }
     let arch = s.install.arch.as_deref();
-    let what = format!(
-        "{} {}",
-        arch.unwrap_or("?"),
-        s.version.map(Version::releases).unwrap_or("Windows")
-    );
+    let what = || {
+        format!(
+            "{} {}",
+            arch.unwrap_or("?"),
+            s.version.map(Version::releases).unwrap_or("Windows")
+        )
+    };
     if let Some(req) = &t.requires {
         let mut unmet = Vec::new();
         match arch {
@@ -104,7 +108,12 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 Finding::new(
                     ID,
                     "requires",
-                    format!("{}; this install is {what}: {}", req.why, unmet.join(", ")),
+                    format!(
+                        "{}; this install is {}: {}",
+                        req.why,
+                        what(),
+                        unmet.join(", ")
+                    ),
                 )
                 .with(Evidence::fact(format!("arch: {}", arch.unwrap_or("?"))))
                 .with(Evidence::fact(format!(
@@ -125,8 +134,9 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                     "arch-on-uefi",
                     format!(
                         "{} starts by UEFI here, and UEFI starts only 64-bit Windows Vista SP1 / \
-                         Server 2008 and later; this install is {what}",
-                        t.name
+                         Server 2008 and later; this install is {}",
+                        t.name,
+                        what()
                     ),
                 )
                 .with(Evidence::fact(format!("arch: {}", arch.unwrap_or("?")))),

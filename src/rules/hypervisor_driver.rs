@@ -32,7 +32,6 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                         .chain(&c.lower)
                         .any(|f| f.eq_ignore_ascii_case(&svc.name))
             });
-            let key = format!("{}\\Services\\{}", s.cs_key(cs), svc.name);
             let f = match filter {
                 Some(c) => Finding::new(
                     ID,
@@ -69,6 +68,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 .start
                 .map(|x| x.to_string())
                 .unwrap_or_else(|| "missing".into());
+            let key = format!("{}\\Services\\{}", s.cs_key(cs), svc.name);
             out.findings.push(
                 f.with(Evidence::system(key, "Start", start))
                     .about(Some(cs), Some(&svc.name)),

@@ -59,9 +59,15 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     let for_what = format!("{} of {}", t.controller.name, t.name);
     for &cs in &s.sets {
         for name in &d.services {
+            let r = s.service(cs, name)?;
+            if r.as_ref()
+                .is_some_and(|r| r.start == Some(0) && r.file_present)
+            {
+                continue;
+            }
             let key = format!("{}\\Services\\{name}", s.cs_key(cs));
             let file = s.driver_file(name);
-            let f = match s.service(cs, name)? {
+            let f = match r {
                 None if s.is_file(&file) => Finding::new(
                     ID,
                     "missing-service",

@@ -35,10 +35,12 @@ pub struct Subject<'a> {
     pub boot_set: Option<u32>,
     /// Every control set `Select` names, the boot set first.
     pub sets: Vec<u32>,
-    services: RefCell<HashMap<(u32, String), Service>>,
+    services: RefCell<Vec<(u32, String, Service)>>,
     indexes: RefCell<HashMap<String, Option<Rc<SubkeyIndex>>>>,
-    cddb_service: RefCell<HashMap<(u32, String), Option<String>>>,
+    cddb_service: RefCell<Vec<(u32, String, Option<String>)>>,
     files: RefCell<HashMap<String, bool>>,
+    drivers: std::cell::OnceCell<Option<std::collections::HashSet<String>>>,
+    hal: std::cell::OnceCell<Option<Loaded<Hal>>>,
 }
 
 /// A service as a control set holds it (`None`: no such key), shared between the rules.
@@ -82,10 +84,12 @@ impl<'a> Subject<'a> {
             version: install.version.as_deref().and_then(Version::parse),
             boot_set,
             sets,
-            services: RefCell::new(HashMap::new()),
+            services: RefCell::new(Vec::new()),
             indexes: RefCell::new(HashMap::new()),
-            cddb_service: RefCell::new(HashMap::new()),
+            cddb_service: RefCell::new(Vec::new()),
             files: RefCell::new(HashMap::new()),
+            drivers: std::cell::OnceCell::new(),
+            hal: std::cell::OnceCell::new(),
         }
     }
 
@@ -97,9 +101,14 @@ impl<'a> Subject<'a> {
     /// The service `name` of control set `cs`: from inspect's report when it read it,
     /// else from the hive; remembered.
     pub fn service(&self, cs: u32, name: &str) -> Result<Service> {
-        let key = (cs, name.to_ascii_lowercase());
-        if let Some(s) = self.services.borrow().get(&key) {
-            return Ok(s.clone());
+        let hit = self
+            .services
+            .borrow()
+            .iter()
+            .find(|(c, n, _)| *c == cs && n.eq_ignore_ascii_case(name))
+            .map(|(_, _, s)| s.clone());
+        if let Some(s) = hit {
+            return Ok(s);
         }
         let known = self
             .install
@@ -118,37 +127,44 @@ impl<'a> Subject<'a> {
             )?,
         }
         .map(Rc::new);
-        self.services.borrow_mut().insert(key, found.clone());
+        self.services
+            .borrow_mut()
+            .push((cs, name.to_string(), found.clone()));
         Ok(found)
     }
 
-    /// The first CriticalDeviceDatabase entry of control set `cs` that one of `ids` (most
-    /// specific first, as Plug and Play tries them) names: the key name and its `Service`.
-    pub fn cddb_first(&self, cs: u32, ids: &[String]) -> Result<Option<(String, Option<String>)>> {
-        // The entries' names are read once per control set: each target tries a dozen IDs,
-        // and a Windows 7 database holds thousands of entries.
+    /// The first CriticalDeviceDatabase entry of control set `cs` that one of `names` (in
+    /// the database's form, most specific first, as Plug and Play tries them) has: the key
+    /// name and its `Service`. The database's names are indexed once per control set: each
+    /// target tries a dozen IDs, and a Windows 7 database holds thousands of entries.
+    pub fn cddb_first(
+        &self,
+        cs: u32,
+        names: &[String],
+    ) -> Result<Option<(String, Option<String>)>> {
         let Some(index) = self.index(&self.cddb_key(cs))? else {
             return Ok(None);
         };
-        for id in ids {
-            let name = id.to_ascii_lowercase().replace('\\', "#");
-            if !index.contains(self.system, &name) {
-                continue;
+        let Some(name) = names.iter().find(|n| index.contains(self.system, n)) else {
+            return Ok(None);
+        };
+        let known = self
+            .cddb_service
+            .borrow()
+            .iter()
+            .find(|(c, n, _)| *c == cs && n == name)
+            .map(|(_, _, s)| s.clone());
+        let service = match known {
+            Some(s) => s,
+            None => {
+                let s = index.string(self.system, name, "Service")?.flatten();
+                self.cddb_service
+                    .borrow_mut()
+                    .push((cs, name.clone(), s.clone()));
+                s
             }
-            let memo = (cs, name.clone());
-            let known = self.cddb_service.borrow().get(&memo).cloned();
-            let service = match known {
-                Some(s) => s,
-                None => {
-                    let key = format!("{}\\{name}", self.cddb_key(cs));
-                    let s = self.system.string(&key, "Service")?;
-                    self.cddb_service.borrow_mut().insert(memo, s.clone());
-                    s
-                }
-            };
-            return Ok(Some((name, service)));
-        }
-        Ok(None)
+        };
+        Ok(Some((name.clone(), service)))
     }
 
     /// An index of the subkeys of `path` in SYSTEM (`None` when it does not exist);
@@ -191,8 +207,30 @@ impl<'a> Subject<'a> {
         format!("{} ({})", self.cs_key(cs), roles.join(", "))
     }
 
-    /// Whether `path` is a file on the install's volume; remembered.
+    /// Whether `path` is a file on the install's volume; remembered. Files of
+    /// `System32\drivers` are looked up in one listing of that directory.
     pub fn is_file(&self, path: &str) -> bool {
+        let dir = format!("{}\\System32\\drivers\\", self.install.system_root);
+        let in_drivers = path
+            .get(..dir.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(&dir))
+            && !path[dir.len()..].contains('\\');
+        if in_drivers {
+            let listing = self.drivers.get_or_init(|| {
+                let fs = self.scene.fs(self.install.volume)?;
+                let entries = fs.read_dir(dir.trim_end_matches('\\')).ok()?;
+                Some(
+                    entries
+                        .into_iter()
+                        .filter(|e| !e.is_dir)
+                        .map(|e| e.name.to_uppercase())
+                        .collect(),
+                )
+            });
+            if let Some(names) = listing {
+                return names.contains(&path[dir.len()..].to_uppercase());
+            }
+        }
         let key = path.to_ascii_lowercase();
         if let Some(f) = self.files.borrow().get(&key) {
             return *f;
@@ -237,8 +275,12 @@ impl<'a> Subject<'a> {
             .filter(|f| !f.is_empty())
     }
 
-    /// The HAL the default boot entry loads, and the variant it is.
-    pub fn loaded_hal(&self) -> Option<Loaded<Hal>> {
+    /// The HAL the default boot entry loads, and the variant it is; worked out once.
+    pub fn loaded_hal(&self) -> Option<&Loaded<Hal>> {
+        self.hal.get_or_init(|| self.find_hal()).as_ref()
+    }
+
+    fn find_hal(&self) -> Option<Loaded<Hal>> {
         let k = Knowledge::builtin();
         let chosen = Self::entry_file(self.default_entry().and_then(|e| e.hal.as_ref()));
         let (file, original, hwid) = match chosen {

@@ -10,6 +10,7 @@
 use super::version::Version;
 use serde::Deserialize;
 use std::path::Path;
+use std::sync::OnceLock;
 
 /// One target machine.
 #[derive(Debug, Clone, Deserialize)]
@@ -79,6 +80,12 @@ pub struct Controller {
     pub children: Vec<Vec<String>>,
     /// The services that drive it, by Windows version.
     pub driver: Vec<Driver>,
+    /// `ids()`, computed once.
+    #[serde(skip)]
+    ids_cache: OnceLock<Vec<String>>,
+    /// `cddb_names()`, computed once.
+    #[serde(skip)]
+    cddb_cache: OnceLock<Vec<Vec<String>>>,
 }
 
 /// The services that drive a controller on some Windows versions.
@@ -116,7 +123,26 @@ impl Controller {
     /// The controller's IDs in the order Plug and Play matches them (hardware IDs, then
     /// compatible IDs), with `\` between enumerator and device: for a PCI device the forms
     /// of Microsoft's "Identifiers for PCI Devices", for another device `hardware_ids`.
-    pub fn ids(&self) -> Vec<String> {
+    pub fn ids(&self) -> &[String] {
+        self.ids_cache.get_or_init(|| self.make_ids())
+    }
+
+    /// The IDs of the controller and of each device below it as CriticalDeviceDatabase
+    /// keys name them (lower case, `#` for `\`), the controller first.
+    pub fn cddb_names(&self) -> &[Vec<String>] {
+        self.cddb_cache.get_or_init(|| {
+            std::iter::once(self.ids())
+                .chain(self.children.iter().map(Vec::as_slice))
+                .map(|ids| {
+                    ids.iter()
+                        .map(|i| i.to_ascii_lowercase().replace('\\', "#"))
+                        .collect()
+                })
+                .collect()
+        })
+    }
+
+    fn make_ids(&self) -> Vec<String> {
         let mut out: Vec<String> = self.hardware_ids.clone();
         let mut parts = (None, None, None, None);
         if let Some(p) = &self.pci {
@@ -364,6 +390,8 @@ mod tests {
             hardware_ids: vec![],
             children: vec![],
             driver: vec![],
+            ids_cache: Default::default(),
+            cddb_cache: Default::default(),
         };
         let ids = c.ids();
         assert_eq!(ids[0], "PCI\\VEN_8086&DEV_7111&SUBSYS_00000000&REV_01");
@@ -374,6 +402,7 @@ mod tests {
         let class_only = Controller {
             pci: None,
             class: Some("010601".into()),
+            ids_cache: Default::default(),
             ..c
         };
         assert_eq!(class_only.ids(), vec!["PCI\\CC_010601", "PCI\\CC_0106"]);

@@ -104,12 +104,19 @@ pub fn service(
     name: &str,
 ) -> Result<Option<ServiceReport>> {
     let key = format!("{}\\Services\\{name}", control_set_key(cs));
-    if !system.has_key(&key)? {
+    // One walk to the key reads all its values.
+    let Some(values) = system.key_values(&key)? else {
         return Ok(None);
-    }
-    let num =
-        |value: &str| -> Result<Option<u32>> { Ok(system.number(&key, value)?.map(|v| v as u32)) };
-    let image_path = system.string(&key, "ImagePath")?;
+    };
+    let get = |value: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(value))
+            .map(|(_, v)| v)
+    };
+    let num = |value: &str| get(value).and_then(|v| v.as_u64()).map(|v| v as u32);
+    let string = |value: &str| get(value).and_then(|v| v.as_str()).map(str::to_string);
+    let image_path = string("ImagePath");
     let file = driver_path(install.1, name, image_path.as_deref());
     let start_override = system
         .values(&format!("{key}\\StartOverride"))?
@@ -120,11 +127,11 @@ pub fn service(
         control_set: cs,
         name: name.to_string(),
         role: "other".into(),
-        start: num("Start")?,
+        start: num("Start"),
         start_override,
-        kind: num("Type")?,
-        group: system.string(&key, "Group")?,
-        error_control: num("ErrorControl")?,
+        kind: num("Type"),
+        group: string("Group"),
+        error_control: num("ErrorControl"),
         image_path,
         file_present: scene.is_file(install.0, &file),
     }))
