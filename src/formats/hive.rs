@@ -286,7 +286,21 @@ impl SubkeyIndex {
         if let Some(names) = &self.by_name {
             return names.contains(&name.to_uppercase());
         }
-        self.node(hive, name).is_some()
+        let cells = Cells::new(&hive.bytes);
+        let hash = names::lh_hash(name);
+        let from = self.by_hash.partition_point(|(h, _)| *h < hash);
+        self.by_hash[from..]
+            .iter()
+            .take_while(|(h, _)| *h == hash)
+            .any(|(_, o)| match cells.nk_name(*o) {
+                Ok((stored, true)) if name.is_ascii() => {
+                    stored.eq_ignore_ascii_case(name.as_bytes())
+                }
+                Ok(_) => cells
+                    .nk(*o)
+                    .is_ok_and(|k| names::compare(&k.name, name).is_eq()),
+                Err(_) => false,
+            })
     }
 
     /// The key node of subkey `name`, found by its hash.
@@ -294,15 +308,19 @@ impl SubkeyIndex {
         let cells = Cells::new(&hive.bytes);
         let hash = names::lh_hash(name);
         let from = self.by_hash.partition_point(|(h, _)| *h < hash);
+        let same = |o: u32| match cells.nk_name(o) {
+            // The common case, an ASCII name stored as Latin-1, compared without decoding.
+            Ok((stored, true)) if name.is_ascii() => stored.eq_ignore_ascii_case(name.as_bytes()),
+            Ok(_) => cells
+                .nk(o)
+                .is_ok_and(|k| names::compare(&k.name, name).is_eq()),
+            Err(_) => false,
+        };
         self.by_hash[from..]
             .iter()
             .take_while(|(h, _)| *h == hash)
-            .find_map(|(_, o)| {
-                cells
-                    .nk(*o)
-                    .ok()
-                    .filter(|k| names::compare(&k.name, name).is_eq())
-            })
+            .find(|(_, o)| same(*o))
+            .and_then(|(_, o)| cells.nk(*o).ok())
     }
 
     /// The string value `value` of subkey `name`: `None` when the subkey does not exist,

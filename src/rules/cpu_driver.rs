@@ -8,18 +8,19 @@ use super::subject::Subject;
 use super::target::Target;
 use super::Out;
 use crate::error::Result;
-use crate::windows::knowledge::Knowledge;
 
 const ID: &str = "cpu-driver";
 
+/// What of the target the check reads.
+pub fn reads(t: &Target) -> u64 {
+    super::target::hash((t.vm, &t.cpu_vendor))
+}
+
 /// The check.
 pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
-    let k = Knowledge::builtin();
-    for svc in k.services.iter().filter(|x| x.role == "cpu") {
-        for &cs in &s.sets {
-            let Some(r) = s.service(cs, &svc.name)? else {
-                continue;
-            };
+    for (cs, svc, r) in s.present("cpu")?.iter() {
+        let cs = *cs;
+        {
             if !matches!(r.start, Some(0..=2)) {
                 continue;
             }
@@ -28,14 +29,14 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
             let (case, why) = if other {
                 (
                     "other-vendor",
-                    format!("{} has {} CPUs", t.name, t.cpu_vendor),
+                    format!("the target has {} CPUs", t.cpu_vendor),
                 )
             } else if t.vm {
-                ("vm", format!("{} is a virtual machine", t.name))
+                ("vm", "the target is a virtual machine".to_string())
             } else if vendor.is_some() && t.cpu_vendor == "any" {
                 (
                     "unknown-vendor",
-                    format!("{}'s CPU vendor is not known", t.name),
+                    "the target's CPU vendor is not known".to_string(),
                 )
             } else {
                 continue;

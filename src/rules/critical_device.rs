@@ -43,9 +43,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                         ID,
                         "no-entry",
                         format!(
-                            "no CriticalDeviceDatabase entry matches the {what} of {} \
-                             (tried {} IDs)",
-                            t.name,
+                            "no CriticalDeviceDatabase entry matches the {what} (tried {} IDs)",
                             ids.len()
                         ),
                     )

@@ -92,10 +92,9 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 "no-entry",
                 format!(
                     "{} is not an inbox driver and DriverDatabase has no entry that binds the {} \
-                     of {} to it (tried {} IDs): rehost fix --drivers DIR writes them from its INF",
+                     to it (tried {} IDs): rehost fix --drivers DIR writes them from its INF",
                     d.services.join(" + "),
                     t.controller.name,
-                    t.name,
                     ids.len()
                 ),
             )

@@ -2,8 +2,8 @@
 //! code or symptom it predicts, whether rehost can fix it), a message, and the evidence a
 //! person, or the rule's fix, needs: the control set, the service, the keys and files.
 
-use serde::{Deserialize, Serialize};
-use std::sync::OnceLock;
+use serde::{Deserialize, Serialize, Serializer};
+use std::sync::{Arc, OnceLock};
 
 /// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -117,6 +117,23 @@ pub struct Finding {
     pub control_set: Option<u32>,
     /// The service it is about, when it is about one.
     pub service: Option<String>,
+}
+
+/// A finding shared by the targets that got it; it reads and serialises as the finding.
+#[derive(Debug, Clone)]
+pub struct Shared(pub Arc<Finding>);
+
+impl std::ops::Deref for Shared {
+    type Target = Finding;
+    fn deref(&self) -> &Finding {
+        &self.0
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
 }
 
 /// One case of a rule in `profiles/rules.toml`.

@@ -29,6 +29,11 @@ pub fn by_uefi(s: &Subject, t: &Target) -> bool {
     }
 }
 
+/// What of the target the check reads.
+pub fn reads(t: &Target) -> u64 {
+    super::target::hash((&t.firmware, &t.requires))
+}
+
 /// The check.
 pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     let scheme = || {
@@ -41,16 +46,13 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
             }
         ))
     };
-    let firmware = || Evidence::fact(format!("{} firmware: {}", t.name, t.firmware.join(", ")));
+    let firmware = || Evidence::fact(format!("target firmware: {}", t.firmware.join(", ")));
     match natural(s.image.partitioning) {
         Some("bios") if !t.starts("bios") => out.findings.push(
             Finding::new(
                 ID,
                 "mbr-on-uefi",
-                format!(
-                    "this is an MBR disk, started by BIOS; {} starts only by UEFI, from GPT disks",
-                    t.name
-                ),
+                "this is an MBR disk, started by BIOS; the target starts only by UEFI, from GPT disks",
             )
             .with(scheme())
             .with(firmware()),
@@ -59,10 +61,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
             Finding::new(
                 ID,
                 "gpt-on-bios",
-                format!(
-                    "this is a GPT disk, started by UEFI; {} starts only by BIOS, from MBR disks",
-                    t.name
-                ),
+                "this is a GPT disk, started by UEFI; the target starts only by BIOS, from MBR disks",
             )
             .with(scheme())
             .with(firmware()),
@@ -133,9 +132,8 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                     ID,
                     "arch-on-uefi",
                     format!(
-                        "{} starts by UEFI here, and UEFI starts only 64-bit Windows Vista SP1 / \
-                         Server 2008 and later; this install is {}",
-                        t.name,
+                        "the target starts it by UEFI, and UEFI starts only 64-bit Windows \
+                         Vista SP1 / Server 2008 and later; this install is {}",
                         what()
                     ),
                 )

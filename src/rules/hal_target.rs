@@ -14,6 +14,11 @@ use crate::error::Result;
 
 const ID: &str = "hal-target";
 
+/// What of the target the check reads.
+pub fn reads(t: &Target) -> u64 {
+    super::target::hash((&t.hal, &t.hal_reduced))
+}
+
 /// The check.
 pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     let x86_6 = s.install.arch.as_deref() == Some("x86")
@@ -38,7 +43,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
         format!("{root}\\System32\\{}", hal.file),
         format!("OriginalFilename {original}"),
     );
-    let target = format!("{} wants {}", t.name, t.hal);
+    let target = format!("the target wants {}", t.hal);
     let what = hal
         .variant
         .as_ref()
@@ -55,8 +60,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 "detecthal",
                 format!(
                     "the HAL is {original} ({what}) and the BCD entry does not set detecthal: \
-                     Windows Vista keeps it on {}; {target}",
-                    t.name
+                     Windows Vista keeps it on the new machine; {target}"
                 ),
             )
         } else if reduced {
@@ -64,8 +68,8 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 ID,
                 "reduced",
                 format!(
-                    "the HAL is {original} ({what}): it starts on {} but uses one processor; {target}",
-                    t.name
+                    "the HAL is {original} ({what}): it starts on the target but uses one \
+                     processor; {target}"
                 ),
             )
         } else {
@@ -73,9 +77,8 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 ID,
                 "unsuitable",
                 format!(
-                    "the HAL is {original} ({what}), which does not drive {}: STOP 0x7B or a \
-                     hang at boot; {target}",
-                    t.name
+                    "the HAL is {original} ({what}), which does not drive the target: STOP \
+                     0x7B or a hang at boot; {target}"
                 ),
             )
         };

@@ -7,24 +7,25 @@ use super::subject::Subject;
 use super::target::Target;
 use super::Out;
 use crate::error::Result;
-use crate::windows::knowledge::Knowledge;
 
 const ID: &str = "hypervisor-driver";
 
+/// What of the target the check reads.
+pub fn reads(t: &Target) -> u64 {
+    super::target::hash(&t.platform)
+}
+
 /// The check.
 pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
-    let k = Knowledge::builtin();
-    for svc in k.services.iter().filter(|x| x.role == "hypervisor") {
+    for (cs, svc, r) in s.present("hypervisor")?.iter() {
+        let cs = *cs;
         let Some(platform) = &svc.platform else {
             continue;
         };
         if platform.eq_ignore_ascii_case(&t.platform) {
             continue;
         }
-        for &cs in &s.sets {
-            let Some(r) = s.service(cs, &svc.name)? else {
-                continue;
-            };
+        {
             let filter = s.install.class_filters.iter().find(|c| {
                 c.control_set == cs
                     && c.upper
@@ -37,9 +38,9 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                     ID,
                     "filter",
                     format!(
-                        "{} ({}, a {platform} driver) filters the {} class; on {} ({}) it stops \
-                         the disk stack",
-                        svc.name, svc.drives, c.class, t.name, t.platform
+                        "{} ({}, a {platform} driver) filters the {} class; on a {} target it \
+                         stops the disk stack",
+                        svc.name, svc.drives, c.class, t.platform
                     ),
                 )
                 .with(Evidence::system_key(
@@ -50,7 +51,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                     ID,
                     "left-boot-start",
                     format!(
-                        "{} ({}, a {platform} driver) still starts at {} on {} ({})",
+                        "{} ({}, a {platform} driver) still starts at {} on a {} target",
                         svc.name,
                         svc.drives,
                         if r.start == Some(0) {
@@ -58,7 +59,6 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                         } else {
                             "system start"
                         },
-                        t.name,
                         t.platform
                     ),
                 ),

@@ -34,7 +34,7 @@ mod start_override;
 mod storage_driver;
 mod version_skew;
 
-pub use finding::{Evidence, Finding, Severity};
+pub use finding::{Evidence, Finding, Severity, Shared};
 pub use target::Target;
 
 use crate::error::Result;
@@ -57,43 +57,63 @@ pub struct Out {
 pub struct Rule {
     /// The id findings carry.
     pub id: &'static str,
-    /// The rule's answer depends on the target (else it is computed once per install).
-    pub per_target: bool,
+    /// A hash of what of the target the check reads; `None` when it reads nothing of it.
+    /// Targets that agree there get the same findings, computed once per install.
+    pub reads: Option<fn(&Target) -> u64>,
     /// The check.
     pub check: fn(&Subject, &Target, &mut Out) -> Result<()>,
 }
 
-/// Every rule, in boot order: the first error a boot would hit comes first.
-pub const RULES: [Rule; 17] = [
-    rule("encrypted", false, encrypted::check),
-    rule("firmware", true, firmware::check),
-    rule("boot-config", false, boot_config::check),
-    rule("dirty-volume", false, dirty_volume::check),
-    rule("dirty-hive", false, dirty_hive::check),
-    rule("hal-kernel-pair", false, hal_kernel_pair::check),
-    rule("hal-target", true, hal_target::check),
-    rule("storage-driver", true, storage_driver::check),
-    rule("start-override", true, start_override::check),
-    rule("critical-device", true, critical_device::check),
-    rule("driver-database", true, driver_database::check),
-    rule("class-filter", false, class_filter::check),
-    rule("hypervisor-driver", true, hypervisor_driver::check),
-    rule("cpu-driver", true, cpu_driver::check),
-    rule("version-skew", false, version_skew::check),
-    rule("mounted-devices", false, mounted_devices::check),
-    rule("san-policy", false, san_policy::check),
+/// Every rule, in boot order: the first error a boot would hit comes first. A rule whose
+/// check has a part that is the same on every target lists it apart, so that part runs
+/// once per install.
+pub const RULES: [Rule; 18] = [
+    rule("encrypted", None, encrypted::check),
+    rule("firmware", Some(firmware::reads), firmware::check),
+    rule("boot-config", None, boot_config::check),
+    rule("dirty-volume", None, dirty_volume::check),
+    rule("dirty-hive", None, dirty_hive::check),
+    rule("hal-kernel-pair", None, hal_kernel_pair::check),
+    rule("hal-target", Some(hal_target::reads), hal_target::check),
+    rule(
+        "storage-driver",
+        Some(storage_driver::reads),
+        storage_driver::check,
+    ),
+    rule("storage-driver", None, storage_driver::check_stack),
+    rule(
+        "start-override",
+        Some(storage_driver::reads),
+        start_override::check,
+    ),
+    rule(
+        "critical-device",
+        Some(storage_driver::reads),
+        critical_device::check,
+    ),
+    rule(
+        "driver-database",
+        Some(storage_driver::reads),
+        driver_database::check,
+    ),
+    rule("class-filter", None, class_filter::check),
+    rule(
+        "hypervisor-driver",
+        Some(hypervisor_driver::reads),
+        hypervisor_driver::check,
+    ),
+    rule("cpu-driver", Some(cpu_driver::reads), cpu_driver::check),
+    rule("version-skew", None, version_skew::check),
+    rule("mounted-devices", None, mounted_devices::check),
+    rule("san-policy", None, san_policy::check),
 ];
 
 const fn rule(
     id: &'static str,
-    per_target: bool,
+    reads: Option<fn(&Target) -> u64>,
     check: fn(&Subject, &Target, &mut Out) -> Result<()>,
 ) -> Rule {
-    Rule {
-        id,
-        per_target,
-        check,
-    }
+    Rule { id, reads, check }
 }
 
 /// Whether an install boots on a target.
@@ -145,7 +165,7 @@ pub struct InstallCheck {
     /// Why the verdict is `unknown`.
     pub why: Vec<String>,
     /// Every finding, in boot order.
-    pub findings: Vec<Finding>,
+    pub findings: Vec<Shared>,
 }
 
 /// The check of one image.
@@ -202,36 +222,36 @@ pub fn check_opened(o: &Opened, targets: &[Target]) -> CheckReport {
     }
 }
 
-/// Runs every rule on one install for each target: the rules that do not depend on the
-/// target once.
+/// Runs every rule on one install for each target; a rule runs once for all the targets
+/// that agree on what it reads of them.
 fn check_install(s: &Subject, targets: &[Target]) -> Vec<InstallCheck> {
-    let Some(first) = targets.first() else {
-        return Vec::new();
-    };
-    let shared: Vec<Option<Out>> = RULES
-        .iter()
-        .map(|r| (!r.per_target).then(|| run(r, s, first)))
-        .collect();
+    let mut done: Vec<(Vec<Shared>, Vec<String>)> = Vec::new();
+    let mut by_key: std::collections::HashMap<(usize, u64), usize> = Default::default();
     targets
         .iter()
         .map(|t| {
-            let mut out = Out::default();
-            for (r, done) in RULES.iter().zip(&shared) {
-                let o = match done {
-                    Some(o) => Out {
-                        findings: o.findings.clone(),
-                        unknown: o.unknown.clone(),
-                    },
-                    None => run(r, s, t),
+            let mut findings = Vec::new();
+            let mut why: Vec<String> = Vec::new();
+            for (n, r) in RULES.iter().enumerate() {
+                let key = (n, r.reads.map(|f| f(t)).unwrap_or_default());
+                let i = match by_key.get(&key) {
+                    Some(i) => *i,
+                    None => {
+                        let o = run(r, s, t);
+                        let shared = o.findings.into_iter().map(|f| Shared(f.into())).collect();
+                        done.push((shared, o.unknown));
+                        by_key.insert(key, done.len() - 1);
+                        done.len() - 1
+                    }
                 };
-                out.findings.extend(o.findings);
-                for u in o.unknown {
-                    if !out.unknown.contains(&u) {
-                        out.unknown.push(u);
+                findings.extend(done[i].0.iter().cloned());
+                for u in &done[i].1 {
+                    if !why.contains(u) {
+                        why.push(u.clone());
                     }
                 }
             }
-            let (verdict, stop) = verdict(&out);
+            let (verdict, stop) = verdict(&findings, &why);
             InstallCheck {
                 volume: Some(s.install.volume),
                 system_root: Some(s.install.system_root.clone()),
@@ -239,8 +259,8 @@ fn check_install(s: &Subject, targets: &[Target]) -> Vec<InstallCheck> {
                 target: t.name.clone(),
                 verdict,
                 stop,
-                why: out.unknown,
-                findings: out.findings,
+                why,
+                findings,
             }
         })
         .collect()
@@ -269,15 +289,15 @@ fn run(r: &Rule, s: &Subject, t: &Target) -> Out {
     out
 }
 
-/// The verdict of a set of findings.
-pub fn verdict(out: &Out) -> (Verdict, Option<String>) {
-    if let Some(e) = out.findings.iter().find(|f| f.severity == Severity::Error) {
+/// The verdict of a set of findings, and of what could not be known.
+pub fn verdict(findings: &[Shared], unknown: &[String]) -> (Verdict, Option<String>) {
+    if let Some(e) = findings.iter().find(|f| f.severity == Severity::Error) {
         return (Verdict::NoBoot, e.stop.clone());
     }
-    if !out.unknown.is_empty() {
+    if !unknown.is_empty() {
         return (Verdict::Unknown, None);
     }
-    if out.findings.iter().any(|f| f.severity == Severity::Warning) {
+    if findings.iter().any(|f| f.severity == Severity::Warning) {
         return (Verdict::BootsWithWarnings, None);
     }
     (Verdict::Boots, None)
@@ -297,7 +317,8 @@ fn no_install(o: &Opened, t: &Target) -> InstallCheck {
         .iter()
         .flat_map(|f| &f.evidence)
         .find_map(|e| e.volume);
-    let (verdict, stop) = verdict(&out);
+    let findings: Vec<Shared> = out.findings.into_iter().map(|f| Shared(f.into())).collect();
+    let (verdict, stop) = verdict(&findings, &out.unknown);
     InstallCheck {
         volume,
         system_root: None,
@@ -306,7 +327,7 @@ fn no_install(o: &Opened, t: &Target) -> InstallCheck {
         verdict,
         stop,
         why: out.unknown,
-        findings: out.findings,
+        findings,
     }
 }
 

@@ -35,10 +35,9 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 ID,
                 "disabled",
                 format!(
-                    "{name} drives the {} of {}; its Start is {} but StartOverride sets {}: \
+                    "{name} drives the {}; its Start is {} but StartOverride sets {}: \
                      Windows does not start it at boot",
                     t.controller.name,
-                    t.name,
                     r.start
                         .map(|x| x.to_string())
                         .unwrap_or_else(|| "missing".into()),

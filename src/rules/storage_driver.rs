@@ -1,7 +1,8 @@
 //! `storage-driver`: the services that drive the target's boot controller on this Windows
 //! version (the profile says which, and whether they are inbox) must exist, start at boot
 //! (Start 0) and have their driver file, in every control set `Select` names; so must the
-//! drivers of the disk stack above them. Otherwise: STOP 0x7B INACCESSIBLE_BOOT_DEVICE.
+//! drivers of the disk stack above them (`check_stack`, the same for every target).
+//! Otherwise: STOP 0x7B INACCESSIBLE_BOOT_DEVICE.
 
 use super::finding::{Evidence, Finding};
 use super::subject::Subject;
@@ -28,6 +29,11 @@ pub fn driver_for<'t>(s: &Subject, t: &'t Target, out: &mut Out) -> Option<&'t D
     }
 }
 
+/// What of the target the storage rules read: the controller.
+pub fn reads(t: &Target) -> u64 {
+    t.controller.fingerprint()
+}
+
 /// The check.
 pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     let Some(v) = s.version else {
@@ -40,10 +46,9 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 ID,
                 "no-driver",
                 format!(
-                    "{} has no driver rehost knows for {} on {} ({} {v})",
+                    "{} has no driver rehost knows for the {} ({} {v})",
                     v.releases(),
                     t.controller.name,
-                    t.name,
                     s.install.product_name.as_deref().unwrap_or("this install")
                 ),
             )
@@ -56,7 +61,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     } else {
         ""
     };
-    let for_what = format!("{} of {}", t.controller.name, t.name);
+    let for_what = &t.controller.name;
     for &cs in &s.sets {
         for name in &d.services {
             let r = s.service(cs, name)?;
@@ -127,12 +132,19 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
             };
             out.findings.push(f.about(Some(cs), Some(name)));
         }
+    }
+    Ok(())
+}
+
+/// The check's part that is the same on every target: the drivers of the disk stack,
+/// where they exist, must start at boot.
+pub fn check_stack(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
+    for &cs in &s.sets {
         stack(s, cs, out)?;
     }
     Ok(())
 }
 
-/// The drivers of the disk stack: where they exist they must start at boot.
 fn stack(s: &Subject, cs: u32, out: &mut Out) -> Result<()> {
     let k = Knowledge::builtin();
     for svc in k.services.iter().filter(|x| x.always_boot) {

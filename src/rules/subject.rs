@@ -7,7 +7,7 @@ use crate::disk::ReadAt;
 use crate::error::Result;
 use crate::formats::hive::{Hive, SubkeyIndex};
 use crate::windows::install::{control_set_key, named_sets};
-use crate::windows::knowledge::{Hal, Kernel, Knowledge};
+use crate::windows::knowledge::{Hal, Kernel, Knowledge, Service as KnownService};
 use crate::windows::report::{BootEntry, ImageReport, Install, ServiceReport, VolumeReport};
 use crate::windows::scene::Scene;
 use crate::windows::{devices, hal};
@@ -35,16 +35,21 @@ pub struct Subject<'a> {
     pub boot_set: Option<u32>,
     /// Every control set `Select` names, the boot set first.
     pub sets: Vec<u32>,
-    services: RefCell<Vec<(u32, String, Service)>>,
+    services: RefCell<HashMap<(u32, String), Service>>,
     indexes: RefCell<HashMap<String, Option<Rc<SubkeyIndex>>>>,
     cddb_service: RefCell<Vec<(u32, String, Option<String>)>>,
     files: RefCell<HashMap<String, bool>>,
     drivers: std::cell::OnceCell<Option<std::collections::HashSet<String>>>,
+    roles: RefCell<Vec<(&'static str, Present)>>,
     hal: std::cell::OnceCell<Option<Loaded<Hal>>>,
 }
 
 /// A service as a control set holds it (`None`: no such key), shared between the rules.
 pub type Service = Option<Rc<ServiceReport>>;
+
+/// The services of one role rehost knows that a control set holds: (control set, what
+/// rehost knows of the service, the service).
+pub type Present = Rc<Vec<(u32, &'static KnownService, Rc<ServiceReport>)>>;
 
 /// A HAL or kernel file the default boot entry loads, and the variant it is.
 #[derive(Debug, Clone)]
@@ -84,11 +89,12 @@ impl<'a> Subject<'a> {
             version: install.version.as_deref().and_then(Version::parse),
             boot_set,
             sets,
-            services: RefCell::new(Vec::new()),
+            services: RefCell::new(HashMap::new()),
             indexes: RefCell::new(HashMap::new()),
             cddb_service: RefCell::new(Vec::new()),
             files: RefCell::new(HashMap::new()),
             drivers: std::cell::OnceCell::new(),
+            roles: RefCell::new(Vec::new()),
             hal: std::cell::OnceCell::new(),
         }
     }
@@ -101,14 +107,9 @@ impl<'a> Subject<'a> {
     /// The service `name` of control set `cs`: from inspect's report when it read it,
     /// else from the hive; remembered.
     pub fn service(&self, cs: u32, name: &str) -> Result<Service> {
-        let hit = self
-            .services
-            .borrow()
-            .iter()
-            .find(|(c, n, _)| *c == cs && n.eq_ignore_ascii_case(name))
-            .map(|(_, _, s)| s.clone());
-        if let Some(s) = hit {
-            return Ok(s);
+        let key = (cs, name.to_ascii_lowercase());
+        if let Some(s) = self.services.borrow().get(&key) {
+            return Ok(s.clone());
         }
         let known = self
             .install
@@ -116,8 +117,12 @@ impl<'a> Subject<'a> {
             .iter()
             .find(|s| s.control_set == cs && s.name.eq_ignore_ascii_case(name))
             .cloned();
+        // inspect read every service storage.toml names in every set Select names: one it
+        // did not report is not there.
+        let covered = Knowledge::builtin().service(name).is_some() && self.sets.contains(&cs);
         let found = match known {
             Some(s) => Some(s),
+            None if covered => None,
             None => devices::service(
                 self.scene,
                 (self.install.volume, &self.install.system_root),
@@ -127,10 +132,31 @@ impl<'a> Subject<'a> {
             )?,
         }
         .map(Rc::new);
-        self.services
-            .borrow_mut()
-            .push((cs, name.to_string(), found.clone()));
+        self.services.borrow_mut().insert(key, found.clone());
         Ok(found)
+    }
+
+    /// The services of `role` ("cpu", "hypervisor") in `storage.toml` that each control set
+    /// `Select` names holds; worked out once per role.
+    pub fn present(&self, role: &'static str) -> Result<Present> {
+        if let Some((_, p)) = self.roles.borrow().iter().find(|(r, _)| *r == role) {
+            return Ok(p.clone());
+        }
+        let mut found = Vec::new();
+        for svc in Knowledge::builtin()
+            .services
+            .iter()
+            .filter(|x| x.role == role)
+        {
+            for &cs in &self.sets {
+                if let Some(r) = self.service(cs, &svc.name)? {
+                    found.push((cs, svc, r));
+                }
+            }
+        }
+        let p = Rc::new(found);
+        self.roles.borrow_mut().push((role, p.clone()));
+        Ok(p)
     }
 
     /// The first CriticalDeviceDatabase entry of control set `cs` that one of `names` (in

@@ -46,7 +46,7 @@ pub struct Target {
 }
 
 /// What a target requires of an install.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct Requires {
     /// Architectures it starts ("x64").
@@ -86,6 +86,9 @@ pub struct Controller {
     /// `cddb_names()`, computed once.
     #[serde(skip)]
     cddb_cache: OnceLock<Vec<Vec<String>>>,
+    /// `fingerprint()`, computed once.
+    #[serde(skip)]
+    fingerprint_cache: OnceLock<u64>,
 }
 
 /// The services that drive a controller on some Windows versions.
@@ -139,6 +142,17 @@ impl Controller {
                         .collect()
                 })
                 .collect()
+        })
+    }
+
+    /// A hash of everything the profile says of the controller: two controllers with the
+    /// same fingerprint get the same findings.
+    pub fn fingerprint(&self) -> u64 {
+        *self.fingerprint_cache.get_or_init(|| {
+            hash(format!(
+                "{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                self.name, self.pci, self.class, self.hardware_ids, self.children, self.driver
+            ))
         })
     }
 
@@ -246,6 +260,14 @@ impl Target {
         }
         Ok(())
     }
+}
+
+/// A 64-bit hash of `what`, to tell targets apart by what a rule reads of them.
+pub fn hash(what: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    what.hash(&mut h);
+    h.finish()
 }
 
 /// The profiles built into rehost, by file.
@@ -392,6 +414,7 @@ mod tests {
             driver: vec![],
             ids_cache: Default::default(),
             cddb_cache: Default::default(),
+            fingerprint_cache: Default::default(),
         };
         let ids = c.ids();
         assert_eq!(ids[0], "PCI\\VEN_8086&DEV_7111&SUBSYS_00000000&REV_01");

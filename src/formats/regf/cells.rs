@@ -159,6 +159,20 @@ impl<'a> Cells<'a> {
         })
     }
 
+    /// The stored name of the key node at `offset` and whether it is Latin-1 (else
+    /// UTF-16LE), without decoding it.
+    pub fn nk_name(&self, offset: u32) -> R<(&'a [u8], bool)> {
+        let c = self.cell(offset)?;
+        if c.len() < 76 || &c[..2] != b"nk" {
+            return err(offset, "not a key node");
+        }
+        let name_len = u16_at(c, 72) as usize;
+        match c.get(76..76 + name_len) {
+            Some(n) => Ok((n, u16_at(c, 2) & KEY_COMP_NAME != 0)),
+            None => err(offset, "key name runs past its cell"),
+        }
+    }
+
     /// The value at `offset`.
     pub fn vk(&self, offset: u32) -> R<Vk> {
         let c = self.cell(offset)?;
