@@ -92,7 +92,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 "no-entry",
                 format!(
                     "{} is not an inbox driver and DriverDatabase has no entry that binds the {} \
-                     to it (tried {} IDs): rehost fix --drivers DIR writes them from its INF",
+                     to it (tried {} IDs): the entries its INF gives have to be written",
                     d.services.join(" + "),
                     t.controller.name,
                     ids.len()

@@ -159,19 +159,37 @@ struct CaseFile {
     case: Vec<Case>,
 }
 
+struct Table {
+    cases: Vec<Case>,
+    by_id: std::collections::HashMap<(String, String), usize>,
+}
+
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let cases = toml::from_str::<CaseFile>(include_str!("../../profiles/rules.toml"))
+            .map(|f| f.case)
+            .expect("profiles/rules.toml parses (a unit test checks it)");
+        let by_id = cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ((c.rule.clone(), c.case.clone()), i))
+            .collect();
+        Table { cases, by_id }
+    })
+}
+
 /// The cases of every rule, built into rehost.
 pub fn cases() -> &'static [Case] {
-    static CASES: OnceLock<Vec<Case>> = OnceLock::new();
-    CASES.get_or_init(|| {
-        toml::from_str::<CaseFile>(include_str!("../../profiles/rules.toml"))
-            .map(|f| f.case)
-            .expect("profiles/rules.toml parses (a unit test checks it)")
-    })
+    &table().cases
 }
 
 /// The case `case` of rule `rule`.
 pub fn case(rule: &str, case: &str) -> Option<&'static Case> {
-    cases().iter().find(|c| c.rule == rule && c.case == case)
+    let t = table();
+    t.by_id
+        .get(&(rule.to_string(), case.to_string()))
+        .map(|i| &t.cases[*i])
 }
 
 impl Finding {

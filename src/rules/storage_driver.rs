@@ -93,7 +93,7 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                         if d.inbox {
                             "an inbox driver removed from the image"
                         } else {
-                            "a vendor driver: rehost fix --drivers DIR can add it"
+                            "a vendor driver: it has to be added to the image"
                         }
                     ),
                 )
