@@ -51,6 +51,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// inspect and check alternately, 300 pairs per image: the ratio of the medians.
 fn alternate(_: &mut Criterion) {
+    // `cargo test` runs benches once each to see that they work: this one is long.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
     let targets = rehost::rules::target::builtin().unwrap();
     println!("inspect and check (17 targets) alternately, 300 pairs each, medians:");
     for name in IMAGES {
