@@ -161,7 +161,8 @@ struct CaseFile {
 
 struct Table {
     cases: Vec<Case>,
-    by_id: std::collections::HashMap<(String, String), usize>,
+    /// Each rule with the indexes of its cases.
+    by_rule: Vec<(String, Vec<usize>)>,
 }
 
 fn table() -> &'static Table {
@@ -170,12 +171,14 @@ fn table() -> &'static Table {
         let cases = toml::from_str::<CaseFile>(include_str!("../../profiles/rules.toml"))
             .map(|f| f.case)
             .expect("profiles/rules.toml parses (a unit test checks it)");
-        let by_id = cases
-            .iter()
-            .enumerate()
-            .map(|(i, c)| ((c.rule.clone(), c.case.clone()), i))
-            .collect();
-        Table { cases, by_id }
+        let mut by_rule: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, c) in cases.iter().enumerate() {
+            match by_rule.iter_mut().find(|(r, _)| *r == c.rule) {
+                Some((_, v)) => v.push(i),
+                None => by_rule.push((c.rule.clone(), vec![i])),
+            }
+        }
+        Table { cases, by_rule }
     })
 }
 
@@ -187,9 +190,11 @@ pub fn cases() -> &'static [Case] {
 /// The case `case` of rule `rule`.
 pub fn case(rule: &str, case: &str) -> Option<&'static Case> {
     let t = table();
-    t.by_id
-        .get(&(rule.to_string(), case.to_string()))
+    let (_, of_rule) = t.by_rule.iter().find(|(r, _)| r == rule)?;
+    of_rule
+        .iter()
         .map(|i| &t.cases[*i])
+        .find(|c| c.case == case)
 }
 
 impl Finding {
