@@ -6,8 +6,13 @@
 //! 2. List its volumes with [`volume::scan`].
 //! 3. Open a file system on a volume with [`fs::open`] and read files by path.
 //!
+//! 4. Find the Windows installs with [`windows::inspect`], and ask whether each boots on a
+//!    target machine with [`rules::check`].
+//!
 //! The layers, bottom up: [`disk`] (containers), [`volume`] (partition tables),
-//! [`fs`] (NTFS, FAT). Each knows only the layers below it.
+//! [`fs`] (NTFS, FAT), [`formats`] (hives, PE, BCD, boot.ini), [`windows`] (the install
+//! model), [`rules`] (target profiles and boot-readiness checks). Each knows only the
+//! layers below it.
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
@@ -16,6 +21,7 @@ pub mod disk;
 pub mod error;
 pub mod formats;
 pub mod fs;
+pub mod rules;
 pub mod volume;
 pub mod windows;
 

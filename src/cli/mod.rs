@@ -2,11 +2,13 @@
 //! library and renders what it returns.
 
 mod cat;
+mod check;
 mod image;
 mod inspect;
 mod ls;
 mod reg;
 mod undo;
+mod targets;
 mod volumes;
 mod write;
 
@@ -75,6 +77,37 @@ enum Command {
     Reg {
         #[command(subcommand)]
         command: reg::RegCommand,
+    },
+    /// Predict whether each Windows install on each image boots on each target machine,
+    /// and if not, with which STOP code and why (the evidence, and whether `fix` can
+    /// repair it). Read-only; images run in parallel. Exit code 0 when every install boots
+    /// on every target, 3 when one does not (or cannot be told), 1 on read errors.
+    Check {
+        /// Raw, VHD or VHDX images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// A target profile (`rehost targets` lists them; "all" for every one). Repeat it
+        /// or separate names with commas.
+        #[arg(long = "target", short = 't', required = true)]
+        targets: Vec<String>,
+        /// A directory of target profiles (*.toml) over the built-in ones.
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+        /// Print one JSON document (an array for several images).
+        #[arg(long, conflicts_with = "jsonl")]
+        json: bool,
+        /// Print one JSON line per image as each finishes.
+        #[arg(long)]
+        jsonl: bool,
+        /// Images read at once (default: all cores).
+        #[arg(short, long)]
+        jobs: Option<usize>,
+    },
+    /// List the target profiles `check` knows, one line each.
+    Targets {
+        /// A directory of target profiles (*.toml) over the built-in ones.
+        #[arg(long)]
+        profiles: Option<PathBuf>,
     },
     /// Copy a file's bytes to standard output.
     Cat {
@@ -167,6 +200,32 @@ pub fn main() -> i32 {
             };
             inspect::run(images, output, *jobs, cli.stats)
         }
+        Command::Check {
+            images,
+            targets,
+            profiles,
+            json,
+            jsonl,
+            jobs,
+        } => {
+            let output = if *json {
+                check::Output::Json
+            } else if *jsonl {
+                check::Output::Jsonl
+            } else {
+                check::Output::Text
+            };
+            match check::targets(targets, profiles.as_deref()) {
+                Ok(t) => check::run(images, &t, output, *jobs, cli.stats),
+                Err(e) => {
+                    eprintln!("rehost: {e:#}");
+                    return 2;
+                }
+            }
+        }
+        Command::Targets { profiles } => rehost::rules::target::load(profiles.as_deref())
+            .map_err(anyhow::Error::msg)
+            .and_then(|t| targets::run(&t)),
         Command::Cat {
             image,
             path,

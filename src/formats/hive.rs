@@ -6,7 +6,8 @@
 //! there are none or they cannot be replayed, the hive is read as its primary file stands,
 //! without validation, and says so ([`Hive::dirty`]).
 
-use super::regf::{Log, Recovery};
+use super::regf::cells::Cells;
+use super::regf::{names, Log, Recovery};
 use crate::error::{Ctx, Location, Result};
 use nt_hive::{KeyNode, KeyValueDataType};
 use serde::Serialize;
@@ -236,19 +237,22 @@ impl Hive {
 
     /// Every value of the key at `path`, by name.
     pub fn values(&self, path: &str) -> Result<Vec<(String, Value)>> {
-        Ok(self
-            .with_key(path, |k| {
-                let mut out = Vec::new();
-                if let Some(list) = k.values() {
-                    for v in list.map_err(|e| self.at(path, &e))? {
-                        let v = v.map_err(|e| self.at(path, &e))?;
-                        let name = v.name().map_err(|e| self.at(path, &e))?.to_string_lossy();
-                        out.push((name, decode(&v, path, self)?));
-                    }
+        Ok(self.key_values(path)?.unwrap_or_default())
+    }
+
+    /// Every value of the key at `path`, by name; `None` when the key does not exist.
+    pub fn key_values(&self, path: &str) -> Result<Option<Vec<(String, Value)>>> {
+        self.with_key(path, |k| {
+            let mut out = Vec::new();
+            if let Some(list) = k.values() {
+                for v in list.map_err(|e| self.at(path, &e))? {
+                    let v = v.map_err(|e| self.at(path, &e))?;
+                    let name = v.name().map_err(|e| self.at(path, &e))?.to_string_lossy();
+                    out.push((name, decode(&v, path, self)?));
                 }
-                Ok(out)
-            })?
-            .unwrap_or_default())
+            }
+            Ok(out)
+        })
     }
 
     /// A string value, when present and a string.
@@ -261,6 +265,132 @@ impl Hive {
     /// A number value, when present and a number.
     pub fn number(&self, path: &str, name: &str) -> Result<Option<u64>> {
         Ok(self.value(path, name)?.and_then(|v| v.as_u64()))
+    }
+}
+
+/// The names of one key's subkeys, indexed for many lookups (a CriticalDeviceDatabase of
+/// thousands of entries asked for dozens of IDs): by the `lh` hashes the hive stores, or,
+/// for lists without them, by the names themselves.
+pub struct SubkeyIndex {
+    /// The key's path.
+    path: String,
+    /// (hash, key node cell), sorted.
+    by_hash: Vec<(u32, u32)>,
+    /// Upper-cased names, for lists without hashes.
+    by_name: Option<std::collections::HashSet<String>>,
+}
+
+impl SubkeyIndex {
+    /// Whether a subkey of this name exists (case-insensitive, as Windows compares names).
+    pub fn contains(&self, hive: &Hive, name: &str) -> bool {
+        if let Some(names) = &self.by_name {
+            return names.contains(&name.to_uppercase());
+        }
+        let cells = Cells::new(&hive.bytes);
+        let hash = names::lh_hash(name);
+        let from = self.by_hash.partition_point(|(h, _)| *h < hash);
+        self.by_hash[from..]
+            .iter()
+            .take_while(|(h, _)| *h == hash)
+            .any(|(_, o)| match cells.nk_name(*o) {
+                Ok((stored, true)) if name.is_ascii() => {
+                    stored.eq_ignore_ascii_case(name.as_bytes())
+                }
+                Ok(_) => cells
+                    .nk(*o)
+                    .is_ok_and(|k| names::compare(&k.name, name).is_eq()),
+                Err(_) => false,
+            })
+    }
+
+    /// The key node of subkey `name`, found by its hash.
+    fn node(&self, hive: &Hive, name: &str) -> Option<super::regf::cells::Nk> {
+        let cells = Cells::new(&hive.bytes);
+        let hash = names::lh_hash(name);
+        let from = self.by_hash.partition_point(|(h, _)| *h < hash);
+        let same = |o: u32| match cells.nk_name(o) {
+            // The common case, an ASCII name stored as Latin-1, compared without decoding.
+            Ok((stored, true)) if name.is_ascii() => stored.eq_ignore_ascii_case(name.as_bytes()),
+            Ok(_) => cells
+                .nk(o)
+                .is_ok_and(|k| names::compare(&k.name, name).is_eq()),
+            Err(_) => false,
+        };
+        self.by_hash[from..]
+            .iter()
+            .take_while(|(h, _)| *h == hash)
+            .find(|(_, o)| same(*o))
+            .and_then(|(_, o)| cells.nk(*o).ok())
+    }
+
+    /// The string value `value` of subkey `name`: `None` when the subkey does not exist,
+    /// `Some(None)` when it has no such string.
+    pub fn string(&self, hive: &Hive, name: &str, value: &str) -> Result<Option<Option<String>>> {
+        if self.by_name.is_some() {
+            if !self.contains(hive, name) {
+                return Ok(None);
+            }
+            return Ok(Some(hive.string(&format!("{}\\{name}", self.path), value)?));
+        }
+        let Some(nk) = self.node(hive, name) else {
+            return Ok(None);
+        };
+        let cells = Cells::new(&hive.bytes);
+        let corrupt = |e: super::regf::cells::CellError| {
+            hive.ctx
+                .corrupt_at_path(&format!("{}\\{name}", self.path), e.to_string())
+        };
+        for off in cells.values(&nk).map_err(corrupt)? {
+            let vk = cells.vk(off).map_err(corrupt)?;
+            if !vk.name.eq_ignore_ascii_case(value) {
+                continue;
+            }
+            if vk.kind != 1 && vk.kind != 2 {
+                return Ok(Some(None));
+            }
+            let data = cells.data(&vk).map_err(corrupt)?;
+            let units: Vec<u16> = data
+                .chunks_exact(2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                .take_while(|u| *u != 0)
+                .collect();
+            return Ok(Some(Some(String::from_utf16_lossy(&units))));
+        }
+        Ok(Some(None))
+    }
+}
+
+impl Hive {
+    /// An index of the names of the subkeys of `path` (`None` when it does not exist).
+    pub fn subkey_index(&self, path: &str) -> Result<Option<SubkeyIndex>> {
+        let cells = Cells::new(&self.bytes);
+        let corrupt =
+            |e: super::regf::cells::CellError| self.ctx.corrupt_at_path(path, e.to_string());
+        let root = cells.root(&self.bytes).map_err(corrupt)?;
+        let Some(nk) = cells.find(&root, path).map_err(corrupt)? else {
+            return Ok(None);
+        };
+        Ok(Some(match cells.hashed_subkeys(&nk).map_err(corrupt)? {
+            Some(list) => {
+                let mut by_hash: Vec<(u32, u32)> = list.into_iter().map(|(o, h)| (h, o)).collect();
+                by_hash.sort_unstable();
+                SubkeyIndex {
+                    path: path.to_string(),
+                    by_hash,
+                    by_name: None,
+                }
+            }
+            None => SubkeyIndex {
+                path: path.to_string(),
+                by_hash: Vec::new(),
+                by_name: Some(
+                    self.subkeys(path)?
+                        .into_iter()
+                        .map(|n| n.to_uppercase())
+                        .collect(),
+                ),
+            },
+        }))
     }
 }
 

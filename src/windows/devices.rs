@@ -92,6 +92,51 @@ pub fn driver_path(root: &str, service: &str, image_path: Option<&str>) -> Strin
     }
 }
 
+/// The service `name` of control set `cs` (any service, not only the storage-relevant ones:
+/// its role is "other" unless the caller knows better), with its driver file looked up on
+/// the install's volume; `None` when the key does not exist. `install` is the volume and
+/// system root.
+pub fn service(
+    scene: &Scene,
+    install: (u32, &str),
+    system: &Hive,
+    cs: u32,
+    name: &str,
+) -> Result<Option<ServiceReport>> {
+    let key = format!("{}\\Services\\{name}", control_set_key(cs));
+    // One walk to the key reads all its values.
+    let Some(values) = system.key_values(&key)? else {
+        return Ok(None);
+    };
+    let get = |value: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(value))
+            .map(|(_, v)| v)
+    };
+    let num = |value: &str| get(value).and_then(|v| v.as_u64()).map(|v| v as u32);
+    let string = |value: &str| get(value).and_then(|v| v.as_str()).map(str::to_string);
+    let image_path = string("ImagePath");
+    let file = driver_path(install.1, name, image_path.as_deref());
+    let start_override = system
+        .values(&format!("{key}\\StartOverride"))?
+        .into_iter()
+        .filter_map(|(n, v)| Some((n, v.as_u64()? as u32)))
+        .collect();
+    Ok(Some(ServiceReport {
+        control_set: cs,
+        name: name.to_string(),
+        role: "other".into(),
+        start: num("Start"),
+        start_override,
+        kind: num("Type"),
+        group: string("Group"),
+        error_control: num("ErrorControl"),
+        image_path,
+        file_present: scene.is_file(install.0, &file),
+    }))
+}
+
 /// The storage-relevant services of every control set `Select` names, the
 /// CriticalDeviceDatabase, DriverDatabase and the class filters.
 pub fn services(scene: &Scene, install: &mut Install, system: &Hive) -> Result<()> {
@@ -102,32 +147,17 @@ pub fn services(scene: &Scene, install: &mut Install, system: &Hive) -> Result<(
             continue;
         }
         for s in &k.services {
-            let key = format!("{base}\\Services\\{}", s.name);
-            if !system.has_key(&key)? {
-                continue;
+            let found = service(
+                scene,
+                (install.volume, &install.system_root),
+                system,
+                cs,
+                &s.name,
+            )?;
+            if let Some(mut r) = found {
+                r.role = s.role.clone();
+                install.services.push(r);
             }
-            let num = |name: &str| -> Result<Option<u32>> {
-                Ok(system.number(&key, name)?.map(|v| v as u32))
-            };
-            let image_path = system.string(&key, "ImagePath")?;
-            let file = driver_path(&install.system_root, &s.name, image_path.as_deref());
-            let start_override = system
-                .values(&format!("{key}\\StartOverride"))?
-                .into_iter()
-                .filter_map(|(n, v)| Some((n, v.as_u64()? as u32)))
-                .collect();
-            install.services.push(ServiceReport {
-                control_set: cs,
-                name: s.name.clone(),
-                role: s.role.clone(),
-                start: num("Start")?,
-                start_override,
-                kind: num("Type")?,
-                group: system.string(&key, "Group")?,
-                error_control: num("ErrorControl")?,
-                image_path,
-                file_present: scene.is_file(install.volume, &file),
-            });
         }
         for c in &k.classes {
             let key = format!("{base}\\Control\\Class\\{}", c.guid);

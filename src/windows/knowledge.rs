@@ -45,6 +45,15 @@ pub struct Service {
     /// What it drives.
     #[serde(rename = "for")]
     pub drives: String,
+    /// The platform a "hypervisor" driver belongs to ("xen", "parallels", ...).
+    #[serde(default)]
+    pub platform: Option<String>,
+    /// The CPU vendor a "cpu" driver is for ("intel", "amd"); none for generic ones.
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// A driver of the disk stack that starts at boot on every Windows that has it.
+    #[serde(default)]
+    pub always_boot: bool,
 }
 
 /// A device class whose filters sit in the disk stack.
@@ -160,6 +169,27 @@ impl Knowledge {
             .iter()
             .filter(|h| h.hardware_ids.iter().any(|i| i.eq_ignore_ascii_case(id)))
             .collect()
+    }
+
+    /// The service of this name (case-insensitive), if it is one rehost knows.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+    }
+
+    /// The HAL variants that can be `file` given what setup recorded (`hardware_id`): the
+    /// one recorded under that id when there is one, else every variant of that name.
+    pub fn hal_variant(&self, file: &str, hardware_id: Option<&str>) -> Option<&Hal> {
+        let named = self.hals_named(file);
+        hardware_id
+            .and_then(|id| {
+                named
+                    .iter()
+                    .find(|h| h.hardware_ids.iter().any(|i| i.eq_ignore_ascii_case(id)))
+                    .copied()
+            })
+            .or(named.first().copied())
     }
 
     /// The kernel variant with this OriginalFilename.

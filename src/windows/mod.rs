@@ -6,6 +6,10 @@
 //! identity, HAL and kernels, file versions, drive letters, storage services, hives and
 //! volume state ([`report`]). A part that cannot be read becomes an entry of `errors`; the
 //! rest is still reported.
+//!
+//! [`open`] does the same and keeps what it opened (the disk, the file systems, each
+//! install's SYSTEM and SOFTWARE hives, replayed), for layers above that look further
+//! (the boot-readiness rules).
 
 pub mod boot;
 pub mod devices;
@@ -18,8 +22,9 @@ pub mod registry;
 pub mod report;
 pub mod scene;
 
-use crate::disk::{self, OpenOptions};
+use crate::disk::{self, Disk, OpenOptions};
 use crate::error::{Ctx, Layer, Result};
+use crate::formats::hive::Hive;
 use crate::fs::{Facts, FileSystem};
 use crate::volume::{self, Content};
 use report::{BootLink, ImageReport, Install, VolumeReport};
@@ -27,24 +32,41 @@ use scene::Scene;
 use std::path::Path;
 use std::sync::Arc;
 
-/// An image opened read-only for the windows layer: the disk, its volumes with their file
-/// systems, each volume's report, and what could not be read.
+/// An inspected image with what was opened to inspect it.
 pub struct Opened {
-    /// The disk (its info and I/O counters).
-    pub disk: disk::Disk,
+    /// What inspect reports.
+    pub report: ImageReport,
     /// The volumes and their file systems.
     pub scene: Scene,
-    /// Each volume's report.
-    pub volumes: Vec<VolumeReport>,
-    /// What could not be read, in words.
-    pub errors: Vec<String>,
+    /// The hives of each install, in the order of `report.installs`.
+    pub hives: Vec<InstallHives>,
+    /// The disk, for its counters and raw reads.
+    pub disk: Disk,
 }
 
-/// Opens the image at `path` read-only: the partition table and every readable file system.
+/// The hives of one install, as inspect read them (dirty ones replayed in memory).
+pub struct InstallHives {
+    /// SYSTEM.
+    pub system: Hive,
+    /// SOFTWARE, when readable.
+    pub software: Option<Hive>,
+}
+
+/// Inspects the image at `path`, read-only.
+pub fn inspect(path: &Path) -> Result<ImageReport> {
+    Ok(open(path)?.report)
+}
+
+/// Opens and inspects the image at `path`, read-only, keeping what was opened.
 pub fn open(path: &Path) -> Result<Opened> {
-    let name = path.display().to_string();
     let d = disk::open(path, &OpenOptions::default())?;
-    let ctx = Ctx::new(name, Layer::Windows);
+    open_disk(d, path.display().to_string())
+}
+
+/// Inspects an opened disk (named `name` in messages), keeping what was opened.
+pub fn open_disk(d: Disk, name: String) -> Result<Opened> {
+    let started = std::time::Instant::now();
+    let ctx = Ctx::new(name.clone(), Layer::Windows);
     let layout = volume::scan(d.reader(), d.info().logical_sector_size, &ctx)?;
     let mut errors: Vec<String> = layout.errors.clone();
     let mut volumes = Vec::new();
@@ -99,29 +121,15 @@ pub fn open(path: &Path) -> Result<Opened> {
         fss.push(fs);
     }
     let scene = Scene { ctx, layout, fss };
-    Ok(Opened {
-        disk: d,
-        scene,
-        volumes,
-        errors,
-    })
-}
-
-/// Inspects the image at `path`, read-only.
-pub fn inspect(path: &Path) -> Result<ImageReport> {
-    let started = std::time::Instant::now();
-    let name = path.display().to_string();
-    let Opened {
-        disk: d,
-        scene,
-        volumes,
-        mut errors,
-    } = open(path)?;
     let boot_stores = boot::stores(&scene, &mut errors);
     let mut installs = Vec::new();
+    let mut hives = Vec::new();
     for (volume, root) in install::candidates(&scene, &boot_stores) {
         match inspect_install(&scene, volume, &root, &boot_stores, &mut errors) {
-            Ok(i) => installs.push(i),
+            Ok((i, h)) => {
+                installs.push(i);
+                hives.push(h);
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -129,7 +137,7 @@ pub fn inspect(path: &Path) -> Result<ImageReport> {
         flag(i, &volumes);
     }
     let info = d.info();
-    Ok(ImageReport {
+    let report = ImageReport {
         image: name,
         format: info.format,
         subformat: info.subformat,
@@ -143,6 +151,12 @@ pub fn inspect(path: &Path) -> Result<ImageReport> {
         errors,
         bytes_read: d.stats().bytes(),
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+    };
+    Ok(Opened {
+        report,
+        scene,
+        hives,
+        disk: d,
     })
 }
 
@@ -152,7 +166,7 @@ fn inspect_install(
     root: &str,
     stores: &[report::BootStore],
     errors: &mut Vec<String>,
-) -> Result<Install> {
+) -> Result<(Install, InstallHives)> {
     let mut i = Install {
         volume,
         system_root: root.to_string(),
@@ -207,7 +221,7 @@ fn inspect_install(
         .as_ref()
         .or(i.boot.entries.first())
         .map(|b| b.store_volume);
-    Ok(i)
+    Ok((i, InstallHives { system, software }))
 }
 
 /// Red flags a person should see at a glance.

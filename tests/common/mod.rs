@@ -62,7 +62,9 @@ pub fn fixture(name: &str) -> PathBuf {
     let cache = root().join("testdata").join(".cache");
     std::fs::create_dir_all(&cache).unwrap();
     let out = cache.join(stem);
-    if out.exists() {
+    // A fixture rebuilt since it was decompressed is decompressed again.
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if out.exists() && modified(&out) >= modified(&src) {
         return out;
     }
     let bytes = std::fs::read(&src).unwrap_or_else(|e| panic!("fixture {}: {e}", src.display()));

@@ -159,6 +159,20 @@ impl<'a> Cells<'a> {
         })
     }
 
+    /// The stored name of the key node at `offset` and whether it is Latin-1 (else
+    /// UTF-16LE), without decoding it.
+    pub fn nk_name(&self, offset: u32) -> R<(&'a [u8], bool)> {
+        let c = self.cell(offset)?;
+        if c.len() < 76 || &c[..2] != b"nk" {
+            return err(offset, "not a key node");
+        }
+        let name_len = u16_at(c, 72) as usize;
+        match c.get(76..76 + name_len) {
+            Some(n) => Ok((n, u16_at(c, 2) & KEY_COMP_NAME != 0)),
+            None => err(offset, "key name runs past its cell"),
+        }
+    }
+
     /// The value at `offset`.
     pub fn vk(&self, offset: u32) -> R<Vk> {
         let c = self.cell(offset)?;
@@ -214,6 +228,41 @@ impl<'a> Cells<'a> {
             }
         }
         Ok(())
+    }
+
+    /// The subkey cells of a key node with the `lh` hash of each one's name (as the list
+    /// stores it), when every leaf of its list is an `lh` list; `None` otherwise (`li` and
+    /// `lf` lists carry no hash).
+    pub fn hashed_subkeys(&self, nk: &Nk) -> R<Option<Vec<(u32, u32)>>> {
+        if nk.subkey_count == 0 || nk.subkey_list == NONE {
+            return Ok(Some(Vec::new()));
+        }
+        let mut out = Vec::new();
+        let c = self.cell(nk.subkey_list)?;
+        let leaves: Vec<u32> = if c.get(..2) == Some(b"ri") {
+            let count = u16_at(c, 2) as usize;
+            if 4 + count * 4 > c.len() {
+                return err(
+                    nk.subkey_list,
+                    format!("{count} list entries run past their cell"),
+                );
+            }
+            (0..count).map(|i| u32_at(c, 4 + i * 4)).collect()
+        } else {
+            vec![nk.subkey_list]
+        };
+        for leaf in leaves {
+            let l = self.cell(leaf)?;
+            if l.get(..2) != Some(b"lh") {
+                return Ok(None);
+            }
+            let count = u16_at(l, 2) as usize;
+            if 4 + count * 8 > l.len() {
+                return err(leaf, format!("{count} list entries run past their cell"));
+            }
+            out.extend((0..count).map(|i| (u32_at(l, 4 + i * 8), u32_at(l, 8 + i * 8))));
+        }
+        Ok(Some(out))
     }
 
     /// The value cells of a key node.

@@ -1,0 +1,136 @@
+//! `driver-database` (Windows 8 and later): Windows 8 ignores the CriticalDeviceDatabase
+//! and finds a new boot device's driver through `DriverDatabase` at the root of SYSTEM:
+//! `DeviceIds\<id>` names an INF, `DriverInfFiles\<inf>` its active package, and the
+//! package's configurations the service. Inbox drivers are there from setup; a vendor
+//! driver (virtio, pvscsi) copied in without them is "installed, still 0x7B". Package
+//! labels must be `<inf>_<arch>_<16 hex>`: others (`x.inf_tmp`) break later upgrades.
+
+use super::finding::{Evidence, Finding};
+use super::storage_driver::driver_for;
+use super::subject::Subject;
+use super::target::Target;
+use super::version::Version;
+use super::Out;
+use crate::error::Result;
+
+const ID: &str = "driver-database";
+
+/// Whether a package label has the form Windows writes: `<inf>_<arch>_<16 hex digits>`.
+pub fn good_label(label: &str) -> bool {
+    let mut parts = label.rsplitn(3, '_');
+    let (Some(hash), Some(arch), Some(inf)) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    hash.len() == 16
+        && hash.chars().all(|c| c.is_ascii_hexdigit())
+        && ["x86", "amd64", "arm64", "ia64", "arm"].contains(&arch.to_ascii_lowercase().as_str())
+        && inf.to_ascii_lowercase().ends_with(".inf")
+}
+
+/// The check.
+pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
+    if s.version.is_some_and(|v| v < Version::WIN8) {
+        return Ok(());
+    }
+    let Some(d) = driver_for(s, t, out) else {
+        return Ok(());
+    };
+    if d.inbox {
+        return Ok(());
+    }
+    // Without the driver installed, storage-driver says so, and its fix registers it here.
+    let Some(boot) = s.boot_set else {
+        return Ok(());
+    };
+    let mut installed = false;
+    for name in &d.services {
+        installed |= s.service(boot, name)?.is_some();
+    }
+    if !installed {
+        return Ok(());
+    }
+    let ids = t.controller.ids();
+    let mut bound = None;
+    for id in ids {
+        let (enumerator, device) = id.split_once('\\').unwrap_or(("", id));
+        if !s.has_subkey(&format!("DriverDatabase\\DeviceIds\\{enumerator}"), device)? {
+            continue;
+        }
+        let key = format!("DriverDatabase\\DeviceIds\\{id}");
+        for (inf, _) in s.system.values(&key)? {
+            if !inf.to_ascii_lowercase().ends_with(".inf") {
+                continue;
+            }
+            let files = format!("DriverDatabase\\DriverInfFiles\\{inf}");
+            let Some(label) = s.system.string(&files, "Active")? else {
+                continue;
+            };
+            let package = format!("DriverDatabase\\DriverPackages\\{label}");
+            let configs = format!("{package}\\Configurations");
+            let mut services = Vec::new();
+            for c in s.system.subkeys(&configs)? {
+                if let Some(svc) = s.system.string(&format!("{configs}\\{c}"), "Service")? {
+                    services.push(svc);
+                }
+            }
+            if services
+                .iter()
+                .any(|x| d.services.iter().any(|y| y.eq_ignore_ascii_case(x)))
+            {
+                bound = Some((key, inf, label, package));
+                break;
+            }
+        }
+        if bound.is_some() {
+            break;
+        }
+    }
+    match bound {
+        None => out.findings.push(
+            Finding::new(
+                ID,
+                "no-entry",
+                format!(
+                    "{} is not an inbox driver and DriverDatabase has no entry that binds the {} \
+                     to it (tried {} IDs): the entries its INF gives have to be written",
+                    d.services.join(" + "),
+                    t.controller.name,
+                    ids.len()
+                ),
+            )
+            .with(Evidence::system_key(
+                format!("DriverDatabase\\DeviceIds\\{}", ids[0]),
+                "missing",
+            ))
+            .about(None, d.services.first().map(String::as_str)),
+        ),
+        Some((key, inf, label, package)) if !good_label(&label) => out.findings.push(
+            Finding::new(
+                ID,
+                "tmp-label",
+                format!(
+                    "{inf}'s active package is labelled {label}, not <inf>_<arch>_<16 hex>: \
+                     pnputil and in-place upgrades fail on it"
+                ),
+            )
+            .with(Evidence::system(key, &inf, "bound"))
+            .with(Evidence::system_key(package, "present")),
+        ),
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::good_label;
+
+    #[test]
+    fn labels_as_windows_writes_them() {
+        assert!(good_label("viostor.inf_amd64_3f9b2a1c5d4e6f70"));
+        assert!(good_label("stornvme.inf_amd64_0123456789abcdef"));
+        assert!(!good_label("viostor.inf_tmp"));
+        assert!(!good_label("viostor.inf_amd64_123"));
+        assert!(!good_label("viostor_amd64_3f9b2a1c5d4e6f70"));
+    }
+}
