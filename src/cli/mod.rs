@@ -7,8 +7,8 @@ mod image;
 mod inspect;
 mod ls;
 mod reg;
-mod undo;
 mod targets;
+mod undo;
 mod volumes;
 mod write;
 
