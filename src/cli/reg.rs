@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use rehost::formats::regf::regtext::{self, Op};
 use rehost::formats::regf::{diff, export, query, types};
-use rehost::fs::ntfs::write::{WriteOptions as NtfsOptions, Writer};
+use rehost::fs::ntfs::write::Writer;
 use rehost::fs::staged::{self, Mode};
 use rehost::windows::registry::{self, HiveFile, Mounts};
 use serde_json::json;
@@ -381,7 +381,7 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
             continue;
         }
         if !writers.iter().any(|(v, _)| v == vol) {
-            writers.push((*vol, s.writer(*vol, NtfsOptions::default())?));
+            writers.push((*vol, s.writer(*vol, staged::image_options(false, false))?));
         }
         let writer = &mut writers
             .iter_mut()

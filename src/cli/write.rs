@@ -4,7 +4,6 @@
 
 use super::image::Image;
 use anyhow::{bail, Context, Result};
-use rehost::fs::ntfs::write::WriteOptions;
 use rehost::fs::staged::{self, Mode, Outcome};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -25,6 +24,10 @@ pub struct WriteMode {
     /// Set the volume's dirty flag, so that chkdsk checks it at the next boot.
     #[arg(long)]
     pub mark_dirty: bool,
+    /// Empty the volume's $LogFile with the first change, as ntfs-3g's repair tools do (by
+    /// default a clean log is left as it is).
+    #[arg(long)]
+    pub reset_logfile: bool,
 }
 
 impl WriteMode {
@@ -66,10 +69,7 @@ pub fn run(image: &Path, volume: Option<u32>, op: &FileOp, w: &WriteMode) -> Res
         let img = Image::open(image)?;
         img.choose(volume)?.0.index
     };
-    let opts = WriteOptions {
-        mark_dirty: w.mark_dirty,
-        ..WriteOptions::default()
-    };
+    let opts = staged::image_options(w.mark_dirty, w.reset_logfile);
     let staged = staged::open(image, mode.clone())?;
     let mut w = staged.writer(index, opts)?;
     let what = match op {

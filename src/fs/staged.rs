@@ -13,6 +13,19 @@ use crate::volume::{self, Content};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The NTFS writer's options for writes into images: `$LogFile` is left as it is. The
+/// writer refuses a volume whose log Windows would replay, so the log it writes into is
+/// clean, and Windows starts from a clean log as it finds it (what ntfs-3g does on a
+/// read-write mount of a clean volume); emptying it would stage and journal the whole log,
+/// typically 64 MiB, for nothing. `reset_logfile` asks for the emptying anyway.
+pub fn image_options(mark_dirty: bool, reset_logfile: bool) -> WriteOptions {
+    WriteOptions {
+        mark_dirty,
+        reset_logfile,
+        ..WriteOptions::default()
+    }
+}
+
 /// Where staged writes go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
