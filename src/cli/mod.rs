@@ -3,6 +3,7 @@
 
 mod cat;
 mod check;
+mod fix;
 mod image;
 mod inspect;
 mod ls;
@@ -103,6 +104,52 @@ enum Command {
         #[arg(short, long)]
         jobs: Option<usize>,
     },
+    /// Repair what stops each install from booting on a target, through the rule that found
+    /// it: storage drivers and their StartOverride, CriticalDeviceDatabase and
+    /// DriverDatabase entries, power and hypervisor drivers, SanPolicy, ... The staged image
+    /// is checked again and written only when it then boots there (--force writes anyway).
+    /// Exit code 0 when every install boots after the fix, 3 when one does not, 1 on errors.
+    Fix {
+        /// Raw, VHD or VHDX images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// The target profile (`rehost targets` lists them).
+        #[arg(long = "target", short = 't')]
+        target: String,
+        /// A directory of target profiles (*.toml) over the built-in ones.
+        #[arg(long)]
+        profiles: Option<PathBuf>,
+        /// A folder of driver packages to inject from (a virtio-win tree).
+        #[arg(long)]
+        drivers: Option<PathBuf>,
+        /// Replace hal.dll and the kernels in place (keeping *.rehost-orig) instead of a new
+        /// boot.ini entry with /HAL= and /KERNEL=.
+        #[arg(long)]
+        replace_hal: bool,
+        /// Also keep a STOP screen visible (CrashControl AutoReboot=0).
+        #[arg(long)]
+        show_stop_screen: bool,
+        /// Only these rules' fixes (comma-separated ids).
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
+        /// Not these rules' fixes.
+        #[arg(long, value_delimiter = ',')]
+        skip: Vec<String>,
+        /// Write even when the staged image would still not boot on the target.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        mode: write::WriteMode,
+        /// Print one JSON document (an array for several images).
+        #[arg(long, conflicts_with = "jsonl")]
+        json: bool,
+        /// Print one JSON line per image as each finishes.
+        #[arg(long)]
+        jsonl: bool,
+        /// Images fixed at once (default: all cores).
+        #[arg(short, long)]
+        jobs: Option<usize>,
+    },
     /// List the target profiles `check` knows, one line each.
     Targets {
         /// A directory of target profiles (*.toml) over the built-in ones.
@@ -199,6 +246,59 @@ pub fn main() -> i32 {
                 inspect::Output::Text
             };
             inspect::run(images, output, *jobs, cli.stats)
+        }
+        Command::Fix {
+            images,
+            target,
+            profiles,
+            drivers,
+            replace_hal,
+            show_stop_screen,
+            only,
+            skip,
+            force,
+            mode,
+            json,
+            jsonl,
+            jobs,
+        } => {
+            let output = if *json {
+                check::Output::Json
+            } else if *jsonl {
+                check::Output::Jsonl
+            } else {
+                check::Output::Text
+            };
+            let t = match check::targets(std::slice::from_ref(target), profiles.as_deref()) {
+                Ok(t) if t.len() == 1 => t,
+                Ok(_) => {
+                    eprintln!("rehost: fix takes one target");
+                    return 2;
+                }
+                Err(e) => {
+                    eprintln!("rehost: {e:#}");
+                    return 2;
+                }
+            };
+            let first = images.first().cloned().unwrap_or_default();
+            match mode.mode(&first) {
+                Ok(m) => fix::run(fix::Args {
+                    images,
+                    target: &t[0],
+                    mode: m,
+                    options: rehost::rules::fix::FixOptions {
+                        drivers: drivers.clone(),
+                        replace_hal: *replace_hal,
+                        show_stop_screen: *show_stop_screen,
+                        only: only.clone(),
+                        skip: skip.clone(),
+                    },
+                    force: *force,
+                    output,
+                    jobs: *jobs,
+                }),
+                Err(e) => Err(e),
+            }
         }
         Command::Check {
             images,

@@ -40,6 +40,8 @@ pub enum Mode {
 /// An image open for staged writes into its NTFS volumes.
 pub struct Staged {
     session: Option<disk::WriteSession>,
+    info: disk::DiskInfo,
+    stats: Arc<disk::IoStats>,
     overlay: Arc<Overlay>,
     layout: volume::Layout,
     ctx: Ctx,
@@ -62,10 +64,11 @@ pub struct Outcome {
 /// Opens the image at `image` for writing in `mode` and reads its partition table.
 pub fn open(image: &Path, mode: Mode) -> Result<Staged> {
     let ctx = Ctx::new(image.display().to_string(), Layer::Volume);
-    let (session, overlay) = match &mode {
+    let (session, overlay, info, stats) = match &mode {
         Mode::DryRun => {
             let d = disk::open(image, &disk::OpenOptions::default())?;
-            (None, Arc::new(Overlay::new(d.reader(), ctx.clone())))
+            let ov = Arc::new(Overlay::new(d.reader(), ctx.clone()));
+            (None, ov, d.info().clone(), d.stats().clone())
         }
         Mode::InPlace | Mode::Output(_) => {
             let o = if mode == Mode::InPlace {
@@ -75,7 +78,8 @@ pub fn open(image: &Path, mode: Mode) -> Result<Staged> {
             };
             let s = disk::open_for_write(image, &o)?;
             let ov = s.overlay();
-            (Some(s), ov)
+            let info = s.info().clone();
+            (Some(s), ov, info, disk::IoStats::new())
         }
     };
     let sector = session
@@ -86,6 +90,8 @@ pub fn open(image: &Path, mode: Mode) -> Result<Staged> {
     let layout = volume::scan(reader, sector, &ctx)?;
     Ok(Staged {
         session,
+        info,
+        stats,
         overlay,
         layout,
         ctx,
@@ -115,11 +121,42 @@ impl Staged {
         Writer::open(Arc::new(win), ctx.with_layer(Layer::Ntfs), opts)
     }
 
+    /// The image as staged so far, as a disk the reading layers open: every read sees the
+    /// writes staged by any writer.
+    pub fn disk(&self) -> disk::Disk {
+        let reader: Arc<dyn ReadAt> = self.overlay.clone();
+        disk::Disk::new(self.info.clone(), reader, self.stats.clone())
+    }
+
+    /// Stages `bytes` at `offset` of the disk, outside any file system (a boot sector field).
+    pub fn write_raw(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        self.overlay.write_at(offset, bytes)
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
     /// Commits what was staged (nothing for a dry run, which only counts it).
     pub fn finish(self) -> Result<Outcome> {
+        self.end(true)
+    }
+
+    /// Drops what was staged: nothing is written (an interrupted commit the open rolled
+    /// back stays rolled back).
+    pub fn discard(self) -> Outcome {
         let extents = self.overlay.extents();
-        let staged_bytes = extents.iter().map(|(_, b)| b.len() as u64).sum();
-        let recovered = self.session.as_ref().and_then(|s| s.recovery()).map(|r| {
+        Outcome {
+            staged_extents: extents.len(),
+            staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
+            commit: None,
+            recovered: self.recovered(),
+        }
+    }
+
+    fn recovered(&self) -> Option<String> {
+        self.session.as_ref().and_then(|s| s.recovery()).map(|r| {
             if r.finished_undo {
                 format!(
                     "an interrupted undo (commit {}) was finished first",
@@ -131,9 +168,16 @@ impl Staged {
                     r.generation, r.bytes_restored
                 )
             }
-        });
+        })
+    }
+
+    fn end(self, commit: bool) -> Result<Outcome> {
+        let extents = self.overlay.extents();
+        let staged_bytes = extents.iter().map(|(_, b)| b.len() as u64).sum();
+        let recovered = self.recovered();
         let opts = CommitOptions::default();
         let commit = match (self.session, &self.mode) {
+            _ if !commit => None,
             (None, _) | (_, Mode::DryRun) => None,
             (Some(_), Mode::InPlace) if extents.is_empty() => None,
             (Some(s), Mode::InPlace) => Some(s.commit(&opts)?),

@@ -4,10 +4,12 @@
 //! the processor matches, so it is no finding.
 
 use super::finding::{Evidence, Finding};
+use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
 use super::target::Target;
 use super::Out;
 use crate::error::Result;
+use crate::formats::regf::regtext::Op;
 
 const ID: &str = "cpu-driver";
 
@@ -56,6 +58,42 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 .about(Some(cs), Some(&svc.name)),
             );
         }
+    }
+    Ok(())
+}
+
+/// The fix: Start 4 (disabled) for each power driver found forced to load, in its
+/// control set. The keys stay: deleting them broke later driver installs (virt-v2v went
+/// back on it).
+pub fn fix(
+    s: &Subject,
+    _t: &Target,
+    findings: &[&Finding],
+    _o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    let mut ops = Vec::new();
+    let mut names = Vec::new();
+    for f in findings {
+        let (Some(cs), Some(svc)) = (f.control_set, &f.service) else {
+            continue;
+        };
+        ops.push(Op::Key(reg::system(&format!(
+            "{}\\Services\\{svc}",
+            s.cs_key(cs)
+        ))));
+        ops.push(reg::dword("Start", 4));
+        names.push(format!("{svc} in {}", s.cs_key(cs)));
+    }
+    if !ops.is_empty() {
+        plan.add(
+            ID,
+            format!("disable {}", names.join(", ")),
+            Change::Registry {
+                hive: "SYSTEM".into(),
+                ops,
+            },
+        );
     }
     Ok(())
 }

@@ -12,6 +12,7 @@
 //! `boots-with-warnings`, or `boots`.
 
 pub mod finding;
+pub mod fix;
 pub mod subject;
 pub mod target;
 pub mod version;
@@ -62,6 +63,18 @@ pub struct Rule {
     pub reads: Option<fn(&Target) -> u64>,
     /// The check.
     pub check: fn(&Subject, &Target, &mut Out) -> Result<()>,
+    /// The fix of the check's fixable findings, when the rule has one.
+    pub fix: Option<fix::FixFn>,
+}
+
+impl Rule {
+    /// The rule with its fix.
+    pub const fn fixed(self, f: fix::FixFn) -> Rule {
+        Rule {
+            fix: Some(f),
+            ..self
+        }
+    }
 }
 
 /// Every rule, in boot order: the first error a boot would hit comes first. A rule whose
@@ -79,13 +92,15 @@ pub const RULES: [Rule; 18] = [
         "storage-driver",
         Some(storage_driver::reads),
         storage_driver::check,
-    ),
+    )
+    .fixed(storage_driver::fix),
     rule("storage-driver", None, storage_driver::check_stack),
     rule(
         "start-override",
         Some(storage_driver::reads),
         start_override::check,
-    ),
+    )
+    .fixed(start_override::fix),
     rule(
         "critical-device",
         Some(storage_driver::reads),
@@ -102,10 +117,10 @@ pub const RULES: [Rule; 18] = [
         Some(hypervisor_driver::reads),
         hypervisor_driver::check,
     ),
-    rule("cpu-driver", Some(cpu_driver::reads), cpu_driver::check),
+    rule("cpu-driver", Some(cpu_driver::reads), cpu_driver::check).fixed(cpu_driver::fix),
     rule("version-skew", None, version_skew::check),
     rule("mounted-devices", None, mounted_devices::check),
-    rule("san-policy", None, san_policy::check),
+    rule("san-policy", None, san_policy::check).fixed(san_policy::fix),
 ];
 
 const fn rule(
@@ -113,7 +128,12 @@ const fn rule(
     reads: Option<fn(&Target) -> u64>,
     check: fn(&Subject, &Target, &mut Out) -> Result<()>,
 ) -> Rule {
-    Rule { id, reads, check }
+    Rule {
+        id,
+        reads,
+        check,
+        fix: None,
+    }
 }
 
 /// Whether an install boots on a target.

@@ -3,11 +3,13 @@
 //! disks stay offline (the boot disk is always brought online).
 
 use super::finding::{Evidence, Finding};
+use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
 use super::target::Target;
 use super::version::Version;
 use super::Out;
 use crate::error::Result;
+use crate::formats::regf::regtext::Op;
 
 const ID: &str = "san-policy";
 
@@ -40,6 +42,45 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
                 .about(Some(cs), Some("partmgr")),
             );
         }
+    }
+    Ok(())
+}
+
+/// The fix: SanPolicy 1 (every disk online) where it keeps new disks offline; with
+/// `--show-stop-screen`, CrashControl AutoReboot 0 as well, so that a STOP screen stays on
+/// the screen instead of a reboot loop.
+pub fn fix(
+    s: &Subject,
+    _t: &Target,
+    findings: &[&Finding],
+    o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    let mut ops = Vec::new();
+    for f in findings {
+        let Some(cs) = f.control_set else { continue };
+        ops.push(Op::Key(reg::system(&format!(
+            "{}\\Services\\partmgr\\Parameters",
+            s.cs_key(cs)
+        ))));
+        ops.push(reg::dword("SanPolicy", 1));
+        if o.show_stop_screen {
+            ops.push(Op::Key(reg::system(&format!(
+                "{}\\Control\\CrashControl",
+                s.cs_key(cs)
+            ))));
+            ops.push(reg::dword("AutoReboot", 0));
+        }
+    }
+    if !ops.is_empty() {
+        plan.add(
+            ID,
+            "bring every disk online after the move (SanPolicy 1)",
+            Change::Registry {
+                hive: "SYSTEM".into(),
+                ops,
+            },
+        );
     }
     Ok(())
 }

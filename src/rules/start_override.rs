@@ -3,12 +3,14 @@
 //! controller's driver with a nonzero StartOverride value does not start at boot: 0x7B.
 
 use super::finding::{Evidence, Finding};
+use super::fix::{reg, Change, FixOptions, Plan};
 use super::storage_driver::driver_for;
 use super::subject::Subject;
 use super::target::Target;
 use super::version::Version;
 use super::Out;
 use crate::error::Result;
+use crate::formats::regf::regtext::Op;
 
 const ID: &str = "start-override";
 
@@ -52,6 +54,46 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
             }
             out.findings.push(f.about(Some(cs), Some(name)));
         }
+    }
+    Ok(())
+}
+
+/// The fix: the nonzero StartOverride values of the controller's driver deleted (Start is
+/// already 0, or the storage-driver fix makes it so), in each control set found.
+pub fn fix(
+    _s: &Subject,
+    _t: &Target,
+    findings: &[&Finding],
+    _o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    let mut ops = Vec::new();
+    let mut names = Vec::new();
+    for f in findings {
+        for e in &f.evidence {
+            let (Some(key), Some(value)) = (&e.key, &e.value) else {
+                continue;
+            };
+            ops.push(Op::Key(reg::system(key)));
+            ops.push(Op::DeleteValue(value.clone()));
+        }
+        if let Some(svc) = &f.service {
+            names.push(svc.clone());
+        }
+    }
+    if !ops.is_empty() {
+        names.dedup();
+        plan.add(
+            ID,
+            format!(
+                "let {} start at boot: StartOverride values removed",
+                names.join(", ")
+            ),
+            Change::Registry {
+                hive: "SYSTEM".into(),
+                ops,
+            },
+        );
     }
     Ok(())
 }

@@ -5,10 +5,12 @@
 //! Otherwise: STOP 0x7B INACCESSIBLE_BOOT_DEVICE.
 
 use super::finding::{Evidence, Finding};
+use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
 use super::target::{Driver, Target};
 use super::Out;
 use crate::error::Result;
+use crate::formats::regf::regtext::Op;
 use crate::windows::knowledge::Knowledge;
 
 const ID: &str = "storage-driver";
@@ -192,4 +194,56 @@ pub fn start_name(start: Option<u32>) -> &'static str {
         Some(4) => "never (disabled)",
         _ => "in an unknown way",
     }
+}
+
+/// The fix: Start 0 for the controller's driver and the disk stack's drivers where their
+/// key and file are there but they start later. A driver that is not installed, or whose
+/// file is missing, needs a package to inject (`--drivers`): said, not guessed.
+pub fn fix(
+    s: &Subject,
+    _t: &Target,
+    findings: &[&Finding],
+    _o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    let mut ops = Vec::new();
+    let mut names = Vec::new();
+    for f in findings {
+        let (Some(cs), Some(svc)) = (f.control_set, &f.service) else {
+            continue;
+        };
+        let boot_start_only = match f.case {
+            "not-boot-start" => true,
+            "stack-service" => s.service(cs, svc)?.is_some_and(|r| r.file_present),
+            _ => false,
+        };
+        if !boot_start_only {
+            plan.cannot(
+                ID,
+                format!(
+                    "{svc} in {}: {} (a driver package to inject is needed)",
+                    s.cs_key(cs),
+                    f.message
+                ),
+            );
+            continue;
+        }
+        ops.push(Op::Key(reg::system(&format!(
+            "{}\\Services\\{svc}",
+            s.cs_key(cs)
+        ))));
+        ops.push(reg::dword("Start", 0));
+        names.push(format!("{svc} in {}", s.cs_key(cs)));
+    }
+    if !ops.is_empty() {
+        plan.add(
+            ID,
+            format!("start at boot: {}", names.join(", ")),
+            Change::Registry {
+                hive: "SYSTEM".into(),
+                ops,
+            },
+        );
+    }
+    Ok(())
 }

@@ -141,6 +141,20 @@ impl HiveFile {
         }
     }
 
+    /// The same hive with other bytes (an edit's result), to edit further.
+    pub fn with_bytes(&self, bytes: Vec<u8>) -> HiveFile {
+        HiveFile {
+            source: self.source.clone(),
+            mount: self.mount.clone(),
+            bytes,
+            replayed: None,
+            unreplayable: None,
+            log_sequence: self.log_sequence,
+            logs: self.logs.clone(),
+            location: self.location.clone(),
+        }
+    }
+
     /// The name its keys go by in .reg text: its mount point, or `prefix` when given.
     pub fn prefix(&self, prefix: Option<&str>) -> String {
         match (prefix, &self.mount) {
