@@ -150,7 +150,7 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
         )?;
         for c in &i.changes {
             match c.kind {
-                "registry" => {
+                "registry" | "boot.ini" => {
                     writeln!(out, "  {}: {}", c.rule, c.why)?;
                     for l in c.diff.as_deref().unwrap_or("").lines() {
                         writeln!(out, "    {l}")?;

@@ -6,6 +6,7 @@
 
 use super::{Change, Plan};
 use crate::error::{Ctx, Layer, Result};
+use crate::formats::bootini;
 use crate::formats::regf::diff;
 use crate::fs::ntfs::write::Writer;
 use crate::fs::staged::{self, Staged};
@@ -22,12 +23,12 @@ pub struct Applied {
     pub rule: String,
     /// Why.
     pub why: String,
-    /// "registry", "put", "rename" or "bytes".
+    /// "registry", "boot.ini", "put", "rename" or "bytes".
     pub kind: &'static str,
     /// The hive, for a registry change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hive: Option<String>,
-    /// The registry diff, .reg style, for a registry change.
+    /// The diff: .reg style for a registry change, lines for a boot.ini.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
     /// The volume of a file change.
@@ -42,6 +43,18 @@ pub struct Applied {
     /// Bytes written (a file's size, or the raw bytes').
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+}
+
+/// The lines of `after` not in `before` (+) and of `before` not in `after` (-).
+fn text_diff(before: &str, after: &str) -> String {
+    let mut out = String::new();
+    for l in before.lines().filter(|l| !after.lines().any(|a| a == *l)) {
+        out.push_str(&format!("-{l}\n"));
+    }
+    for l in after.lines().filter(|l| !before.lines().any(|b| b == *l)) {
+        out.push_str(&format!("+{l}\n"));
+    }
+    out
 }
 
 fn sha(b: &[u8]) -> String {
@@ -128,9 +141,45 @@ pub fn apply(
         };
         writers.get(*volume)?.replace(path, &h.bytes)?;
     }
+    // boot.ini edits, file by file, each on the text the last one left.
+    let mut inis: Vec<(u32, String, String)> = Vec::new();
+    for p in &plan.changes {
+        let Change::BootIni { volume, path, edit } = &p.change else {
+            continue;
+        };
+        let at = match inis
+            .iter()
+            .position(|(v, f, _)| v == volume && f.eq_ignore_ascii_case(path))
+        {
+            Some(i) => i,
+            None => {
+                let bytes = opened.scene.read(*volume, path)?;
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                inis.push((*volume, path.clone(), text));
+                inis.len() - 1
+            }
+        };
+        let before = inis[at].2.clone();
+        let after = bootini::edit::apply(&before, edit);
+        out.push(Applied {
+            rule: p.rule.to_string(),
+            why: p.why.clone(),
+            kind: "boot.ini",
+            hive: None,
+            diff: Some(text_diff(&before, &after)),
+            volume: Some(*volume),
+            file: Some(path.clone()),
+            sha256: Some(sha(after.as_bytes())),
+            bytes: Some(after.len() as u64),
+        });
+        inis[at].2 = after;
+    }
+    for (volume, path, text) in &inis {
+        writers.get(*volume)?.put(path, text.as_bytes())?;
+    }
     for p in &plan.changes {
         let applied = match &p.change {
-            Change::Registry { .. } => continue,
+            Change::Registry { .. } | Change::BootIni { .. } => continue,
             Change::Put {
                 volume,
                 path,

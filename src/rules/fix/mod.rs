@@ -70,6 +70,16 @@ pub enum Change {
         /// The new path.
         to: String,
     },
+    /// An edit of a boot.ini (the edits of every rule apply in order to the file as the
+    /// last one left it).
+    BootIni {
+        /// The volume holding it.
+        volume: u32,
+        /// Its path (`\boot.ini`).
+        path: String,
+        /// The edit.
+        edit: crate::formats::bootini::edit::Edit,
+    },
     /// Bytes written at an offset of the disk (a boot sector field).
     Bytes {
         /// Offset on the virtual disk.

@@ -1,6 +1,8 @@
 //! boot.ini, the NT 5.x boot loader's menu: `[boot loader]` (timeout, default) and
 //! `[operating systems]` (one ARC path per line with a description and switches).
 
+pub mod edit;
+
 use serde::Serialize;
 
 /// An ARC path: `multi(0)disk(0)rdisk(1)partition(2)\WINDOWS`.
