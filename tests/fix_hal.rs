@@ -592,3 +592,36 @@ fn windows_7_x86_chooses_its_hal_itself_when_both_are_in_system32() {
         }
     }
 }
+
+#[test]
+fn one_set_repairs_the_pair_and_the_record_of_a_mixed_restore() {
+    // XP SP2: an MP HAL over UP kernels and an acpiapic_up record (0x79, and a warning).
+    let dir = tempfile::tempdir().unwrap();
+    let img = copy("xp-mismatch", dir.path());
+    let sha = common::sha256_file(&img);
+    let r = fix(&img, "kvm-ide", &["--dry-run"]);
+    assert_eq!(common::sha256_file(&img), sha);
+    let i = &r["installs"][0];
+    assert_eq!(
+        (&i["before_stop"], &i["after"]),
+        (&Value::from("0x79"), &Value::from("boots"))
+    );
+    let hal: Vec<&Value> = changes(&r)
+        .iter()
+        .filter(|c| hal_rule(c["rule"].as_str().unwrap()))
+        .collect();
+    assert!(
+        hal.iter().all(|c| c["rule"] == "hal-kernel-pair"),
+        "{hal:#?}"
+    );
+    assert!(hal.iter().all(|c| c["why"].as_str().unwrap().contains(
+        "also repairs hal-target: hal.dll is halmacpi.dll but setup recorded acpiapic_up"
+    )));
+    for (path, _, why) in puts(&r) {
+        assert!(
+            why.contains("5.1.2600.2180 from \\WINDOWS\\Driver Cache\\i386\\sp2.cab"),
+            "{path}: {why}"
+        );
+    }
+    assert!(i["not_fixed"].as_array().unwrap().is_empty(), "{i:#}");
+}
