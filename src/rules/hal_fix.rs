@@ -88,8 +88,10 @@ fn changes(
     t: &Target,
     o: &FixOptions,
 ) -> std::result::Result<Vec<(String, Change)>, String> {
-    if s.install.arch.as_deref() != Some("x86") {
-        return Err("only x86 NT 5.x has HALs and kernels to choose from".into());
+    match s.install.arch.as_deref() {
+        Some("x86") => {}
+        Some(arch) => return Err(format!("{arch} NT 5.x has a single HAL and kernel")),
+        None => return Err("the kernel's machine type could not be read".into()),
     }
     let k = Knowledge::builtin();
     let hal = k
