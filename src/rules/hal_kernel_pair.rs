@@ -4,6 +4,7 @@
 //! the PAE one.
 
 use super::finding::{Evidence, Finding};
+use super::fix::{FixOptions, Plan};
 use super::subject::Subject;
 use super::target::Target;
 use super::Out;
@@ -105,4 +106,16 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The fix: the target's HAL with the kernels of its processor count, of one build
+/// ([`super::hal_fix`]).
+pub fn fix(
+    s: &Subject,
+    t: &Target,
+    findings: &[&Finding],
+    o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    super::hal_fix::plan(s, t, findings, o, plan, ID)
 }

@@ -5,14 +5,18 @@
 //! mixed machines.
 
 use super::finding::{Evidence, Finding};
+use super::fix::{reg, Change, FixOptions, Plan};
 use super::hal_kernel_pair::nt5;
 use super::subject::Subject;
 use super::target::Target;
 use super::version::Version;
 use super::Out;
 use crate::error::Result;
+use crate::formats::regf::regtext::Op;
 
 const ID: &str = "hal-target";
+/// BCD osloader element DetectKernelAndHal (boolean), honoured by the Vista loader only.
+const DETECT_HAL: u32 = 0x2600_0010;
 
 /// What of the target the check reads.
 pub fn reads(t: &Target) -> u64 {
@@ -37,7 +41,16 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     if vista && entry.and_then(|e| e.detect_hal) == Some(true) {
         return Ok(());
     }
+    // Windows 7 x86's loader chooses halmacpi.dll or halacpi.dll from System32 on each
+    // boot unless the entry names a HAL (geoffchappell.com, BCD option hal).
+    let win7 = x86_6 && s.version.is_some_and(|v| v.minor == 1);
     let root = &s.install.system_root;
+    if win7
+        && entry.is_some_and(|e| e.hal.is_none())
+        && s.is_file(&format!("{root}\\System32\\{}", t.hal))
+    {
+        return Ok(());
+    }
     let ev = Evidence::file(
         s.install.volume,
         format!("{root}\\System32\\{}", hal.file),
@@ -105,4 +118,73 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The fix. NT 5.x: the target's HAL with its kernels ([`super::hal_fix`]). Windows Vista
+/// x86: detecthal (BCD element 0x26000010) set on the entry that starts the install, so
+/// that the loader chooses halmacpi.dll or halacpi.dll from System32 on each machine.
+pub fn fix(
+    s: &Subject,
+    t: &Target,
+    findings: &[&Finding],
+    o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    let (detect, others): (Vec<&Finding>, Vec<&Finding>) =
+        findings.iter().partition(|f| f.case == "detecthal");
+    if !others.is_empty() {
+        super::hal_fix::plan(s, t, &others, o, plan, ID)?;
+    }
+    for f in detect {
+        match detecthal(s, t) {
+            Ok(change) => plan.add(
+                ID,
+                format!("detecthal on the boot entry (repairs: {})", f.message),
+                change,
+            ),
+            Err(why) => plan.cannot(ID, format!("{}: {why}", f.message)),
+        }
+    }
+    Ok(())
+}
+
+/// The BCD change that sets detecthal on the entry that starts the install.
+fn detecthal(s: &Subject, t: &Target) -> std::result::Result<Change, String> {
+    let link = s
+        .install
+        .boot
+        .default_entry
+        .as_ref()
+        .or(s.install.boot.entries.first())
+        .filter(|l| l.store == "bcd")
+        .ok_or("no BCD entry starts the install".to_string())?;
+    let entry = s
+        .default_entry()
+        .ok_or("the BCD entry was not read".to_string())?;
+    let hal = format!("{}\\System32\\{}", s.install.system_root, t.hal);
+    if !s.is_file(&hal) {
+        return Err(format!(
+            "{hal} is not there for the loader to choose (rehost does not take HALs from \
+             the driver store)"
+        ));
+    }
+    let guid = &entry.id;
+    let valid = guid.len() == 38
+        && guid.starts_with('{')
+        && guid.ends_with('}')
+        && guid.as_bytes()[1..37]
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || *b == b'-');
+    if !valid || link.entry != *guid {
+        return Err(format!("the boot entry {guid} is not a BCD object"));
+    }
+    Ok(Change::Registry {
+        hive: "BCD".into(),
+        ops: vec![
+            Op::Key(format!(
+                "HKEY_LOCAL_MACHINE\\BCD00000000\\Objects\\{guid}\\Elements\\{DETECT_HAL:08x}"
+            )),
+            reg::set("Element", 3, vec![1]),
+        ],
+    })
 }

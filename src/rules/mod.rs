@@ -26,6 +26,7 @@ mod dirty_volume;
 mod driver_database;
 mod encrypted;
 mod firmware;
+mod hal_fix;
 mod hal_kernel_pair;
 mod hal_target;
 mod hypervisor_driver;
@@ -86,8 +87,8 @@ pub const RULES: [Rule; 18] = [
     rule("boot-config", None, boot_config::check),
     rule("dirty-volume", None, dirty_volume::check),
     rule("dirty-hive", None, dirty_hive::check),
-    rule("hal-kernel-pair", None, hal_kernel_pair::check),
-    rule("hal-target", Some(hal_target::reads), hal_target::check),
+    rule("hal-kernel-pair", None, hal_kernel_pair::check).fixed(hal_kernel_pair::fix),
+    rule("hal-target", Some(hal_target::reads), hal_target::check).fixed(hal_target::fix),
     rule(
         "storage-driver",
         Some(storage_driver::reads),
@@ -118,7 +119,7 @@ pub const RULES: [Rule; 18] = [
         hypervisor_driver::check,
     ),
     rule("cpu-driver", Some(cpu_driver::reads), cpu_driver::check).fixed(cpu_driver::fix),
-    rule("version-skew", None, version_skew::check),
+    rule("version-skew", None, version_skew::check).fixed(version_skew::fix),
     rule("mounted-devices", None, mounted_devices::check),
     rule("san-policy", None, san_policy::check).fixed(san_policy::fix),
 ];

@@ -1,13 +1,16 @@
-//! `version-skew`: hal.dll, ntoskrnl.exe, kernel32.dll and ntdll.dll must come from one
-//! build (and on NT 5.x one service pack). A System State restore brings back the
-//! registry, kernel32.dll and ntdll.dll of one level over the HAL and kernel of another.
+//! `version-skew`: the HAL and kernel the boot entry loads (hal.dll and ntoskrnl.exe, or
+//! what `/HAL=` and `/KERNEL=` name), kernel32.dll and ntdll.dll must come from one build
+//! (and on NT 5.x one service pack). A System State restore brings back the registry,
+//! kernel32.dll and ntdll.dll of one level over the HAL and kernel of another.
 
 use super::finding::{Evidence, Finding};
+use super::fix::{FixOptions, Plan};
 use super::hal_kernel_pair::nt5;
 use super::subject::Subject;
 use super::target::Target;
 use super::Out;
 use crate::error::Result;
+use crate::windows::hal;
 
 const ID: &str = "version-skew";
 
@@ -23,13 +26,42 @@ fn parts(v: &Option<String>) -> Option<Vec<u32>> {
     (p.len() >= 3).then_some(p)
 }
 
+/// The HAL and kernel the default boot entry loads (`/HAL=`, `/KERNEL=`, else hal.dll and
+/// ntoskrnl.exe) and their FileVersions.
+fn loaded(s: &Subject) -> ((String, Option<String>), (String, Option<String>)) {
+    let v = &s.install.versions;
+    let version = |file: &str, installed: &str, known: &Option<String>| {
+        if file.eq_ignore_ascii_case(installed) {
+            return known.clone();
+        }
+        let mut errors = Vec::new();
+        let root = &s.install.system_root;
+        hal::pe_of(s.scene, s.install.volume, root, file, &mut errors)?
+            .version?
+            .file_version
+    };
+    let hal = s
+        .loaded_hal()
+        .map(|h| h.file.clone())
+        .unwrap_or_else(|| "hal.dll".into());
+    let kernel = s
+        .loaded_kernels()
+        .first()
+        .map(|k| k.file.clone())
+        .unwrap_or_else(|| "ntoskrnl.exe".into());
+    let hv = version(&hal, "hal.dll", &v.hal);
+    let kv = version(&kernel, "ntoskrnl.exe", &v.ntoskrnl);
+    ((hal, hv), (kernel, kv))
+}
+
 /// The check.
 pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
     let v = &s.install.versions;
     let nt5 = nt5(s);
+    let ((hal_file, hal_v), (kernel_file, kernel_v)) = loaded(s);
     let (h, k, k32, n) = (
-        parts(&v.hal),
-        parts(&v.ntoskrnl),
+        parts(&hal_v),
+        parts(&kernel_v),
         parts(&v.kernel32),
         parts(&v.ntdll),
     );
@@ -51,9 +83,9 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
                     ID,
                     "kernel-ntdll",
                     format!(
-                        "ntoskrnl.exe is {} but ntdll.dll is {}: the kernel and the system \
+                        "{kernel_file} is {} but ntdll.dll is {}: the kernel and the system \
                          library come from different {}",
-                        v.ntoskrnl.as_deref().unwrap_or("?"),
+                        kernel_v.as_deref().unwrap_or("?"),
                         v.ntdll.as_deref().unwrap_or("?"),
                         if build(k) != build(n) {
                             "builds"
@@ -62,7 +94,7 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
                         }
                     ),
                 )
-                .with(ev("ntoskrnl.exe", &v.ntoskrnl))
+                .with(ev(&kernel_file, &kernel_v))
                 .with(ev("ntdll.dll", &v.ntdll)),
             );
         }
@@ -81,13 +113,13 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
                     ID,
                     case,
                     format!(
-                        "hal.dll is {} but ntoskrnl.exe is {}",
-                        v.hal.as_deref().unwrap_or("?"),
-                        v.ntoskrnl.as_deref().unwrap_or("?")
+                        "{hal_file} is {} but {kernel_file} is {}",
+                        hal_v.as_deref().unwrap_or("?"),
+                        kernel_v.as_deref().unwrap_or("?")
                     ),
                 )
-                .with(ev("hal.dll", &v.hal))
-                .with(ev("ntoskrnl.exe", &v.ntoskrnl)),
+                .with(ev(&hal_file, &hal_v))
+                .with(ev(&kernel_file, &kernel_v)),
             );
         }
     }
@@ -109,4 +141,16 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The fix: the HAL set of kernel32.dll's build, the target's HAL with its two kernels
+/// ([`super::hal_fix`]).
+pub fn fix(
+    s: &Subject,
+    t: &Target,
+    findings: &[&Finding],
+    o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    super::hal_fix::plan(s, t, findings, o, plan, ID)
 }

@@ -5,11 +5,14 @@
 //! `%SystemRoot%\ServicePackFiles\i386`, and System32 itself. A set is one HAL and the
 //! non-PAE and PAE kernels of its processor count, all of one file version: the version of
 //! kernel32.dll when the image holds it (the seed's case: a restore brought back a newer
-//! kernel32.dll than the HAL), else the highest.
+//! kernel32.dll than the HAL), else the highest. Which of its two kernels the loader takes
+//! is [`boots_pae`]'s answer.
 
+use super::knowledge::{Hal, Kernel, Knowledge};
 use super::scene::Scene;
 use crate::error::Layer;
 use crate::formats::cab::Cab;
+use crate::formats::hive::Hive;
 use crate::formats::pe;
 
 /// One copy of a file found in the install.
@@ -166,6 +169,50 @@ fn push(out: &mut Sources, scene: &Scene, name: &str, source: &str, bytes: Vec<u
     }
 }
 
+/// SOFTWARE's `DriverCachePath` (`%SystemRoot%\Driver Cache`), when it has one.
+pub fn driver_cache_path(software: &Hive) -> Option<String> {
+    software
+        .value(
+            "Microsoft\\Windows\\CurrentVersion\\Setup",
+            "DriverCachePath",
+        )
+        .ok()
+        .flatten()?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// The non-PAE and the PAE kernel variant a HAL of this variant needs (its processor count).
+pub fn kernels_for(hal: &Hal) -> Option<(&'static Kernel, &'static Kernel)> {
+    let k = Knowledge::builtin();
+    let of = |pae: bool| {
+        k.kernels
+            .iter()
+            .find(|x| x.processors == hal.processors && x.pae == pae)
+    };
+    Some((of(false)?, of(true)?))
+}
+
+/// Whether ntldr starts the PAE kernel for a boot.ini entry with `switches`, on a machine
+/// whose processor has NX (every target rehost knows), when the kernel's FileVersion is
+/// `version`. From the releases `hal.toml` lists under `dep` on, Data Execution Prevention
+/// is on unless `/EXECUTE` or `/NOEXECUTE=ALWAYSOFF` turns it off, and with it PAE
+/// (`/NOPAE` is then ignored); otherwise PAE only for `/PAE` without `/NOPAE`.
+pub fn boots_pae(version: &str, switches: &[String]) -> bool {
+    let has = |name: &str| switches.iter().any(|s| s.eq_ignore_ascii_case(name));
+    let noexecute = switches.iter().find_map(|s| {
+        let (k, v) = s.split_once('=')?;
+        k.eq_ignore_ascii_case("/NOEXECUTE").then_some(v)
+    });
+    let p = parts(version);
+    let dep_release = Knowledge::builtin().dep.iter().any(|d| {
+        let r = parts(&d.version);
+        p.len() >= 4 && r.len() >= 2 && p[..2] == r[..2] && p[3] >= d.min_revision
+    });
+    let dep_off = has("/EXECUTE") || noexecute.is_some_and(|v| v.eq_ignore_ascii_case("AlwaysOff"));
+    (dep_release && !dep_off) || (has("/PAE") && !has("/NOPAE"))
+}
+
 /// The set of `hal`, `kernel` and `kernel_pae` to install: one version for all three,
 /// kernel32.dll's when it is there, else the highest. `None` when no version has all three.
 pub fn choose(
@@ -248,5 +295,34 @@ mod tests {
             ("5.2.3790.3959", false)
         );
         assert!(choose(&found, "halaacpi.dll", "ntoskrnl.exe", "ntkrnlpa.exe", None).is_none());
+    }
+
+    #[test]
+    fn pae_follows_dep_and_the_switches() {
+        let sw = |s: &str| -> Vec<String> { s.split_whitespace().map(String::from).collect() };
+        // XP SP2 and 2003 SP1 on: DEP, and with it PAE, unless DEP is turned off.
+        assert!(boots_pae("5.1.2600.2180", &sw("/fastdetect")));
+        assert!(boots_pae(
+            "5.2.3790.3959 (srv03_sp2_rtm.070216-1710)",
+            &sw("/noexecute=optout")
+        ));
+        assert!(boots_pae("5.1.2600.5512", &sw("/noexecute=optin /NOPAE")));
+        assert!(!boots_pae("5.1.2600.5512", &sw("/noexecute=alwaysoff")));
+        assert!(!boots_pae("5.2.3790.1830", &sw("/execute")));
+        assert!(boots_pae("5.2.3790.1830", &sw("/execute /PAE")));
+        assert!(!boots_pae(
+            "5.1.2600.5512",
+            &sw("/noexecute=alwaysoff /pae /nopae")
+        ));
+        // Before them: only /PAE.
+        assert!(!boots_pae("5.1.2600.1106", &sw("/fastdetect")));
+        assert!(!boots_pae("5.2.3790.0", &sw("/fastdetect")));
+        assert!(boots_pae("5.0.2195.6717", &sw("/fastdetect /PAE")));
+        let mp = Knowledge::builtin().hals_named("halmacpi.dll")[0];
+        let (k, kp) = kernels_for(mp).unwrap();
+        assert_eq!(
+            (k.file.as_str(), kp.file.as_str()),
+            ("ntkrnlmp.exe", "ntkrpamp.exe")
+        );
     }
 }

@@ -15,6 +15,12 @@ pub struct Hal {
     pub description: String,
     /// The kernel flavour it needs: "up" or "mp".
     pub processors: String,
+    /// The section of hal.inf that installs it (the class instance's InfSection).
+    #[serde(default)]
+    pub inf_section: Option<String>,
+    /// Its name in hal.inf (the class instance's DriverDesc), when not `description`.
+    #[serde(default)]
+    pub driver_desc: Option<String>,
     /// ACPI machine.
     pub acpi: bool,
     /// APIC machine.
@@ -33,6 +39,16 @@ pub struct Kernel {
     pub processors: String,
     /// Physical Address Extension.
     pub pae: bool,
+}
+
+/// A release from which, on a processor with NX, the NT 5.x loader enables Data Execution
+/// Prevention and with it PAE unless boot.ini turns DEP off.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Dep {
+    /// "5.1", "5.2".
+    pub version: String,
+    /// The first kernel FileVersion revision (its fourth part) of that release with DEP.
+    pub min_revision: u32,
 }
 
 /// A storage-relevant service.
@@ -87,6 +103,8 @@ struct ReleaseFile {
 struct HalFile {
     hal: Vec<Hal>,
     kernel: Vec<Kernel>,
+    #[serde(default)]
+    dep: Vec<Dep>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +119,8 @@ pub struct Knowledge {
     pub hals: Vec<Hal>,
     /// Kernel variants.
     pub kernels: Vec<Kernel>,
+    /// The releases with DEP (and so PAE by default).
+    pub dep: Vec<Dep>,
     /// Storage-relevant services.
     pub services: Vec<Service>,
     /// Storage device classes.
@@ -118,6 +138,7 @@ impl Knowledge {
         Ok(Knowledge {
             hals: h.hal,
             kernels: h.kernel,
+            dep: h.dep,
             services: s.service,
             classes: s.class,
             renames: r.rename,
