@@ -30,7 +30,7 @@ fn drivers() -> PathBuf {
 
 /// Whether every outside reader these tests use is there (skips, or fails in CI).
 fn oracles() -> bool {
-    ["qemu-img", "ntfscat", "hivexget"]
+    ["qemu-img", "ntfscat", "hivexget", "hivexregedit"]
         .iter()
         .all(|t| common::have_tool(t))
 }
@@ -96,6 +96,17 @@ fn get(hive: &Path, key: &str, value: &str) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim_end().to_string())
+}
+
+/// hivexregedit's export of one key and its subkeys.
+fn export(hive: &Path, key: &str) -> String {
+    String::from_utf8(common::run(
+        Command::new("hivexregedit")
+            .arg("--export")
+            .arg(hive)
+            .arg(key),
+    ))
+    .unwrap()
 }
 
 /// An image fixed in place, with what the outside readers read of it.
@@ -515,7 +526,11 @@ fn windows_8_and_later_get_driver_database_entries_with_a_proper_label() {
             "{name}: {label}"
         );
         let id = "PCI\\VEN_1AF4&DEV_1001&SUBSYS_00021AF4&REV_00";
-        assert!(get(&f.hive, &format!("{ddb}\\DeviceIds\\{id}"), "viostor.inf").is_some());
+        assert!(
+            export(&f.hive, &format!("{ddb}\\DeviceIds\\{id}"))
+                .contains("\"viostor.inf\"=hex(3):01,ff,00,00"),
+            "{name}"
+        );
         let cfg = get(
             &f.hive,
             &format!("{ddb}\\DriverPackages\\{label}\\Descriptors\\{id}"),
@@ -714,14 +729,9 @@ fn a_package_the_driver_database_holds_is_bound_without_a_driver_folder() {
     let image = edited(&base, &[&["delete", &key]], dir.path());
     let f = accept_image(image, "kvm-virtio-blk", &[], "driver-database", dir.path());
     let label = "viostor.inf_amd64_3f9b2a1c5d4e6f70";
-    assert_eq!(
-        get(
-            &f.hive,
-            &format!("\\DriverDatabase\\DeviceIds\\{id}"),
-            "viostor.inf"
-        )
-        .is_some(),
-        true
+    assert!(
+        export(&f.hive, &format!("\\DriverDatabase\\DeviceIds\\{id}"))
+            .contains("\"viostor.inf\"=hex(3):01,ff,00,00")
     );
     assert_eq!(
         get(

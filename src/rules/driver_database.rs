@@ -187,20 +187,7 @@ pub fn register(
     // The service key is there already: only what lies outside the control sets (the
     // DriverDatabase) is written, and the driver store's copy.
     let ops = drivers::in_control_sets(&inj.ops, &[]);
-    let store_only = drivers::Injection {
-        files: inj
-            .files
-            .iter()
-            .filter(|(p, _)| {
-                inj.store
-                    .as_deref()
-                    .is_some_and(|d| p.len() > d.len() && p[..d.len()].eq_ignore_ascii_case(d))
-            })
-            .cloned()
-            .collect(),
-        ..inj.clone()
-    };
-    super::inject::put_files(s, rule, &store_only, plan);
+    super::inject::put_files(s, rule, &inj, false, plan);
     plan.add(
         rule,
         format!(

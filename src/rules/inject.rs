@@ -177,24 +177,38 @@ pub fn is_dir(s: &Subject, path: &str) -> bool {
         .is_some_and(|e| e.is_dir)
 }
 
-/// Adds the files of an injection to the plan: the driver in `System32\drivers`, and the
-/// package in the driver store when its folder is there (the NTFS writer creates files in
-/// existing folders only: when it is not, the plan says so, and the driver is registered
-/// without it, which is what the boot needs).
-pub fn put_files(s: &Subject, rule: &'static str, inj: &drivers::Injection, plan: &mut Plan) {
+/// Whether `path` lies below the folder `dir` (case-insensitive).
+pub fn below(path: &str, dir: &str) -> bool {
+    path.get(..dir.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(dir))
+        && path[dir.len()..].starts_with('\\')
+}
+
+/// Adds the files of an injection to the plan: the driver in `System32\drivers` (when
+/// `driver`), and the package in the driver store when its folder is there (the NTFS
+/// writer creates files in existing folders only: when it is not, the plan says so, and the
+/// driver is registered without it, which is what the boot needs).
+pub fn put_files(
+    s: &Subject,
+    rule: &'static str,
+    inj: &drivers::Injection,
+    driver: bool,
+    plan: &mut Plan,
+) {
     let store = inj.store.as_deref();
-    let in_store =
-        |p: &str| store.is_some_and(|d| p.len() > d.len() && p[..d.len()].eq_ignore_ascii_case(d));
-    for (path, bytes) in inj.files.iter().filter(|(p, _)| !in_store(p)) {
-        plan.add(
-            rule,
-            format!("the driver file {path}"),
-            Change::Put {
-                volume: s.install.volume,
-                path: path.clone(),
-                bytes: bytes.clone(),
-            },
-        );
+    let in_store = |p: &str| store.is_some_and(|d| below(p, d));
+    if driver {
+        for (path, bytes) in inj.files.iter().filter(|(p, _)| !in_store(p)) {
+            plan.add(
+                rule,
+                format!("the driver file {path}"),
+                Change::Put {
+                    volume: s.install.volume,
+                    path: path.clone(),
+                    bytes: bytes.clone(),
+                },
+            );
+        }
     }
     let Some(store) = store else { return };
     if is_dir(s, store) {
@@ -259,4 +273,30 @@ pub fn multi_strings(data: &[u8]) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(String::from_utf16_lossy)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_and_multi_strings() {
+        assert!(below(
+            "\\Windows\\System32\\X\\a.inf",
+            "\\windows\\system32\\x"
+        ));
+        assert!(!below(
+            "\\Windows\\System32\\Xy\\a.inf",
+            "\\Windows\\System32\\X"
+        ));
+        assert!(!below("\\Windows", "\\Windows"));
+        // A name beyond ASCII never splits a character.
+        assert!(!below("\\Wé\\x", "\\W\\"));
+        assert_eq!(
+            multi_strings(&reg::multi_sz(&["PartMgr", "ghostflt"])),
+            ["PartMgr", "ghostflt"]
+        );
+        assert!(multi_strings(&[0, 0]).is_empty());
+        assert_eq!(multi_strings(&[b'a', 0, 0]), ["a"]);
+    }
 }

@@ -447,7 +447,7 @@ fn inject(s: &Subject, t: &Target, n: &Need, pkg: &Package, plan: &mut Plan) -> 
         .collect();
     sets.sort_unstable();
     sets.dedup();
-    super::inject::put_files(s, ID, &inj, plan);
+    super::inject::put_files(s, ID, &inj, true, plan);
     let mut ops = drivers::in_control_sets(&inj.ops, &sets);
     if s.version.is_some_and(|v| v < Version::WIN8) {
         for &cs in &sets {
