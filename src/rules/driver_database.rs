@@ -164,11 +164,15 @@ pub fn register(
     let pkg = match super::inject::package(s, t, o, service) {
         Ok(p) => p,
         Err(why) => {
+            let ask = if o.drivers.is_some() {
+                String::new()
+            } else {
+                format!(": pass --drivers DIR with {service}'s package (its INF gives the entries)")
+            };
             plan.cannot(
                 rule,
                 format!(
-                    "DriverDatabase holds no package of {service} to bind the {} to, and \
-                     {why}: pass --drivers DIR with {service}'s package (its INF gives the entries)",
+                    "DriverDatabase holds no package of {service} to bind the {} to, and {why}{ask}",
                     t.controller.name
                 ),
             );

@@ -80,8 +80,8 @@ pub fn package(s: &Subject, t: &Target, o: &FixOptions, service: &str) -> Result
     }
     let mut skipped = Vec::new();
     for dev in &devs {
-        let found = drivers::find_packages(dir, &target, dev, &mut skipped)
-            .map_err(|e| format!("{}: {e}", dir.display()))?;
+        let found =
+            drivers::find_packages(dir, &target, dev, &mut skipped).map_err(|e| e.to_string())?;
         if let Some(p) = found
             .into_iter()
             .find(|p| p.service.name.eq_ignore_ascii_case(service))
@@ -98,6 +98,9 @@ pub fn package(s: &Subject, t: &Target, o: &FixOptions, service: &str) -> Result
         target.minor,
         target.build
     );
+    // Each device's search meets the same INF files.
+    skipped.sort();
+    skipped.dedup();
     if !skipped.is_empty() {
         why.push_str(&format!(" (left out: {})", skipped.join("; ")));
     }

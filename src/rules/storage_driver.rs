@@ -305,14 +305,15 @@ fn provide(s: &Subject, t: &Target, o: &FixOptions, n: &Need, plan: &mut Plan) -
         Err(why) => why,
     };
     if !inbox(s, t, svc) {
-        plan.cannot(
-            ID,
+        let why = if o.drivers.is_some() {
+            format!("{svc} is not in the image and is not part of Windows, and {why_not_package}")
+        } else {
             format!(
                 "{svc} is not in the image and is not part of Windows: pass --drivers DIR \
-                 with its package (a virtio-win tree, the vendor's driver folder); \
-                 {why_not_package}"
-            ),
-        );
+                 with its package (a virtio-win tree, the vendor's driver folder)"
+            )
+        };
+        plan.cannot(ID, why);
         return Ok(());
     }
     // A driver of Windows: its file from the install's cabinets.
