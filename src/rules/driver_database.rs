@@ -6,12 +6,14 @@
 //! labels must be `<inf>_<arch>_<16 hex>`: others (`x.inf_tmp`) break later upgrades.
 
 use super::finding::{Evidence, Finding};
+use super::fix::{Change, FixOptions, Plan};
 use super::storage_driver::driver_for;
 use super::subject::Subject;
 use super::target::Target;
 use super::version::Version;
 use super::Out;
 use crate::error::Result;
+use crate::windows::drivers;
 
 const ID: &str = "driver-database";
 
@@ -117,6 +119,111 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
             .with(Evidence::system_key(package, "present")),
         ),
         Some(_) => {}
+    }
+    Ok(())
+}
+
+/// The IDs of the target's controller DriverDatabase binds (`PCI\VEN_...`): the hardware
+/// IDs of each PCI function it presents, else the profile's IDs of a device not on PCI.
+fn bound_ids(t: &Target) -> Vec<String> {
+    let devices = super::inject::devices(t);
+    if devices.is_empty() {
+        return t.controller.hardware_ids.clone();
+    }
+    devices.iter().flat_map(|d| d.hardware_ids()).collect()
+}
+
+/// Registers `service` as the driver of the target's controller in DriverDatabase: bound
+/// to the package of it the hive already holds (its own DriverPackages entry), else to the
+/// package of the `--drivers` folder (its INF's entries under an `<inf>_<arch>_<16 hex>`
+/// label, and the package in the driver store where its folder exists); said in the plan
+/// when neither is there. `rule` is the rule whose fix asks.
+pub fn register(
+    s: &Subject,
+    t: &Target,
+    o: &FixOptions,
+    service: &str,
+    rule: &'static str,
+    plan: &mut Plan,
+) -> Result<()> {
+    let ids = bound_ids(t);
+    if let Some(r) = drivers::registered(s.system, service)? {
+        plan.add(
+            rule,
+            format!(
+                "DriverDatabase: the {} bound to {service}'s package {}",
+                t.controller.name, r.label
+            ),
+            Change::Registry {
+                hive: "SYSTEM".into(),
+                ops: drivers::bind(&r, &ids),
+            },
+        );
+        return Ok(());
+    }
+    let pkg = match super::inject::package(s, t, o, service) {
+        Ok(p) => p,
+        Err(why) => {
+            let ask = if o.drivers.is_some() {
+                String::new()
+            } else {
+                format!(": pass --drivers DIR with {service}'s package (its INF gives the entries)")
+            };
+            plan.cannot(
+                rule,
+                format!(
+                    "DriverDatabase holds no package of {service} to bind the {} to, and {why}{ask}",
+                    t.controller.name
+                ),
+            );
+            return Ok(());
+        }
+    };
+    let Some(target) = super::inject::inf_target(s) else {
+        return Ok(());
+    };
+    let inj = drivers::plan(
+        &pkg,
+        &target,
+        &s.install.system_root,
+        &super::inject::devices(t),
+    );
+    // The service key is there already: only what lies outside the control sets (the
+    // DriverDatabase) is written, and the driver store's copy.
+    let ops = drivers::in_control_sets(&inj.ops, &[]);
+    super::inject::put_files(s, rule, &inj, false, plan);
+    plan.add(
+        rule,
+        format!(
+            "DriverDatabase: {} from {} as package {}",
+            pkg.inf_name,
+            pkg.inf_path.display(),
+            inj.label.as_deref().unwrap_or("?")
+        ),
+        Change::Registry {
+            hive: "SYSTEM".into(),
+            ops,
+        },
+    );
+    Ok(())
+}
+
+/// The fix: the controller's driver registered in DriverDatabase (`register`).
+pub fn fix(
+    s: &Subject,
+    t: &Target,
+    findings: &[&Finding],
+    o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    let mut done: Vec<String> = Vec::new();
+    for f in findings.iter().filter(|f| f.case == "no-entry") {
+        let Some(svc) = &f.service else { continue };
+        if done.iter().any(|d| d.eq_ignore_ascii_case(svc)) {
+            continue;
+        }
+        done.push(svc.clone());
+        register(s, t, o, svc, ID, plan)?;
     }
     Ok(())
 }

@@ -1,12 +1,19 @@
 //! `hypervisor-driver`: the paravirtual drivers of the platform the image comes from (Xen,
 //! Parallels, old Red Hat virtio) left to start at boot on another platform. As class
 //! filters of the disk stack they stop it there (0x7B); virt-v2v disables them.
+//!
+//! The fix disables each one found (Start 4) and takes a filter out of every class list of
+//! its control set that names it: a disabled driver left in a filter list stops the stack
+//! as surely as a missing one (the 0x7B that removing Xen drivers by halves gives).
 
 use super::finding::{Evidence, Finding};
+use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
 use super::target::Target;
 use super::Out;
 use crate::error::Result;
+use crate::formats::regf::regtext::Op;
+use crate::windows::knowledge::Knowledge;
 
 const ID: &str = "hypervisor-driver";
 
@@ -73,6 +80,85 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 f.with(Evidence::system(key, "Start", start))
                     .about(Some(cs), Some(&svc.name)),
             );
+        }
+    }
+    Ok(())
+}
+
+/// The fix: Start 4 for each driver found (the key stays), and a filter taken out of the
+/// UpperFilters and LowerFilters of every class that lists it in that control set.
+pub fn fix(
+    s: &Subject,
+    _t: &Target,
+    findings: &[&Finding],
+    _o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    let k = Knowledge::builtin();
+    let mut ops = Vec::new();
+    let mut names = Vec::new();
+    let mut filters: Vec<(u32, String)> = Vec::new();
+    for f in findings {
+        let (Some(cs), Some(svc)) = (f.control_set, &f.service) else {
+            continue;
+        };
+        if names.contains(&format!("{svc} in {}", s.cs_key(cs))) {
+            continue;
+        }
+        ops.push(Op::Key(reg::system(&format!(
+            "{}\\Services\\{svc}",
+            s.cs_key(cs)
+        ))));
+        ops.push(reg::dword("Start", 4));
+        names.push(format!("{svc} in {}", s.cs_key(cs)));
+        if f.case == "filter" {
+            filters.push((cs, svc.clone()));
+        }
+    }
+    if !ops.is_empty() {
+        plan.add(
+            ID,
+            format!("disable {}", names.join(", ")),
+            Change::Registry {
+                hive: "SYSTEM".into(),
+                ops,
+            },
+        );
+    }
+    for (cs, svc) in &filters {
+        for c in s
+            .install
+            .class_filters
+            .iter()
+            .filter(|c| c.control_set == *cs)
+        {
+            let Some(guid) = k
+                .classes
+                .iter()
+                .find(|x| x.name == c.class)
+                .map(|x| &x.guid)
+            else {
+                continue;
+            };
+            let key = format!("{}\\Control\\Class\\{guid}", s.cs_key(*cs));
+            for (list, listed) in [("UpperFilters", &c.upper), ("LowerFilters", &c.lower)] {
+                let Some(ops) = super::class_filter::without(plan, &key, list, listed, &[svc])
+                else {
+                    continue;
+                };
+                plan.add(
+                    ID,
+                    format!(
+                        "{svc} taken out of the {} class's {list} in {}",
+                        c.class,
+                        s.cs_key(*cs)
+                    ),
+                    Change::Registry {
+                        hive: "SYSTEM".into(),
+                        ops,
+                    },
+                );
+            }
         }
     }
     Ok(())

@@ -30,6 +30,7 @@ mod hal_fix;
 mod hal_kernel_pair;
 mod hal_target;
 mod hypervisor_driver;
+mod inject;
 mod mounted_devices;
 mod san_policy;
 mod start_override;
@@ -106,18 +107,21 @@ pub const RULES: [Rule; 18] = [
         "critical-device",
         Some(storage_driver::reads),
         critical_device::check,
-    ),
+    )
+    .fixed(critical_device::fix),
     rule(
         "driver-database",
         Some(storage_driver::reads),
         driver_database::check,
-    ),
-    rule("class-filter", None, class_filter::check),
+    )
+    .fixed(driver_database::fix),
+    rule("class-filter", None, class_filter::check).fixed(class_filter::fix),
     rule(
         "hypervisor-driver",
         Some(hypervisor_driver::reads),
         hypervisor_driver::check,
-    ),
+    )
+    .fixed(hypervisor_driver::fix),
     rule("cpu-driver", Some(cpu_driver::reads), cpu_driver::check).fixed(cpu_driver::fix),
     rule("version-skew", None, version_skew::check).fixed(version_skew::fix),
     rule("mounted-devices", None, mounted_devices::check),

@@ -8,9 +8,12 @@ use super::finding::{Evidence, Finding};
 use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
 use super::target::{Driver, Target};
+use super::version::Version;
 use super::Out;
 use crate::error::Result;
 use crate::formats::regf::regtext::Op;
+use crate::windows::devices;
+use crate::windows::drivers::{self, Package};
 use crate::windows::knowledge::Knowledge;
 
 const ID: &str = "storage-driver";
@@ -196,44 +199,68 @@ pub fn start_name(start: Option<u32>) -> &'static str {
     }
 }
 
-/// The fix: Start 0 for the controller's driver and the disk stack's drivers where their
-/// key and file are there but they start later. A driver that is not installed, or whose
-/// file is missing, needs a package to inject (`--drivers`): said, not guessed.
+/// What the findings about one service say it lacks.
+struct Need {
+    service: String,
+    /// Control sets without its key.
+    no_key: Vec<u32>,
+    /// Control sets whose key names a driver file that is not there, with the file.
+    no_file: Vec<(u32, String)>,
+}
+
+/// The fix. A driver whose key and file are there but that starts later: Start 0. One
+/// whose file is missing: the file and its registration from a package of the `--drivers`
+/// folder (service key as its INF gives it, CriticalDeviceDatabase or DriverDatabase
+/// entries for the target's controller), or, for a driver that is part of Windows, the
+/// file from the install's own cabinets; one whose file is there but has no key: the
+/// minimal service key virt-v2v writes, with the controller's entries. A key is never
+/// written for a driver whose file is neither in the image nor being injected.
 pub fn fix(
     s: &Subject,
-    _t: &Target,
+    t: &Target,
     findings: &[&Finding],
-    _o: &FixOptions,
+    o: &FixOptions,
     plan: &mut Plan,
 ) -> Result<()> {
     let mut ops = Vec::new();
     let mut names = Vec::new();
+    let mut needs: Vec<Need> = Vec::new();
     for f in findings {
         let (Some(cs), Some(svc)) = (f.control_set, &f.service) else {
             continue;
         };
-        let boot_start_only = match f.case {
-            "not-boot-start" => true,
-            "stack-service" => s.service(cs, svc)?.is_some_and(|r| r.file_present),
-            _ => false,
+        let at = match needs
+            .iter()
+            .position(|n| n.service.eq_ignore_ascii_case(svc))
+        {
+            Some(i) => i,
+            None => {
+                needs.push(Need {
+                    service: svc.clone(),
+                    no_key: Vec::new(),
+                    no_file: Vec::new(),
+                });
+                needs.len() - 1
+            }
         };
-        if !boot_start_only {
-            plan.cannot(
-                ID,
-                format!(
-                    "{svc} in {}: {} (a driver package to inject is needed)",
-                    s.cs_key(cs),
-                    f.message
-                ),
-            );
-            continue;
+        match s.service(cs, svc)? {
+            None => needs[at].no_key.push(cs),
+            Some(r) => {
+                if r.start != Some(0) {
+                    ops.push(Op::Key(reg::system(&format!(
+                        "{}\\Services\\{svc}",
+                        s.cs_key(cs)
+                    ))));
+                    ops.push(reg::dword("Start", 0));
+                    names.push(format!("{svc} in {}", s.cs_key(cs)));
+                }
+                if !r.file_present {
+                    let file =
+                        devices::driver_path(&s.install.system_root, svc, r.image_path.as_deref());
+                    needs[at].no_file.push((cs, file));
+                }
+            }
         }
-        ops.push(Op::Key(reg::system(&format!(
-            "{}\\Services\\{svc}",
-            s.cs_key(cs)
-        ))));
-        ops.push(reg::dword("Start", 0));
-        names.push(format!("{svc} in {}", s.cs_key(cs)));
     }
     if !ops.is_empty() {
         plan.add(
@@ -245,5 +272,204 @@ pub fn fix(
             },
         );
     }
+    for n in needs
+        .iter()
+        .filter(|n| !n.no_key.is_empty() || !n.no_file.is_empty())
+    {
+        provide(s, t, o, n, plan)?;
+    }
+    Ok(())
+}
+
+/// Whether `service` is part of Windows: a driver of the disk stack, or the controller's
+/// driver when the profile says it is inbox.
+fn inbox(s: &Subject, t: &Target, service: &str) -> bool {
+    let profile = s.version.and_then(|v| t.controller.driver_for(v));
+    match profile {
+        Some(d) if d.services.iter().any(|x| x.eq_ignore_ascii_case(service)) => d.inbox,
+        _ => true,
+    }
+}
+
+/// The file and registration `n` lacks.
+fn provide(s: &Subject, t: &Target, o: &FixOptions, n: &Need, plan: &mut Plan) -> Result<()> {
+    let svc = n.service.as_str();
+    let default_file = format!("{}.sys", svc.to_ascii_lowercase());
+    let file_missing = !n.no_file.is_empty() || !s.is_file(&s.driver_file(svc));
+    if !file_missing {
+        return register_key(s, t, o, n, &default_file, plan);
+    }
+    // A package from the driver folder.
+    let why_not_package = match super::inject::package(s, t, o, svc) {
+        Ok(pkg) => return inject(s, t, n, &pkg, plan),
+        Err(why) => why,
+    };
+    if !inbox(s, t, svc) {
+        let why = if o.drivers.is_some() {
+            format!("{svc} is not in the image and is not part of Windows, and {why_not_package}")
+        } else {
+            format!(
+                "{svc} is not in the image and is not part of Windows: pass --drivers DIR \
+                 with its package (a virtio-win tree, the vendor's driver folder)"
+            )
+        };
+        plan.cannot(ID, why);
+        return Ok(());
+    }
+    // A driver of Windows: its file from the install's cabinets.
+    let file = n
+        .no_file
+        .first()
+        .and_then(|(_, f)| f.rsplit('\\').next())
+        .unwrap_or(&default_file)
+        .to_string();
+    let (found, searched) = super::inject::from_cabinets(s, &file);
+    let Some(c) = found else {
+        plan.cannot(
+            ID,
+            format!(
+                "{svc}'s driver file {file} is not in the image, nor in {} \
+                 ({why_not_package})",
+                if searched.is_empty() {
+                    "any cabinet of the install".to_string()
+                } else {
+                    searched.join(", ")
+                }
+            ),
+        );
+        return Ok(());
+    };
+    let path = super::inject::drivers_path(s, &file);
+    plan.add(
+        ID,
+        format!(
+            "{svc}'s driver file, version {}, from {}",
+            c.version, c.source
+        ),
+        Change::Put {
+            volume: s.install.volume,
+            path: path.clone(),
+            bytes: c.bytes,
+        },
+    );
+    // Keys whose ImagePath names another place now name the file written.
+    let mut ops = Vec::new();
+    for &(cs, ref wanted) in &n.no_file {
+        if !wanted.eq_ignore_ascii_case(&path) {
+            ops.push(Op::Key(reg::system(&format!(
+                "{}\\Services\\{svc}",
+                s.cs_key(cs)
+            ))));
+            ops.push(reg::set(
+                "ImagePath",
+                2,
+                reg::sz(&format!("system32\\drivers\\{file}")),
+            ));
+        }
+    }
+    if !ops.is_empty() {
+        plan.add(
+            ID,
+            format!("{svc}'s ImagePath names the file written"),
+            Change::Registry {
+                hive: "SYSTEM".into(),
+                ops,
+            },
+        );
+    }
+    register_key(s, t, o, n, &file, plan)
+}
+
+/// The minimal service key in the control sets without one, with the entries that bind
+/// the target's controller to it (CriticalDeviceDatabase before Windows 8, DriverDatabase
+/// from 8 for a driver that is not inbox).
+fn register_key(
+    s: &Subject,
+    t: &Target,
+    o: &FixOptions,
+    n: &Need,
+    file: &str,
+    plan: &mut Plan,
+) -> Result<()> {
+    if n.no_key.is_empty() {
+        return Ok(());
+    }
+    let svc = n.service.as_str();
+    let profile = s.version.and_then(|v| t.controller.driver_for(v));
+    let drives = profile.filter(|d| d.services.iter().any(|x| x.eq_ignore_ascii_case(svc)));
+    let before_8 = s.version.is_some_and(|v| v < Version::WIN8);
+    let mut ops = Vec::new();
+    for &cs in &n.no_key {
+        ops.extend(super::inject::service_key(s, cs, svc, file));
+        if let (Some(d), true) = (drives, before_8) {
+            if d.services[0].eq_ignore_ascii_case(svc) {
+                ops.extend(super::critical_device::controller_entries(s, t, cs, svc));
+            }
+            ops.extend(super::critical_device::missing_child_entries(s, t, cs)?);
+        }
+    }
+    plan.add(
+        ID,
+        format!(
+            "{svc}: a service key for its driver file{}",
+            if before_8 && drives.is_some() {
+                ", and CriticalDeviceDatabase entries for the target's devices"
+            } else {
+                ""
+            }
+        ),
+        Change::Registry {
+            hive: "SYSTEM".into(),
+            ops,
+        },
+    );
+    if let (Some(d), false) = (drives, before_8) {
+        if !d.inbox {
+            super::driver_database::register(s, t, o, svc, ID, plan)?;
+        }
+    }
+    Ok(())
+}
+
+/// A package injected: its driver file (and the package in the driver store on Windows 8
+/// and later), its service key and the entries that bind the target's controller, in every
+/// control set that lacks the driver.
+fn inject(s: &Subject, t: &Target, n: &Need, pkg: &Package, plan: &mut Plan) -> Result<()> {
+    let Some(target) = super::inject::inf_target(s) else {
+        return Ok(());
+    };
+    let devices = super::inject::devices(t);
+    let inj = drivers::plan(pkg, &target, &s.install.system_root, &devices);
+    let mut sets: Vec<u32> = n
+        .no_key
+        .iter()
+        .copied()
+        .chain(n.no_file.iter().map(|(cs, _)| *cs))
+        .collect();
+    sets.sort_unstable();
+    sets.dedup();
+    super::inject::put_files(s, ID, &inj, true, plan);
+    let mut ops = drivers::in_control_sets(&inj.ops, &sets);
+    if s.version.is_some_and(|v| v < Version::WIN8) {
+        for &cs in &sets {
+            ops.extend(super::critical_device::missing_child_entries(s, t, cs)?);
+        }
+    }
+    plan.add(
+        ID,
+        format!(
+            "inject {} from {}{}",
+            pkg.service.name,
+            pkg.inf_path.display(),
+            inj.label
+                .as_deref()
+                .map(|l| format!(" as package {l}"))
+                .unwrap_or_default()
+        ),
+        Change::Registry {
+            hive: "SYSTEM".into(),
+            ops,
+        },
+    );
     Ok(())
 }

@@ -71,6 +71,11 @@ pub struct Controller {
     /// PCI class code, six hex digits (class, subclass, programming interface).
     #[serde(default)]
     pub class: Option<String>,
+    /// Other PCI identities the same controller can present, in the form of `pci` (virtio's
+    /// modern function, with QEMU's disable-legacy): a driver injected for it is registered
+    /// for these too, so that the install boots whichever the machine presents.
+    #[serde(default)]
+    pub also_pci: Vec<String>,
     /// Hardware IDs for a device that is not on PCI (`VMBUS\{...}`), most specific first.
     #[serde(default)]
     pub hardware_ids: Vec<String>,
@@ -150,8 +155,14 @@ impl Controller {
     pub fn fingerprint(&self) -> u64 {
         *self.fingerprint_cache.get_or_init(|| {
             hash(format!(
-                "{}|{:?}|{:?}|{:?}|{:?}|{:?}",
-                self.name, self.pci, self.class, self.hardware_ids, self.children, self.driver
+                "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                self.name,
+                self.pci,
+                self.class,
+                self.also_pci,
+                self.hardware_ids,
+                self.children,
+                self.driver
             ))
         })
     }
@@ -251,6 +262,17 @@ impl Target {
                     self.name
                 ));
             }
+        }
+        for p in c.pci.iter().chain(&c.also_pci) {
+            if crate::windows::drivers::PciDevice::parse(p, c.class.as_deref()).is_none() {
+                return Err(format!(
+                    "{}: {p:?} is not VEN_xxxx&DEV_xxxx[&SUBSYS_xxxxxxxx][&REV_xx]",
+                    self.name
+                ));
+            }
+        }
+        if !c.also_pci.is_empty() && c.pci.is_none() {
+            return Err(format!("{}: also_pci needs pci", self.name));
         }
         if c.children.iter().any(|ids| ids.is_empty()) {
             return Err(format!("{}: a child device lists no IDs", self.name));
@@ -409,6 +431,7 @@ mod tests {
             name: "PIIX4".into(),
             pci: Some("VEN_8086&DEV_7111&SUBSYS_00000000&REV_01".into()),
             class: Some("010180".into()),
+            also_pci: vec![],
             hardware_ids: vec![],
             children: vec![],
             driver: vec![],

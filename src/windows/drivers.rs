@@ -1,14 +1,16 @@
 //! Boot storage drivers from a driver folder (a virtio-win tree, a vendor's package): the
-//! PnP IDs a PCI controller presents, the INF package that installs on a given Windows for
-//! them, and what injecting it offline takes: the driver file in `System32\drivers`, the
-//! service key, and the entries PnP consults at boot before any INF is processed
-//! (CriticalDeviceDatabase up to Windows 7, DriverDatabase from Windows 8).
+//! PnP IDs a PCI controller presents, and the INF package that installs on a given Windows
+//! for them. What injecting it offline takes (the driver file in `System32\drivers`, the
+//! service key, and the entries PnP consults at boot before any INF is processed:
+//! CriticalDeviceDatabase up to Windows 7, DriverDatabase from Windows 8) is in
+//! [`super::register`], re-exported here.
 
 use crate::error::{Ctx, Layer, Result};
 use crate::formats::inf::{self, Inf, Model, ServiceInstall, Target};
 use crate::formats::pe;
-use crate::formats::regf::regtext::Op;
 use std::path::{Path, PathBuf};
+
+pub use super::register::{bind, in_control_sets, label, plan, registered, Injection, Registered};
 
 /// Most INF files a driver folder is searched for, and how deep.
 const MAX_INFS: usize = 5_000;
@@ -30,6 +32,42 @@ pub struct PciDevice {
 }
 
 impl PciDevice {
+    /// A PCI function from an ID as PnP and the target profiles write it
+    /// (`VEN_1AF4&DEV_1001[&SUBSYS_00021AF4][&REV_00]`, a `PCI\` prefix allowed) and its
+    /// class code (six hex digits; four get programming interface 0). `None` when the
+    /// vendor or device is missing or a field is not hex.
+    pub fn parse(id: &str, class: Option<&str>) -> Option<PciDevice> {
+        let id = id
+            .get(..4)
+            .filter(|p| p.eq_ignore_ascii_case("PCI\\"))
+            .map_or(id, |_| &id[4..]);
+        let (mut vendor, mut device, mut subsystem, mut revision) = (None, None, None, None);
+        for field in id.split('&') {
+            let (name, hex) = field.split_once('_')?;
+            let n = u32::from_str_radix(hex, 16).ok()?;
+            match name.to_ascii_uppercase().as_str() {
+                "VEN" if hex.len() == 4 => vendor = Some(n as u16),
+                "DEV" if hex.len() == 4 => device = Some(n as u16),
+                "SUBSYS" if hex.len() == 8 => subsystem = Some(n),
+                "REV" if hex.len() == 2 => revision = Some(n as u8),
+                _ => return None,
+            }
+        }
+        let class = match class {
+            None => 0,
+            Some(c) if c.len() == 6 => u32::from_str_radix(c, 16).ok()?,
+            Some(c) if c.len() == 4 => u32::from_str_radix(c, 16).ok()? << 8,
+            Some(_) => return None,
+        };
+        Some(PciDevice {
+            vendor: vendor?,
+            device: device?,
+            subsystem,
+            revision,
+            class,
+        })
+    }
+
     /// The hardware IDs PnP reports for it, most specific first.
     pub fn hardware_ids(&self) -> Vec<String> {
         let base = format!("PCI\\VEN_{:04X}&DEV_{:04X}", self.vendor, self.device);
@@ -261,152 +299,36 @@ fn driver_ver(d: &inf::Driver) -> (u32, u32, u32, Vec<u32>) {
     )
 }
 
-/// What injecting a package takes.
-#[derive(Debug, Clone)]
-pub struct Injection {
-    /// Files to write, as (path on the install's volume, bytes).
-    pub files: Vec<(String, Vec<u8>)>,
-    /// SYSTEM hive edits, named below `HKEY_LOCAL_MACHINE\SYSTEM` (`CurrentControlSet`
-    /// stands for every control set `Select` names when applied with all of them).
-    pub ops: Vec<Op>,
-    /// The DriverDatabase package label (Windows 8 and later).
-    pub label: Option<String>,
-}
+#[cfg(test)]
+mod tests {
+    use super::PciDevice;
 
-fn utf16z(s: &str) -> Vec<u8> {
-    s.encode_utf16()
-        .chain([0])
-        .flat_map(|u| u.to_le_bytes())
-        .collect()
-}
-
-fn multi(items: &[&str]) -> Vec<u8> {
-    let mut d: Vec<u8> = items.iter().flat_map(|s| utf16z(s)).collect();
-    d.extend([0, 0]);
-    d
-}
-
-fn dword(v: u32) -> Vec<u8> {
-    v.to_le_bytes().to_vec()
-}
-
-/// A class GUID string's 16 bytes as Windows stores a GUID.
-fn guid_bytes(g: &str) -> Option<[u8; 16]> {
-    let u = uuid::Uuid::parse_str(g.trim_matches(['{', '}'])).ok()?;
-    Some(u.to_bytes_le())
-}
-
-/// The DriverDatabase label of a package: `<inf>_<arch>_<16 hex>`, the hex the first
-/// eight bytes of the SHA-256 of the INF (Windows' own labels carry a hash of the package;
-/// the `_tmp` form once used offline broke later servicing).
-pub fn label(inf_name: &str, arch: &str, inf_bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    let h = Sha256::digest(inf_bytes);
-    let hex: String = h[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{inf_name}_{arch}_{hex}")
-}
-
-/// The files and SYSTEM hive edits that register `pkg` as the boot driver of `devices`
-/// on an install rooted at `system_root` (`\Windows`): the binary in System32\drivers,
-/// the service key (boot start, whatever the INF says, since the system disk hangs off
-/// it), its AddReg values, and CriticalDeviceDatabase entries (before Windows 8) or
-/// DriverDatabase entries and the package in the driver store (Windows 8 and later).
-pub fn plan(pkg: &Package, target: &Target, system_root: &str, devices: &[PciDevice]) -> Injection {
-    let svc = &pkg.service;
-    let name = svc.name.clone();
-    let base = format!("HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\{name}");
-    let file = svc.binary_file().to_ascii_lowercase();
-    let mut files = vec![(
-        format!("{system_root}\\System32\\drivers\\{file}"),
-        pkg.binary.1.clone(),
-    )];
-    let mut ops = vec![
-        Op::Key(base.clone()),
-        set("Type", 4, dword(svc.service_type)),
-        set("Start", 4, dword(0)),
-        set("ErrorControl", 4, dword(svc.error_control.max(1))),
-        set(
-            "Group",
-            1,
-            utf16z(svc.group.as_deref().unwrap_or("SCSI miniport")),
-        ),
-        set(
-            "ImagePath",
-            2,
-            utf16z(&format!("system32\\drivers\\{file}")),
-        ),
-    ];
-    for r in svc.add_reg.iter().filter(|r| r.root == "HKR") {
-        let key = if r.subkey.is_empty() {
-            base.clone()
-        } else {
-            format!("{base}\\{}", r.subkey)
-        };
-        ops.push(Op::Key(key));
-        if let Some(n) = &r.name {
-            ops.push(set(n, r.kind, r.data.clone()));
+    #[test]
+    fn pci_ids_parse_as_profiles_and_pnp_write_them() {
+        let d =
+            PciDevice::parse("VEN_1AF4&DEV_1001&SUBSYS_00021AF4&REV_00", Some("010000")).unwrap();
+        assert_eq!(
+            (d.vendor, d.device, d.subsystem, d.revision, d.class),
+            (0x1af4, 0x1001, Some(0x0002_1af4), Some(0), 0x010000)
+        );
+        assert_eq!(
+            d.hardware_ids()[0],
+            "PCI\\VEN_1AF4&DEV_1001&SUBSYS_00021AF4&REV_00"
+        );
+        let d = PciDevice::parse("pci\\ven_8086&dev_7111", Some("0101")).unwrap();
+        assert_eq!((d.subsystem, d.revision, d.class), (None, None, 0x010100));
+        for bad in [
+            "VEN_1AF4",
+            "DEV_1001",
+            "VEN_1AF4&DEV_10",
+            "VEN_1AF4&DEV_1001&REV_0",
+            "VEN_1AF4&DEV_1001&SUBSYS_1",
+            "VEN_1AF4&DEV_1001&CC_0100",
+            "VEN_XYZW&DEV_1001",
+            "",
+        ] {
+            assert_eq!(PciDevice::parse(bad, None), None, "{bad}");
         }
-    }
-    let class_guid = pkg
-        .driver
-        .class_guid
-        .clone()
-        .unwrap_or_else(|| "{4D36E97B-E325-11CE-BFC1-08002BE10318}".into());
-    let ids: Vec<String> = devices.iter().flat_map(|d| d.hardware_ids()).collect();
-    let mut label_out = None;
-    if (target.major, target.minor) < (6, 2) {
-        for id in &ids {
-            ops.push(Op::Key(format!(
-                "HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Control\\CriticalDeviceDatabase\\{}",
-                cddb_key(id)
-            )));
-            ops.push(set("Service", 1, utf16z(&name)));
-            ops.push(set("ClassGUID", 1, utf16z(&class_guid)));
-        }
-    } else {
-        let label = label(&pkg.inf_name, &target.arch, &pkg.inf_bytes);
-        let cfg = format!("{}_{name}", pkg.model.install_section.to_ascii_lowercase());
-        let ddb = "HKEY_LOCAL_MACHINE\\SYSTEM\\DriverDatabase";
-        ops.push(Op::Key(format!("{ddb}\\DriverInfFiles\\{}", pkg.inf_name)));
-        ops.push(set("", 7, multi(&[&label])));
-        ops.push(set("Active", 1, utf16z(&label)));
-        ops.push(set("Configurations", 7, multi(&[&cfg])));
-        let mut version = vec![0x00, 0xff, 0x09, 0x00, 0, 0, 0, 0];
-        version.extend(guid_bytes(&class_guid).unwrap_or([0; 16]));
-        version.extend([0u8; 24]);
-        let pkg_key = format!("{ddb}\\DriverPackages\\{label}");
-        ops.push(Op::Key(pkg_key.clone()));
-        ops.push(set("Version", 3, version));
-        ops.push(set(
-            "Provider",
-            1,
-            utf16z(pkg.driver.provider.as_deref().unwrap_or("")),
-        ));
-        ops.push(Op::Key(format!("{pkg_key}\\Configurations\\{cfg}")));
-        ops.push(set("ConfigFlags", 4, dword(0)));
-        ops.push(set("Service", 1, utf16z(&name)));
-        for id in &ids {
-            ops.push(Op::Key(format!("{ddb}\\DeviceIds\\{id}")));
-            ops.push(set(&pkg.inf_name, 3, vec![0x01, 0xff, 0x00, 0x00]));
-            ops.push(Op::Key(format!("{pkg_key}\\Descriptors\\{id}")));
-            ops.push(set("Configuration", 1, utf16z(&cfg)));
-        }
-        let store = format!("{system_root}\\System32\\DriverStore\\FileRepository\\{label}");
-        files.push((format!("{store}\\{}", pkg.inf_name), pkg.inf_bytes.clone()));
-        files.push((format!("{store}\\{file}"), pkg.binary.1.clone()));
-        label_out = Some(label);
-    }
-    Injection {
-        files,
-        ops,
-        label: label_out,
-    }
-}
-
-fn set(name: &str, kind: u32, data: Vec<u8>) -> Op {
-    Op::Set {
-        name: name.to_string(),
-        kind,
-        data,
+        assert_eq!(PciDevice::parse("VEN_1AF4&DEV_1001", Some("01")), None);
     }
 }

@@ -70,6 +70,29 @@ pub struct Service {
     /// A driver of the disk stack that starts at boot on every Windows that has it.
     #[serde(default)]
     pub always_boot: bool,
+    /// The device class (a `[[class]]` name) of what it drives: the ClassGUID of the
+    /// CriticalDeviceDatabase entries that bind a device to it.
+    #[serde(default)]
+    pub class: Option<String>,
+    /// The load order group its service key names (the INF's LoadOrderGroup).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// It drives every controller of a PCI class code (`PCI\CC_010601`), not a vendor's
+    /// devices: Windows binds it by the class code.
+    #[serde(default)]
+    pub by_class: bool,
+}
+
+/// A device below a boot controller that Plug and Play binds through the
+/// CriticalDeviceDatabase (an IDE channel, the disk), and the service that drives it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Device {
+    /// Its ID as Plug and Play reports it (`GenDisk`, `PRIMARY_IDE_CHANNEL`).
+    pub id: String,
+    /// The service.
+    pub service: String,
+    /// Its device class (a `[[class]]` name).
+    pub class: String,
 }
 
 /// A device class whose filters sit in the disk stack.
@@ -111,6 +134,8 @@ struct HalFile {
 struct StorageFile {
     service: Vec<Service>,
     class: Vec<Class>,
+    #[serde(default)]
+    device: Vec<Device>,
 }
 
 /// Everything the windows layer knows, loaded once.
@@ -125,6 +150,8 @@ pub struct Knowledge {
     pub services: Vec<Service>,
     /// Storage device classes.
     pub classes: Vec<Class>,
+    /// Devices below boot controllers and their services.
+    pub devices: Vec<Device>,
     /// Releases that keep an older release's name.
     pub renames: Vec<Rename>,
 }
@@ -141,6 +168,7 @@ impl Knowledge {
             dep: h.dep,
             services: s.service,
             classes: s.class,
+            devices: s.device,
             renames: r.rename,
         })
     }
@@ -199,6 +227,20 @@ impl Knowledge {
             .find(|s| s.name.eq_ignore_ascii_case(name))
     }
 
+    /// The GUID of the device class named `name` (`HDC`), in braces, upper case as Windows
+    /// writes it in ClassGUID values.
+    pub fn class_guid(&self, name: &str) -> Option<String> {
+        self.classes
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+            .map(|c| c.guid.to_ascii_uppercase())
+    }
+
+    /// The device of this ID (case-insensitive), if it is one rehost knows.
+    pub fn device(&self, id: &str) -> Option<&Device> {
+        self.devices.iter().find(|d| d.id.eq_ignore_ascii_case(id))
+    }
+
     /// The HAL variants that can be `file` given what setup recorded (`hardware_id`): the
     /// one recorded under that id when there is one, else every variant of that name.
     pub fn hal_variant(&self, file: &str, hardware_id: Option<&str>) -> Option<&Hal> {
@@ -241,6 +283,20 @@ mod tests {
             .iter()
             .any(|s| s.name == "storahci" && s.role == "controller"));
         assert_eq!(k.classes.len(), 5);
+        // Every class a service or device names is in the class table.
+        for c in k
+            .services
+            .iter()
+            .filter_map(|s| s.class.as_deref())
+            .chain(k.devices.iter().map(|d| d.class.as_str()))
+        {
+            assert!(k.class_guid(c).is_some(), "unknown class {c}");
+        }
+        assert!(k.devices.iter().all(|d| k.service(&d.service).is_some()));
+        assert_eq!(
+            k.class_guid("hdc").as_deref(),
+            Some("{4D36E96A-E325-11CE-BFC1-08002BE10318}")
+        );
         assert_eq!(
             k.product_name("Windows 10 Pro", Some(22631), Some("Client")),
             "Windows 11 Pro"

@@ -18,6 +18,7 @@ pub mod hal;
 pub mod halsource;
 pub mod install;
 pub mod knowledge;
+pub mod register;
 pub mod registry;
 pub mod report;
 pub mod scene;
