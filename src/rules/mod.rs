@@ -83,7 +83,7 @@ impl Rule {
 pub const RULES: [Rule; 18] = [
     rule("encrypted", None, encrypted::check),
     rule("firmware", Some(firmware::reads), firmware::check),
-    rule("boot-config", None, boot_config::check),
+    rule("boot-config", None, boot_config::check).fixed(boot_config::fix),
     rule("dirty-volume", None, dirty_volume::check),
     rule("dirty-hive", None, dirty_hive::check),
     rule("hal-kernel-pair", None, hal_kernel_pair::check),
@@ -119,7 +119,7 @@ pub const RULES: [Rule; 18] = [
     ),
     rule("cpu-driver", Some(cpu_driver::reads), cpu_driver::check).fixed(cpu_driver::fix),
     rule("version-skew", None, version_skew::check),
-    rule("mounted-devices", None, mounted_devices::check),
+    rule("mounted-devices", None, mounted_devices::check).fixed(mounted_devices::fix),
     rule("san-policy", None, san_policy::check).fixed(san_policy::fix),
 ];
 
