@@ -6,6 +6,10 @@
 //! fresh mount of the reader reads the result back; only when it reads as asked are the
 //! operation's bytes passed on to the volume. A failed operation leaves no byte behind.
 //!
+//! `fatfs` 0.3 writes a new directory's `.` and `..` entries each after a long-name entry,
+//! and names the FAT32 root by its cluster in `..`; fsck.vfat and chkdsk take both for
+//! damage, so [`dot_entries`] rewrites them as the specification has them.
+//!
 //! Before `fatfs` walks a directory, the reader lists it (bounded: a looping cluster chain
 //! is an error there, where `fatfs` would loop), and before it rewrites a file, the reader
 //! reads it whole (a chain that ends before the file's size is an error).
@@ -70,6 +74,7 @@ impl FatWriter {
             .map_err(|e| self.err(path, e))?;
         op(&fs).map_err(|e| self.err(path, e))?;
         fs.unmount().map_err(|e| self.err(path, e))?;
+        dot_entries(&ov)?;
         let read: Arc<dyn ReadAt> = ov.clone();
         let again = Fat::open(read, self.ctx.clone())?;
         check(&again)?;
@@ -208,4 +213,64 @@ impl FatWriter {
         self.changes += 1;
         Ok(())
     }
+}
+
+/// Size of a directory entry.
+const ENTRY: usize = 32;
+/// The attribute of a long-name entry; of a directory.
+const LONG_NAME: u8 = 0x0F;
+const DIRECTORY: u8 = 0x10;
+
+fn is_long_name(e: &[u8]) -> bool {
+    e[11] == LONG_NAME
+}
+
+fn is_dot(e: &[u8], name: &[u8]) -> bool {
+    let mut want = [b' '; 11];
+    want[..name.len()].copy_from_slice(name);
+    e[..11] == want && e[11] & DIRECTORY != 0 && e[11] != LONG_NAME
+}
+
+/// In the bytes an operation staged, the start of every directory it created (a long-name
+/// entry, `.`, a long-name entry, `..`) rewritten as `.`, `..` and two deleted entries
+/// (deleted, not free: entries after them stay in the directory), with a `..` that names
+/// the FAT32 root by cluster 0.
+fn dot_entries(ov: &Overlay) -> Result<()> {
+    let mut boot = [0u8; 512];
+    ov.read_at(0, &mut boot)?;
+    let fat32 = u16::from_le_bytes([boot[22], boot[23]]) == 0;
+    let root = fat32.then(|| u32::from_le_bytes([boot[44], boot[45], boot[46], boot[47]]));
+    for (at, bytes) in ov.extents() {
+        let mut b = bytes.clone();
+        let mut i = (ENTRY - (at as usize % ENTRY)) % ENTRY;
+        while i + 4 * ENTRY <= b.len() {
+            let e = |n: usize| &b[i + n * ENTRY..i + (n + 1) * ENTRY];
+            if !(is_long_name(e(0))
+                && is_dot(e(1), b".")
+                && is_long_name(e(2))
+                && is_dot(e(3), b".."))
+            {
+                i += ENTRY;
+                continue;
+            }
+            let dot = e(1).to_vec();
+            let mut dotdot = e(3).to_vec();
+            let cluster = (u32::from(u16::from_le_bytes([dotdot[20], dotdot[21]])) << 16)
+                | u32::from(u16::from_le_bytes([dotdot[26], dotdot[27]]));
+            if Some(cluster) == root {
+                dotdot[20..22].fill(0);
+                dotdot[26..28].fill(0);
+            }
+            b[i..i + ENTRY].copy_from_slice(&dot);
+            b[i + ENTRY..i + 2 * ENTRY].copy_from_slice(&dotdot);
+            b[i + 2 * ENTRY..i + 4 * ENTRY].fill(0);
+            b[i + 2 * ENTRY] = 0xE5;
+            b[i + 3 * ENTRY] = 0xE5;
+            i += 4 * ENTRY;
+        }
+        if b != bytes {
+            ov.write_at(at, &b)?;
+        }
+    }
+    Ok(())
 }
