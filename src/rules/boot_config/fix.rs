@@ -260,10 +260,19 @@ fn bcd_devices(
             }
             // Rewritten below when the partition holding its image moved.
             Device::Ramdisk { .. } => {}
-            other => plan.cannot(
+            Device::Boot if store.volume == r.volume => {}
+            Device::Boot => plan.cannot(
                 ID,
                 format!(
-                    "BCD {} element {} is {other:?}, not a partition: left as it is",
+                    "BCD {} element {} names the boot device, not volume {}: left as it is",
+                    e.object, e.element, r.volume
+                ),
+            ),
+            Device::Other { device_type } => plan.cannot(
+                ID,
+                format!(
+                    "BCD {} element {} is a device of type {device_type}, not a partition: \
+                     left as it is",
                     e.object, e.element
                 ),
             ),
