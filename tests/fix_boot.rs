@@ -416,40 +416,73 @@ fn a_new_disk_signature_is_written_into_every_bcd_blob_and_the_drive_letter() {
     undo_restores(&image, &sha);
 }
 
+/// ws2019-letter: C: names another partition; ws2019-letterd: that, and the install's
+/// volume holds D:, which the fix drops.
 #[test]
 fn the_system_letter_names_the_gpt_partition() {
     if !have_tools() {
         return;
     }
+    for name in ["ws2019-letter", "ws2019-letterd"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, sha, report) = fix(name, "kvm-sata", &["mounted-devices"], dir.path());
+        let diff = changes_of(&report, "mounted-devices")[0]["diff"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            diff.contains("[HKEY_LOCAL_MACHINE\\SYSTEM\\MountedDevices]"),
+            "{diff}"
+        );
+        let (c, _) = volume(&raw(&image), 3, &dir.path().join("new"));
+        let system = ntfscat(&c, "/Windows/System32/config/SYSTEM");
+        let mut want = b"DMIO:ID:".to_vec();
+        want.extend_from_slice(&guid("33333333-aaaa-4bbb-8ccc-000000000003"));
+        assert_eq!(
+            hivexget(&system, "\\MountedDevices", "\\DosDevices\\C:", dir.path()),
+            want,
+            "{name}"
+        );
+        // The report's diff is the change hivex sees: the new data as .reg hex.
+        assert!(diff.contains(&format!(
+            "+\"\\\\DosDevices\\\\C:\"=hex:{}",
+            &reg_hex(&want)[..36]
+        )));
+        // One letter names the install's volume: C:.
+        let exported = export(&system, dir.path());
+        let letters = exported
+            .split("\n\n")
+            .find(|k| k.starts_with("[\\MountedDevices]"))
+            .unwrap();
+        assert_eq!(
+            letters.matches("DosDevices").count(),
+            1,
+            "{name}: {letters}"
+        );
+        if name == "ws2019-letterd" {
+            assert!(diff.contains("-\"\\\\DosDevices\\\\D:\""), "{diff}");
+        }
+        undo_restores(&image, &sha);
+    }
+}
+
+/// What cannot be fixed is not written: a BIOS layout (MBR) on a UEFI-only target.
+#[test]
+fn an_unfixable_layout_is_left_as_it_is() {
     let dir = tempfile::tempdir().unwrap();
-    let (image, sha, report) = fix(
-        "ws2019-letter",
-        "kvm-sata",
-        &["mounted-devices"],
-        dir.path(),
+    let image = copy("ws2019-bios", dir.path());
+    let sha = common::sha256_file(&image);
+    let r = json(
+        &["fix", "--in-place", "--json", "-t", "hyperv-gen2"],
+        &image,
     );
-    let diff = changes_of(&report, "mounted-devices")[0]["diff"]
+    assert_eq!(r["committed"], false);
+    assert_eq!(r["installs"][0]["after"], "no-boot");
+    assert!(r["not_committed"]
         .as_str()
         .unwrap()
-        .to_string();
-    assert!(
-        diff.contains("[HKEY_LOCAL_MACHINE\\SYSTEM\\MountedDevices]"),
-        "{diff}"
-    );
-    let (c, _) = volume(&raw(&image), 3, &dir.path().join("new"));
-    let system = ntfscat(&c, "/Windows/System32/config/SYSTEM");
-    let mut want = b"DMIO:ID:".to_vec();
-    want.extend_from_slice(&guid("33333333-aaaa-4bbb-8ccc-000000000003"));
-    assert_eq!(
-        hivexget(&system, "\\MountedDevices", "\\DosDevices\\C:", dir.path()),
-        want
-    );
-    // The report's diff is the change hivex sees: the new data as .reg hex.
-    assert!(diff.contains(&format!(
-        "+\"\\\\DosDevices\\\\C:\"=hex:{}",
-        &reg_hex(&want)[..36]
-    )));
-    undo_restores(&image, &sha);
+        .contains("still does not boot"));
+    assert_eq!(common::sha256_file(&image), sha);
 }
 
 #[test]
