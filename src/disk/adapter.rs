@@ -1,6 +1,7 @@
-//! `Read + Seek` over a [`ReadAt`], for crates that want a cursor (gpt, mbrman, fatfs).
+//! `Read + Seek` over a [`ReadAt`], for crates that want a cursor (gpt, mbrman, fatfs), and
+//! `Read + Write + Seek` over a [`WriteAt`] (fatfs writing into a staged volume).
 
-use super::ReadAt;
+use super::{ReadAt, WriteAt};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
 /// A cursor over a positional reader. Writes fail: the layers below are read-only until
@@ -18,38 +19,48 @@ impl<R: ReadAt> Cursor<R> {
     }
 }
 
+/// Reads from `inner` at `*pos` as much of `buf` as the device holds, and moves `*pos`.
+fn read_from(inner: &dyn ReadAt, pos: &mut u64, buf: &mut [u8]) -> io::Result<usize> {
+    let size = inner.size();
+    if *pos >= size {
+        return Ok(0);
+    }
+    let n = (size - *pos).min(buf.len() as u64) as usize;
+    inner
+        .read_at(*pos, &mut buf[..n])
+        .map_err(io::Error::other)?;
+    *pos += n as u64;
+    Ok(n)
+}
+
+/// The position a seek from `pos` on a device of `size` bytes goes to.
+fn seek_in(size: u64, pos: &mut u64, to: SeekFrom) -> io::Result<u64> {
+    let base = match to {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => size.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    };
+    match base {
+        Some(p) => {
+            *pos = p;
+            Ok(p)
+        }
+        None => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "seek before the start of the device",
+        )),
+    }
+}
+
 impl<R: ReadAt> Read for Cursor<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let size = self.inner.size();
-        if self.pos >= size {
-            return Ok(0);
-        }
-        let n = (size - self.pos).min(buf.len() as u64) as usize;
-        self.inner
-            .read_at(self.pos, &mut buf[..n])
-            .map_err(io::Error::other)?;
-        self.pos += n as u64;
-        Ok(n)
+        read_from(&self.inner, &mut self.pos, buf)
     }
 }
 
 impl<R: ReadAt> Seek for Cursor<R> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let base = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.inner.size().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match base {
-            Some(p) => {
-                self.pos = p;
-                Ok(p)
-            }
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek before the start of the device",
-            )),
-        }
+        seek_in(self.inner.size(), &mut self.pos, to)
     }
 }
 
@@ -62,5 +73,77 @@ impl<R: ReadAt> Write for Cursor<R> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// A cursor over a positional writer (a window of the staging overlay): writes land
+/// there, never past the end of the device.
+#[derive(Debug)]
+pub struct CursorMut<W> {
+    inner: W,
+    pos: u64,
+}
+
+impl<W: WriteAt> CursorMut<W> {
+    /// A cursor at position 0.
+    pub fn new(inner: W) -> Self {
+        CursorMut { inner, pos: 0 }
+    }
+}
+
+impl<W: WriteAt> Read for CursorMut<W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        read_from(&self.inner, &mut self.pos, buf)
+    }
+}
+
+impl<W: WriteAt> Seek for CursorMut<W> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        seek_in(self.inner.size(), &mut self.pos, to)
+    }
+}
+
+impl<W: WriteAt> Write for CursorMut<W> {
+    /// Writes what fits before the end of the device (0 bytes at the end, which makes
+    /// `write_all` fail rather than write past it).
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let size = self.inner.size();
+        if self.pos >= size {
+            return Ok(0);
+        }
+        let n = (size - self.pos).min(buf.len() as u64) as usize;
+        self.inner
+            .write_at(self.pos, &buf[..n])
+            .map_err(io::Error::other)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::{Memory, Overlay};
+    use crate::error::{Ctx, Layer};
+    use std::sync::Arc;
+
+    #[test]
+    fn writes_land_in_the_overlay_and_stop_at_the_end() {
+        let base = Arc::new(Memory::new("m", vec![7u8; 100]));
+        let ov = Arc::new(Overlay::new(base, Ctx::new("m", Layer::Raw)));
+        let mut c = CursorMut::new(ov.clone());
+        c.seek(SeekFrom::Start(96)).unwrap();
+        assert!(c.write_all(&[1, 2, 3, 4, 5, 6]).is_err());
+        c.seek(SeekFrom::Start(10)).unwrap();
+        c.write_all(&[9, 9]).unwrap();
+        let mut b = [0u8; 4];
+        c.seek(SeekFrom::Start(9)).unwrap();
+        c.read_exact(&mut b).unwrap();
+        assert_eq!(b, [7, 9, 9, 7]);
+        assert_eq!(ov.extents()[0], (10, vec![9, 9]));
+        assert!(c.seek(SeekFrom::Current(-100)).is_err());
     }
 }

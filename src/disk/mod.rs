@@ -45,7 +45,7 @@ mod undo;
 pub mod vhd;
 pub mod vhdx;
 
-pub use adapter::Cursor;
+pub use adapter::{Cursor, CursorMut};
 pub use cache::BlockCache;
 pub use commit::{open_for_write, CommitOptions, CommitReport, WriteOptions, WriteSession};
 pub use detect::{

@@ -228,3 +228,139 @@ pub fn objects(hive: &Hive) -> Result<Vec<Object>> {
     }
     Ok(out)
 }
+
+/// A binary element of a store as it is stored: a device, an integer or a boolean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawElement {
+    /// The object's key name, as stored (`{9dea862c-...}`).
+    pub object: String,
+    /// The element's key name, as stored (`11000001`).
+    pub element: String,
+    /// The element code.
+    pub code: u32,
+    /// The value's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Every REG_BINARY element of every object of a store, with the key names as stored.
+pub fn binary_elements(hive: &Hive) -> Result<Vec<RawElement>> {
+    let mut out = Vec::new();
+    for object in hive.subkeys("Objects")? {
+        let base = format!("Objects\\{object}\\Elements");
+        for element in hive.subkeys(&base)? {
+            let Ok(code) = u32::from_str_radix(&element, 16) else {
+                continue;
+            };
+            if let Some(Value::Binary { bytes, .. }) =
+                hive.value(&format!("{base}\\{element}"), "Element")?
+            {
+                out.push(RawElement {
+                    object: object.clone(),
+                    element,
+                    code,
+                    bytes,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Every partition descriptor in a device element (the element's own, or one nested in a
+/// RAM disk's), by the offset it starts at.
+pub fn partitions(b: &[u8]) -> Vec<(usize, PartitionRef)> {
+    let mut out = Vec::new();
+    let mut p = 0x10;
+    while p + 0x38 <= b.len() {
+        if let Some(r) = partition_at(b, p) {
+            out.push((p, r));
+            p += 0x48;
+            continue;
+        }
+        p += 4;
+    }
+    out
+}
+
+fn guid_bytes(s: &str) -> Option<[u8; 16]> {
+    uuid::Uuid::parse_str(s).ok().map(|u| u.to_bytes_le())
+}
+
+/// Writes the identity of `r` into the partition descriptor at `p` of `b`: the partition
+/// (start in bytes, or unique GUID), the partition style and the disk (signature, or GUID).
+/// `None` when `p` holds no descriptor or `r` does not parse; `b` is then unchanged.
+pub fn set_partition(b: &mut [u8], p: usize, r: &PartitionRef) -> Option<()> {
+    partition_at(b, p)?;
+    let (partition, style, disk) = match r {
+        PartitionRef::Mbr { signature, offset } => {
+            let sig = u32::from_str_radix(signature, 16).ok()?;
+            let mut part = [0u8; 16];
+            part[..8].copy_from_slice(&offset.to_le_bytes());
+            let mut disk = [0u8; 16];
+            disk[..4].copy_from_slice(&sig.to_le_bytes());
+            (part, 1u32, disk)
+        }
+        PartitionRef::Gpt { disk, partition } => (guid_bytes(partition)?, 0, guid_bytes(disk)?),
+    };
+    b[p + 0x10..p + 0x20].copy_from_slice(&partition);
+    b[p + 0x24..p + 0x28].copy_from_slice(&style.to_le_bytes());
+    b[p + 0x28..p + 0x38].copy_from_slice(&disk);
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mbr(signature: &str, offset: u64) -> PartitionRef {
+        PartitionRef::Mbr {
+            signature: signature.into(),
+            offset,
+        }
+    }
+
+    #[test]
+    fn descriptors_are_found_and_rewritten_in_place() {
+        // A partition device, as bcdedit writes it.
+        let mut b = vec![0u8; 88];
+        b[0x10] = 6;
+        b[0x18] = 0x48;
+        b[0x14] = 0xAB; // a byte rehost must not touch
+        set_partition(&mut b, 0x10, &mbr("2019b105", 1 << 20)).unwrap();
+        assert_eq!(
+            device(&b),
+            Device::Partition {
+                partition: mbr("2019b105", 1 << 20)
+            }
+        );
+        // Nested in a RAM disk, after a header that holds 5 and 6 elsewhere.
+        let mut ram = vec![0u8; 0x44];
+        ram[0x20] = 3;
+        ram[0x40] = 5;
+        ram.extend_from_slice(&b[0x10..0x58]);
+        ram.extend("\\x.wim\0".encode_utf16().flat_map(u16::to_le_bytes));
+        let found = partitions(&ram);
+        assert_eq!(found, vec![(0x44, mbr("2019b105", 1 << 20))]);
+        let gpt = PartitionRef::Gpt {
+            disk: "33333333-aaaa-4bbb-8ccc-000000000000".into(),
+            partition: "33333333-aaaa-4bbb-8ccc-000000000003".into(),
+        };
+        let before = ram.clone();
+        set_partition(&mut ram, 0x44, &gpt).unwrap();
+        assert_eq!(partitions(&ram), vec![(0x44, gpt.clone())]);
+        assert_eq!(
+            device(&ram),
+            Device::Ramdisk {
+                partition: Some(gpt),
+                path: "\\x.wim".into()
+            }
+        );
+        // Only the identity, style and disk changed.
+        let changed: Vec<usize> = (0..ram.len()).filter(|i| ram[*i] != before[*i]).collect();
+        assert!(changed
+            .iter()
+            .all(|i| (0x54..0x64).contains(i) || (0x68..0x7C).contains(i)));
+        assert!(set_partition(&mut ram, 0x40, &mbr("1", 0)).is_none());
+        assert!(set_partition(&mut b, 0x10, &mbr("not hex", 0)).is_none());
+    }
+}

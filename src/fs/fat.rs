@@ -2,7 +2,10 @@
 //!
 //! The boot sector is checked here before `fatfs` sees it (the crate asserts on some
 //! impossible values), directory listings are bounded by the volume's size, and a file that
-//! ends before its recorded size is an error rather than short data.
+//! ends before its recorded size is an error rather than short data. [`write`] writes files
+//! into a staged volume through the same crate.
+
+pub mod write;
 
 use super::DirEntry;
 use crate::disk::{Cursor, ReadAt};

@@ -1,8 +1,9 @@
-//! An image's NTFS volume opened for writing: the disk opened for a commit (in place behind
-//! the undo journal, or into a new image) or, for a dry run, read-only; the volume's
-//! window over the staging overlay; the NTFS writer on it. Operations stage their writes;
+//! An image's NTFS and FAT volumes opened for writing: the disk opened for a commit (in place
+//! behind the undo journal, or into a new image) or, for a dry run, read-only; the volume's
+//! window over the staging overlay; the NTFS writer, or the FAT writer, on it. Operations stage their writes;
 //! [`Staged::finish`] commits them, or for a dry run only counts them.
 
+use super::fat::write::FatWriter;
 use super::ntfs::write::{WriteOptions, Writer};
 use crate::disk::{
     self, CommitOptions, CommitReport, Overlay, WindowMut, WriteOptions as DiskOptions,
@@ -37,7 +38,42 @@ pub enum Mode {
     Output(PathBuf),
 }
 
-/// An image open for staged writes into its NTFS volumes.
+/// The writer of one volume of a staged image, for the file system it holds.
+pub enum VolumeWriter {
+    /// An NTFS volume.
+    Ntfs(Box<Writer>),
+    /// A FAT volume (an EFI system partition).
+    Fat(FatWriter),
+}
+
+impl VolumeWriter {
+    /// Creates `path` or replaces its content (on FAT, directories on the path are created
+    /// where missing; on NTFS the directory must exist).
+    pub fn put(&mut self, path: &str, data: &[u8]) -> Result<()> {
+        match self {
+            VolumeWriter::Ntfs(w) => w.put(path, data).map(|_| ()),
+            VolumeWriter::Fat(w) => w.put(path, data),
+        }
+    }
+
+    /// Replaces the content of the existing file `path`.
+    pub fn replace(&mut self, path: &str, data: &[u8]) -> Result<()> {
+        match self {
+            VolumeWriter::Ntfs(w) => w.replace(path, data),
+            VolumeWriter::Fat(w) => w.replace(path, data),
+        }
+    }
+
+    /// Renames or moves the file `from` to `to`.
+    pub fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        match self {
+            VolumeWriter::Ntfs(w) => w.rename(from, to),
+            VolumeWriter::Fat(w) => w.rename(from, to),
+        }
+    }
+}
+
+/// An image open for staged writes into its NTFS and FAT volumes.
 pub struct Staged {
     session: Option<disk::WriteSession>,
     info: disk::DiskInfo,
@@ -100,9 +136,8 @@ pub fn open(image: &Path, mode: Mode) -> Result<Staged> {
 }
 
 impl Staged {
-    /// The NTFS writer of volume `index` (as `rehost volumes` numbers it); its reader sees
-    /// every write staged so far, by any writer of this image.
-    pub fn writer(&self, index: u32, opts: WriteOptions) -> Result<Writer> {
+    /// The volume numbered `index` and a window of the staging overlay over it.
+    fn window(&self, index: u32, layer: Layer) -> Result<(&volume::VolumeInfo, WindowMut)> {
         let ctx = &self.ctx;
         let v = self
             .layout
@@ -110,15 +145,39 @@ impl Staged {
             .iter()
             .find(|v| v.index == index)
             .ok_or_else(|| ctx.invalid(format!("no volume {index}")))?;
+        let inner: Arc<dyn WriteAt> = self.overlay.clone();
+        let win = WindowMut::new(inner, v.offset, v.size, ctx.with_layer(layer))?;
+        Ok((v, win))
+    }
+
+    /// The NTFS writer of volume `index` (as `rehost volumes` numbers it); its reader sees
+    /// every write staged so far, by any writer of this image.
+    pub fn writer(&self, index: u32, opts: WriteOptions) -> Result<Writer> {
+        let (v, win) = self.window(index, Layer::Ntfs)?;
         if v.content != Content::Ntfs {
-            return Err(ctx.unsupported(
+            return Err(self.ctx.unsupported(
                 v.offset,
                 format!("volume {index} is not NTFS: rehost writes into NTFS volumes only"),
             ));
         }
-        let inner: Arc<dyn WriteAt> = self.overlay.clone();
-        let win = WindowMut::new(inner, v.offset, v.size, ctx.with_layer(Layer::Ntfs))?;
-        Writer::open(Arc::new(win), ctx.with_layer(Layer::Ntfs), opts)
+        Writer::open(Arc::new(win), self.ctx.with_layer(Layer::Ntfs), opts)
+    }
+
+    /// The writer of volume `index` for the file system it holds: NTFS (with `opts`) or
+    /// FAT (an EFI system partition).
+    pub fn volume_writer(&self, index: u32, opts: WriteOptions) -> Result<VolumeWriter> {
+        let fat = self.layout.volumes.iter().any(|v| {
+            v.index == index
+                && matches!(v.content, Content::Fat12 | Content::Fat16 | Content::Fat32)
+        });
+        if !fat {
+            return Ok(VolumeWriter::Ntfs(Box::new(self.writer(index, opts)?)));
+        }
+        let (_, win) = self.window(index, Layer::Fat)?;
+        Ok(VolumeWriter::Fat(FatWriter::open(
+            Arc::new(win),
+            self.ctx.clone(),
+        )?))
     }
 
     /// The image as staged so far, as a disk the reading layers open: every read sees the

@@ -3,6 +3,10 @@
 //! bootmgr; on a UEFI boot the EFI system partition holds `\EFI\Microsoft\Boot\BCD`,
 //! bootmgfw.efi and the fallback loader a new machine starts. The entry must name this
 //! disk's partitions, and its loader (winload.exe or .efi) must match the firmware.
+//! The fix, in [`fix`], repairs what it can of that.
+
+mod fix;
+pub use fix::fix;
 
 use super::finding::{Evidence, Finding};
 use super::firmware::natural;

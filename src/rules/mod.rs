@@ -85,7 +85,7 @@ impl Rule {
 pub const RULES: [Rule; 18] = [
     rule("encrypted", None, encrypted::check),
     rule("firmware", Some(firmware::reads), firmware::check),
-    rule("boot-config", None, boot_config::check),
+    rule("boot-config", None, boot_config::check).fixed(boot_config::fix),
     rule("dirty-volume", None, dirty_volume::check),
     rule("dirty-hive", None, dirty_hive::check),
     rule("hal-kernel-pair", None, hal_kernel_pair::check).fixed(hal_kernel_pair::fix),
@@ -124,7 +124,7 @@ pub const RULES: [Rule; 18] = [
     .fixed(hypervisor_driver::fix),
     rule("cpu-driver", Some(cpu_driver::reads), cpu_driver::check).fixed(cpu_driver::fix),
     rule("version-skew", None, version_skew::check).fixed(version_skew::fix),
-    rule("mounted-devices", None, mounted_devices::check),
+    rule("mounted-devices", None, mounted_devices::check).fixed(mounted_devices::fix),
     rule("san-policy", None, san_policy::check).fixed(san_policy::fix),
 ];
 

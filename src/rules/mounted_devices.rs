@@ -4,10 +4,13 @@
 //! another one at boot, and logon fails (black screen, logon loop).
 
 use super::finding::{Evidence, Finding};
+use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
 use super::target::Target;
 use super::Out;
 use crate::error::Result;
+use crate::formats::regf::regtext::Op;
+use crate::windows::devices;
 use crate::windows::report::MountedData;
 
 const ID: &str = "mounted-devices";
@@ -22,18 +25,23 @@ fn describe(d: &MountedData) -> String {
     }
 }
 
-/// The check.
-pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
-    let i = s.install;
+/// The letter the install's SystemRoot names (`C:` when SOFTWARE does not say).
+fn system_letter(s: &Subject) -> Result<String> {
     let system_root = match s.software {
         Some(sw) => sw.string("Microsoft\\Windows NT\\CurrentVersion", "SystemRoot")?,
         None => None,
     };
-    let letter = system_root
+    Ok(system_root
         .as_deref()
         .filter(|r| r.len() >= 2 && r.as_bytes()[1] == b':')
         .map(|r| r[..2].to_ascii_uppercase())
-        .unwrap_or_else(|| "C:".into());
+        .unwrap_or_else(|| "C:".into()))
+}
+
+/// The check.
+pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
+    let i = s.install;
+    let letter = system_letter(s)?;
     let name = format!("\\DosDevices\\{letter}");
     let entry = i
         .mounted_devices
@@ -92,5 +100,80 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
             ),
         },
     }
+    Ok(())
+}
+
+/// The fix: the letter SystemRoot names is given to the install's volume, by this disk's
+/// identity (MBR signature and partition start, or the GPT partition GUID); the other
+/// letters that name the install's volume are dropped, so that it has one letter.
+pub fn fix(
+    s: &Subject,
+    _t: &Target,
+    findings: &[&Finding],
+    _o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let i = s.install;
+    let Some(data) = s
+        .scene
+        .identity(i.volume)
+        .as_ref()
+        .and_then(devices::encode)
+    else {
+        plan.cannot(
+            ID,
+            format!(
+                "volume {} has no identity MountedDevices can name (no MBR signature, or no \
+                 GPT partition GUID)",
+                i.volume
+            ),
+        );
+        return Ok(());
+    };
+    let letter = system_letter(s)?;
+    let wanted = format!("\\DosDevices\\{letter}");
+    let dos = |m: &&crate::windows::report::MountedDevice| {
+        m.name.to_ascii_lowercase().starts_with("\\dosdevices\\")
+    };
+    // The value as the hive spells it, when it exists.
+    let existing = i
+        .mounted_devices
+        .iter()
+        .find(|m| m.name.eq_ignore_ascii_case(&wanted));
+    let name = existing.map(|m| m.name.clone()).unwrap_or(wanted);
+    let mut ops = vec![
+        Op::Key(reg::system("MountedDevices")),
+        reg::set(&name, 3, data),
+    ];
+    let mut why = match existing {
+        Some(e) => format!(
+            "give {letter} to the install's volume {} (it named {})",
+            i.volume,
+            describe(&e.data)
+        ),
+        None => format!("give {letter} to the install's volume {}", i.volume),
+    };
+    if let Some(v) = existing.and_then(|e| e.volume) {
+        why.push_str(&format!(
+            "; volume {v} of this image loses {letter} and gets the next free letter"
+        ));
+    }
+    for m in i.mounted_devices.iter().filter(dos) {
+        if m.volume == Some(i.volume) && !m.name.eq_ignore_ascii_case(&name) {
+            ops.push(Op::DeleteValue(m.name.clone()));
+            why.push_str(&format!("; drop {}, which named it too", m.name));
+        }
+    }
+    plan.add(
+        ID,
+        why,
+        Change::Registry {
+            hive: "SYSTEM".into(),
+            ops,
+        },
+    );
     Ok(())
 }

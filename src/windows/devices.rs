@@ -38,6 +38,26 @@ pub fn decode(bytes: &[u8]) -> MountedData {
     MountedData::Other { text }
 }
 
+/// The MountedDevices data that names a partition (the inverse of [`decode`]): the MBR disk
+/// signature and the partition's start in bytes (12 bytes), or `DMIO:ID:` and the GPT
+/// partition GUID (24 bytes). `None` when the reference does not parse.
+pub fn encode(p: &PartitionRef) -> Option<Vec<u8>> {
+    match p {
+        PartitionRef::Mbr { signature, offset } => {
+            let sig = u32::from_str_radix(signature, 16).ok()?;
+            let mut b = sig.to_le_bytes().to_vec();
+            b.extend_from_slice(&offset.to_le_bytes());
+            Some(b)
+        }
+        PartitionRef::Gpt { partition, .. } => {
+            let g = uuid::Uuid::parse_str(partition).ok()?;
+            let mut b = b"DMIO:ID:".to_vec();
+            b.extend_from_slice(&g.to_bytes_le());
+            Some(b)
+        }
+    }
+}
+
 /// The drive letters and the volumes of this image they name.
 pub fn mounted(scene: &Scene, install: &mut Install, system: &Hive) -> Result<()> {
     for (name, value) in system.values("MountedDevices")? {
@@ -220,6 +240,17 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // And back.
+        let p = PartitionRef::Mbr {
+            signature: "5cbea03e".into(),
+            offset: 1 << 20,
+        };
+        assert_eq!(encode(&p).unwrap(), mbr);
+        let p = PartitionRef::Gpt {
+            disk: String::new(),
+            partition: "aa11aa11-0000-4000-8000-000000000003".into(),
+        };
+        assert_eq!(encode(&p).unwrap(), gpt);
         let path: Vec<u8> = "\\??\\IDE#CdRom"
             .encode_utf16()
             .flat_map(|u| u.to_le_bytes())

@@ -94,6 +94,22 @@ impl Scene {
         }
     }
 
+    /// How a boot store or MountedDevices names volume `index` of this image (the inverse
+    /// of [`Scene::resolve`]): MBR disk signature and start, or GPT disk and partition GUID.
+    pub fn identity(&self, index: u32) -> Option<PartitionRef> {
+        let v = self.volume(index)?;
+        if let Some(signature) = &self.layout.mbr_signature {
+            return Some(PartitionRef::Mbr {
+                signature: signature.clone(),
+                offset: v.offset,
+            });
+        }
+        Some(PartitionRef::Gpt {
+            disk: self.layout.disk_guid.clone()?,
+            partition: v.partition_guid.clone()?,
+        })
+    }
+
     /// The volume `partition(N)` of an ARC path names on this disk (rdisk 0).
     pub fn arc_partition(&self, n: u32) -> Option<u32> {
         self.layout

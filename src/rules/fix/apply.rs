@@ -1,15 +1,14 @@
 //! Applying a plan into an image's staging overlay: the registry changes of each hive one
 //! after another on the hive as it is (its logs replayed), each read back through nt-hive,
-//! the result written over the hive file by the NTFS writer; files put and renamed by the
-//! writer of their volume; raw bytes staged at their offset. Nothing reaches the image:
+//! the result written over the hive file by the writer of its volume (NTFS, or FAT for a
+//! BCD on an EFI system partition); files put and renamed by the writer of their volume; raw bytes staged at their offset. Nothing reaches the image:
 //! the caller commits.
 
 use super::{Change, Plan};
 use crate::error::{Ctx, Layer, Result};
 use crate::formats::bootini;
 use crate::formats::regf::diff;
-use crate::fs::ntfs::write::Writer;
-use crate::fs::staged::{self, Staged};
+use crate::fs::staged::{self, Staged, VolumeWriter};
 use crate::windows::registry::{self, HiveFile, Mounts};
 use crate::windows::report::Install;
 use crate::windows::Opened;
@@ -64,18 +63,18 @@ fn sha(b: &[u8]) -> String {
         .collect()
 }
 
-/// The writers of the volumes written so far, one per volume.
+/// The writers of the volumes written so far, one per volume (NTFS or FAT).
 struct Writers<'a> {
     staged: &'a Staged,
-    open: Vec<(u32, Writer)>,
+    open: Vec<(u32, VolumeWriter)>,
 }
 
 impl Writers<'_> {
-    fn get(&mut self, volume: u32) -> Result<&mut Writer> {
+    fn get(&mut self, volume: u32) -> Result<&mut VolumeWriter> {
         if !self.open.iter().any(|(v, _)| *v == volume) {
             let w = self
                 .staged
-                .writer(volume, staged::image_options(false, false))?;
+                .volume_writer(volume, staged::image_options(false, false))?;
             self.open.push((volume, w));
         }
         Ok(&mut self
