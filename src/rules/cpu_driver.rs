@@ -9,7 +9,6 @@ use super::subject::Subject;
 use super::target::Target;
 use super::Out;
 use crate::error::Result;
-use crate::formats::regf::regtext::Op;
 
 const ID: &str = "cpu-driver";
 
@@ -78,11 +77,7 @@ pub fn fix(
         let (Some(cs), Some(svc)) = (f.control_set, &f.service) else {
             continue;
         };
-        ops.push(Op::Key(reg::system(&format!(
-            "{}\\Services\\{svc}",
-            s.cs_key(cs)
-        ))));
-        ops.push(reg::dword("Start", 4));
+        ops.extend(reg::start(&s.cs_key(cs), svc, 4));
         names.push(format!("{svc} in {}", s.cs_key(cs)));
     }
     if !ops.is_empty() {

@@ -269,11 +269,7 @@ pub fn fix(
             // The entry is right; its service is what does not start.
             match s.service(cs, &service)? {
                 Some(r) if r.file_present => {
-                    ops.push(Op::Key(reg::system(&format!(
-                        "{}\\Services\\{service}",
-                        s.cs_key(cs)
-                    ))));
-                    ops.push(reg::dword("Start", 0));
+                    ops.extend(reg::start(&s.cs_key(cs), &service, 0));
                     what.push(format!("{service} starts at boot in {}", s.cs_key(cs)));
                 }
                 _ => plan.cannot(

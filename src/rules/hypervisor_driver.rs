@@ -12,7 +12,6 @@ use super::subject::Subject;
 use super::target::Target;
 use super::Out;
 use crate::error::Result;
-use crate::formats::regf::regtext::Op;
 use crate::windows::knowledge::Knowledge;
 
 const ID: &str = "hypervisor-driver";
@@ -105,11 +104,7 @@ pub fn fix(
         if names.contains(&format!("{svc} in {}", s.cs_key(cs))) {
             continue;
         }
-        ops.push(Op::Key(reg::system(&format!(
-            "{}\\Services\\{svc}",
-            s.cs_key(cs)
-        ))));
-        ops.push(reg::dword("Start", 4));
+        ops.extend(reg::start(&s.cs_key(cs), svc, 4));
         names.push(format!("{svc} in {}", s.cs_key(cs)));
         if f.case == "filter" {
             filters.push((cs, svc.clone()));

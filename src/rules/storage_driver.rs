@@ -247,11 +247,7 @@ pub fn fix(
             None => needs[at].no_key.push(cs),
             Some(r) => {
                 if r.start != Some(0) {
-                    ops.push(Op::Key(reg::system(&format!(
-                        "{}\\Services\\{svc}",
-                        s.cs_key(cs)
-                    ))));
-                    ops.push(reg::dword("Start", 0));
+                    ops.extend(reg::start(&s.cs_key(cs), svc, 0));
                     names.push(format!("{svc} in {}", s.cs_key(cs)));
                 }
                 if !r.file_present {

@@ -171,6 +171,15 @@ pub mod reg {
         d
     }
 
+    /// The service's key in control set `cs` (`ControlSetNNN\Services\<service>`) and
+    /// its Start set to `start`.
+    pub fn start(cs_key: &str, service: &str, start: u32) -> [Op; 2] {
+        [
+            Op::Key(system(&format!("{cs_key}\\Services\\{service}"))),
+            dword("Start", start),
+        ]
+    }
+
     /// Sets a REG_DWORD.
     pub fn dword(name: &str, v: u32) -> Op {
         Op::Set {
