@@ -156,17 +156,19 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
                         writeln!(out, "    {l}")?;
                     }
                 }
-                _ => writeln!(
-                    out,
-                    "  {}: {} {}{}",
-                    c.rule,
-                    c.kind,
-                    c.file.as_deref().unwrap_or(""),
-                    c.sha256
-                        .as_deref()
-                        .map(|h| format!(" ({} bytes, sha256 {h})", c.bytes.unwrap_or(0)))
-                        .unwrap_or_default()
-                )?,
+                _ => {
+                    writeln!(out, "  {}: {}", c.rule, c.why)?;
+                    writeln!(
+                        out,
+                        "    {} {}{}",
+                        c.kind,
+                        c.file.as_deref().unwrap_or(""),
+                        c.sha256
+                            .as_deref()
+                            .map(|h| format!(" ({} bytes, sha256 {h})", c.bytes.unwrap_or(0)))
+                            .unwrap_or_default()
+                    )?
+                }
             }
         }
         for n in &i.not_fixed {
