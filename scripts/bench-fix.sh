@@ -4,9 +4,10 @@
 #      dynamic VHDX, fixed for kvm-sata (msahci to boot start in both control sets):
 #      --dry-run, and --in-place (the undo journal undone between runs, outside the timing);
 #      medians of whole processes, no copy of the image in the figure;
-#   2. a fleet of 200 images (copies of four fault fixtures) fixed in place with -j 2:
+#   2. beside it, hivexregedit --merge of the same two values into a bare copy of the hive;
+#   3. a fleet of 200 images (copies of four fault fixtures) fixed in place with -j 2:
 #      images per second, median per-image time, and how many boot afterwards.
-# Needs: zstd, qemu-img, hyperfine, python3. Images are built under target/bench/fix.
+# Needs: zstd, qemu-img, hyperfine, python3, hivexregedit. Images are built under target/bench/fix.
 # Usage: scripts/bench-fix.sh [runs]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,6 +38,29 @@ import json, sys
 for r in json.load(open(sys.argv[1]))["results"]:
     mode = r["command"].split()[-1]
     print(f"  fix {mode}: median {r['median'] * 1000:.1f} ms (min {r['min'] * 1000:.1f}, max {r['max'] * 1000:.1f})")
+PY
+
+echo "== peer: the same registry change by hivexregedit --merge into a bare copy of the hive"
+# The step a hivex-based converter takes once it has the hive in hand (no image opened, no
+# NTFS written, no check before or after): a lower bound for it, not its whole cost.
+"$rehost" cat "$big" '\Windows\System32\config\SYSTEM' > "$bench/SYSTEM"
+cat > "$bench/msahci.reg" <<'REG'
+Windows Registry Editor Version 5.00
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\services\msahci]
+"Start"=dword:00000000
+
+[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet002\services\msahci]
+"Start"=dword:00000000
+REG
+hyperfine -N -w 2 -r "$runs" --export-json "$bench/peer.json" \
+  --prepare "cp $bench/SYSTEM $bench/SYSTEM.peer" \
+  "hivexregedit --merge --prefix 'HKEY_LOCAL_MACHINE\\SYSTEM' $bench/SYSTEM.peer $bench/msahci.reg" > /dev/null
+python3 - "$bench/one.json" "$bench/peer.json" <<'PY'
+import json, sys
+ours = {r["command"].split()[-1]: r["median"] for r in json.load(open(sys.argv[1]))["results"]}
+peer = json.load(open(sys.argv[2]))["results"][0]["median"]
+print(f"  hivexregedit --merge: median {peer * 1000:.1f} ms; rehost fix --in-place / hivexregedit {ours['--in-place'] / peer:.2f}x")
 PY
 
 echo "== fleet: 200 images, -j 2, --in-place"
