@@ -4,7 +4,8 @@
 //! journal; then qemu-img converts the image to raw and ntfs-3g (ntfsls, ntfscat, ntfsfix,
 //! ntfsresize) and the Sleuth Kit (fls, icat) must read exactly the model's tree and bytes,
 //! `qemu-img check` must pass on the VHDX, and `rehost undo` must bring back the image's
-//! SHA-256. The commands (`rehost put`, `rm`, `mv`, `--dry-run`, `--output`) are checked too.
+//! SHA-256. The same for 64 MiB files and a 5,000-entry directory on a fresh mkntfs volume
+//! in each container (qemu-img has no check for VHD). The commands (`rehost put`, `rm`, `mv`, `--dry-run`, `--output`) are checked too.
 
 mod common;
 #[path = "ntfs_write/harness.rs"]
@@ -212,6 +213,160 @@ fn random_sequences_in_fixed_vhdx() {
 fn random_sequences_and_a_split_index_in_dynamic_vhdx() {
     // /many (the fixture's 800-entry directory) grows by 1,200 entries: its index splits.
     sequence_on("dynamic-1m.vhdx", "vhdx", 0x15, 40, 3 << 20, 1_200);
+}
+
+/// A 192 MiB MBR disk whose one NTFS volume mkntfs made, in container `fmt` (through
+/// qemu-img): room for the 64 MiB files the fixture disk is too small for.
+fn large_disk(dir: &Path, fmt: &str, qemu_opts: &str, name: &str) -> PathBuf {
+    const START: u64 = 2048;
+    let vol = dir.join("fresh.ntfs");
+    let sectors: u64 = 192 * 2048 - START;
+    std::fs::File::create(&vol)
+        .unwrap()
+        .set_len(sectors * 512)
+        .unwrap();
+    common::run(
+        Command::new("mkntfs")
+            .args(["-F", "-Q", "-q", "-s", "512", "-c", "4096", "-p", "2048"])
+            .args(["-H", "255", "-S", "63", "-L", "LARGE"])
+            .arg(&vol),
+    );
+    let mut disk = vec![0u8; (START * 512) as usize];
+    let e = &mut disk[446..462];
+    e[0] = 0x80;
+    e[4] = 0x07;
+    e[8..12].copy_from_slice(&(START as u32).to_le_bytes());
+    e[12..16].copy_from_slice(&(sectors as u32).to_le_bytes());
+    disk[440..444].copy_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+    disk[510] = 0x55;
+    disk[511] = 0xaa;
+    disk.extend(std::fs::read(&vol).unwrap());
+    std::fs::remove_file(&vol).unwrap();
+    let raw = dir.join("large.raw");
+    std::fs::write(&raw, &disk).unwrap();
+    if fmt == "raw" {
+        return raw;
+    }
+    let out = dir.join(name);
+    common::run(
+        Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", fmt, "-o", qemu_opts])
+            .arg(&raw)
+            .arg(&out),
+    );
+    std::fs::remove_file(&raw).unwrap();
+    out
+}
+
+/// 64 MiB files (one extended past its allocation, one truncated), an empty one, and 5,000
+/// entries in the root directory (its index split many times, some entries then removed
+/// and renamed), committed in place into a fresh volume in container `fmt`; ntfs-3g and
+/// the Sleuth Kit read exactly the model; `qemu-img check` passes on VHDX; undo restores.
+fn large_files_on(fmt: &str, qemu_opts: &str, name: &str) {
+    for tool in ["mkntfs", "qemu-img"] {
+        if !common::have_tool(tool) {
+            return;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = large_disk(dir.path(), fmt, qemu_opts, name);
+    let before = common::sha256_file(&image);
+    let mut model = Model::read(reader(&image));
+    let s = staged::open(&image, Mode::InPlace).unwrap();
+    let mut w = s.writer(VOLUME, opts()).unwrap();
+    let put = |w: &mut rehost::fs::ntfs::write::Writer, m: &mut Model, p: &str, d: Vec<u8>| {
+        let r = w
+            .create(p, &d)
+            .unwrap_or_else(|e| panic!("{name}: put {p}: {e}"));
+        m.files.insert(p.to_string(), (r, d));
+        m.touched.insert(p.to_string());
+    };
+    put(&mut w, &mut model, "big.bin", common::pattern(64 << 20, 1));
+    put(
+        &mut w,
+        &mut model,
+        "second.bin",
+        common::pattern(64 << 20, 2),
+    );
+    put(&mut w, &mut model, "empty.bin", Vec::new());
+    let grown = (64 << 20) + 300_001;
+    w.set_len("big.bin", grown as u64).unwrap();
+    model.files.get_mut("big.bin").unwrap().1.resize(grown, 0);
+    w.set_len("second.bin", 7_000_003).unwrap();
+    model
+        .files
+        .get_mut("second.bin")
+        .unwrap()
+        .1
+        .truncate(7_000_003);
+    for i in 0..5_000usize {
+        let path = format!("entry-{i:05}-in-a-wide-directory.txt");
+        let r = w
+            .create(&path, &common::pattern(i % 1_300, i as u64))
+            .unwrap();
+        model
+            .files
+            .insert(path.clone(), (r, common::pattern(i % 1_300, i as u64)));
+        if i % 7 == 0 {
+            w.delete(&path).unwrap();
+            model.files.remove(&path);
+        } else if i % 11 == 0 {
+            let to = format!("renamed-{i:05}.txt");
+            w.rename(&path, &to).unwrap();
+            let v = model.files.remove(&path).unwrap();
+            model.files.insert(to.clone(), v);
+            model.touched.insert(to);
+        } else if i % 499 == 0 {
+            model.touched.insert(path);
+        }
+    }
+    drop(w);
+    let c = s.finish().unwrap().commit.expect("committed");
+    assert!(
+        c.bytes_written > 128 << 20,
+        "{name}: {} bytes",
+        c.bytes_written
+    );
+    if fmt == "vhdx" {
+        common::run(
+            Command::new("qemu-img")
+                .args(["check", "-f", "vhdx"])
+                .arg(&image),
+        );
+    }
+    let vol = volume_of(&image, fmt, dir.path());
+    check_volume(&vol, &model, 30, name);
+    disk::undo(&image, None).unwrap();
+    assert_eq!(
+        common::sha256_file(&image),
+        before,
+        "{name}: undo did not restore the image"
+    );
+}
+
+#[test]
+fn large_files_and_a_wide_directory_in_a_raw_image() {
+    large_files_on("raw", "", "large.raw");
+}
+
+#[test]
+fn large_files_and_a_wide_directory_in_a_fixed_vhd() {
+    large_files_on("vpc", "subformat=fixed,force_size=on", "large.vhd");
+}
+
+#[test]
+fn large_files_and_a_wide_directory_in_a_dynamic_vhd() {
+    large_files_on("vpc", "subformat=dynamic,force_size=on", "large.vhd");
+}
+
+#[test]
+fn large_files_and_a_wide_directory_in_a_fixed_vhdx() {
+    large_files_on("vhdx", "subformat=fixed", "large.vhdx");
+}
+
+#[test]
+fn large_files_and_a_wide_directory_in_a_dynamic_vhdx() {
+    large_files_on("vhdx", "subformat=dynamic,block_size=1M", "large.vhdx");
 }
 
 fn rehost(args: &[&str]) -> std::process::Output {
