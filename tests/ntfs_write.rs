@@ -601,3 +601,87 @@ fn a_volume_inside_a_partitioned_dynamic_vhdx() {
     std::fs::write(&out, bytes).unwrap();
     check_volume(&out, &m, 10, "volume in a dynamic VHDX");
 }
+
+/// Directories made on `volume`: one in the root, a chain three deep (`mkdir_all`), and
+/// `files` files in the deepest, so its new index root moves into INDX blocks; a file
+/// moved into the new directory and another deleted from it. rehost's reader, ntfs-3g, the
+/// Sleuth Kit and the `ntfs` crate read the model.
+fn new_directories_on(volume: &std::path::Path, files: usize, what: &str) {
+    let staged = Staged::open(volume, 0);
+    let mut m = Model::read(staged.reader());
+    let mut w = staged.writer(opts()).unwrap();
+    let r = w.mkdir("/FileRepository-new").unwrap();
+    m.dirs.insert("FileRepository-new".into(), r);
+    assert_eq!(
+        w.mkdir_all("/a/viostor.inf_amd64_0123456789abcdef/sub")
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        w.mkdir_all("/a/viostor.inf_amd64_0123456789abcdef")
+            .unwrap(),
+        0
+    );
+    let reader = staged.reader();
+    for p in [
+        "a",
+        "a/viostor.inf_amd64_0123456789abcdef",
+        "a/viostor.inf_amd64_0123456789abcdef/sub",
+    ] {
+        let f = reader.lookup(p).unwrap();
+        assert!(f.is_dir(), "{what}: {p}");
+        m.dirs.insert(p.to_string(), f.record);
+    }
+    // A name that exists is refused, as a file or a directory.
+    assert!(w.mkdir("/a").is_err(), "{what}: mkdir of an existing name");
+    let deep = "a/viostor.inf_amd64_0123456789abcdef/sub";
+    for i in 0..files {
+        let p = format!("{deep}/driver-file-{i:04}.sys");
+        let data = common::pattern(i * 37 % 3000, i as u64);
+        let r = w
+            .create(&p, &data)
+            .unwrap_or_else(|e| panic!("{what}: create {p}: {e}"));
+        m.files.insert(p.clone(), (r, data));
+        if i % 50 == 0 {
+            m.touched.insert(p);
+        }
+    }
+    let p = format!("{deep}/driver-file-0001.sys");
+    w.delete(&p).unwrap();
+    m.files.remove(&p);
+    let from = format!("{deep}/driver-file-0002.sys");
+    let to = "FileRepository-new/viostor.sys";
+    w.rename(&from, to).unwrap();
+    let v = m.files.remove(&from).unwrap();
+    m.files.insert(to.into(), v);
+    m.touched.insert(to.into());
+    drop(w);
+    let again = Model::read(staged.reader());
+    assert_eq!(again.dirs, m.dirs, "{what}: directories through rehost");
+    let blocks = staged
+        .reader()
+        .lookup(deep)
+        .unwrap()
+        .attributes
+        .iter()
+        .any(|a| a.ty == 0xA0);
+    assert!(
+        blocks,
+        "{what}: {files} entries should have moved the root into blocks"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out.ntfs");
+    staged.commit_to(&out);
+    check_volume(&out, &m, 20, what);
+}
+
+#[test]
+fn new_directories_on_the_fixture_volume() {
+    new_directories_on(&common::disk_fixture("bare.raw"), 300, "fixture volume");
+}
+
+#[test]
+fn new_directories_on_the_windows_volume() {
+    // 512-byte clusters: the index root header says so (clusters per index block).
+    new_directories_on(&common::fixture("ntfs/testfs1.zst"), 120, "testfs1");
+}

@@ -5,7 +5,7 @@
 //! One file per structure: [`bitmap`] (`$Bitmap` and the `$BITMAP` attributes),
 //! [`runs`] (mapping pairs), [`record`] (FILE records and fixups), [`mft`] (record
 //! allocation, `$MFT` growth, `$MFTMirr`), [`node`], [`index`] and [`index_store`] (the `$I30` B+ tree),
-//! [`names`] (`$FILE_NAME`, `$STANDARD_INFORMATION`, 8.3 aliases), [`data`] (the unnamed
+//! [`names`] (`$FILE_NAME`, `$STANDARD_INFORMATION`, 8.3 aliases), [`dirs`] (new directories), [`data`] (the unnamed
 //! `$DATA`: resident and non-resident, clusters), [`links`] (delete, rename), [`logfile`] (`$LogFile` reset, the dirty
 //! flag), [`guard`] (when not to write), [`ops`] (the operations), [`verify`] (reading
 //! back).
@@ -35,6 +35,7 @@
 
 pub mod bitmap;
 pub mod data;
+pub mod dirs;
 pub mod guard;
 pub mod index;
 pub mod index_store;

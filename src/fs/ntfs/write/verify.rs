@@ -151,3 +151,21 @@ pub fn names(ntfs: &Ntfs, path: &str, record: u64) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks that `path` names record `record`, a directory whose index reads as empty.
+pub fn directory(ntfs: &Ntfs, path: &str, record: u64) -> Result<()> {
+    names(ntfs, path, record)?;
+    let f = ntfs.lookup(path).map_err(|e| fail(ntfs, path, e))?;
+    if !f.is_dir() {
+        return Err(fail(ntfs, path, "the record is not a directory"));
+    }
+    let entries = ntfs.read_dir(&f, path).map_err(|e| fail(ntfs, path, e))?;
+    if !entries.is_empty() {
+        return Err(fail(
+            ntfs,
+            path,
+            format!("the new directory lists {} entries", entries.len()),
+        ));
+    }
+    Ok(())
+}
