@@ -184,7 +184,7 @@ enum Command {
         image: PathBuf,
         /// The file on this machine.
         local: PathBuf,
-        /// Where it goes in the volume, `/` or `\` separated (its directory must exist).
+        /// Where it goes in the volume, `/` or `\` separated (missing directories are created).
         path: String,
         /// Volume number as `rehost volumes` shows it.
         #[arg(long)]

@@ -76,12 +76,20 @@ pub fn run(image: &Path, volume: Option<u32>, op: &FileOp, w: &WriteMode) -> Res
         FileOp::Put { local, path } => {
             let bytes = std::fs::read(local).with_context(|| local.display().to_string())?;
             let existed = w.reader().lookup(path).is_ok();
+            let comps = rehost::fs::components(path);
+            let dirs = comps.split_last().map_or(0, |(_, d)| d.len());
+            let made = w.mkdir_all(&comps[..dirs].join("/"))?;
             w.put(path, &bytes)?;
             format!(
-                "{} {path}: {} bytes, sha256 {}",
+                "{} {path}: {} bytes, sha256 {}{}",
                 if existed { "replaced" } else { "created" },
                 bytes.len(),
-                sha(&bytes)
+                sha(&bytes),
+                match made {
+                    0 => String::new(),
+                    1 => " (1 directory created)".to_string(),
+                    n => format!(" ({n} directories created)"),
+                }
             )
         }
         FileOp::Rm { path } => {

@@ -47,11 +47,17 @@ pub enum VolumeWriter {
 }
 
 impl VolumeWriter {
-    /// Creates `path` or replaces its content (on FAT, directories on the path are created
-    /// where missing; on NTFS the directory must exist).
+    /// Creates `path` or replaces its content; the directories on its path are created
+    /// where missing.
     pub fn put(&mut self, path: &str, data: &[u8]) -> Result<()> {
         match self {
-            VolumeWriter::Ntfs(w) => w.put(path, data).map(|_| ()),
+            VolumeWriter::Ntfs(w) => {
+                let comps = crate::fs::components(path);
+                if let Some((_, dirs)) = comps.split_last() {
+                    w.mkdir_all(&dirs.join("/"))?;
+                }
+                w.put(path, data).map(|_| ())
+            }
             VolumeWriter::Fat(w) => w.put(path, data),
         }
     }

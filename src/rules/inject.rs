@@ -188,8 +188,8 @@ pub fn below(path: &str, dir: &str) -> bool {
 }
 
 /// Adds the files of an injection to the plan: the driver in `System32\drivers` (when
-/// `driver`), and the package in the driver store when its folder is there (the NTFS
-/// writer creates files in existing folders only: when it is not, the plan says so, and the
+/// `driver`), and the package in a folder of its own in the driver store, when the install
+/// has one (`DriverStore\FileRepository`; when it has not, the plan says so, and the
 /// driver is registered without it, which is what the boot needs).
 pub fn put_files(
     s: &Subject,
@@ -214,7 +214,8 @@ pub fn put_files(
         }
     }
     let Some(store) = store else { return };
-    if is_dir(s, store) {
+    let repository = store.rsplit_once('\\').map_or(store, |(up, _)| up);
+    if is_dir(s, store) || is_dir(s, repository) {
         for (path, bytes) in inj.files.iter().filter(|(p, _)| in_store(p)) {
             plan.add(
                 rule,
@@ -230,9 +231,9 @@ pub fn put_files(
         plan.cannot(
             rule,
             format!(
-                "the package is not copied into the driver store: {store} does not exist and \
-                 rehost does not create folders; the driver is registered and boots from \
-                 System32\\drivers, and `pnputil /add-driver` on the running system stores it"
+                "the package is not copied into the driver store: the install has no \
+                 {repository}; the driver is registered and boots from System32\\drivers, and \
+                 `pnputil /add-driver` on the running system stores it"
             ),
         );
     }
