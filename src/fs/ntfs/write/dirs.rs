@@ -84,14 +84,7 @@ impl Writer {
                 &empty_index_root(&header),
                 0,
             ));
-            for a in attrs {
-                if r.insert(a, &ctx)?.is_none() {
-                    return Err(ctx.unsupported(
-                        0,
-                        format!("{path}: a new record cannot hold the directory's names"),
-                    ));
-                }
-            }
+            r.insert_all(attrs, &ctx, path)?;
             for key in keys {
                 let tree = w.tree(op, dir.record)?;
                 tree.insert(

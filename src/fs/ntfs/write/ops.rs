@@ -318,14 +318,7 @@ impl Writer {
             }
             attrs.extend(t.security_descriptor.clone());
             attrs.push(resident(AT_DATA, &[], &[], 0));
-            for a in attrs {
-                if r.insert(a, &ctx)?.is_none() {
-                    return Err(ctx.unsupported(
-                        0,
-                        format!("{path}: a new record cannot hold the file's names"),
-                    ));
-                }
-            }
+            r.insert_all(attrs, &ctx, path)?;
             let d = w.data_resize(n, path, data.len() as u64, Fill::Overwrite)?;
             // The names, now that the sizes are known, and their index entries.
             for (at, mut v) in w.file_names(n)? {

@@ -273,6 +273,18 @@ impl RecordBuf {
         self.splice(a.off, a.len, &[]);
     }
 
+    /// Inserts the attributes of a new record, `what` naming it when they do not fit.
+    pub fn insert_all(&mut self, attrs: Vec<Vec<u8>>, ctx: &Ctx, what: &str) -> Result<()> {
+        for a in attrs {
+            if self.insert(a, ctx)?.is_none() {
+                return Err(
+                    ctx.unsupported(0, format!("{what}: a new record cannot hold its names"))
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// Inserts a whole attribute after the attributes of lower or equal type (so after an
     /// existing one of the same type), giving it the record's next instance number.
     /// Returns the instance, or `None`, changing nothing, when the record would overflow.
