@@ -14,7 +14,6 @@
 
 use super::finding::Finding;
 use super::fix::{reg, Change, FixOptions, Plan};
-use super::hal_kernel_pair::nt5;
 use super::subject::Subject;
 use super::target::Target;
 use crate::error::Result;
@@ -40,7 +39,7 @@ pub fn plan(
 ) -> Result<()> {
     let what: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
     let what = what.join("; ");
-    if !nt5(s) {
+    if !s.nt5() {
         plan.cannot(
             rule,
             format!("{what}: rehost installs HALs and kernels on NT 5.x only"),

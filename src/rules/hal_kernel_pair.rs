@@ -12,19 +12,6 @@ use crate::error::Result;
 
 const ID: &str = "hal-kernel-pair";
 
-/// Whether the install is NT 5.x (by its version, else by its HAL's file version).
-pub fn nt5(s: &Subject) -> bool {
-    match s.version {
-        Some(v) => v.nt5(),
-        None => s
-            .install
-            .hal
-            .file_version
-            .as_deref()
-            .is_some_and(|v| v.starts_with("5.")),
-    }
-}
-
 fn flavour(p: &str) -> &'static str {
     if p == "mp" {
         "multiprocessor"
@@ -35,7 +22,7 @@ fn flavour(p: &str) -> &'static str {
 
 /// The check.
 pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
-    if !nt5(s) {
+    if !s.nt5() {
         return Ok(());
     }
     let Some(hal) = s.loaded_hal() else {

@@ -6,7 +6,6 @@
 
 use super::finding::{Evidence, Finding};
 use super::fix::{reg, Change, FixOptions, Plan};
-use super::hal_kernel_pair::nt5;
 use super::subject::Subject;
 use super::target::Target;
 use super::version::Version;
@@ -27,7 +26,7 @@ pub fn reads(t: &Target) -> u64 {
 pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     let x86_6 = s.install.arch.as_deref() == Some("x86")
         && s.version.is_some_and(|v| v.major == 6 && v.minor <= 1);
-    if !nt5(s) && !x86_6 {
+    if !s.nt5() && !x86_6 {
         return Ok(());
     }
     let Some(hal) = s.loaded_hal() else {

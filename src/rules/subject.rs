@@ -99,6 +99,19 @@ impl<'a> Subject<'a> {
         }
     }
 
+    /// Whether the install is NT 5.x (by its version, else by its HAL's file version).
+    pub fn nt5(&self) -> bool {
+        match self.version {
+            Some(v) => v.nt5(),
+            None => self
+                .install
+                .hal
+                .file_version
+                .as_deref()
+                .is_some_and(|v| v.starts_with("5.")),
+        }
+    }
+
     /// `ControlSet00N`.
     pub fn cs_key(&self, cs: u32) -> String {
         control_set_key(cs)

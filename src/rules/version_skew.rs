@@ -5,7 +5,6 @@
 
 use super::finding::{Evidence, Finding};
 use super::fix::{FixOptions, Plan};
-use super::hal_kernel_pair::nt5;
 use super::subject::Subject;
 use super::target::Target;
 use super::Out;
@@ -57,7 +56,7 @@ fn loaded(s: &Subject) -> ((String, Option<String>), (String, Option<String>)) {
 /// The check.
 pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
     let v = &s.install.versions;
-    let nt5 = nt5(s);
+    let nt5 = s.nt5();
     let ((hal_file, hal_v), (kernel_file, kernel_v)) = loaded(s);
     let (h, k, k32, n) = (
         parts(&hal_v),
