@@ -258,6 +258,17 @@ pub fn check_with_ntfs_crate(vol: &Path, model: &Model, what: &str) {
             *record,
             "{what}: {p} through the ntfs crate"
         );
+        // ntfs 0.4 reads the $DATA of a file with an attribute list as empty: such files
+        // are compared through ntfs-3g and the Sleuth Kit only.
+        let listed = cur.attributes_raw().any(|a| {
+            a.is_ok_and(|a| {
+                a.ty()
+                    .is_ok_and(|t| t == ntfs::NtfsAttributeType::AttributeList)
+            })
+        });
+        if listed {
+            continue;
+        }
         let item = cur.data(&mut fs, "").unwrap().unwrap();
         let attr = item.to_attribute().unwrap();
         let mut theirs = Vec::new();

@@ -6,7 +6,7 @@
 //! [`runs`] (mapping pairs), [`record`] (FILE records and fixups), [`mft`] (record
 //! allocation, `$MFT` growth, `$MFTMirr`), [`node`], [`index`] and [`index_store`] (the `$I30` B+ tree),
 //! [`names`] (`$FILE_NAME`, `$STANDARD_INFORMATION`, 8.3 aliases), [`dirs`] (new directories), [`data`] (the unnamed
-//! `$DATA`: resident and non-resident, clusters), [`links`] (delete, rename), [`logfile`] (`$LogFile` reset, the dirty
+//! `$DATA`: resident and non-resident, clusters), [`links`] (delete, rename), [`listed`] (files with an attribute list), [`logfile`] (`$LogFile` reset, the dirty
 //! flag), [`guard`] (when not to write), [`ops`] (the operations), [`verify`] (reading
 //! back).
 //!
@@ -41,6 +41,7 @@ pub mod index;
 pub mod index_store;
 pub mod io;
 pub mod links;
+pub mod listed;
 pub mod logfile;
 pub mod mft;
 pub mod names;

@@ -254,8 +254,9 @@ impl Writer {
         self.touch(n, time)
     }
 
-    /// The file at `path` for a data change, checked.
-    fn data_target(&self, path: &str) -> Result<File> {
+    /// The file at `path` for a data change, checked (one with an attribute list only when
+    /// `listed_ok`: a change within its size).
+    fn data_target(&self, path: &str, listed_ok: bool) -> Result<File> {
         let link = self.resolve(path)?;
         let f = link.file;
         // The record must hold the name it was found by, or its names and their entries
@@ -272,7 +273,7 @@ impl Writer {
         if f.is_dir() {
             return Err(self.vol.ctx.invalid(format!("{path} is a directory")));
         }
-        guard::check_data_writable(&f, path, &self.vol.ctx)?;
+        guard::check_data_writable(&f, path, &self.vol.ctx, listed_ok)?;
         if !f
             .attributes
             .iter()
@@ -348,13 +349,29 @@ impl Writer {
     /// Replaces the whole content of `path`, keeping its record (and its clusters, as far
     /// as they go: only the pages that change are written).
     pub fn replace(&mut self, path: &str, data: &[u8]) -> Result<()> {
-        let f = self.data_target(path)?;
-        self.run(|w, op| {
-            let time = w.now();
-            w.data_resize(f.record, path, data.len() as u64, Fill::Overwrite)?;
-            let d = w.data_write(f.record, path, 0, data, true)?;
-            w.sync_names(op, f.record, &d, time)
-        })?;
+        let f = self.data_target(path, true)?;
+        if Self::is_listed(&f) {
+            let size = self.ntfs.data(&f, "")?.size();
+            if data.len() as u64 != size {
+                return Err(self.vol.ctx.unsupported(
+                    0,
+                    format!(
+                        "{path}: the file's attributes span several MFT records, and the new \
+                         content would take it from {size} to {} bytes; rehost writes such a \
+                         file only within its size (delete it and create a new one)",
+                        data.len()
+                    ),
+                ));
+            }
+            self.overwrite_listed(&f, path, 0, data, true)?;
+        } else {
+            self.run(|w, op| {
+                let time = w.now();
+                w.data_resize(f.record, path, data.len() as u64, Fill::Overwrite)?;
+                let d = w.data_write(f.record, path, 0, data, true)?;
+                w.sync_names(op, f.record, &d, time)
+            })?;
+        }
         if self.opts.verify {
             verify::file(&self.ntfs, path, f.record, Expect::Content(data))?;
         }
@@ -376,19 +393,23 @@ impl Writer {
     /// Overwrites bytes of `path` at `offset`, extending the file when they reach past its
     /// end (a gap reads as zeros).
     pub fn write(&mut self, path: &str, offset: u64, bytes: &[u8]) -> Result<()> {
-        let f = self.data_target(path)?;
+        let f = self.data_target(path, true)?;
         let end = offset
             .checked_add(bytes.len() as u64)
             .ok_or_else(|| self.vol.ctx.invalid("write past 2^64"))?;
         let before = self.ntfs.data(&f, "")?.size();
-        self.run(|w, op| {
-            let time = w.now();
-            if end > before {
-                w.data_resize(f.record, path, end, Fill::Zero)?;
-            }
-            let d = w.data_write(f.record, path, offset, bytes, false)?;
-            w.sync_names(op, f.record, &d, time)
-        })?;
+        if Self::is_listed(&f) {
+            self.overwrite_listed(&f, path, offset, bytes, false)?;
+        } else {
+            self.run(|w, op| {
+                let time = w.now();
+                if end > before {
+                    w.data_resize(f.record, path, end, Fill::Zero)?;
+                }
+                let d = w.data_write(f.record, path, offset, bytes, false)?;
+                w.sync_names(op, f.record, &d, time)
+            })?;
+        }
         if self.opts.verify {
             verify::file(
                 &self.ntfs,
@@ -406,7 +427,7 @@ impl Writer {
 
     /// Truncates or extends `path` to `size` bytes (new bytes read as zeros).
     pub fn set_len(&mut self, path: &str, size: u64) -> Result<()> {
-        let f = self.data_target(path)?;
+        let f = self.data_target(path, false)?;
         let before = self.ntfs.data(&f, "")?.size();
         self.run(|w, op| {
             let time = w.now();
