@@ -8,9 +8,9 @@
 //! code when its driver binds by class, naming the profile's driver; for a device below it,
 //! the entry for the first of its IDs rehost knows the service of (`storage.toml`).
 
+use super::boot_driver::{driver_for, start_name};
 use super::finding::{Evidence, Finding};
 use super::fix::{reg, Change, FixOptions, Plan};
-use super::storage_driver::{driver_for, start_name};
 use super::subject::Subject;
 use super::target::Target;
 use super::version::Version;

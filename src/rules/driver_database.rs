@@ -5,9 +5,9 @@
 //! driver (virtio, pvscsi) copied in without them is "installed, still 0x7B". Package
 //! labels must be `<inf>_<arch>_<16 hex>`: others (`x.inf_tmp`) break later upgrades.
 
+use super::boot_driver::driver_for;
 use super::finding::{Evidence, Finding};
 use super::fix::{Change, FixOptions, Plan};
-use super::storage_driver::driver_for;
 use super::subject::Subject;
 use super::target::Target;
 use super::version::Version;

@@ -18,6 +18,7 @@ pub mod target;
 pub mod version;
 
 mod boot_config;
+mod boot_driver;
 mod class_filter;
 mod cpu_driver;
 mod critical_device;

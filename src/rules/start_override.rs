@@ -2,9 +2,9 @@
 //! disabled by `Services\<svc>\StartOverride` values (3). Windows honours them, so a
 //! controller's driver with a nonzero StartOverride value does not start at boot: 0x7B.
 
+use super::boot_driver::driver_for;
 use super::finding::{Evidence, Finding};
 use super::fix::{reg, Change, FixOptions, Plan};
-use super::storage_driver::driver_for;
 use super::subject::Subject;
 use super::target::Target;
 use super::version::Version;

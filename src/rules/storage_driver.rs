@@ -4,10 +4,11 @@
 //! drivers of the disk stack above them (`check_stack`, the same for every target).
 //! Otherwise: STOP 0x7B INACCESSIBLE_BOOT_DEVICE.
 
+use super::boot_driver::{driver_for, start_name};
 use super::finding::{Evidence, Finding};
 use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
-use super::target::{Driver, Target};
+use super::target::Target;
 use super::version::Version;
 use super::Out;
 use crate::error::Result;
@@ -17,22 +18,6 @@ use crate::windows::drivers::{self, Package};
 use crate::windows::knowledge::Knowledge;
 
 const ID: &str = "storage-driver";
-
-/// The driver the profile gives for the install's version; `None` when the version is
-/// unknown (said in `out`) or no driver applies.
-pub fn driver_for<'t>(s: &Subject, t: &'t Target, out: &mut Out) -> Option<&'t Driver> {
-    match s.version {
-        Some(v) => t.controller.driver_for(v),
-        None => {
-            out.unknown.push(
-                "the Windows version is unknown (no readable SOFTWARE hive): the driver for the \
-                 target's controller cannot be chosen"
-                    .into(),
-            );
-            None
-        }
-    }
-}
 
 /// What of the target the storage rules read: the controller.
 pub fn reads(t: &Target) -> u64 {
@@ -185,18 +170,6 @@ fn stack(s: &Subject, cs: u32, out: &mut Out) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// A Start value in words.
-pub fn start_name(start: Option<u32>) -> &'static str {
-    match start {
-        Some(0) => "at boot",
-        Some(1) => "at system start",
-        Some(2) => "automatically",
-        Some(3) => "on demand",
-        Some(4) => "never (disabled)",
-        _ => "in an unknown way",
-    }
 }
 
 /// What the findings about one service say it lacks.
