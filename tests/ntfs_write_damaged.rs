@@ -91,7 +91,7 @@ fn random_damage_gives_errors_not_panics() {
                 Err(_) => return 0,
             };
             let mut ok = 0;
-            let ops: [&Op; 6] = [
+            let ops: [&Op; 8] = [
                 &|w| {
                     w.create("/many/new-entry-with-a-name.txt", b"new")
                         .map(|_| ())
@@ -107,6 +107,11 @@ fn random_damage_gives_errors_not_panics() {
                 &|w| w.set_len("/sizes/4097.bin", 900_000),
                 &|w| {
                     w.create("/Windows/System32/drivers/new.sys", &[1u8; 20_000])
+                        .map(|_| ())
+                },
+                &|w| w.mkdir("/many/new-directory").map(|_| ()),
+                &|w| {
+                    w.create("/many/new-directory/inside.sys", &[2u8; 9_000])
                         .map(|_| ())
                 },
             ];
@@ -129,7 +134,7 @@ fn random_damage_gives_errors_not_panics() {
             ok
         }));
         match result {
-            Ok(ok) => outcomes[(ok == 6) as usize] += 1,
+            Ok(ok) => outcomes[(ok == 8) as usize] += 1,
             Err(_) => panic!(
                 "round {round} panicked; damage: {:?}",
                 damaged

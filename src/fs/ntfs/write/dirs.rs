@@ -105,7 +105,8 @@ impl Writer {
     }
 
     /// Creates every directory of `path` that is missing (`path` itself included); returns
-    /// how many were created.
+    /// how many were created. Each is an operation of its own: when one fails, those
+    /// before it stay staged (nothing reaches an image before the disk layer commits).
     pub fn mkdir_all(&mut self, path: &str) -> Result<usize> {
         let comps = crate::fs::components(path);
         let mut made = 0;
