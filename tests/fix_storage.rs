@@ -522,6 +522,83 @@ fn virtio_on_windows_7_is_injected_as_virt_v2v_registers_it() {
 }
 
 #[test]
+fn xp_on_ahci_gets_the_vendor_driver_from_its_f6_folder() {
+    if !oracles() {
+        return;
+    }
+    let folder = common::root().join("testdata/drivers/intel-ahci");
+    // Without the folder: XP has no AHCI driver of its own, nothing is written, and the
+    // report asks for --drivers.
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy("xp-sp3", dir.path());
+    let before = common::sha256_file(&image);
+    let out = rehost(&["fix", s(&image), "-t", "kvm-sata", "--in-place", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["committed"], false);
+    let why: Vec<&str> = r["installs"][0]["not_fixed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["why"].as_str().unwrap())
+        .collect();
+    assert!(why.iter().any(|w| w.contains("--drivers")), "{why:?}");
+    assert_eq!(common::sha256_file(&image), before);
+    // With it: iaStor injected as its INF says, bound to the ICH9 by CriticalDeviceDatabase.
+    let f = accept_image(
+        image,
+        "kvm-sata",
+        &["--drivers", s(&folder)],
+        "storage-driver",
+        dir.path(),
+    );
+    let sys = ntfscat(
+        &f.vol,
+        &format!("{}\\System32\\drivers\\iaStor.sys", f.root),
+    );
+    let package = std::fs::read(folder.join("iaStor.sys")).unwrap();
+    common::assert_same_bytes(&sys, &package, "iaStor.sys");
+    let scsi = "{4D36E97B-E325-11CE-BFC1-08002BE10318}";
+    for cs in SETS {
+        let svc = format!("\\{cs}\\Services\\iaStor");
+        for (value, want) in [
+            ("Type", "1"),
+            ("Start", "0"),
+            ("Group", "SCSI Miniport"),
+            ("ErrorControl", "1"),
+            ("ImagePath", "system32\\drivers\\iaStor.sys"),
+        ] {
+            assert_eq!(
+                get(&f.hive, &svc, value).as_deref(),
+                Some(want),
+                "{svc} {value}"
+            );
+        }
+        assert_eq!(
+            get(
+                &f.hive,
+                &format!("{svc}\\Parameters"),
+                "queuePriorityEnable"
+            )
+            .as_deref(),
+            Some("0")
+        );
+        for id in [
+            "pci#ven_8086&dev_2922",
+            "pci#ven_8086&dev_2922&subsys_11001af4&rev_02",
+        ] {
+            let key = format!("\\{cs}\\Control\\CriticalDeviceDatabase\\{id}");
+            assert_eq!(get(&f.hive, &key, "Service").as_deref(), Some("iaStor"));
+            assert_eq!(get(&f.hive, &key, "ClassGUID").as_deref(), Some(scsi));
+        }
+        // cpu-driver is fixed in the same run.
+        let ppm = format!("\\{cs}\\Services\\intelppm");
+        assert_eq!(get(&f.hive, &ppm, "Start").as_deref(), Some("4"));
+    }
+    f.undo();
+}
+
+#[test]
 fn windows_8_and_later_get_driver_database_entries_with_a_proper_label() {
     if !oracles() {
         return;

@@ -67,7 +67,7 @@ pub fn plan(pkg: &Package, target: &Target, system_root: &str, devices: &[PciDev
     let svc = &pkg.service;
     let name = svc.name.clone();
     let base = format!("HKEY_LOCAL_MACHINE\\SYSTEM\\CurrentControlSet\\Services\\{name}");
-    let file = svc.binary_file().to_ascii_lowercase();
+    let file = svc.binary_file();
     let mut files = vec![(
         format!("{system_root}\\System32\\drivers\\{file}"),
         pkg.binary.1.clone(),
