@@ -79,28 +79,6 @@ fn oracles() -> bool {
         .all(|t| common::have_tool(t))
 }
 
-/// Primary partition `n` (from 1) of an image, as a volume file of its own: qemu-img
-/// converts the image to raw, the MBR gives the partition's place.
-fn volume(image: &Path, n: usize, dir: &Path) -> PathBuf {
-    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let stem = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let raw = dir.join(format!("{stem}.raw"));
-    common::run(
-        Command::new("qemu-img")
-            .args(["convert", "-f", "vpc", "-O", "raw"])
-            .arg(image)
-            .arg(&raw),
-    );
-    let disk = std::fs::read(&raw).unwrap();
-    let e = 446 + 16 * (n - 1);
-    let le = |o: usize| u32::from_le_bytes(disk[o..o + 4].try_into().unwrap()) as usize;
-    let (start, len) = (le(e + 8) * 512, le(e + 12) * 512);
-    let vol = dir.join(format!("{stem}-{n}.ntfs"));
-    std::fs::write(&vol, &disk[start..start + len]).unwrap();
-    std::fs::remove_file(&raw).unwrap();
-    vol
-}
-
 /// A file of a volume, read by ntfs-3g.
 fn ntfscat(vol: &Path, path: &str) -> Vec<u8> {
     common::run(Command::new("ntfscat").arg(vol).arg(path))
@@ -225,7 +203,7 @@ fn a_uniprocessor_hal_gets_the_mp_set_and_a_new_default_entry() {
     assert!(after.findings.is_empty(), "{:#?}", after.findings);
 
     if oracles() {
-        let vol = volume(&img, 1, dir.path());
+        let vol = common::partition_file(&img, 1, dir.path()).0;
         let text = ntfscat(&vol, "/boot.ini");
         let ini = bootini::parse(&text);
         let d = ini.default_entry().expect("a default entry");
@@ -251,7 +229,8 @@ fn a_uniprocessor_hal_gets_the_mp_set_and_a_new_default_entry() {
             assert_eq!(file_version(&written), "5.2.3790.3959", "{name}");
         }
         // hal.dll and the kernels are untouched: the old entry still starts them.
-        let orig = volume(&common::fixture("windows/w2k3-sp2.vhd.zst"), 1, dir.path());
+        let orig =
+            common::partition_file(&common::fixture("windows/w2k3-sp2.vhd.zst"), 1, dir.path()).0;
         for f in ["hal.dll", "ntoskrnl.exe", "ntkrnlpa.exe"] {
             let p = format!("/WINDOWS/System32/{f}");
             same(&ntfscat(&vol, &p), &ntfscat(&orig, &p), f);
@@ -296,7 +275,7 @@ fn the_seeds_restore_gets_the_sp2_pair_from_sp2_cab() {
     assert!(after.findings.is_empty(), "{:#?}", after.findings);
 
     if oracles() {
-        let vol = volume(&img, 1, dir.path());
+        let vol = common::partition_file(&img, 1, dir.path()).0;
         let sp1 = ntfscat(&vol, "/WINDOWS/Driver Cache/i386/sp1.cab");
         let sp2 = ntfscat(&vol, "/WINDOWS/Driver Cache/i386/sp2.cab");
         for name in ["halmacpi.dll", "ntkrnlmp.exe", "ntkrpamp.exe"] {
@@ -346,8 +325,9 @@ fn replace_hal_swaps_the_files_and_the_hal_record() {
     assert!(i.installs[0].findings.is_empty());
 
     if oracles() {
-        let vol = volume(&img, 1, dir.path());
-        let orig = volume(&common::fixture("windows/w2k3-sp2.vhd.zst"), 1, dir.path());
+        let vol = common::partition_file(&img, 1, dir.path()).0;
+        let orig =
+            common::partition_file(&common::fixture("windows/w2k3-sp2.vhd.zst"), 1, dir.path()).0;
         let cab = ntfscat(&vol, "/WINDOWS/Driver Cache/i386/sp2.cab");
         for (installed, variant) in [
             ("hal.dll", "halmacpi.dll"),
@@ -412,7 +392,7 @@ fn service_pack_files_supply_the_set_when_no_cabinet_has_kernel32s_build() {
     }
     assert_eq!(check(&img, "kvm-ide").verdict, Verdict::Boots);
     if oracles() {
-        let vol = volume(&img, 1, dir.path());
+        let vol = common::partition_file(&img, 1, dir.path()).0;
         for name in ["halmacpi.dll", "ntkrnlmp.exe", "ntkrpamp.exe"] {
             same(
                 &ntfscat(&vol, &format!("/WINDOWS/System32/{name}")),
@@ -547,7 +527,7 @@ fn vista_gets_detecthal_in_its_bcd() {
     assert_eq!(after.verdict, Verdict::Boots, "{:#?}", after.findings);
     if oracles() {
         // The BCD is on the active System Reserved partition, the second.
-        let vol = volume(&img, 2, dir.path());
+        let vol = common::partition_file(&img, 2, dir.path()).0;
         let bcd = dir.path().join("BCD");
         std::fs::write(&bcd, ntfscat(&vol, "/Boot/BCD")).unwrap();
         let key = "\\Objects\\{11111111-2222-4333-8444-555555555555}\\Elements\\26000010";

@@ -48,35 +48,6 @@ fn copy(name: &str, dir: &Path) -> PathBuf {
     to
 }
 
-/// Volume `index` of `image` as a file of its own, the image converted to raw by qemu-img.
-fn volume(image: &Path, index: u32, dir: &Path) -> PathBuf {
-    let fmt = if s(image).ends_with(".vhdx") {
-        "vhdx"
-    } else {
-        "vpc"
-    };
-    let raw = dir.join("converted.raw");
-    common::run(
-        Command::new("qemu-img")
-            .args(["convert", "-f", fmt, "-O", "raw"])
-            .arg(image)
-            .arg(&raw),
-    );
-    let d = rehost::disk::open(&raw, &Default::default()).unwrap();
-    let ctx = rehost::Ctx::new("x", rehost::Layer::Volume);
-    let layout = rehost::volume::scan(d.reader(), 512, &ctx).unwrap();
-    let v = layout.volumes.iter().find(|v| v.index == index).unwrap();
-    let bytes = std::fs::read(&raw).unwrap();
-    let out = dir.join(format!("volume{index}.ntfs"));
-    std::fs::write(
-        &out,
-        &bytes[v.offset as usize..(v.offset + v.size) as usize],
-    )
-    .unwrap();
-    std::fs::remove_file(&raw).unwrap();
-    out
-}
-
 fn ntfscat(vol: &Path, path: &str) -> Vec<u8> {
     common::run(
         Command::new("ntfscat")
@@ -218,7 +189,7 @@ fn accept_image(image: PathBuf, target: &str, extra: &[&str], rule: &str, dir: &
         .as_str()
         .unwrap()
         .to_string();
-    let vol = volume(&image, index, dir);
+    let (vol, _) = common::partition_file(&image, index as usize, dir);
     let hive = dir.join("SYSTEM");
     std::fs::write(
         &hive,

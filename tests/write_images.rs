@@ -34,33 +34,6 @@ fn copy_fixture(name: &str, dir: &Path) -> PathBuf {
     to
 }
 
-/// The NTFS volume of an image, as raw bytes in a file of its own (through qemu-img).
-fn volume_of(image: &Path, fmt: &str, dir: &Path) -> PathBuf {
-    let raw = dir.join("converted.raw");
-    common::run(
-        Command::new("qemu-img")
-            .args(["convert", "-f", fmt, "-O", "raw"])
-            .arg(image)
-            .arg(&raw),
-    );
-    let bytes = std::fs::read(&raw).unwrap();
-    let d = disk::open(&raw, &Default::default()).unwrap();
-    let layout = rehost::volume::scan(
-        d.reader(),
-        512,
-        &rehost::Ctx::new("x", rehost::Layer::Volume),
-    )
-    .unwrap();
-    let v = layout.volumes.iter().find(|v| v.index == VOLUME).unwrap();
-    let vol = dir.join("volume.ntfs");
-    std::fs::write(
-        &vol,
-        &bytes[v.offset as usize..(v.offset + v.size) as usize],
-    )
-    .unwrap();
-    vol
-}
-
 /// The NTFS volume of an image, read-only.
 fn reader(image: &Path) -> rehost::fs::ntfs::Ntfs {
     let ctx = rehost::Ctx::new("x", rehost::Layer::Volume);
@@ -178,7 +151,7 @@ fn sequence_on(suffix: &str, fmt: &str, seed: u64, ops: usize, big: usize, wide_
                 .arg(&image),
         );
     }
-    let vol = volume_of(&image, fmt, dir.path());
+    let vol = common::partition_file(&image, 1, dir.path()).0;
     check_volume(&vol, &model, 20, &name);
     let r = disk::undo(&image, None).unwrap();
     assert_eq!(r.generations.len(), 1);
@@ -334,7 +307,7 @@ fn large_files_on(fmt: &str, qemu_opts: &str, name: &str) {
                 .arg(&image),
         );
     }
-    let vol = volume_of(&image, fmt, dir.path());
+    let vol = common::partition_file(&image, 1, dir.path()).0;
     check_volume(&vol, &model, 30, name);
     disk::undo(&image, None).unwrap();
     assert_eq!(
@@ -438,7 +411,7 @@ fn the_write_commands_stage_show_commit_and_undo() {
     );
     assert_eq!(rehost(&["cat", img, "/frag.bin"]).status.code(), Some(1));
     if common::have_tool("qemu-img") && common::have_tool("fls") {
-        let vol = volume_of(&image, "vpc", dir.path());
+        let vol = common::partition_file(&image, 1, dir.path()).0;
         let listing = String::from_utf8(common::run(
             Command::new("fls").args(["-r", "-u"]).arg(&vol),
         ))

@@ -387,3 +387,49 @@ impl Rng {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
+
+/// Partition `n` (from 1, as sfdisk numbers them) of a disk image, written to a file of
+/// its own in `dir`: qemu-img converts a VHD or VHDX to raw (a `.raw` or `.img` is read as
+/// it is), sfdisk reads the partition table. Returns the file and the partition's byte
+/// offset on the disk. Both tools are outside rehost, so the volume a test checks is found
+/// without rehost's own readers.
+pub fn partition_file(image: &Path, n: usize, dir: &Path) -> (PathBuf, u64) {
+    use std::io::{Read, Seek, SeekFrom};
+    static STEM: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let stem = STEM.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ext = image.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let converted = match ext {
+        "vhd" => Some("vpc"),
+        "vhdx" => Some("vhdx"),
+        _ => None,
+    }
+    .map(|fmt| {
+        let raw = dir.join(format!("disk-{stem}.raw"));
+        run(Command::new("qemu-img")
+            .args(["convert", "-f", fmt, "-O", "raw"])
+            .arg(image)
+            .arg(&raw));
+        raw
+    });
+    let disk = converted.as_deref().unwrap_or(image);
+    let table: serde_json::Value =
+        serde_json::from_slice(&run(Command::new("sfdisk").arg("-J").arg(disk))).unwrap();
+    let p = &table["partitiontable"]["partitions"][n - 1];
+    let sector = table["partitiontable"]["sectorsize"]
+        .as_u64()
+        .unwrap_or(512);
+    let (offset, len) = (
+        p["start"].as_u64().expect("partition start") * sector,
+        p["size"].as_u64().expect("partition size") * sector,
+    );
+    let mut f = std::fs::File::open(disk).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    let mut bytes = vec![0u8; len as usize];
+    f.read_exact(&mut bytes).unwrap();
+    let out = dir.join(format!("volume-{stem}-{n}.ntfs"));
+    std::fs::write(&out, &bytes).unwrap();
+    if let Some(raw) = converted {
+        std::fs::remove_file(raw).unwrap();
+    }
+    (out, offset)
+}
