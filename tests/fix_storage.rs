@@ -249,6 +249,75 @@ fn start_override_values_are_removed_in_every_control_set() {
     f.undo();
 }
 
+/// The sequence numbers of a new-format (`HvLE`) transaction log's entries, read by the
+/// msuhanov/regf layout: entries from offset 512, each giving its size at +4 and its
+/// sequence number at +12.
+fn log_sequences(log: &[u8]) -> Vec<u32> {
+    let le = |o: usize| u32::from_le_bytes(log[o..o + 4].try_into().unwrap());
+    let mut at = 512;
+    let mut out = Vec::new();
+    while at + 40 <= log.len() && &log[at..at + 4] == b"HvLE" {
+        out.push(le(at + 12));
+        let size = le(at + 4) as usize;
+        if size < 40 || size % 512 != 0 {
+            break;
+        }
+        at += size;
+    }
+    out
+}
+
+#[test]
+fn a_dirty_windows_10_hive_is_replayed_fixed_and_left_clean_past_its_logs() {
+    if !oracles() {
+        return;
+    }
+    // Windows 10's real SYSTEM_B with its .LOG1 and .LOG2: StartOverride 0=3 on storahci
+    // lives in the logs; the fix replays them, removes it, and writes the hive clean.
+    let dir = tempfile::tempdir().unwrap();
+    let f = accept("win10-dirty", "kvm-sata", &[], "start-override", dir.path());
+    let mut checked = 0;
+    for cs in SETS {
+        let key = format!("\\{cs}\\Services\\storahci");
+        if get(&f.hive, &key, "Start").is_none() {
+            continue; // a control set Select does not name
+        }
+        checked += 1;
+        assert_eq!(get(&f.hive, &key, "Start").as_deref(), Some("0"), "{key}");
+        assert_eq!(
+            get(&f.hive, &format!("{key}\\StartOverride"), "0"),
+            None,
+            "{key}"
+        );
+    }
+    assert!(checked > 0, "no control set holds storahci");
+    let hive = std::fs::read(&f.hive).unwrap();
+    let seq = |o: usize| u32::from_le_bytes(hive[o..o + 4].try_into().unwrap());
+    assert_eq!(seq(4), seq(8), "the hive is written clean");
+    let config = format!("{}\\System32\\config", f.root);
+    for log in ["SYSTEM.LOG1", "SYSTEM.LOG2"] {
+        let entries = log_sequences(&ntfscat(&f.vol, &format!("{config}\\{log}")));
+        assert!(!entries.is_empty(), "{log}: no HvLE entries read");
+        assert!(
+            entries.iter().all(|s| *s < seq(4)),
+            "{log}: entries {entries:?} against the hive's sequence {}",
+            seq(4)
+        );
+    }
+    // And rehost, reading the image again, finds nothing to replay.
+    let out = rehost(&["check", "--json", s(&f.image), "-t", "kvm-sata"]);
+    let check: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !check["installs"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["rule"] == "dirty-hive"),
+        "{check:#}"
+    );
+    f.undo();
+}
+
 #[test]
 fn critical_device_entries_bind_the_piix4_ide_to_intelide() {
     if !oracles() {
