@@ -148,16 +148,28 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
             v(i.before, &i.before_stop),
             v(i.after, &i.after_stop)
         )?;
+        // A set of changes made for one reason says it once, with the first of them.
+        let mut last_reason: Option<(&String, &str)> = None;
         for c in &i.changes {
+            let (what, reason) = match c.why.find(" (repairs ") {
+                Some(at) => c.why.split_at(at),
+                None => (c.why.as_str(), ""),
+            };
+            let why = if !reason.is_empty() && last_reason == Some((&c.rule, reason)) {
+                what
+            } else {
+                c.why.as_str()
+            };
+            last_reason = Some((&c.rule, reason));
             match c.kind {
                 "registry" | "boot.ini" => {
-                    writeln!(out, "  {}: {}", c.rule, c.why)?;
+                    writeln!(out, "  {}: {why}", c.rule)?;
                     for l in c.diff.as_deref().unwrap_or("").lines() {
                         writeln!(out, "    {l}")?;
                     }
                 }
                 _ => {
-                    writeln!(out, "  {}: {}", c.rule, c.why)?;
+                    writeln!(out, "  {}: {why}", c.rule)?;
                     writeln!(
                         out,
                         "    {} {}{}",
