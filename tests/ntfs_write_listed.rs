@@ -1,13 +1,14 @@
 //! A file fragmented past what one MFT record maps: ntfs-3g writes its `$DATA` runs into
 //! extension records and an `$ATTRIBUTE_LIST`, as Windows does for a large, long-lived
-//! hive. The writer overwrites its bytes within its size (in place, only changed pages),
-//! and refuses to change its size; ntfs-3g and the Sleuth Kit read the result.
+//! hive. The writer rewrites its bytes (in place, only changed pages), grows it (clusters
+//! appended to its last extent) and shrinks it; ntfs-3g and the Sleuth Kit read the result.
 
 mod common;
 #[path = "ntfs_write/harness.rs"]
 mod harness;
 
 use harness::{check_volume, Model, Staged};
+use rehost::fs::ntfs::runlist::Run;
 use rehost::fs::ntfs::write::WriteOptions;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -52,7 +53,7 @@ fn fragmented_volume(dir: &Path, clusters: usize) -> PathBuf {
 }
 
 #[test]
-fn a_file_with_an_attribute_list_is_overwritten_within_its_size() {
+fn a_file_with_an_attribute_list_is_rewritten_grown_and_shrunk() {
     for tool in [
         "mkntfs",
         "ntfscp",
@@ -103,29 +104,54 @@ fn a_file_with_an_attribute_list_is_overwritten_within_its_size() {
     let staged_bytes: usize = staged.overlay.extents().iter().map(|(_, b)| b.len()).sum();
     assert!(staged_bytes < 96 << 10, "{staged_bytes} bytes staged");
 
-    // A size change is refused and stages nothing more.
-    let staged_before = staged.overlay.extents();
-    for e in [
-        w.replace("/A", &new[..1000]).unwrap_err(),
-        w.write("/A", new.len() as u64 - 10, &[1; 20]).unwrap_err(),
-        w.set_len("/A", 5).unwrap_err(),
-    ] {
-        assert!(e.to_string().contains("several MFT records"), "{e}");
-    }
-    assert!(staged.overlay.extents() == staged_before);
+    drop(w);
+    let second = dir.path().join("second.ntfs");
+    staged.commit_to(&second);
+
+    // On that one, sizes change: a write past the end (a new cluster, appended to the runs
+    // of the last extent, in its extension record), a longer length (three more clusters
+    // and a few bytes, reading as zeros), then a shorter content (sizes alone).
+    let staged = Staged::open(&second, 0);
+    let mut w = staged.writer(opts()).unwrap();
+    let tail = common::pattern(5000, 7);
+    let at = new.len() as u64 - 10;
+    w.write("/A", at, &tail).unwrap();
+    new.truncate(at as usize);
+    new.extend_from_slice(&tail);
+    let longer = new.len() + 3 * 4096 + 5;
+    w.set_len("/A", longer as u64).unwrap();
+    new.resize(longer, 0);
+    let clusters = |runs: &[Run]| runs.iter().map(|r| r.len).sum::<u64>();
+    let grown = staged.reader().lookup("/A").unwrap();
+    let grown_runs = staged
+        .reader()
+        .data(&grown, "")
+        .unwrap()
+        .desc()
+        .runs
+        .clone();
+    assert!(
+        clusters(&grown_runs) >= 264,
+        "{} clusters",
+        clusters(&grown_runs)
+    );
+    let shorter = common::pattern(700_001, 8);
+    w.replace("/A", &shorter).unwrap();
+    new = shorter;
     drop(w);
 
-    // The runs are as ntfs-3g left them.
+    // The runs ntfs-3g made are still the file's first ones; the new clusters follow.
     let g = staged.reader().lookup("/A").unwrap();
-    assert_eq!(
-        staged.reader().data(&g, "").unwrap().desc().runs,
-        Staged::open(&vol, 0)
-            .reader()
-            .data(&f, "")
-            .unwrap()
-            .desc()
-            .runs
-    );
+    assert!(g.attribute_list().is_some());
+    let now = staged.reader().data(&g, "").unwrap().desc().runs.clone();
+    let then = Staged::open(&vol, 0)
+        .reader()
+        .data(&f, "")
+        .unwrap()
+        .desc()
+        .runs
+        .clone();
+    assert_eq!(now[..then.len() - 1], then[..then.len() - 1]);
     let (r, _) = model.files["A"].clone();
     model.files.insert("A".into(), (r, new));
     model.touched.insert("A".into());

@@ -144,7 +144,11 @@ impl Writer {
     }
 
     /// Takes `count` clusters, after `hint` where possible.
-    fn take_clusters(&mut self, count: u64, hint: Option<u64>) -> Result<Vec<(u64, u64)>> {
+    pub(crate) fn take_clusters(
+        &mut self,
+        count: u64,
+        hint: Option<u64>,
+    ) -> Result<Vec<(u64, u64)>> {
         let zone_end = self.vol.mft_lcn + self.vol.total_clusters / 8;
         let pieces = pick_clusters(&self.clusters, count, hint, zone_end).ok_or_else(|| {
             self.vol.ctx.refused(

@@ -112,9 +112,9 @@ fn strip_usa(b: &[u8]) -> Vec<u8> {
     v
 }
 
-/// Refuses to change the data of a metafile, a compressed, encrypted or reparse-point
-/// file, or (unless `listed_ok`) one whose attributes span several records.
-pub fn check_data_writable(f: &File, path: &str, ctx: &Ctx, listed_ok: bool) -> Result<()> {
+/// Refuses to change the data of a metafile, or of a compressed, encrypted or
+/// reparse-point file.
+pub fn check_data_writable(f: &File, path: &str, ctx: &Ctx) -> Result<()> {
     check_not_metafile(f, path, ctx)?;
     let si_attrs = f.standard_information().map_or(0, |s| s.file_attributes);
     let data_flags = f
@@ -140,12 +140,6 @@ pub fn check_data_writable(f: &File, path: &str, ctx: &Ctx, listed_ok: bool) -> 
         return Err(ctx.refused(
             path,
             "the file is a reparse point (a link, or compressed by Windows' CompactOS/WOF): writing its data stream would not change what Windows reads; delete it and create a new one",
-        ));
-    }
-    if !listed_ok && f.attribute_list().is_some() {
-        return Err(ctx.unsupported(
-            0,
-            format!("{path}: the file's attributes span several MFT records; rehost does not rewrite such files (delete it and create a new one)"),
         ));
     }
     Ok(())

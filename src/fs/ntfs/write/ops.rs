@@ -6,6 +6,7 @@
 use super::data::{Data, Fill};
 use super::guard;
 use super::index::Tree;
+use super::listed::Change;
 use super::names::{self, fnoff, namespace, FILE_ATTRIBUTE_ARCHIVE};
 use super::record::{resident, AttrAt};
 use super::verify::{self, Expect};
@@ -254,9 +255,8 @@ impl Writer {
         self.touch(n, time)
     }
 
-    /// The file at `path` for a data change, checked (one with an attribute list only when
-    /// `listed_ok`: a change within its size).
-    fn data_target(&self, path: &str, listed_ok: bool) -> Result<File> {
+    /// The file at `path` for a data change, checked.
+    fn data_target(&self, path: &str) -> Result<File> {
         let link = self.resolve(path)?;
         let f = link.file;
         // The record must hold the name it was found by, or its names and their entries
@@ -273,7 +273,7 @@ impl Writer {
         if f.is_dir() {
             return Err(self.vol.ctx.invalid(format!("{path} is a directory")));
         }
-        guard::check_data_writable(&f, path, &self.vol.ctx, listed_ok)?;
+        guard::check_data_writable(&f, path, &self.vol.ctx)?;
         if !f
             .attributes
             .iter()
@@ -349,21 +349,15 @@ impl Writer {
     /// Replaces the whole content of `path`, keeping its record (and its clusters, as far
     /// as they go: only the pages that change are written).
     pub fn replace(&mut self, path: &str, data: &[u8]) -> Result<()> {
-        let f = self.data_target(path, true)?;
+        let f = self.data_target(path)?;
         if Self::is_listed(&f) {
-            let size = self.ntfs.data(&f, "")?.size();
-            if data.len() as u64 != size {
-                return Err(self.vol.ctx.unsupported(
-                    0,
-                    format!(
-                        "{path}: the file's attributes span several MFT records, and the new \
-                         content would take it from {size} to {} bytes; rehost writes such a \
-                         file only within its size (delete it and create a new one)",
-                        data.len()
-                    ),
-                ));
-            }
-            self.overwrite_listed(&f, path, 0, data, true)?;
+            let change = Change {
+                size: Some(data.len() as u64),
+                offset: 0,
+                bytes: data,
+                changed_only: true,
+            };
+            self.change_listed(&f, path, change)?;
         } else {
             self.run(|w, op| {
                 let time = w.now();
@@ -393,13 +387,19 @@ impl Writer {
     /// Overwrites bytes of `path` at `offset`, extending the file when they reach past its
     /// end (a gap reads as zeros).
     pub fn write(&mut self, path: &str, offset: u64, bytes: &[u8]) -> Result<()> {
-        let f = self.data_target(path, true)?;
+        let f = self.data_target(path)?;
         let end = offset
             .checked_add(bytes.len() as u64)
             .ok_or_else(|| self.vol.ctx.invalid("write past 2^64"))?;
         let before = self.ntfs.data(&f, "")?.size();
         if Self::is_listed(&f) {
-            self.overwrite_listed(&f, path, offset, bytes, false)?;
+            let change = Change {
+                size: Some(before.max(end)),
+                offset,
+                bytes,
+                changed_only: false,
+            };
+            self.change_listed(&f, path, change)?;
         } else {
             self.run(|w, op| {
                 let time = w.now();
@@ -427,13 +427,23 @@ impl Writer {
 
     /// Truncates or extends `path` to `size` bytes (new bytes read as zeros).
     pub fn set_len(&mut self, path: &str, size: u64) -> Result<()> {
-        let f = self.data_target(path, false)?;
+        let f = self.data_target(path)?;
         let before = self.ntfs.data(&f, "")?.size();
-        self.run(|w, op| {
-            let time = w.now();
-            let d = w.data_resize(f.record, path, size, Fill::Zero)?;
-            w.sync_names(op, f.record, &d, time)
-        })?;
+        if Self::is_listed(&f) {
+            let change = Change {
+                size: Some(size),
+                offset: 0,
+                bytes: &[],
+                changed_only: false,
+            };
+            self.change_listed(&f, path, change)?;
+        } else {
+            self.run(|w, op| {
+                let time = w.now();
+                let d = w.data_resize(f.record, path, size, Fill::Zero)?;
+                w.sync_names(op, f.record, &d, time)
+            })?;
+        }
         if self.opts.verify {
             verify::file(
                 &self.ntfs,
