@@ -29,6 +29,8 @@ pub struct Args<'a> {
     pub force: bool,
     pub output: Output,
     pub jobs: Option<usize>,
+    /// Print the bytes read from each image (on stderr).
+    pub stats: bool,
 }
 
 pub fn run(a: Args) -> Result<i32> {
@@ -104,6 +106,14 @@ pub fn run(a: Args) -> Result<i32> {
         .count();
     let committed = ok.iter().filter(|r| r.committed).count();
     let secs = started.elapsed().as_secs_f64();
+    if a.stats {
+        for r in &ok {
+            eprintln!(
+                "stats: read {} bytes from {} in {:.1} ms",
+                r.bytes_read, r.image, r.elapsed_ms
+            );
+        }
+    }
     if a.images.len() > 1 || a.output != Output::Text {
         eprintln!(
             "rehost fix: {} images for {}: {booting} boot, {} do not, {failed} unreadable; {committed} written; {:.2} s, {:.1} images/s",

@@ -296,6 +296,7 @@ pub fn main() -> i32 {
                     force: *force,
                     output,
                     jobs: *jobs,
+                    stats: cli.stats,
                 }),
                 Err(e) => Err(e),
             }

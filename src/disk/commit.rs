@@ -112,6 +112,7 @@ pub struct WriteSession {
     overlay: Arc<Overlay>,
     recovery: Option<Recovery>,
     in_place: bool,
+    stats: Arc<IoStats>,
 }
 
 /// Opens the image at `path` for writing: takes its lock, rolls back an interrupted commit
@@ -143,7 +144,8 @@ pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> 
     if !opts.in_place {
         lock.set(false)?;
     }
-    let target = Arc::new(detect::open_target(path, &opts.open, IoStats::new())?);
+    let stats = IoStats::new();
+    let target = Arc::new(detect::open_target(path, &opts.open, stats.clone())?);
     let base: Arc<dyn ReadAt> = if opts.open.cache_blocks == 0 {
         target.clone()
     } else {
@@ -156,6 +158,7 @@ pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> 
         target,
         recovery,
         in_place: opts.in_place,
+        stats,
     })
 }
 
@@ -163,6 +166,11 @@ impl WriteSession {
     /// The staging overlay: write here, read here (the layers above see their own writes).
     pub fn overlay(&self) -> Arc<Overlay> {
         self.overlay.clone()
+    }
+
+    /// The bytes read from the image file so far.
+    pub fn stats(&self) -> &Arc<IoStats> {
+        &self.stats
     }
 
     /// What the container says about itself.

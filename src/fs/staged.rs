@@ -121,7 +121,8 @@ pub fn open(image: &Path, mode: Mode) -> Result<Staged> {
             let s = disk::open_for_write(image, &o)?;
             let ov = s.overlay();
             let info = s.info().clone();
-            (Some(s), ov, info, disk::IoStats::new())
+            let stats = s.stats().clone();
+            (Some(s), ov, info, stats)
         }
     };
     let sector = session
@@ -196,6 +197,11 @@ impl Staged {
     /// Stages `bytes` at `offset` of the disk, outside any file system (a boot sector field).
     pub fn write_raw(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         self.overlay.write_at(offset, bytes)
+    }
+
+    /// The bytes read from the image file so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.stats.bytes()
     }
 
     /// The mode.

@@ -77,6 +77,9 @@ pub struct FixReport {
     pub recovered: Option<String>,
     /// What could not be read.
     pub errors: Vec<String>,
+    /// Bytes read from the image file to check, plan and check again (the commit's own
+    /// reads not counted).
+    pub bytes_read: u64,
     /// Wall-clock time, in milliseconds.
     pub elapsed_ms: f64,
 }
@@ -180,6 +183,7 @@ pub fn fix(
     let errors = checks.errors.clone();
     drop(before);
     drop(after);
+    let bytes_read = staged.bytes_read();
     let (committed, written, staged_bytes, recovered) = if not_committed.is_none() {
         let out = staged.finish()?;
         let written = out.commit.as_ref().map(|c| Written {
@@ -205,6 +209,7 @@ pub fn fix(
         written,
         recovered,
         errors,
+        bytes_read,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
     })
 }
