@@ -20,7 +20,8 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "rehost", version, about, long_about = None)]
 struct Cli {
-    /// Print, on stderr, the bytes read from the image files.
+    /// Print, on stderr, the bytes read from the image files (inspect, check, fix, volumes,
+    /// ls, cat).
     #[arg(long, global = true)]
     stats: bool,
     #[command(subcommand)]
