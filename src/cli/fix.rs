@@ -116,7 +116,7 @@ pub fn run(a: Args) -> Result<i32> {
     }
     if a.images.len() > 1 || a.output != Output::Text {
         eprintln!(
-            "rehost fix: {} images for {}: {booting} boot, {} do not, {failed} unreadable; {committed} written; {:.2} s, {:.1} images/s",
+            "rehost fix: {} images for {}: {booting} boot, {} do not, {failed} failed (read or refused); {committed} written; {:.2} s, {:.1} images/s",
             results.len(),
             a.target.name,
             ok.len() - booting,
