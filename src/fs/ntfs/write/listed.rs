@@ -13,7 +13,6 @@
 
 use super::data::Data;
 use super::guard;
-use super::names::fnoff;
 use super::record::Sizes;
 use super::runs;
 use super::{Op, Writer};
@@ -222,25 +221,6 @@ impl Writer {
             .collect();
         records.sort_unstable();
         records.dedup();
-        for rec in records {
-            for (at, mut v) in self.file_names(rec)? {
-                v[fnoff::ALLOCATED..fnoff::ALLOCATED + 8]
-                    .copy_from_slice(&d.allocated().to_le_bytes());
-                v[fnoff::DATA..fnoff::DATA + 8].copy_from_slice(&d.size().to_le_bytes());
-                for i in 1..4 {
-                    let o = fnoff::TIMES + 8 * i;
-                    v[o..o + 8].copy_from_slice(&time.to_le_bytes());
-                }
-                self.put_value(rec, &at, &v)?;
-                let parent = u64_at(&v, 0) & 0x0000_FFFF_FFFF_FFFF;
-                let name: Vec<u16> = (0..v[fnoff::NAME_LEN] as usize)
-                    .map(|i| u16_at(&v, fnoff::NAME + 2 * i))
-                    .collect();
-                let up = self.ntfs.upcase();
-                let vol = &self.vol;
-                self.tree(op, parent)?.update(vol, up, &name, f.record, v)?;
-            }
-        }
-        self.touch(f.record, time)
+        self.sync_names_in(op, f.record, &records, d, time)
     }
 }

@@ -235,22 +235,38 @@ impl Writer {
     /// After a data change: every `$FILE_NAME` of record `n` and its index entry get the new
     /// sizes and times.
     pub(crate) fn sync_names(&mut self, op: &mut Op, n: u64, d: &Data, time: u64) -> Result<()> {
+        self.sync_names_in(op, n, &[n], d, time)
+    }
+
+    /// [`Self::sync_names`] for a file whose `$FILE_NAME`s live in `records` (its base
+    /// record `n`, or extension records behind an attribute list).
+    pub(crate) fn sync_names_in(
+        &mut self,
+        op: &mut Op,
+        n: u64,
+        records: &[u64],
+        d: &Data,
+        time: u64,
+    ) -> Result<()> {
         // Only files' data changes (the record says so): every name gets the sizes.
-        for (at, mut v) in self.file_names(n)? {
-            v[fnoff::ALLOCATED..fnoff::ALLOCATED + 8].copy_from_slice(&d.allocated().to_le_bytes());
-            v[fnoff::DATA..fnoff::DATA + 8].copy_from_slice(&d.size().to_le_bytes());
-            for i in 1..4 {
-                let o = fnoff::TIMES + 8 * i;
-                v[o..o + 8].copy_from_slice(&time.to_le_bytes());
+        for &rec in records {
+            for (at, mut v) in self.file_names(rec)? {
+                v[fnoff::ALLOCATED..fnoff::ALLOCATED + 8]
+                    .copy_from_slice(&d.allocated().to_le_bytes());
+                v[fnoff::DATA..fnoff::DATA + 8].copy_from_slice(&d.size().to_le_bytes());
+                for i in 1..4 {
+                    let o = fnoff::TIMES + 8 * i;
+                    v[o..o + 8].copy_from_slice(&time.to_le_bytes());
+                }
+                self.put_value(rec, &at, &v)?;
+                let parent = u64_at(&v, 0) & 0x0000_FFFF_FFFF_FFFF;
+                let name: Vec<u16> = (0..v[fnoff::NAME_LEN] as usize)
+                    .map(|i| u16_at(&v, fnoff::NAME + 2 * i))
+                    .collect();
+                let up = self.ntfs.upcase();
+                let vol = &self.vol;
+                self.tree(op, parent)?.update(vol, up, &name, n, v)?;
             }
-            self.put_value(n, &at, &v)?;
-            let parent = u64_at(&v, 0) & 0x0000_FFFF_FFFF_FFFF;
-            let name: Vec<u16> = (0..v[fnoff::NAME_LEN] as usize)
-                .map(|i| u16_at(&v, fnoff::NAME + 2 * i))
-                .collect();
-            let up = self.ntfs.upcase();
-            let vol = &self.vol;
-            self.tree(op, parent)?.update(vol, up, &name, n, v)?;
         }
         self.touch(n, time)
     }
