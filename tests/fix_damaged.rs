@@ -23,12 +23,17 @@ fn run_limited(args: &[&str], limit: Duration) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // stderr drained as it comes, so that a chatty run never blocks on a full pipe.
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut pipe, &mut err).unwrap();
+        err
+    });
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            let mut err = String::new();
-            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
-            return (status.code(), err);
+            return (status.code(), reader.join().unwrap());
         }
         if started.elapsed() > limit {
             child.kill().unwrap();

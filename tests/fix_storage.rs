@@ -986,3 +986,33 @@ fn two_rules_taking_entries_out_of_one_filter_list_compose() {
     assert_eq!(get(&f.hive, &key2, "LowerFilters"), None);
     f.undo();
 }
+
+#[test]
+fn show_stop_screen_applies_without_a_san_policy_finding() {
+    // XP has no SanPolicy: the option still keeps the STOP screen, in each control set.
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy("xp-sp3", dir.path());
+    let out = rehost(&[
+        "fix",
+        s(&image),
+        "-t",
+        "hyperv-gen1",
+        "--show-stop-screen",
+        "--dry-run",
+        "--json",
+    ]);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let diffs: String = r["installs"][0]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["diff"].as_str())
+        .collect();
+    for cs in SETS {
+        assert!(
+            diffs.contains(&format!("{cs}\\Control\\CrashControl]")),
+            "{cs}: {diffs}"
+        );
+    }
+    assert!(diffs.contains("\"AutoReboot\"=dword:00000000"), "{diffs}");
+}

@@ -125,12 +125,8 @@ pub fn open(image: &Path, mode: Mode) -> Result<Staged> {
             (Some(s), ov, info, stats)
         }
     };
-    let sector = session
-        .as_ref()
-        .map(|s| s.info().logical_sector_size)
-        .unwrap_or(512);
     let reader: Arc<dyn ReadAt> = overlay.clone();
-    let layout = volume::scan(reader, sector, &ctx)?;
+    let layout = volume::scan(reader, info.logical_sector_size, &ctx)?;
     Ok(Staged {
         session,
         info,

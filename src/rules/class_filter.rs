@@ -22,12 +22,9 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
             continue;
         }
         let cs = c.control_set;
-        let guid = k
-            .classes
-            .iter()
-            .find(|x| x.name == c.class)
-            .map(|x| x.guid.clone())
-            .unwrap_or_default();
+        let Some(guid) = k.class_guid(&c.class) else {
+            continue;
+        };
         let class_key = format!("{}\\Control\\Class\\{guid}", s.cs_key(cs));
         for (list, names) in [("UpperFilters", &c.upper), ("LowerFilters", &c.lower)] {
             for name in names {

@@ -17,6 +17,7 @@ use super::version::Version;
 use super::Out;
 use crate::error::Result;
 use crate::formats::regf::regtext::Op;
+use crate::windows::drivers;
 use crate::windows::knowledge::Knowledge;
 
 const ID: &str = "critical-device";
@@ -169,13 +170,8 @@ pub fn controller_entries(s: &Subject, t: &Target, cs: u32, service: &str) -> Ve
 pub fn child_binding(ids: &[String]) -> Option<(String, String, String)> {
     let k = Knowledge::builtin();
     ids.iter().find_map(|id| {
-        k.device(id).map(|d| {
-            (
-                id.to_ascii_lowercase().replace('\\', "#"),
-                d.service.clone(),
-                d.class.clone(),
-            )
-        })
+        k.device(id)
+            .map(|d| (drivers::cddb_key(id), d.service.clone(), d.class.clone()))
     })
 }
 
@@ -184,10 +180,7 @@ pub fn child_binding(ids: &[String]) -> Option<(String, String, String)> {
 pub fn missing_child_entries(s: &Subject, t: &Target, cs: u32) -> Result<Vec<Op>> {
     let mut ops = Vec::new();
     for ids in t.controller.children.iter() {
-        let names: Vec<String> = ids
-            .iter()
-            .map(|i| i.to_ascii_lowercase().replace('\\', "#"))
-            .collect();
+        let names: Vec<String> = ids.iter().map(|i| drivers::cddb_key(i)).collect();
         if s.cddb_first(cs, &names)?.is_some() {
             continue;
         }

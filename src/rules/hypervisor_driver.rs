@@ -127,12 +127,7 @@ pub fn fix(
             .iter()
             .filter(|c| c.control_set == *cs)
         {
-            let Some(guid) = k
-                .classes
-                .iter()
-                .find(|x| x.name == c.class)
-                .map(|x| &x.guid)
-            else {
+            let Some(guid) = k.class_guid(&c.class) else {
                 continue;
             };
             let key = format!("{}\\Control\\Class\\{guid}", s.cs_key(*cs));

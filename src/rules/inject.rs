@@ -107,26 +107,11 @@ pub fn package(s: &Subject, t: &Target, o: &FixOptions, service: &str) -> Result
     Err(why)
 }
 
-/// Version parts for ordering (`5.1.2600.5512` -> [5, 1, 2600, 5512]).
-fn parts(v: &str) -> Vec<u32> {
-    v.split(['.', ' '])
-        .take(4)
-        .map(|p| p.parse().unwrap_or(0))
-        .collect()
-}
-
 /// The driver file `file` (`atapi.sys`) from the install's own cabinets (`spN.cab` and
 /// `driver.cab` in the driver cache) or `ServicePackFiles\i386`: the highest version
 /// found, and the places searched.
 pub fn from_cabinets(s: &Subject, file: &str) -> (Option<halsource::Candidate>, Vec<String>) {
-    let cache = s.software.and_then(|sw| {
-        sw.string(
-            "Microsoft\\Windows\\CurrentVersion\\Setup",
-            "DriverCachePath",
-        )
-        .ok()
-        .flatten()
-    });
+    let cache = s.software.and_then(halsource::driver_cache_path);
     let root = &s.install.system_root;
     let found = halsource::find(s.scene, s.install.volume, root, cache.as_deref(), &[file]);
     let system32 = format!("{root}\\System32");
@@ -134,7 +119,7 @@ pub fn from_cabinets(s: &Subject, file: &str) -> (Option<halsource::Candidate>, 
         .candidates
         .into_iter()
         .filter(|c| !c.source.eq_ignore_ascii_case(&system32))
-        .max_by_key(|c| parts(&c.version));
+        .max_by_key(|c| halsource::parts(&c.version));
     let searched = found
         .searched
         .into_iter()

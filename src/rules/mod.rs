@@ -33,7 +33,7 @@ mod hal_target;
 mod hypervisor_driver;
 mod inject;
 mod mounted_devices;
-mod san_policy;
+pub(crate) mod san_policy;
 mod start_override;
 mod storage_driver;
 mod version_skew;

@@ -46,14 +46,12 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
     Ok(())
 }
 
-/// The fix: SanPolicy 1 (every disk online) where it keeps new disks offline; with
-/// `--show-stop-screen`, CrashControl AutoReboot 0 as well, so that a STOP screen stays on
-/// the screen instead of a reboot loop.
+/// The fix: SanPolicy 1 (every disk online) where it keeps new disks offline.
 pub fn fix(
     s: &Subject,
     _t: &Target,
     findings: &[&Finding],
-    o: &FixOptions,
+    _o: &FixOptions,
     plan: &mut Plan,
 ) -> Result<()> {
     let mut ops = Vec::new();
@@ -64,13 +62,6 @@ pub fn fix(
             s.cs_key(cs)
         ))));
         ops.push(reg::dword("SanPolicy", 1));
-        if o.show_stop_screen {
-            ops.push(Op::Key(reg::system(&format!(
-                "{}\\Control\\CrashControl",
-                s.cs_key(cs)
-            ))));
-            ops.push(reg::dword("AutoReboot", 0));
-        }
     }
     if !ops.is_empty() {
         plan.add(
@@ -83,4 +74,27 @@ pub fn fix(
         );
     }
     Ok(())
+}
+
+/// `--show-stop-screen`: CrashControl AutoReboot 0 in every control set `Select` names, so
+/// that a STOP screen stays on the screen instead of a reboot loop, whatever else is fixed.
+pub fn show_stop_screen(s: &Subject, plan: &mut Plan) {
+    let mut ops = Vec::new();
+    for cs in &s.sets {
+        ops.push(Op::Key(reg::system(&format!(
+            "{}\\Control\\CrashControl",
+            s.cs_key(*cs)
+        ))));
+        ops.push(reg::dword("AutoReboot", 0));
+    }
+    if !ops.is_empty() {
+        plan.add(
+            ID,
+            "keep a STOP screen on the screen (CrashControl AutoReboot 0)",
+            Change::Registry {
+                hive: "SYSTEM".into(),
+                ops,
+            },
+        );
+    }
 }

@@ -77,12 +77,11 @@ pub fn fix(
             ops.push(Op::Key(reg::system(key)));
             ops.push(Op::DeleteValue(value.clone()));
         }
-        if let Some(svc) = &f.service {
+        if let Some(svc) = f.service.as_ref().filter(|s| !names.contains(*s)) {
             names.push(svc.clone());
         }
     }
     if !ops.is_empty() {
-        names.dedup();
         plan.add(
             ID,
             format!(

@@ -146,7 +146,11 @@ fn stack(s: &Subject, cs: u32, out: &mut Out) -> Result<()> {
         }
         let key = format!("{}\\Services\\{}", s.cs_key(cs), svc.name);
         let why = if r.start != Some(0) {
-            format!("starts {} (Start={:?})", start_name(r.start), r.start)
+            format!(
+                "starts {} (Start={})",
+                start_name(r.start),
+                r.start.map_or("missing".to_string(), |v| v.to_string())
+            )
         } else {
             "has no driver file".into()
         };

@@ -53,7 +53,7 @@ pub struct Sources {
 }
 
 /// Version parts for ordering (`5.2.3790.3959` -> [5, 2, 3790, 3959]).
-fn parts(v: &str) -> Vec<u32> {
+pub fn parts(v: &str) -> Vec<u32> {
     v.split(['.', ' '])
         .take(4)
         .map(|p| p.parse().unwrap_or(0))

@@ -202,6 +202,8 @@ fn reg_data(flags: u32, values: &[String]) -> (u32, Vec<u8>) {
         0x0002_0000 => (2, utf16z(first)),
         0x0000_0000 => (1, utf16z(first)),
         0x0000_0001 => (3, hex(values)),
+        // FLG_ADDREG_TYPE_NONE: REG_NONE, although its high word reads as REG_EXPAND_SZ.
+        0x0002_0001 => (0, hex(values)),
         other => (other >> 16, hex(values)),
     }
 }

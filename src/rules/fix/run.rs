@@ -104,6 +104,9 @@ pub fn plan(s: &Subject, t: &Target, findings: &[Shared], opts: &FixOptions) -> 
         }
         fix(s, t, &mine, opts, &mut plan)?;
     }
+    if opts.show_stop_screen && opts.runs("san-policy") {
+        crate::rules::san_policy::show_stop_screen(s, &mut plan);
+    }
     Ok(plan)
 }
 

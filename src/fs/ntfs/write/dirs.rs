@@ -5,44 +5,29 @@
 //! the parent's, so that it grows into index blocks the way the parent's did; its security
 //! is the parent directory's own, as a new folder inherits it.
 
+use super::index_store::I30;
 use super::names::{self, FILE_ATTRIBUTE_ARCHIVE};
+use super::node::{serialize_root, Node};
 use super::record::resident;
 use super::verify;
 use super::Writer;
 use crate::error::Result;
 use crate::fs::ntfs::file::File;
 use crate::fs::ntfs::le::u32_at;
+use crate::fs::ntfs::names::FILE_NAME_INDEX_PRESENT;
 use crate::fs::ntfs::record::{
     AT_FILE_NAME, AT_INDEX_ROOT, AT_STANDARD_INFORMATION, MFT_RECORD_IN_USE,
     MFT_RECORD_IS_DIRECTORY,
 };
 
-/// The `$FILE_NAME` attribute bit of a directory (`FILE_NAME_INDEX_PRESENT`).
-pub const FILE_ATTRIBUTE_INDEX_PRESENT: u32 = 0x1000_0000;
 /// `$SECURITY_DESCRIPTOR`
 const AT_SECURITY_DESCRIPTOR: u32 = 0x50;
 /// Bytes of an `$INDEX_ROOT` value's own header (type, collation, block size, clusters).
 const ROOT_HEADER: usize = 0x10;
-/// The index entry flag of the last entry of a node.
-const INDEX_ENTRY_END: u32 = 0x02;
-
-/// The name of a directory's file name index.
-const I30: &str = "$I30";
 
 /// An empty `$INDEX_ROOT` value with `header` (the first 16 bytes of another directory's).
-pub fn empty_index_root(header: &[u8]) -> Vec<u8> {
-    let mut v = vec![0u8; ROOT_HEADER + 0x20];
-    v[..ROOT_HEADER].copy_from_slice(&header[..ROOT_HEADER]);
-    let h = ROOT_HEADER;
-    // The node header: entries at 0x10 from it, 0x20 bytes used and allocated, a leaf.
-    v[h..h + 4].copy_from_slice(&0x10u32.to_le_bytes());
-    v[h + 4..h + 8].copy_from_slice(&0x20u32.to_le_bytes());
-    v[h + 8..h + 12].copy_from_slice(&0x20u32.to_le_bytes());
-    // The end entry: no file reference, 16 bytes, no key.
-    let e = h + 0x10;
-    v[e + 8..e + 10].copy_from_slice(&0x10u16.to_le_bytes());
-    v[e + 12..e + 16].copy_from_slice(&INDEX_ENTRY_END.to_le_bytes());
-    v
+pub fn empty_index_root(header: &[u8; ROOT_HEADER]) -> Vec<u8> {
+    serialize_root(&Node::default(), header)
 }
 
 impl Writer {
@@ -69,7 +54,7 @@ impl Writer {
             r.set_link_count(names.len() as u16);
             r.set_base_record(0);
             let seq = r.sequence();
-            let attributes = FILE_ATTRIBUTE_ARCHIVE | FILE_ATTRIBUTE_INDEX_PRESENT;
+            let attributes = FILE_ATTRIBUTE_ARCHIVE | FILE_NAME_INDEX_PRESENT;
             let mut keys = Vec::new();
             let mut attrs = vec![resident(AT_STANDARD_INFORMATION, &[], &si, 0)];
             for (ns, nm) in &names {
@@ -78,12 +63,7 @@ impl Writer {
                 keys.push(key);
             }
             attrs.extend(sd);
-            attrs.push(resident(
-                AT_INDEX_ROOT,
-                &I30.encode_utf16().collect::<Vec<u16>>(),
-                &empty_index_root(&header),
-                0,
-            ));
+            attrs.push(resident(AT_INDEX_ROOT, &I30, &empty_index_root(&header), 0));
             r.insert_all(attrs, &ctx, path)?;
             for key in keys {
                 let tree = w.tree(op, dir.record)?;
@@ -132,13 +112,13 @@ impl Writer {
 }
 
 /// The first 16 bytes of directory `dir`'s `$I30` index root.
-fn root_header(dir: &File) -> Option<Vec<u8>> {
+fn root_header(dir: &File) -> Option<[u8; ROOT_HEADER]> {
     dir.attributes
         .iter()
-        .find(|a| a.ty == AT_INDEX_ROOT && a.name == I30)
+        .find(|a| a.ty == AT_INDEX_ROOT && a.name == "$I30")
         .and_then(|a| a.resident())
-        .filter(|v| v.len() >= ROOT_HEADER && u32_at(v, 0) == AT_FILE_NAME)
-        .map(|v| v[..ROOT_HEADER].to_vec())
+        .filter(|v| u32_at(v, 0) == AT_FILE_NAME)
+        .and_then(|v| v.get(..ROOT_HEADER)?.try_into().ok())
 }
 
 /// The `$STANDARD_INFORMATION` of a new directory in `dir` (its owner and security id

@@ -159,6 +159,14 @@ impl Writer {
         let r = self.mft.get(&self.vol, n)?;
         let old = r.bytes(&at).to_vec();
         let mine: Vec<_> = runs.iter().filter(|x| x.vcn >= vcn).cloned().collect();
+        // The runs reach the end of the value; the last extent maps from its first VCN on.
+        let end = runs.last().map_or(0, |x| x.vcn + x.len);
+        if mine.first().map(|x| x.vcn) != Some(vcn) || end <= vcn {
+            return Err(self.vol.ctx.unsupported(
+                0,
+                format!("{path}: the last data extent (VCN {vcn}) maps no run of its own"),
+            ));
+        }
         let pairs = runs::encode(&mine);
         let runs_off = u16_at(&old, 0x20) as usize;
         if runs_off < 0x40 || runs_off > old.len() {
@@ -172,7 +180,7 @@ impl Writer {
         b.resize(super::record::align8(b.len()), 0);
         let len = b.len() as u32;
         b[4..8].copy_from_slice(&len.to_le_bytes());
-        let last_vcn = vcn + runs::clusters(&mine) - 1;
+        let last_vcn = end - 1;
         b[0x18..0x20].copy_from_slice(&last_vcn.to_le_bytes());
         if !r.replace(&at, &b) {
             return Err(self.vol.ctx.unsupported(
