@@ -743,3 +743,54 @@ fn the_fat_writer_on_damaged_volumes() {
     eprintln!("300 damaged volumes: {opened} opened, {done} operations done, {failed} refused");
     assert!(opened > 0 && done > 0 && failed > 0);
 }
+
+#[test]
+fn a_bcd_fix_goes_to_the_store_it_was_found_in_when_there_are_two() {
+    // The Server 2019 image whose ESP BCD names another partition, with a copy of that BCD
+    // put on C: as \Boot\BCD: two stores. The fix rewrites the one the findings name.
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy("ws2019-bcdguid", dir.path());
+    let bcd = dir.path().join("bcd.copy");
+    let out = rehost()
+        .args(["cat", "--volume", "1"])
+        .arg(&image)
+        .arg("/EFI/Microsoft/Boot/BCD")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(&bcd, &out.stdout).unwrap();
+    let put = rehost()
+        .arg("put")
+        .arg(&image)
+        .arg(&bcd)
+        .args(["\\Boot\\BCD", "--volume", "3", "--in-place"])
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    std::fs::remove_file(format!("{}.rehost-undo", image.display())).unwrap();
+    let r = json(
+        &["fix", "-t", "hyperv-gen2", "--in-place", "--json"],
+        &image,
+    );
+    assert_eq!(r["committed"], true, "{r:#}");
+    assert!(
+        changes_of(&r, "boot-config")
+            .iter()
+            .any(|c| c["hive"] == "BCD"),
+        "{r:#}"
+    );
+    let check = json(&["check", "-t", "hyperv-gen2", "--json"], &image);
+    assert_eq!(check["installs"][0]["verdict"], "boots", "{check:#}");
+    // The copy on C: is as it was put there.
+    let after = rehost()
+        .args(["cat", "--volume", "3"])
+        .arg(&image)
+        .arg("/Boot/BCD")
+        .output()
+        .unwrap();
+    assert!(after.stdout == std::fs::read(&bcd).unwrap());
+}

@@ -182,6 +182,7 @@ pub fn fix(
             ),
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         );

@@ -86,6 +86,7 @@ pub fn fix(
             format!("disable {}", names.join(", ")),
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         );

@@ -289,6 +289,7 @@ pub fn fix(
             format!("CriticalDeviceDatabase: {}", what.join("; ")),
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         );

@@ -156,6 +156,7 @@ pub fn register(
             ),
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops: drivers::bind(&r, &ids),
             },
         );
@@ -202,6 +203,7 @@ pub fn register(
         ),
         Change::Registry {
             hive: "SYSTEM".into(),
+            store: None,
             ops,
         },
     );

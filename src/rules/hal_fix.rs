@@ -375,6 +375,7 @@ fn record(s: &Subject, hal: &Hal) -> Option<(String, Change)> {
             ),
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         )

@@ -179,6 +179,7 @@ fn detecthal(s: &Subject, t: &Target) -> std::result::Result<Change, String> {
     }
     Ok(Change::Registry {
         hive: "BCD".into(),
+        store: Some(link.store_volume),
         ops: vec![
             Op::Key(format!(
                 "HKEY_LOCAL_MACHINE\\BCD00000000\\Objects\\{guid}\\Elements\\{DETECT_HAL:08x}"

@@ -116,6 +116,7 @@ pub fn fix(
             format!("disable {}", names.join(", ")),
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         );
@@ -145,6 +146,7 @@ pub fn fix(
                     ),
                     Change::Registry {
                         hive: "SYSTEM".into(),
+                        store: None,
                         ops,
                     },
                 );

@@ -229,7 +229,7 @@ pub fn put_files(
 pub fn planned_value(plan: &Plan, key: &str, name: &str) -> Option<Option<Vec<u8>>> {
     let mut out = None;
     for p in &plan.changes {
-        let Change::Registry { hive, ops } = &p.change else {
+        let Change::Registry { hive, ops, .. } = &p.change else {
             continue;
         };
         if !hive.eq_ignore_ascii_case("SYSTEM") {

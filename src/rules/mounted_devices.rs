@@ -172,6 +172,7 @@ pub fn fix(
         why,
         Change::Registry {
             hive: "SYSTEM".into(),
+            store: None,
             ops,
         },
     );

@@ -69,6 +69,7 @@ pub fn fix(
             "bring every disk online after the move (SanPolicy 1)",
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         );
@@ -93,6 +94,7 @@ pub fn show_stop_screen(s: &Subject, plan: &mut Plan) {
             "keep a STOP screen on the screen (CrashControl AutoReboot 0)",
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         );

@@ -90,6 +90,7 @@ pub fn fix(
             ),
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         );

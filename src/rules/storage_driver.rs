@@ -241,6 +241,7 @@ pub fn fix(
             format!("start at boot: {}", names.join(", ")),
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         );
@@ -346,6 +347,7 @@ fn provide(s: &Subject, t: &Target, o: &FixOptions, n: &Need, plan: &mut Plan) -
             format!("{svc}'s ImagePath names the file written"),
             Change::Registry {
                 hive: "SYSTEM".into(),
+                store: None,
                 ops,
             },
         );
@@ -393,6 +395,7 @@ fn register_key(
         ),
         Change::Registry {
             hive: "SYSTEM".into(),
+            store: None,
             ops,
         },
     );
@@ -441,6 +444,7 @@ fn inject(s: &Subject, t: &Target, n: &Need, pkg: &Package, plan: &mut Plan) -> 
         ),
         Change::Registry {
             hive: "SYSTEM".into(),
+            store: None,
             ops,
         },
     );

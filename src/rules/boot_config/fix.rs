@@ -190,7 +190,7 @@ fn bcd_store(
         bcd_devices(s, store, &elements, devices, plan);
     }
     if !loaders.is_empty() {
-        bcd_loaders(s, &hive, loaders, plan)?;
+        bcd_loaders(s, store, &hive, loaders, plan)?;
     }
     Ok(())
 }
@@ -333,6 +333,7 @@ fn bcd_devices(
             ),
             Change::Registry {
                 hive: "BCD".into(),
+                store: Some(store.volume),
                 ops,
             },
         );
@@ -350,7 +351,13 @@ fn swap_loader(path: &str) -> Option<String> {
     Some(format!("{stem}.{ext}"))
 }
 
-fn bcd_loaders(s: &Subject, hive: &Hive, findings: &[&Finding], plan: &mut Plan) -> Result<()> {
+fn bcd_loaders(
+    s: &Subject,
+    store: &BootStore,
+    hive: &Hive,
+    findings: &[&Finding],
+    plan: &mut Plan,
+) -> Result<()> {
     let stored = hive.subkeys("Objects")?;
     let mut ops = Vec::new();
     let mut what = Vec::new();
@@ -399,6 +406,7 @@ fn bcd_loaders(s: &Subject, hive: &Hive, findings: &[&Finding], plan: &mut Plan)
             ),
             Change::Registry {
                 hive: "BCD".into(),
+                store: Some(store.volume),
                 ops,
             },
         );

@@ -100,24 +100,32 @@ pub fn apply(
         open: Vec::new(),
     };
     // Registry changes, hive by hive, in plan order within each hive.
-    let mut hives: Vec<(String, HiveFile)> = Vec::new();
+    let mut hives: Vec<(String, Option<u32>, HiveFile)> = Vec::new();
     for p in &plan.changes {
-        let Change::Registry { hive, ops } = &p.change else {
+        let Change::Registry { hive, store, ops } = &p.change else {
             continue;
         };
-        let at = match hives.iter().position(|(h, _)| h.eq_ignore_ascii_case(hive)) {
+        let at = match hives
+            .iter()
+            .position(|(h, s, _)| h.eq_ignore_ascii_case(hive) && s == store)
+        {
             Some(i) => i,
             None => {
                 let m = Mounts::builtin()
                     .for_file(hive)
                     .ok_or_else(|| ctx.invalid(format!("no hive named {hive}")))?;
-                let volume = (!m.boot_store).then_some(install.volume);
+                // A boot store on the volume the change names; an install's hive on its own.
+                let volume = if m.boot_store {
+                    *store
+                } else {
+                    Some(install.volume)
+                };
                 let h = registry::open_in_image(opened, volume, m)?;
-                hives.push((hive.clone(), h));
+                hives.push((hive.clone(), *store, h));
                 hives.len() - 1
             }
         };
-        let current = &hives[at].1;
+        let current = &hives[at].2;
         let map = current.mapping(None, false)?;
         let edited = registry::edit(current, ops, &map)?;
         let prefix = current.prefix(None);
@@ -132,9 +140,9 @@ pub fn apply(
             sha256: None,
             bytes: None,
         });
-        hives[at].1 = current.with_bytes(edited.bytes);
+        hives[at].2 = current.with_bytes(edited.bytes);
     }
-    for (name, h) in &hives {
+    for (name, _, h) in &hives {
         let Some((volume, path)) = &h.location else {
             return Err(ctx.invalid(format!("the {name} hive has no place in the image")));
         };

@@ -49,6 +49,9 @@ pub enum Change {
     Registry {
         /// The hive's file name.
         hive: String,
+        /// For a boot store (BCD): the volume of the store the change is for, where an image
+        /// has several (a BIOS and a UEFI one); `None` for an install's own hives.
+        store: Option<u32>,
         /// The operations, in order.
         ops: Vec<Op>,
     },
