@@ -81,6 +81,7 @@ fn fixed_and_dynamic_match_qemu() {
             &disk::OpenOptions {
                 cache_blocks: 0,
                 map_raw: true,
+                ..Default::default()
             },
         )
         .unwrap();
@@ -349,6 +350,7 @@ fn damaged_files_give_errors_that_name_the_offset() {
         &disk::OpenOptions {
             cache_blocks: 0,
             map_raw: true,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -451,6 +453,7 @@ fn seeded_mutations_never_panic() {
             &disk::OpenOptions {
                 cache_blocks: 0,
                 map_raw: true,
+                ..Default::default()
             },
         ) {
             opened += 1;

@@ -58,6 +58,7 @@ pub fn uncached(p: &Path) -> rehost::Result<disk::Disk> {
         &disk::OpenOptions {
             cache_blocks: 0,
             map_raw: true,
+            ..Default::default()
         },
     )
 }

@@ -1,0 +1,390 @@
+//! Writing into images: open for writing, stage, commit.
+//!
+//! ```no_run
+//! use rehost_disk::{self as disk, CommitOptions, WriteAt, WriteOptions};
+//! let session = disk::open_for_write("server.vhdx".as_ref(), &WriteOptions::in_place())?;
+//! session.overlay().write_at(0x10_0000, b"new bytes")?; // staged; the image is untouched
+//! for line in session.plan(&CommitOptions::default())?.notes { println!("{line}"); }
+//! let report = session.commit(&CommitOptions::default())?; // journal, writes, verify
+//! println!("{} bytes written; undo with `rehost undo`", report.bytes_written);
+//! # Ok::<(), rehost_core::Error>(())
+//! ```
+//!
+//! [`open_for_write`] takes the image's lock ([`ImageLock`]), rolls back a commit that was
+//! interrupted (from its journal, see `journal`), and opens the container with a
+//! [`BlockCache`] and a staging [`Overlay`] above it. The layers above write into the
+//! overlay (through [`super::WindowMut`] for a volume) and read their own writes back.
+//!
+//! [`WriteSession::commit`] writes in place: the container plans the host writes
+//! (`target`), the undo journal of every byte they overwrite is put in place and flushed,
+//! the plan is carried out phase by phase with a flush after each, the journal is marked
+//! complete, and the staged extents are read back through a fresh, uncached reader of the
+//! image. A commit that does not read back as staged is undone, and said so.
+//!
+//! [`WriteSession::commit_to`] writes a new image of the same format instead: the source is
+//! copied (holes kept: only its data runs are copied) to `NEW.rehost-partial`, the plan is
+//! carried out on the copy, the copy is read back, flushed and renamed to `NEW`. The source
+//! is never written. A differencing child keeps its parent link: the new child must sit
+//! where its locators find the parent (the same directory as the source, for relative
+//! locators).
+
+use super::journal;
+use super::lock::ImageLock;
+use super::plan::Plan;
+use super::sync::{self, Observer, Steps, WriteFile};
+use super::target::{Ids, Target};
+use super::undo::{self, Recovery};
+use super::{detect, DiskInfo, IoStats, OpenOptions, Overlay, ReadAt};
+use rehost_core::error::{Ctx, ErrorKind, Layer, Location, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How to open an image for writing.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// How the container is read.
+    pub open: OpenOptions,
+    /// Commit into the image itself (exclusive lock), or into a new image (shared lock on
+    /// the source, which is then never written).
+    pub in_place: bool,
+}
+
+impl WriteOptions {
+    /// For a commit into the image itself.
+    pub fn in_place() -> Self {
+        WriteOptions {
+            open: OpenOptions::default(),
+            in_place: true,
+        }
+    }
+
+    /// For a commit into a new image.
+    pub fn new_image() -> Self {
+        WriteOptions {
+            in_place: false,
+            ..Self::in_place()
+        }
+    }
+}
+
+/// How to commit.
+#[derive(Clone, Copy, Default)]
+pub struct CommitOptions<'a> {
+    /// Told of every step before it is taken (progress, tests that stop a commit midway).
+    pub observer: Option<Observer<'a>>,
+    /// Derive new identifiers (VHDX FileWriteGuid, DataWriteGuid, LogGuid) from this seed
+    /// instead of the system's random source, so that the same commit gives the same bytes.
+    pub seed: Option<u64>,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone)]
+pub struct CommitReport {
+    /// The image written (the source, or the new image).
+    pub path: PathBuf,
+    /// Staged extents, and their bytes.
+    pub staged_extents: usize,
+    /// Bytes staged.
+    pub staged_bytes: u64,
+    /// Writes issued to the host file, and their bytes.
+    pub host_writes: usize,
+    /// Bytes written into the host file.
+    pub bytes_written: u64,
+    /// The host file's length before and after.
+    pub len_before: u64,
+    /// The host file's length after.
+    pub len_after: u64,
+    /// The undo journal (commits in place).
+    pub journal: Option<PathBuf>,
+    /// Bytes this commit added to the journal.
+    pub journal_bytes: u64,
+    /// Steps taken (writes, flushes, renames).
+    pub steps: u64,
+    /// What the container did, in words.
+    pub notes: Vec<String>,
+}
+
+/// An image opened for writing: holds its lock until dropped.
+pub struct WriteSession {
+    path: PathBuf,
+    _lock: ImageLock,
+    target: Arc<Target>,
+    overlay: Arc<Overlay>,
+    recovery: Option<Recovery>,
+    in_place: bool,
+    stats: Arc<IoStats>,
+}
+
+/// Opens the image at `path` for writing: takes its lock, rolls back an interrupted commit
+/// (or finishes an interrupted undo), and opens the container under a staging overlay.
+pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> {
+    let ctx = Ctx::new(path.display().to_string(), Layer::File);
+    let meta = std::fs::metadata(path).map_err(|e| ctx.error(Location::None, e.into()))?;
+    if opts.in_place && !meta.is_file() {
+        return Err(ctx.invalid(
+            "only regular files are written in place (the undo journal goes beside the image); \
+             write a new image with --output instead",
+        ));
+    }
+    let mut lock = match ImageLock::exclusive(path) {
+        Ok(l) => l,
+        Err(_) if !opts.in_place => ImageLock::shared(path)?,
+        Err(e) => return Err(e),
+    };
+    let recovery = if lock.is_exclusive() {
+        undo::recover(path, &mut Steps::new(None))?
+    } else if undo::interrupted(path)? {
+        return Err(ctx.invalid(
+            "a commit into this image was interrupted and must be rolled back, but another \
+             rehost process has the image open: retry when it is done",
+        ));
+    } else {
+        None
+    };
+    if !opts.in_place {
+        lock.set(false)?;
+    }
+    let stats = IoStats::new();
+    let target = Arc::new(detect::open_target(path, &opts.open, stats.clone())?);
+    let base = detect::cached(target.clone(), &opts.open);
+    Ok(WriteSession {
+        path: path.to_path_buf(),
+        _lock: lock,
+        overlay: Arc::new(Overlay::new(base, ctx.with_layer(Layer::Raw))),
+        target,
+        recovery,
+        in_place: opts.in_place,
+        stats,
+    })
+}
+
+impl WriteSession {
+    /// The staging overlay: write here, read here (the layers above see their own writes).
+    pub fn overlay(&self) -> Arc<Overlay> {
+        self.overlay.clone()
+    }
+
+    /// The bytes read from the image file so far.
+    pub fn stats(&self) -> &Arc<IoStats> {
+        &self.stats
+    }
+
+    /// What the container says about itself.
+    pub fn info(&self) -> &DiskInfo {
+        use super::Container;
+        self.target.info()
+    }
+
+    /// The interrupted commit (or undo) this open rolled back (or finished), if any.
+    pub fn recovery(&self) -> Option<&Recovery> {
+        self.recovery.as_ref()
+    }
+
+    /// The host writes a commit would make now (for a dry run).
+    pub fn plan(&self, opts: &CommitOptions) -> Result<Plan> {
+        self.plan_of(&self.overlay.extents(), opts)
+    }
+
+    fn plan_of(&self, extents: &[(u64, Vec<u8>)], opts: &CommitOptions) -> Result<Plan> {
+        self.target
+            .plan(&*self.overlay, extents, &mut Ids::new(opts.seed))
+    }
+
+    fn report(&self, plan: &Plan, path: &Path, extents: &[(u64, Vec<u8>)]) -> CommitReport {
+        CommitReport {
+            path: path.to_path_buf(),
+            staged_extents: extents.len(),
+            staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
+            host_writes: plan.writes().count(),
+            bytes_written: plan.bytes_written(),
+            len_before: plan.file_len,
+            len_after: plan.new_len,
+            journal: None,
+            journal_bytes: 0,
+            steps: 0,
+            notes: plan.notes.clone(),
+        }
+    }
+
+    /// Commits in place, behind the undo journal (see the module documentation).
+    pub fn commit(self, opts: &CommitOptions) -> Result<CommitReport> {
+        let ctx = Ctx::new(self.path.display().to_string(), Layer::File);
+        if !self.in_place {
+            return Err(ctx.invalid("the image was opened to write a new image, not in place"));
+        }
+        let extents = self.overlay.extents();
+        let plan = self.plan_of(&extents, opts)?;
+        let mut report = self.report(&plan, &self.path, &extents);
+        if plan.is_empty() {
+            return Ok(report);
+        }
+        let mut steps = Steps::new(opts.observer);
+        let img = WriteFile::open(&self.path, Layer::File)?;
+        if img.len()? != plan.file_len {
+            return Err(ctx.invalid("the image changed size since it was opened"));
+        }
+        let prior = journal::read(&self.path)?;
+        let number = prior
+            .as_ref()
+            .and_then(|j| j.generations.last())
+            .map_or(0, |g| g.number + 1);
+        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
+        let generation = journal::encode(&plan, &img, number, &name)?;
+        let j = undo::install(&self.path, prior.as_ref(), &generation, &mut steps)?;
+        if let Err(e) = apply(&plan, &img, &mut steps) {
+            // A write failed (a full disk, an I/O error): roll back at once if we can.
+            drop(img);
+            let how = match undo::recover(&self.path, &mut steps) {
+                Ok(_) => "the image was rolled back".to_string(),
+                Err(r) => format!(
+                    "rolling back failed too ({r}); it will be rolled back when the image is \
+                     next opened for writing"
+                ),
+            };
+            return Err(ctx.error(
+                e.location.clone(),
+                ErrorKind::Io(std::io::Error::other(format!("{e}; {how}"))),
+            ));
+        }
+        steps.phase("journal");
+        undo::mark_committed(&j, &mut steps)?;
+        drop(img);
+        if let Err(e) = verify(&self.path, &extents) {
+            steps.phase("undo");
+            undo::undo_last(&self.path, &mut steps)?;
+            return Err(ctx.error(
+                Location::None,
+                ErrorKind::Corrupt(format!("{e}; the commit was undone")),
+            ));
+        }
+        report.journal = Some(j.path);
+        report.journal_bytes = generation.len() as u64 + 32;
+        report.steps = steps.taken();
+        Ok(report)
+    }
+
+    /// Commits into a new image at `new`, which must not exist (see the module
+    /// documentation).
+    pub fn commit_to(self, new: &Path, opts: &CommitOptions) -> Result<CommitReport> {
+        let ctx = Ctx::new(new.display().to_string(), Layer::File);
+        if std::fs::symlink_metadata(new).is_ok() {
+            return Err(ctx.invalid(
+                "the output exists; rehost never writes over it: remove it or choose another name",
+            ));
+        }
+        let mut tmp = new.as_os_str().to_os_string();
+        tmp.push(".rehost-partial");
+        let tmp = PathBuf::from(tmp);
+        let extents = self.overlay.extents();
+        let plan = self.plan_of(&extents, opts)?;
+        let mut report = self.report(&plan, new, &extents);
+        let mut steps = Steps::new(opts.observer);
+        // The partial output is locked while it is written: a second writer of the same
+        // output is refused and does not remove it.
+        let out = WriteFile::open_or_create(&tmp, Layer::File)?;
+        let _lock = ImageLock::exclusive(&tmp)?;
+        let result = (|| {
+            steps.phase("copy");
+            out.set_len(&mut steps, 0)?;
+            copy_sparse(&self.path, &out, &mut steps)?;
+            if out.len()? != plan.file_len {
+                return Err(ctx.invalid("the source changed size while it was copied"));
+            }
+            apply(&plan, &out, &mut steps)?;
+            verify(&tmp, &extents)?;
+            steps.phase("rename");
+            sync::rename_new(&mut steps, &tmp, new, &ctx)?;
+            sync::sync_dir(&mut steps, new, &ctx)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        report.steps = steps.taken();
+        Ok(report)
+    }
+}
+
+/// Reads every staged extent back from `path` through a fresh, uncached reader.
+fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
+    let opts = OpenOptions {
+        cache_blocks: 0,
+        map_raw: false,
+        cache_bulk: false,
+    };
+    let back = detect::open_target(path, &opts, IoStats::new())?;
+    let ctx = Ctx::new(path.display().to_string(), Layer::File);
+    let mut buf = Vec::new();
+    for (at, bytes) in extents {
+        for (i, piece) in bytes.chunks(sync::WRITE_PIECE).enumerate() {
+            let pos = at + (i * sync::WRITE_PIECE) as u64;
+            buf.resize(piece.len(), 0);
+            back.read_at(pos, &mut buf)?;
+            if buf != piece {
+                let k = buf.iter().zip(piece).position(|(a, b)| a != b).unwrap_or(0);
+                return Err(ctx.corrupt(
+                    pos + k as u64,
+                    "after the commit the image does not read back as staged at this \
+                     virtual-disk offset",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Carries out `plan` on `file`: per phase, the length, the writes, a flush.
+fn apply(plan: &Plan, file: &WriteFile, steps: &mut Steps) -> Result<()> {
+    for phase in &plan.phases {
+        steps.phase(phase.name);
+        if let Some(len) = phase.set_len {
+            file.set_len(steps, len)?;
+        }
+        for w in &phase.writes {
+            file.write(steps, w.offset, &w.data)?;
+        }
+        file.sync(steps)?;
+    }
+    Ok(())
+}
+
+/// Copies the file at `src` into `out`, data runs only (holes stay holes), and flushes it.
+fn copy_sparse(src: &Path, out: &WriteFile, steps: &mut Steps) -> Result<()> {
+    use rustix::fs::{seek, SeekFrom};
+    let input = WriteFile::open_read(src, Layer::File)?;
+    let len = input.len()?;
+    let mut runs = Vec::new();
+    let mut pos = 0u64;
+    while pos < len {
+        let data = match seek(&input.file, SeekFrom::Data(pos)) {
+            Ok(d) => d,
+            Err(rustix::io::Errno::NXIO) => break,
+            // No hole support here: copy everything.
+            Err(_) => {
+                runs = vec![(0, len)];
+                break;
+            }
+        };
+        let hole = seek(&input.file, SeekFrom::Hole(data))
+            .map_err(|e| input.ctx.io(data, e.into()))?
+            .min(len);
+        runs.push((data, hole));
+        pos = hole;
+    }
+    let mut buf = vec![0u8; sync::WRITE_PIECE];
+    for (start, end) in runs {
+        let mut at = start;
+        while at < end {
+            let n = (end - at).min(buf.len() as u64) as usize;
+            if input.read_some(at, &mut buf[..n])? != n {
+                return Err(input.ctx.invalid("the source shrank while it was copied"));
+            }
+            if buf[..n].iter().any(|b| *b != 0) {
+                out.write(steps, at, &buf[..n])?;
+            }
+            at += n as u64;
+        }
+    }
+    out.set_len(steps, len)?;
+    out.sync(steps)
+}

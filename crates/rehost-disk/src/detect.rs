@@ -1,0 +1,251 @@
+//! Opening an image: the format from the content, parents through their locators, a cache above.
+
+use super::target::Target;
+use super::{BlockCache, Container, Disk, Format, HostFile, IoStats, Raw, ReadAt};
+use rehost_core::error::{Ctx, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Differencing chains deeper than this are refused (a loop or a hostile image).
+pub const MAX_CHAIN_DEPTH: usize = 64;
+
+/// How to open an image.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Blocks of [`crate::BLOCK_SIZE`] bytes kept in the cache (0: no cache).
+    pub cache_blocks: usize,
+    /// Memory-map raw images (the default) instead of reading them with `pread`.
+    pub map_raw: bool,
+    /// Keep bulk reads in the cache too (a session that reads the same hives again).
+    pub cache_bulk: bool,
+}
+
+impl OpenOptions {
+    /// For a session that reads its hives and files several times (a fix: check, edit,
+    /// verify, check the staged image): a cache of [`crate::SESSION_CACHE_BLOCKS`] that keeps
+    /// bulk reads, so that each byte of the image is read from the file once while it fits.
+    pub fn session() -> Self {
+        OpenOptions {
+            cache_blocks: SESSION_CACHE_BLOCKS,
+            cache_bulk: true,
+            ..Self::default()
+        }
+    }
+}
+
+/// Blocks kept by a session's cache: 256 MiB, more than the hives of any install take.
+pub const SESSION_CACHE_BLOCKS: usize = 65_536;
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            cache_blocks: 4096,
+            map_raw: true,
+            cache_bulk: false,
+        }
+    }
+}
+
+/// Opens the image at `path` read-only: detects its format, opens its parents, and puts a
+/// block cache above it.
+pub fn open(path: &Path, opts: &OpenOptions) -> Result<Disk> {
+    let stats = IoStats::new();
+    let parents = ParentOpener {
+        opts: opts.clone(),
+        stats: stats.clone(),
+        chain: Vec::new(),
+    };
+    let container = parents.open_member(path)?;
+    let mut info = container.info().clone();
+    if let Some(state) = super::journal::quick_state(path) {
+        info.notes.push(journal_note(path, state));
+    }
+    Ok(Disk::new(info, cached(container, opts), stats))
+}
+
+/// `device` behind the cache `opts` asks for (none, plain, or keeping bulk reads).
+pub(crate) fn cached<D: ReadAt + 'static>(device: D, opts: &OpenOptions) -> Arc<dyn ReadAt> {
+    match (opts.cache_blocks, opts.cache_bulk) {
+        (0, _) => Arc::new(device),
+        (n, false) => Arc::new(BlockCache::new(device, n)),
+        (n, true) => Arc::new(BlockCache::keeping_bulk(device, n)),
+    }
+}
+
+/// What a read-only open says about the undo journal beside the image.
+fn journal_note(path: &Path, state: super::journal::State) -> String {
+    let j = super::journal::journal_path(path);
+    let name = j.file_name().unwrap_or_default().to_string_lossy();
+    match state {
+        super::journal::State::Committed => format!(
+            "an undo journal ({name}) is beside the image: `rehost undo` restores it as it was \
+             before rehost wrote into it"
+        ),
+        _ => format!(
+            "a commit or undo into this image was interrupted ({name} is incomplete): what is \
+             read may be half written; opening it for writing, or `rehost undo`, rolls it back"
+        ),
+    }
+}
+
+/// Opens one container (no cache above it), counting its reads in `stats`.
+pub fn open_container(
+    path: &Path,
+    opts: &OpenOptions,
+    stats: Arc<IoStats>,
+) -> Result<Arc<dyn Container>> {
+    ParentOpener {
+        opts: opts.clone(),
+        stats,
+        chain: Vec::new(),
+    }
+    .open_member(path)
+}
+
+/// Opens the members of a differencing chain, refusing loops and chains that are too deep.
+pub struct ParentOpener {
+    opts: OpenOptions,
+    stats: Arc<IoStats>,
+    chain: Vec<PathBuf>,
+}
+
+impl ParentOpener {
+    /// Opens the parent at `path` of the image `child` (named in errors).
+    pub fn open_parent(&self, child: &Ctx, path: &Path) -> Result<Arc<dyn Container>> {
+        let canonical = path.canonicalize().map_err(|e| child.io(0, e))?;
+        if self.chain.contains(&canonical) {
+            return Err(child.corrupt(
+                0,
+                format!("differencing chain loops back to {}", path.display()),
+            ));
+        }
+        if self.chain.len() >= MAX_CHAIN_DEPTH {
+            return Err(child.unsupported(
+                0,
+                format!("differencing chain deeper than {MAX_CHAIN_DEPTH} images"),
+            ));
+        }
+        self.open_member(path)
+    }
+
+    fn open_member(&self, path: &Path) -> Result<Arc<dyn Container>> {
+        Ok(match self.open_typed(path)? {
+            Target::Raw(r) => Arc::new(r),
+            Target::Vhd(v) => Arc::new(v),
+            Target::Vhdx(v) => Arc::new(v),
+        })
+    }
+
+    fn open_typed(&self, path: &Path) -> Result<Target> {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let mut chain = self.chain.clone();
+        chain.push(canonical);
+        let next = ParentOpener {
+            opts: self.opts.clone(),
+            stats: self.stats.clone(),
+            chain,
+        };
+        let probe = HostFile::open(path, false, self.stats.clone())?;
+        match detect_format(&probe)? {
+            Format::Vhdx => Ok(Target::Vhdx(super::vhdx::Vhdx::open(probe, &next)?)),
+            Format::Vhd => Ok(Target::Vhd(super::vhd::Vhd::open(probe, &next)?)),
+            Format::Raw => {
+                drop(probe);
+                let file = HostFile::open(path, self.opts.map_raw, self.stats.clone())?;
+                Ok(Target::Raw(Raw::new(file)))
+            }
+        }
+    }
+}
+
+/// Opens the image at `path` as its concrete container type (for writing), its parents
+/// read-only.
+pub(crate) fn open_target(path: &Path, opts: &OpenOptions, stats: Arc<IoStats>) -> Result<Target> {
+    ParentOpener {
+        opts: opts.clone(),
+        stats,
+        chain: Vec::new(),
+    }
+    .open_typed(path)
+}
+
+/// Tells the container format from the file's content: `vhdxfile` at offset 0 is VHDX; a
+/// `conectix` footer at the end (or its copy at offset 0) is VHD; anything else is raw.
+pub fn detect_format(file: &HostFile) -> Result<Format> {
+    let size = file.size();
+    let mut head = [0u8; 8];
+    let n = file.read_some_at(0, &mut head)?;
+    if n == 8 && &head == b"vhdxfile" {
+        return Ok(Format::Vhdx);
+    }
+    if n == 8 && &head == b"conectix" {
+        return Ok(Format::Vhd);
+    }
+    // A VHD footer is 512 bytes at the end; images from before Virtual PC 2004 have 511.
+    for tail in [512u64, 511] {
+        if size >= tail {
+            let mut cookie = [0u8; 8];
+            file.read_some_at(size - tail, &mut cookie)?;
+            if &cookie == b"conectix" {
+                return Ok(Format::Vhd);
+            }
+        }
+    }
+    Ok(Format::Raw)
+}
+
+/// Resolves a parent path written by Windows (`.\parent.vhd`, `C:\dir\parent.vhdx`,
+/// `\\?\C:\...`) against the directory of the child: relative paths are joined to it;
+/// absolute Windows paths are tried as they stand (after `\` becomes `/`) and then by their
+/// file name beside the child. Returns the candidates in the order to try.
+pub fn parent_candidates(child: &Path, written: &str) -> Vec<PathBuf> {
+    let dir = child.parent().unwrap_or(Path::new("."));
+    let mut s = written.trim_end_matches('\0').to_string();
+    for prefix in ["\\\\?\\", "\\??\\"] {
+        if let Some(rest) = s.strip_prefix(prefix) {
+            s = rest.to_string();
+        }
+    }
+    let unix = s.replace('\\', "/");
+    let mut out = Vec::new();
+    let is_drive = unix.len() >= 2 && unix.as_bytes()[1] == b':';
+    if is_drive || unix.starts_with('/') {
+        if !is_drive {
+            out.push(PathBuf::from(&unix));
+        }
+    } else {
+        out.push(dir.join(unix.trim_start_matches("./")));
+    }
+    if let Some(name) = unix.rsplit('/').next().filter(|n| !n.is_empty()) {
+        let beside = dir.join(name);
+        if !out.contains(&beside) {
+            out.push(beside);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_paths_resolve_beside_the_child() {
+        let child = Path::new("/images/child.vhd");
+        assert_eq!(
+            parent_candidates(child, ".\\base.vhd"),
+            vec![PathBuf::from("/images/base.vhd")]
+        );
+        assert_eq!(
+            parent_candidates(child, "C:\\VMs\\base.vhd"),
+            vec![PathBuf::from("/images/base.vhd")]
+        );
+        assert_eq!(
+            parent_candidates(child, "..\\other\\base.vhdx\0"),
+            vec![
+                PathBuf::from("/images/../other/base.vhdx"),
+                PathBuf::from("/images/base.vhdx")
+            ]
+        );
+    }
+}

@@ -1,0 +1,133 @@
+//! An image opened for writing: its concrete container, which turns staged virtual-disk
+//! extents into a [`Plan`] of host-file writes.
+//!
+//! Raw images and fixed VHDs store the disk at the same offsets in the file, so their plan
+//! is the extents themselves (a fixed VHD's footer lies past the virtual disk and is never
+//! touched). Dynamic and differencing VHDs plan in `vhd::write`, VHDX in `vhdx::write`.
+
+use super::plan::{HostWrite, Phase, Plan};
+use super::{Container, DiskInfo, Format, Raw, ReadAt};
+use crate::vhd::Vhd;
+use crate::vhdx::Vhdx;
+use rehost_core::error::Result;
+
+/// The top image of a chain, by type.
+pub(crate) enum Target {
+    /// A raw image.
+    Raw(Raw),
+    /// A VHD.
+    Vhd(Vhd),
+    /// A VHDX.
+    Vhdx(Vhdx),
+}
+
+impl Target {
+    fn container(&self) -> &dyn Container {
+        match self {
+            Target::Raw(r) => r,
+            Target::Vhd(v) => v,
+            Target::Vhdx(v) => v,
+        }
+    }
+
+    /// The host writes that store `extents` (sorted, disjoint virtual-disk extents);
+    /// `view` reads the disk as staged (for the rest of partly written sectors).
+    pub fn plan(
+        &self,
+        view: &dyn ReadAt,
+        extents: &[(u64, Vec<u8>)],
+        ids: &mut Ids,
+    ) -> Result<Plan> {
+        match self {
+            Target::Raw(r) => Ok(direct(Format::Raw, r.size(), extents)),
+            Target::Vhd(v) => v.plan(view, extents),
+            Target::Vhdx(v) => v.plan(view, extents, ids),
+        }
+    }
+}
+
+/// The plan of a container that stores the disk at offset 0 of the file.
+pub(crate) fn direct(format: Format, file_len: u64, extents: &[(u64, Vec<u8>)]) -> Plan {
+    let mut plan = Plan::empty(format, file_len);
+    let writes: Vec<HostWrite> = extents
+        .iter()
+        .map(|(at, b)| HostWrite::new(*at, b.clone(), "data"))
+        .collect();
+    if !writes.is_empty() {
+        plan.notes.push(format!(
+            "{} extents written in place ({} bytes)",
+            writes.len(),
+            writes.iter().map(|w| w.data.len() as u64).sum::<u64>()
+        ));
+        plan.phases.push(Phase {
+            name: "data",
+            set_len: None,
+            writes,
+        });
+    }
+    plan
+}
+
+impl ReadAt for Target {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.container().read_at(offset, buf)
+    }
+    fn size(&self) -> u64 {
+        self.container().size()
+    }
+}
+
+impl Container for Target {
+    fn info(&self) -> &DiskInfo {
+        self.container().info()
+    }
+}
+
+/// Where new identifiers (VHDX FileWriteGuid, DataWriteGuid, LogGuid) come from: the
+/// system's random source, or a seed for reproducible output.
+pub(crate) struct Ids {
+    seed: Option<u64>,
+}
+
+impl Ids {
+    /// Identifiers from `seed`, or random ones when `None`.
+    pub fn new(seed: Option<u64>) -> Self {
+        Ids { seed }
+    }
+
+    /// A new version-4 GUID.
+    pub fn guid(&mut self) -> uuid::Uuid {
+        let mut b = [0u8; 16];
+        match &mut self.seed {
+            Some(s) => {
+                for chunk in b.chunks_mut(8) {
+                    // splitmix64
+                    *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    let mut z = *s;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
+                }
+            }
+            None => random_bytes(&mut b),
+        }
+        uuid::Builder::from_random_bytes(b).into_uuid()
+    }
+}
+
+/// Fills `b` from the system's random source; falls back to the time and process id (the
+/// identifiers must differ between writes, not be secret).
+fn random_bytes(b: &mut [u8; 16]) {
+    use std::io::Read;
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(b))
+        .is_ok()
+    {
+        return;
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut ids = Ids::new(Some(t as u64 ^ u64::from(std::process::id()) << 32));
+    b.copy_from_slice(ids.guid().as_bytes());
+}

@@ -1,0 +1,355 @@
+//! `boot-config`: does the boot configuration the firmware finds start this install? On a
+//! BIOS boot the active partition must hold boot.ini with ntldr (NT 5.x) or `\Boot\BCD` with
+//! bootmgr; on a UEFI boot the EFI system partition holds `\EFI\Microsoft\Boot\BCD`,
+//! bootmgfw.efi and the fallback loader a new machine starts. The entry must name this
+//! disk's partitions, and its loader (winload.exe or .efi) must match the firmware.
+//! The fix, in [`fix`], repairs what it can of that.
+
+mod fix;
+pub use fix::fix;
+
+use super::finding::{Evidence, Finding};
+use super::firmware::natural;
+use super::subject::Subject;
+use super::target::Target;
+use super::Out;
+use rehost_core::error::Result;
+use rehost_volume::ESP_TYPE;
+use rehost_windows::report::{BootEntry, BootStore};
+
+const ID: &str = "boot-config";
+
+/// The head counts Windows 2000 / XP boot code accepts on any geometry.
+const GOOD_HEADS: [u16; 3] = [0x40, 0x80, 0xFF];
+
+/// The check.
+pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
+    let nt5 = s.version.is_some_and(|v| v.nt5())
+        || (s.version.is_none()
+            && s.install
+                .hal
+                .file_version
+                .as_deref()
+                .is_some_and(|v| v.starts_with("5.")));
+    match natural(s.image.partitioning) {
+        Some("bios") => bios(s, nt5, out),
+        Some("uefi") => uefi(s, out),
+        _ => {}
+    }
+    if nt5 && s.version.is_some_and(|v| v.minor <= 1) {
+        heads(s, out)?;
+    }
+    Ok(())
+}
+
+fn missing(volume: u32, path: &str, what: &str) -> Finding {
+    Finding::new(
+        ID,
+        "loader-missing",
+        format!("{what} is missing: {path} on volume {volume}"),
+    )
+    .with(Evidence::file(volume, path, "missing"))
+}
+
+fn bios(s: &Subject, nt5: bool, out: &mut Out) {
+    let Some(active) = s.scene.layout.volumes.iter().find(|v| v.bootable) else {
+        out.findings.push(
+            Finding::new(
+                ID,
+                "not-active",
+                "no partition of the MBR disk is marked active",
+            )
+            .with(Evidence::fact("no active partition")),
+        );
+        return;
+    };
+    let a = active.index;
+    let (kind, path) = if nt5 {
+        ("boot.ini", "boot.ini")
+    } else {
+        ("bcd", "Boot/BCD")
+    };
+    let store = s
+        .image
+        .boot_stores
+        .iter()
+        .find(|b| b.kind == kind && b.volume == a && b.path.eq_ignore_ascii_case(path));
+    let Some(store) = store else {
+        out.findings.push(
+            Finding::new(
+                ID,
+                "no-store",
+                format!("the active partition (volume {a}) holds no {path}"),
+            )
+            .with(Evidence::file(a, path, "missing")),
+        );
+        return;
+    };
+    if nt5 {
+        for f in ["ntldr", "NTDETECT.COM"] {
+            if !s.scene.is_file(a, f) {
+                out.findings.push(missing(a, f, f));
+            }
+        }
+    } else {
+        if !s.scene.is_file(a, "bootmgr") {
+            out.findings.push(missing(a, "bootmgr", "the boot manager"));
+        }
+        bootmgr_device(store, out);
+    }
+    entries(s, store, if nt5 { None } else { Some("winload.exe") }, out);
+}
+
+fn uefi(s: &Subject, out: &mut Out) {
+    let esp = s
+        .scene
+        .layout
+        .volumes
+        .iter()
+        .find(|v| v.part_type.eq_ignore_ascii_case(ESP_TYPE));
+    let Some(esp) = esp else {
+        out.findings.push(
+            Finding::new(ID, "no-store", "the GPT disk has no EFI system partition")
+                .with(Evidence::fact(format!("no partition of type {ESP_TYPE}"))),
+        );
+        return;
+    };
+    let e = esp.index;
+    let path = "EFI/Microsoft/Boot/BCD";
+    let store = s
+        .image
+        .boot_stores
+        .iter()
+        .find(|b| b.kind == "bcd" && b.volume == e && b.path.eq_ignore_ascii_case(path));
+    let Some(store) = store else {
+        out.findings.push(
+            Finding::new(
+                ID,
+                "no-store",
+                format!("the EFI system partition (volume {e}) holds no {path}"),
+            )
+            .with(Evidence::file(e, path, "missing")),
+        );
+        return;
+    };
+    let bootmgfw = "EFI/Microsoft/Boot/bootmgfw.efi";
+    if !s.scene.is_file(e, bootmgfw) {
+        out.findings.push(missing(e, bootmgfw, "the boot manager"));
+    }
+    let fallback = match s.install.arch.as_deref() {
+        Some("arm64") => "EFI/Boot/bootaa64.efi",
+        _ => "EFI/Boot/bootx64.efi",
+    };
+    if !s.scene.is_file(e, fallback) {
+        out.findings.push(
+            Finding::new(
+                ID,
+                "no-fallback",
+                format!(
+                    "the EFI system partition has no {fallback}: a new machine has no boot \
+                     entry for Windows in its NVRAM and starts that file"
+                ),
+            )
+            .with(Evidence::file(e, fallback, "missing")),
+        );
+    }
+    bootmgr_device(store, out);
+    entries(s, store, Some("winload.efi"), out);
+}
+
+fn bcd_evidence(store: &BootStore, object: &str, element: &str, data: String) -> Evidence {
+    Evidence {
+        hive: Some("BCD".into()),
+        key: Some(format!("Objects\\{object}\\Elements\\{element}")),
+        value: Some("Element".into()),
+        data: Some(data),
+        file: Some(store.path.clone()),
+        volume: Some(store.volume),
+        offset: None,
+    }
+}
+
+fn bootmgr_device(store: &BootStore, out: &mut Out) {
+    if let Some(d) = &store.bootmgr_device {
+        if d.volume.is_none() {
+            out.findings.push(
+                Finding::new(
+                    ID,
+                    "bcd-device",
+                    format!(
+                        "the boot manager's device is {}, not a partition of this disk",
+                        d.device
+                    ),
+                )
+                .with(bcd_evidence(
+                    store,
+                    rehost_formats::bcd::BOOTMGR,
+                    "11000001",
+                    d.device.clone(),
+                )),
+            );
+        }
+    }
+}
+
+fn same_root(a: Option<&str>, b: &str) -> bool {
+    a.is_some_and(|a| {
+        a.trim_end_matches('\\')
+            .eq_ignore_ascii_case(b.trim_end_matches('\\'))
+    })
+}
+
+fn entries(s: &Subject, store: &BootStore, loader: Option<&str>, out: &mut Out) {
+    let i = s.install;
+    let mine: Vec<&BootEntry> = store
+        .entries
+        .iter()
+        .filter(|e| same_root(e.system_root.as_deref(), &i.system_root))
+        .collect();
+    let here: Vec<&BootEntry> = mine
+        .iter()
+        .copied()
+        .filter(|e| e.os_device.as_ref().and_then(|d| d.volume) == Some(i.volume))
+        .collect();
+    if here.is_empty() {
+        if mine.is_empty() {
+            out.findings.push(
+                Finding::new(
+                    ID,
+                    "no-entry",
+                    format!(
+                        "no entry of {} on volume {} starts {}",
+                        store.path, store.volume, i.system_root
+                    ),
+                )
+                .with(Evidence::file(
+                    store.volume,
+                    &store.path,
+                    "no entry for this install",
+                )),
+            );
+        }
+        for e in mine {
+            let device = e
+                .os_device
+                .as_ref()
+                .map(|d| d.device.clone())
+                .unwrap_or_else(|| "no device".into());
+            let f = if store.kind == "boot.ini" {
+                Finding::new(
+                    ID,
+                    "bootini-arc",
+                    format!(
+                        "boot.ini entry {} names {device}, which is not the install's volume {}",
+                        e.id, i.volume
+                    ),
+                )
+                .with(Evidence::file(store.volume, &store.path, e.id.clone()))
+            } else {
+                Finding::new(
+                    ID,
+                    "bcd-device",
+                    format!(
+                        "BCD entry {} ({}) starts {} from {device}, not from this disk's volume {}",
+                        e.id, e.description, i.system_root, i.volume
+                    ),
+                )
+                .with(bcd_evidence(store, &e.id, "21000001", device))
+            };
+            out.findings.push(f);
+        }
+        return;
+    }
+    if !here.iter().any(|e| e.default) {
+        out.findings.push(
+            Finding::new(
+                ID,
+                "not-default",
+                format!(
+                    "entry {} of {} starts this install, but it is not the default entry",
+                    here[0].id, store.path
+                ),
+            )
+            .with(Evidence::file(
+                store.volume,
+                &store.path,
+                here[0].id.clone(),
+            )),
+        );
+    }
+    let Some(loader) = loader else {
+        return;
+    };
+    let e = here.iter().find(|e| e.default).unwrap_or(&here[0]);
+    if let Some(d) = &e.device {
+        if d.volume != Some(i.volume) {
+            out.findings.push(
+                Finding::new(
+                    ID,
+                    "bcd-device",
+                    format!(
+                        "BCD entry {} loads winload from {}, not from the install's volume {}",
+                        e.id, d.device, i.volume
+                    ),
+                )
+                .with(bcd_evidence(store, &e.id, "11000001", d.device.clone())),
+            );
+        }
+    }
+    let Some(path) = &e.path else {
+        return;
+    };
+    let file = path.rsplit(['\\', '/']).next().unwrap_or(path);
+    let ext = |x: &str| x.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    if ext(file) != ext(loader) {
+        out.findings.push(
+            Finding::new(
+                ID,
+                "winload-firmware",
+                format!(
+                    "BCD entry {} loads {file}, but this disk starts by {} and needs {loader}",
+                    e.id,
+                    if loader.ends_with(".efi") {
+                        "UEFI"
+                    } else {
+                        "BIOS"
+                    }
+                ),
+            )
+            .with(bcd_evidence(store, &e.id, "12000002", path.clone())),
+        );
+    } else if !s.is_file(path) {
+        out.findings
+            .push(missing(i.volume, path, "the Windows loader"));
+    }
+}
+
+/// Windows 2000 / XP: the NTFS boot sector's head count.
+fn heads(s: &Subject, out: &mut Out) -> Result<()> {
+    let Some(v) = s.scene.volume(s.install.volume) else {
+        return Ok(());
+    };
+    let mut sector = [0u8; 512];
+    s.disk.read_at(v.offset, &mut sector)?;
+    let heads = u16::from_le_bytes([sector[0x1A], sector[0x1B]]);
+    if !GOOD_HEADS.contains(&heads) {
+        out.findings.push(
+            Finding::new(
+                ID,
+                "ntfs-heads",
+                format!(
+                    "the boot sector of volume {} says {heads} heads; Windows 2000 / XP boot code \
+                     fails with \"A disk read error occurred\" on a disk whose geometry differs",
+                    v.index
+                ),
+            )
+            .with(Evidence {
+                offset: Some(v.offset + 0x1A),
+                volume: Some(v.index),
+                data: Some(format!("{heads:#x}")),
+                ..Default::default()
+            }),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! `firmware`: can the target's firmware start this disk and this Windows at all? A BIOS
+//! starts MBR disks, UEFI starts Windows from GPT disks and only 64-bit Windows Vista SP1 /
+//! Server 2008 and later; some targets ask more (Hyper-V generation 2: 64-bit 8 / 2012).
+
+use super::finding::{Evidence, Finding};
+use super::subject::Subject;
+use super::target::Target;
+use super::version::Version;
+use super::Out;
+use rehost_core::error::Result;
+use rehost_volume::Partitioning;
+
+const ID: &str = "firmware";
+
+/// The firmware that starts a disk so partitioned: "bios", "uefi", or none.
+pub fn natural(p: Partitioning) -> Option<&'static str> {
+    match p {
+        Partitioning::Mbr => Some("bios"),
+        Partitioning::Gpt => Some("uefi"),
+        Partitioning::None => None,
+    }
+}
+
+/// Whether the install would start by UEFI on the target.
+pub fn by_uefi(s: &Subject, t: &Target) -> bool {
+    match natural(s.image.partitioning) {
+        Some("uefi") => t.starts("uefi"),
+        _ => !t.starts("bios"),
+    }
+}
+
+/// What of the target the check reads.
+pub fn reads(t: &Target) -> u64 {
+    super::target::hash((&t.firmware, &t.requires))
+}
+
+/// The check.
+pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
+    let scheme = || {
+        Evidence::fact(format!(
+            "partitioning: {}",
+            match s.image.partitioning {
+                Partitioning::Mbr => "mbr",
+                Partitioning::Gpt => "gpt",
+                Partitioning::None => "none",
+            }
+        ))
+    };
+    let firmware = || Evidence::fact(format!("target firmware: {}", t.firmware.join(", ")));
+    match natural(s.image.partitioning) {
+        Some("bios") if !t.starts("bios") => out.findings.push(
+            Finding::new(
+                ID,
+                "mbr-on-uefi",
+                "this is an MBR disk, started by BIOS; the target starts only by UEFI, from GPT disks",
+            )
+            .with(scheme())
+            .with(firmware()),
+        ),
+        Some("uefi") if !t.starts("uefi") => out.findings.push(
+            Finding::new(
+                ID,
+                "gpt-on-bios",
+                "this is a GPT disk, started by UEFI; the target starts only by BIOS, from MBR disks",
+            )
+            .with(scheme())
+            .with(firmware()),
+        ),
+        None => out.findings.push(
+            Finding::new(
+                ID,
+                "no-partition-table",
+                "the disk has no partition table: neither BIOS nor UEFI starts Windows from it",
+            )
+            .with(scheme()),
+        ),
+        _ => {}
+    }
+    let arch = s.install.arch.as_deref();
+    let what = || {
+        format!(
+            "{} {}",
+            arch.unwrap_or("?"),
+            s.version.map(Version::releases).unwrap_or("Windows")
+        )
+    };
+    if let Some(req) = &t.requires {
+        let mut unmet = Vec::new();
+        match arch {
+            Some(a) if !req.arch.is_empty() && !req.arch.iter().any(|x| x == a) => {
+                unmet.push(format!("it is {a}"))
+            }
+            None if !req.arch.is_empty() => out
+                .unknown
+                .push("the install's architecture is unknown (no readable ntoskrnl.exe)".into()),
+            _ => {}
+        }
+        match (s.version, req.min_version) {
+            (Some(v), Some(min)) if v < min => unmet.push(format!("it is version {v}")),
+            (None, Some(_)) => out
+                .unknown
+                .push("the Windows version is unknown (no readable SOFTWARE hive)".into()),
+            _ => {}
+        }
+        if !unmet.is_empty() {
+            out.findings.push(
+                Finding::new(
+                    ID,
+                    "requires",
+                    format!(
+                        "{}; this install is {}: {}",
+                        req.why,
+                        what(),
+                        unmet.join(", ")
+                    ),
+                )
+                .with(Evidence::fact(format!("arch: {}", arch.unwrap_or("?"))))
+                .with(Evidence::fact(format!(
+                    "version: {}",
+                    s.install.version.as_deref().unwrap_or("?")
+                ))),
+            );
+        }
+        return Ok(());
+    }
+    if by_uefi(s, t) {
+        let arch_ok = matches!(arch, Some("x64" | "arm64" | "ia64"));
+        let version_ok = s.version.is_some_and(|v| v >= Version::VISTA);
+        if arch.is_some() && s.version.is_some() && !(arch_ok && version_ok) {
+            out.findings.push(
+                Finding::new(
+                    ID,
+                    "arch-on-uefi",
+                    format!(
+                        "the target starts it by UEFI, and UEFI starts only 64-bit Windows \
+                         Vista SP1 / Server 2008 and later; this install is {}",
+                        what()
+                    ),
+                )
+                .with(Evidence::fact(format!("arch: {}", arch.unwrap_or("?")))),
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,242 @@
+//! Applying a plan into an image's staging overlay: the registry changes of each hive one
+//! after another on the hive as it is (its logs replayed), each read back through nt-hive,
+//! the result written over the hive file by the writer of its volume (NTFS, or FAT for a
+//! BCD on an EFI system partition); files put and renamed by the writer of their volume; raw bytes staged at their offset. Nothing reaches the image:
+//! the caller commits.
+
+use super::{Change, Plan};
+use rehost_core::error::{Ctx, Layer, Result};
+use rehost_formats::bootini;
+use rehost_image::staged::{self, Staged, VolumeWriter};
+use rehost_regf::diff;
+use rehost_windows::registry::{self, HiveFile, Mounts};
+use rehost_windows::report::Install;
+use rehost_windows::Opened;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// A change as applied, for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Applied {
+    /// The rule whose fix made it.
+    pub rule: String,
+    /// Why.
+    pub why: String,
+    /// "registry", "boot.ini", "put", "rename" or "bytes".
+    pub kind: &'static str,
+    /// The hive, for a registry change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hive: Option<String>,
+    /// The diff: .reg style for a registry change, lines for a boot.ini.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// The volume of a file change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume: Option<u32>,
+    /// The file written or renamed (`from -> to` for a rename).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// SHA-256 of the bytes written (a file's, or the raw bytes').
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Bytes written (a file's size, or the raw bytes').
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+}
+
+/// The lines of `after` not in `before` (+) and of `before` not in `after` (-).
+fn text_diff(before: &str, after: &str) -> String {
+    let mut out = String::new();
+    for l in before.lines().filter(|l| !after.lines().any(|a| a == *l)) {
+        out.push_str(&format!("-{l}\n"));
+    }
+    for l in after.lines().filter(|l| !before.lines().any(|b| b == *l)) {
+        out.push_str(&format!("+{l}\n"));
+    }
+    out
+}
+
+fn sha(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+/// The writers of the volumes written so far, one per volume (NTFS or FAT).
+struct Writers<'a> {
+    staged: &'a Staged,
+    open: Vec<(u32, VolumeWriter)>,
+}
+
+impl Writers<'_> {
+    fn get(&mut self, volume: u32) -> Result<&mut VolumeWriter> {
+        if !self.open.iter().any(|(v, _)| *v == volume) {
+            let w = self
+                .staged
+                .volume_writer(volume, staged::image_options(false, false))?;
+            self.open.push((volume, w));
+        }
+        Ok(&mut self
+            .open
+            .iter_mut()
+            .find(|(v, _)| *v == volume)
+            .expect("opened above")
+            .1)
+    }
+}
+
+/// Applies `plan` for `install` of the image opened (over the overlay) as `opened`.
+pub fn apply(
+    staged: &Staged,
+    opened: &Opened,
+    install: &Install,
+    plan: &Plan,
+) -> Result<Vec<Applied>> {
+    let ctx = Ctx::new(opened.report.image.clone(), Layer::Windows);
+    let mut out = Vec::new();
+    let mut writers = Writers {
+        staged,
+        open: Vec::new(),
+    };
+    // Registry changes, hive by hive, in plan order within each hive.
+    let mut hives: Vec<(String, Option<u32>, HiveFile)> = Vec::new();
+    for p in &plan.changes {
+        let Change::Registry { hive, store, ops } = &p.change else {
+            continue;
+        };
+        let at = match hives
+            .iter()
+            .position(|(h, s, _)| h.eq_ignore_ascii_case(hive) && s == store)
+        {
+            Some(i) => i,
+            None => {
+                let m = Mounts::builtin()
+                    .for_file(hive)
+                    .ok_or_else(|| ctx.invalid(format!("no hive named {hive}")))?;
+                // A boot store on the volume the change names; an install's hive on its own.
+                let volume = if m.boot_store {
+                    *store
+                } else {
+                    Some(install.volume)
+                };
+                let h = registry::open_in_image(opened, volume, m)?;
+                hives.push((hive.clone(), *store, h));
+                hives.len() - 1
+            }
+        };
+        let current = &hives[at].2;
+        let map = current.mapping(None, false)?;
+        let edited = registry::edit(current, ops, &map)?;
+        let prefix = current.prefix(None);
+        out.push(Applied {
+            rule: p.rule.to_string(),
+            why: p.why.clone(),
+            kind: "registry",
+            hive: Some(hive.clone()),
+            diff: Some(diff::render(&edited.changes, &prefix)),
+            volume: None,
+            file: None,
+            sha256: None,
+            bytes: None,
+        });
+        hives[at].2 = current.with_bytes(edited.bytes);
+    }
+    for (name, _, h) in &hives {
+        let Some((volume, path)) = &h.location else {
+            return Err(ctx.invalid(format!("the {name} hive has no place in the image")));
+        };
+        writers.get(*volume)?.replace(path, &h.bytes)?;
+    }
+    // boot.ini edits, file by file, each on the text the last one left.
+    let mut inis: Vec<(u32, String, String)> = Vec::new();
+    for p in &plan.changes {
+        let Change::BootIni { volume, path, edit } = &p.change else {
+            continue;
+        };
+        let at = match inis
+            .iter()
+            .position(|(v, f, _)| v == volume && f.eq_ignore_ascii_case(path))
+        {
+            Some(i) => i,
+            None => {
+                let bytes = opened.scene.read(*volume, path)?;
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                inis.push((*volume, path.clone(), text));
+                inis.len() - 1
+            }
+        };
+        let before = inis[at].2.clone();
+        let after = bootini::edit::apply(&before, edit);
+        out.push(Applied {
+            rule: p.rule.to_string(),
+            why: p.why.clone(),
+            kind: "boot.ini",
+            hive: None,
+            diff: Some(text_diff(&before, &after)),
+            volume: Some(*volume),
+            file: Some(path.clone()),
+            sha256: Some(sha(after.as_bytes())),
+            bytes: Some(after.len() as u64),
+        });
+        inis[at].2 = after;
+    }
+    for (volume, path, text) in &inis {
+        writers.get(*volume)?.put(path, text.as_bytes())?;
+    }
+    for p in &plan.changes {
+        let applied = match &p.change {
+            Change::Registry { .. } | Change::BootIni { .. } => continue,
+            Change::Put {
+                volume,
+                path,
+                bytes,
+            } => {
+                writers.get(*volume)?.put(path, bytes)?;
+                (
+                    "put",
+                    Some(*volume),
+                    Some(path.clone()),
+                    Some(sha(bytes)),
+                    Some(bytes.len() as u64),
+                )
+            }
+            Change::Rename { volume, from, to } => {
+                writers.get(*volume)?.rename(from, to)?;
+                (
+                    "rename",
+                    Some(*volume),
+                    Some(format!("{from} -> {to}")),
+                    None,
+                    None,
+                )
+            }
+            Change::Bytes {
+                offset,
+                bytes,
+                what,
+            } => {
+                staged.write_raw(*offset, bytes)?;
+                (
+                    "bytes",
+                    None,
+                    Some(format!("{what} at disk offset {offset:#x}")),
+                    Some(sha(bytes)),
+                    Some(bytes.len() as u64),
+                )
+            }
+        };
+        out.push(Applied {
+            rule: p.rule.to_string(),
+            why: p.why.clone(),
+            kind: applied.0,
+            hive: None,
+            diff: None,
+            volume: applied.1,
+            file: applied.2,
+            sha256: applied.3,
+            bytes: applied.4,
+        });
+    }
+    Ok(out)
+}

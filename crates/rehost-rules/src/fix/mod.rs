@@ -1,0 +1,203 @@
+//! The fixes: each rule's fix, beside its check in the rule's own file, turns that rule's
+//! fixable findings into changes ([`Change`]): registry edits as .reg operations, files put
+//! or renamed on a volume, bytes written at a disk offset. [`run::fix`] plans every rule's
+//! changes for an install and a target, applies them into the image's staging overlay
+//! ([`apply`]), checks the staged image again, and commits only when the install then boots
+//! on the target (or `--force` says to).
+
+pub mod apply;
+pub mod run;
+
+use super::finding::Finding;
+use super::subject::Subject;
+use super::target::Target;
+use rehost_core::error::Result;
+use rehost_regf::regtext::Op;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// What the user asked of the fixes.
+#[derive(Debug, Clone, Default)]
+pub struct FixOptions {
+    /// A folder of driver packages to inject from (a virtio-win tree, a vendor's folder).
+    pub drivers: Option<PathBuf>,
+    /// Replace hal.dll and the kernels in place (keeping `*.rehost-orig`) instead of adding
+    /// a boot.ini entry that loads the new ones by `/HAL=` and `/KERNEL=`.
+    pub replace_hal: bool,
+    /// Also set CrashControl AutoReboot=0, so that a STOP screen stays visible.
+    pub show_stop_screen: bool,
+    /// Only these rules' fixes run (empty: all).
+    pub only: Vec<String>,
+    /// These rules' fixes do not run.
+    pub skip: Vec<String>,
+}
+
+impl FixOptions {
+    /// Whether the fix of `rule` runs.
+    pub fn runs(&self, rule: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|r| r == rule))
+            && !self.skip.iter().any(|r| r == rule)
+    }
+}
+
+/// One change to the image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// .reg operations on a hive: `SYSTEM`, `SOFTWARE` (the install's) or `BCD` (the
+    /// store its boot entry is in); keys named by the hive's mount point
+    /// (`HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Services\x`).
+    Registry {
+        /// The hive's file name.
+        hive: String,
+        /// For a boot store (BCD): the volume of the store the change is for, where an image
+        /// has several (a BIOS and a UEFI one); `None` for an install's own hives.
+        store: Option<u32>,
+        /// The operations, in order.
+        ops: Vec<Op>,
+    },
+    /// A file created or replaced on a volume.
+    Put {
+        /// The volume's number.
+        volume: u32,
+        /// The path there.
+        path: String,
+        /// Its new bytes.
+        bytes: Vec<u8>,
+    },
+    /// A file renamed or moved on a volume.
+    Rename {
+        /// The volume's number.
+        volume: u32,
+        /// The path now.
+        from: String,
+        /// The new path.
+        to: String,
+    },
+    /// An edit of a boot.ini (the edits of every rule apply in order to the file as the
+    /// last one left it).
+    BootIni {
+        /// The volume holding it.
+        volume: u32,
+        /// Its path (`\boot.ini`).
+        path: String,
+        /// The edit.
+        edit: rehost_formats::bootini::edit::Edit,
+    },
+    /// Bytes written at an offset of the disk (a boot sector field).
+    Bytes {
+        /// Offset on the virtual disk.
+        offset: u64,
+        /// The new bytes.
+        bytes: Vec<u8>,
+        /// What they are, for the report.
+        what: String,
+    },
+}
+
+/// A change and the rule that planned it.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The rule's id.
+    pub rule: &'static str,
+    /// Why, in words (which finding it repairs).
+    pub why: String,
+    /// The change.
+    pub change: Change,
+}
+
+/// Everything planned for one install on one target.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The changes, in the order they are applied.
+    pub changes: Vec<Planned>,
+    /// Fixable findings a fix could not repair here, and why (no driver in `--drivers`,
+    /// no HAL in the install's cabinets, ...).
+    pub not_fixed: Vec<NotFixed>,
+}
+
+/// A finding left as it was, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct NotFixed {
+    /// The rule.
+    pub rule: String,
+    /// Why not.
+    pub why: String,
+}
+
+impl Plan {
+    /// Adds a change planned by `rule`.
+    pub fn add(&mut self, rule: &'static str, why: impl Into<String>, change: Change) {
+        self.changes.push(Planned {
+            rule,
+            why: why.into(),
+            change,
+        });
+    }
+
+    /// Records that `rule` could not fix something, and why.
+    pub fn cannot(&mut self, rule: &str, why: impl Into<String>) {
+        self.not_fixed.push(NotFixed {
+            rule: rule.to_string(),
+            why: why.into(),
+        });
+    }
+}
+
+/// A rule's fix: given the install, the target, the rule's fixable findings and the
+/// options, it adds changes (or says why it cannot) to the plan.
+pub type FixFn = fn(&Subject, &Target, &[&Finding], &FixOptions, &mut Plan) -> Result<()>;
+
+/// Helpers for building registry operations.
+pub mod reg {
+    use rehost_regf::regtext::Op;
+
+    /// `HKEY_LOCAL_MACHINE\SYSTEM\<key>`.
+    pub fn system(key: &str) -> String {
+        format!(
+            "HKEY_LOCAL_MACHINE\\SYSTEM\\{}",
+            key.trim_start_matches('\\')
+        )
+    }
+
+    /// Data of a REG_SZ / REG_EXPAND_SZ.
+    pub fn sz(s: &str) -> Vec<u8> {
+        s.encode_utf16()
+            .chain([0])
+            .flat_map(|u| u.to_le_bytes())
+            .collect()
+    }
+
+    /// Data of a REG_MULTI_SZ.
+    pub fn multi_sz(items: &[&str]) -> Vec<u8> {
+        let mut d: Vec<u8> = items.iter().flat_map(|s| sz(s)).collect();
+        d.extend([0, 0]);
+        d
+    }
+
+    /// The service's key in control set `cs` (`ControlSetNNN\Services\<service>`) and
+    /// its Start set to `start`.
+    pub fn start(cs_key: &str, service: &str, start: u32) -> [Op; 2] {
+        [
+            Op::Key(system(&format!("{cs_key}\\Services\\{service}"))),
+            dword("Start", start),
+        ]
+    }
+
+    /// Sets a REG_DWORD.
+    pub fn dword(name: &str, v: u32) -> Op {
+        Op::Set {
+            name: name.to_string(),
+            kind: 4,
+            data: v.to_le_bytes().to_vec(),
+        }
+    }
+
+    /// Sets a value of any type.
+    pub fn set(name: &str, kind: u32, data: Vec<u8>) -> Op {
+        Op::Set {
+            name: name.to_string(),
+            kind,
+            data,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! `hypervisor-driver`: the paravirtual drivers of the platform the image comes from (Xen,
+//! Parallels, old Red Hat virtio) left to start at boot on another platform. As class
+//! filters of the disk stack they stop it there (0x7B); virt-v2v disables them.
+//!
+//! The fix disables each one found (Start 4) and takes a filter out of every class list of
+//! its control set that names it: a disabled driver left in a filter list stops the stack
+//! as surely as a missing one (the 0x7B that removing Xen drivers by halves gives).
+
+use super::finding::{Evidence, Finding};
+use super::fix::{reg, Change, FixOptions, Plan};
+use super::subject::Subject;
+use super::target::Target;
+use super::Out;
+use rehost_core::error::Result;
+use rehost_windows::knowledge::Knowledge;
+
+const ID: &str = "hypervisor-driver";
+
+/// What of the target the check reads.
+pub fn reads(t: &Target) -> u64 {
+    super::target::hash(&t.platform)
+}
+
+/// The check.
+pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
+    for (cs, svc, r) in s.present("hypervisor")?.iter() {
+        let cs = *cs;
+        let Some(platform) = &svc.platform else {
+            continue;
+        };
+        if platform.eq_ignore_ascii_case(&t.platform) {
+            continue;
+        }
+        {
+            let filter = s.install.class_filters.iter().find(|c| {
+                c.control_set == cs
+                    && c.upper
+                        .iter()
+                        .chain(&c.lower)
+                        .any(|f| f.eq_ignore_ascii_case(&svc.name))
+            });
+            let f = match filter {
+                Some(c) => Finding::new(
+                    ID,
+                    "filter",
+                    format!(
+                        "{} ({}, a {platform} driver) filters the {} class; on a {} target it \
+                         stops the disk stack",
+                        svc.name, svc.drives, c.class, t.platform
+                    ),
+                )
+                .with(Evidence::system_key(
+                    format!("{}\\Control\\Class", s.cs_key(cs)),
+                    format!("{} lists {}", c.class, svc.name),
+                )),
+                None if matches!(r.start, Some(0 | 1)) => Finding::new(
+                    ID,
+                    "left-boot-start",
+                    format!(
+                        "{} ({}, a {platform} driver) still starts at {} on a {} target",
+                        svc.name,
+                        svc.drives,
+                        if r.start == Some(0) {
+                            "boot"
+                        } else {
+                            "system start"
+                        },
+                        t.platform
+                    ),
+                ),
+                None => continue,
+            };
+            let start = r
+                .start
+                .map(|x| x.to_string())
+                .unwrap_or_else(|| "missing".into());
+            let key = format!("{}\\Services\\{}", s.cs_key(cs), svc.name);
+            out.findings.push(
+                f.with(Evidence::system(key, "Start", start))
+                    .about(Some(cs), Some(&svc.name)),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The fix: Start 4 for each driver found (the key stays), and a filter taken out of the
+/// UpperFilters and LowerFilters of every class that lists it in that control set.
+pub fn fix(
+    s: &Subject,
+    _t: &Target,
+    findings: &[&Finding],
+    _o: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    let k = Knowledge::builtin();
+    let mut ops = Vec::new();
+    let mut names = Vec::new();
+    let mut filters: Vec<(u32, String)> = Vec::new();
+    for f in findings {
+        let (Some(cs), Some(svc)) = (f.control_set, &f.service) else {
+            continue;
+        };
+        if names.contains(&format!("{svc} in {}", s.cs_key(cs))) {
+            continue;
+        }
+        ops.extend(reg::start(&s.cs_key(cs), svc, 4));
+        names.push(format!("{svc} in {}", s.cs_key(cs)));
+        if f.case == "filter" {
+            filters.push((cs, svc.clone()));
+        }
+    }
+    if !ops.is_empty() {
+        plan.add(
+            ID,
+            format!("disable {}", names.join(", ")),
+            Change::Registry {
+                hive: "SYSTEM".into(),
+                store: None,
+                ops,
+            },
+        );
+    }
+    for (cs, svc) in &filters {
+        for c in s
+            .install
+            .class_filters
+            .iter()
+            .filter(|c| c.control_set == *cs)
+        {
+            let Some(guid) = k.class_guid(&c.class) else {
+                continue;
+            };
+            let key = format!("{}\\Control\\Class\\{guid}", s.cs_key(*cs));
+            for (list, listed) in [("UpperFilters", &c.upper), ("LowerFilters", &c.lower)] {
+                let Some(ops) = super::class_filter::without(plan, &key, list, listed, &[svc])
+                else {
+                    continue;
+                };
+                plan.add(
+                    ID,
+                    format!(
+                        "{svc} taken out of the {} class's {list} in {}",
+                        c.class,
+                        s.cs_key(*cs)
+                    ),
+                    Change::Registry {
+                        hive: "SYSTEM".into(),
+                        store: None,
+                        ops,
+                    },
+                );
+            }
+        }
+    }
+    Ok(())
+}
