@@ -1,27 +1,10 @@
 //! `rehost check`: will each install of each image boot on each target, and if not, why.
 
+use super::fleet::{self, Output};
 use anyhow::{bail, Result};
-use rayon::prelude::*;
 use rehost::rules::{self, CheckReport, InstallCheck, Target};
-use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-
-/// Output mode.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Text,
-    Json,
-    Jsonl,
-}
-
-/// A failed image, in the JSON output.
-#[derive(Serialize)]
-struct Failure<'a> {
-    image: String,
-    errors: [&'a str; 1],
-}
 
 /// The profiles `names` asks for ("all": every one), from the built-in ones and `dir`.
 pub fn targets(names: &[String], dir: Option<&Path>) -> Result<Vec<Target>> {
@@ -58,83 +41,38 @@ pub fn run(
     jobs: Option<usize>,
     stats: bool,
 ) -> Result<i32> {
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(j) = jobs {
-        builder = builder.num_threads(j.max(1));
-    }
-    let pool = builder.build()?;
-    let stdout = Mutex::new(std::io::stdout());
-    let results: Vec<(usize, Result<CheckReport, String>)> = pool.install(|| {
-        images
-            .par_iter()
-            .enumerate()
-            .map(|(n, path)| {
-                let r = rules::check(path, targets).map_err(|e| format!("{e:#}"));
-                if output == Output::Jsonl {
-                    let line = match &r {
-                        Ok(rep) => serde_json::to_string(rep),
-                        Err(e) => serde_json::to_string(&Failure {
-                            image: path.display().to_string(),
-                            errors: [e],
-                        }),
-                    };
-                    if let Ok(line) = line {
-                        let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
-                        let _ = writeln!(out, "{line}");
-                    }
-                }
-                (n, r)
-            })
-            .collect()
-    });
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let done = rehost_fleet::check(images, targets, jobs, |d| {
+        if output == Output::Jsonl {
+            fleet::line(d)
+        }
+    })?;
     match output {
         Output::Jsonl => {}
-        Output::Json => {
-            let docs: Vec<serde_json::Value> = results
-                .iter()
-                .map(|(n, r)| match r {
-                    Ok(rep) => serde_json::to_value(rep).unwrap_or_default(),
-                    Err(e) => serde_json::to_value(Failure {
-                        image: images[*n].display().to_string(),
-                        errors: [e],
-                    })
-                    .unwrap_or_default(),
-                })
-                .collect();
-            if docs.len() == 1 {
-                serde_json::to_writer_pretty(&mut out, &docs[0])?;
-            } else {
-                serde_json::to_writer_pretty(&mut out, &docs)?;
-            }
-            writeln!(out)?;
-        }
+        Output::Json => fleet::json(&done)?,
         Output::Text => {
-            for (n, r) in &results {
-                match r {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for d in &done {
+                match &d.result {
                     Ok(rep) => text(&mut out, rep)?,
-                    Err(e) => writeln!(out, "{}: cannot be read: {e}", images[*n].display())?,
+                    Err(e) => writeln!(out, "{}: cannot be read: {e:#}", d.image.display())?,
                 }
             }
+            out.flush()?;
         }
     }
-    out.flush()?;
     if stats {
-        for rep in results.iter().filter_map(|(_, r)| r.as_ref().ok()) {
+        for rep in done.iter().filter_map(|d| d.result.as_ref().ok()) {
             eprintln!(
                 "stats: read {} bytes from {} in {:.1} ms",
                 rep.bytes_read, rep.image, rep.elapsed_ms
             );
         }
     }
-    let failed = results.iter().any(|(_, r)| r.is_err());
-    let all_boot = results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
-        .all(|rep| rep.installs.iter().all(|i| i.verdict.boots()));
-    Ok(if failed {
+    let all_boot = |rep: &CheckReport| rep.installs.iter().all(|i| i.verdict.boots());
+    let summary = rehost_fleet::Summary::of(&done, all_boot);
+    Ok(if summary.failed > 0 {
         1
-    } else if all_boot {
+    } else if summary.passed == summary.images {
         0
     } else {
         3

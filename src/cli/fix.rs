@@ -1,24 +1,14 @@
 //! `rehost fix`: repair what stops each image's installs from booting on a target, through
 //! the rules that found it; many images in parallel, one report (or JSON line) each.
 
-use super::check::Output;
+use super::fleet::{self, Output};
 use anyhow::{bail, Result};
-use rayon::prelude::*;
 use rehost::fs::staged::Mode;
-use rehost::rules::fix::run::{self, FixReport};
+use rehost::rules::fix::run::FixReport;
 use rehost::rules::fix::FixOptions;
 use rehost::rules::Target;
-use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
-
-/// A failed image, in the JSON output.
-#[derive(Serialize)]
-struct Failure<'a> {
-    image: String,
-    errors: [&'a str; 1],
-}
 
 /// Everything `rehost fix` was asked.
 pub struct Args<'a> {
@@ -37,67 +27,28 @@ pub fn run(a: Args) -> Result<i32> {
     if matches!(a.mode, Mode::Output(_)) && a.images.len() > 1 {
         bail!("--output writes one new image: give one image, or use --in-place or --dry-run");
     }
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(j) = a.jobs {
-        builder = builder.num_threads(j.max(1));
-    }
-    let pool = builder.build()?;
-    let stdout = Mutex::new(std::io::stdout());
     let started = std::time::Instant::now();
-    let results: Vec<(usize, Result<FixReport, String>)> = pool.install(|| {
-        a.images
-            .par_iter()
-            .enumerate()
-            .map(|(n, path)| {
-                let r = run::fix(path, a.target, a.mode.clone(), &a.options, a.force)
-                    .map_err(|e| format!("{e:#}"));
-                let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
-                match (a.output, &r) {
-                    (Output::Jsonl, Ok(rep)) => {
-                        let _ = writeln!(out, "{}", serde_json::to_string(rep).unwrap_or_default());
-                    }
-                    (Output::Jsonl, Err(e)) => {
-                        let f = Failure {
-                            image: path.display().to_string(),
-                            errors: [e],
-                        };
-                        let _ = writeln!(out, "{}", serde_json::to_string(&f).unwrap_or_default());
-                    }
-                    (Output::Text, Ok(rep)) => {
-                        let _ = text(&mut *out, rep);
-                    }
-                    (Output::Text, Err(e)) => {
-                        let _ = writeln!(out, "{}: not fixed: {e}", path.display());
-                    }
-                    (Output::Json, _) => {}
-                }
-                (n, r)
-            })
-            .collect()
-    });
-    if a.output == Output::Json {
-        let docs: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(n, r)| match r {
-                Ok(rep) => serde_json::to_value(rep).unwrap_or_default(),
-                Err(e) => serde_json::to_value(Failure {
-                    image: a.images[*n].display().to_string(),
-                    errors: [e],
-                })
-                .unwrap_or_default(),
-            })
-            .collect();
-        let mut out = std::io::stdout().lock();
-        if docs.len() == 1 {
-            serde_json::to_writer_pretty(&mut out, &docs[0])?;
-        } else {
-            serde_json::to_writer_pretty(&mut out, &docs)?;
+    let job = rehost_fleet::FixJob {
+        target: a.target,
+        mode: a.mode,
+        options: a.options,
+        force: a.force,
+    };
+    let results = rehost_fleet::fix(a.images, &job, a.jobs, |d| match (a.output, &d.result) {
+        (Output::Jsonl, _) => fleet::line(d),
+        (Output::Text, Ok(rep)) => {
+            let mut out = std::io::stdout().lock();
+            let _ = text(&mut out, rep);
         }
-        writeln!(out)?;
+        (Output::Text, Err(e)) => println!("{}: not fixed: {e:#}", d.image.display()),
+        (Output::Json, _) => {}
+    })?;
+    if a.output == Output::Json {
+        fleet::json(&results)?;
     }
     let ok: Vec<&FixReport> = results
         .iter()
-        .filter_map(|(_, r)| r.as_ref().ok())
+        .filter_map(|d| d.result.as_ref().ok())
         .collect();
     let failed = results.len() - ok.len();
     let booting = ok

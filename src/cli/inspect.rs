@@ -1,100 +1,42 @@
 //! `rehost inspect`: every Windows install on each image, many images in parallel.
 
+use super::fleet::{self, Output};
 use super::image::human;
 use anyhow::Result;
-use rayon::prelude::*;
-use rehost::windows::{self, report::ImageReport};
-use serde::Serialize;
+use rehost::windows::report::ImageReport;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Mutex;
-
-/// Output mode.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    Text,
-    Json,
-    Jsonl,
-}
-
-/// A failed image, in the JSON output.
-#[derive(Serialize)]
-struct Failure<'a> {
-    image: String,
-    errors: [&'a str; 1],
-}
 
 pub fn run(images: &[PathBuf], output: Output, jobs: Option<usize>, stats: bool) -> Result<i32> {
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(j) = jobs {
-        builder = builder.num_threads(j.max(1));
-    }
-    let pool = builder.build()?;
-    let stdout = Mutex::new(std::io::stdout());
-    let results: Vec<(usize, Result<ImageReport, String>)> = pool.install(|| {
-        images
-            .par_iter()
-            .enumerate()
-            .map(|(n, path)| {
-                let r = windows::inspect(path).map_err(|e| format!("{e:#}"));
-                if output == Output::Jsonl {
-                    let line = match &r {
-                        Ok(rep) => serde_json::to_string(rep),
-                        Err(e) => serde_json::to_string(&Failure {
-                            image: path.display().to_string(),
-                            errors: [e],
-                        }),
-                    };
-                    if let Ok(line) = line {
-                        let mut out = stdout.lock().unwrap_or_else(|p| p.into_inner());
-                        let _ = writeln!(out, "{line}");
-                    }
-                }
-                (n, r)
-            })
-            .collect()
-    });
-    let failed = results.iter().any(|(_, r)| r.is_err());
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let done = rehost_fleet::inspect(images, jobs, |d| {
+        if output == Output::Jsonl {
+            fleet::line(d)
+        }
+    })?;
     match output {
         Output::Jsonl => {}
-        Output::Json => {
-            let docs: Vec<serde_json::Value> = results
-                .iter()
-                .map(|(n, r)| match r {
-                    Ok(rep) => serde_json::to_value(rep).unwrap_or_default(),
-                    Err(e) => serde_json::to_value(Failure {
-                        image: images[*n].display().to_string(),
-                        errors: [e],
-                    })
-                    .unwrap_or_default(),
-                })
-                .collect();
-            if docs.len() == 1 {
-                serde_json::to_writer_pretty(&mut out, &docs[0])?;
-            } else {
-                serde_json::to_writer_pretty(&mut out, &docs)?;
-            }
-            writeln!(out)?;
-        }
+        Output::Json => fleet::json(&done)?,
         Output::Text => {
-            for (n, r) in &results {
-                match r {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for d in &done {
+                match &d.result {
                     Ok(rep) => summary(&mut out, rep)?,
-                    Err(e) => writeln!(out, "{}: cannot be read: {e}", images[*n].display())?,
+                    Err(e) => writeln!(out, "{}: cannot be read: {e:#}", d.image.display())?,
                 }
             }
+            out.flush()?;
         }
     }
-    out.flush()?;
     if stats {
-        for (_, r) in &results {
-            if let Ok(rep) = r {
-                eprintln!("stats: read {} bytes from {}", rep.bytes_read, rep.image);
-            }
+        for rep in done.iter().filter_map(|d| d.result.as_ref().ok()) {
+            eprintln!("stats: read {} bytes from {}", rep.bytes_read, rep.image);
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(if done.iter().any(|d| d.result.is_err()) {
+        1
+    } else {
+        0
+    })
 }
 
 fn opt(s: &Option<String>) -> &str {

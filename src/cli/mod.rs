@@ -4,6 +4,7 @@
 mod cat;
 mod check;
 mod fix;
+mod fleet;
 mod image;
 mod inspect;
 mod ls;
@@ -239,13 +240,7 @@ pub fn main() -> i32 {
             jsonl,
             jobs,
         } => {
-            let output = if *json {
-                inspect::Output::Json
-            } else if *jsonl {
-                inspect::Output::Jsonl
-            } else {
-                inspect::Output::Text
-            };
+            let output = fleet::Output::from_flags(*json, *jsonl);
             inspect::run(images, output, *jobs, cli.stats)
         }
         Command::Fix {
@@ -263,13 +258,7 @@ pub fn main() -> i32 {
             jsonl,
             jobs,
         } => {
-            let output = if *json {
-                check::Output::Json
-            } else if *jsonl {
-                check::Output::Jsonl
-            } else {
-                check::Output::Text
-            };
+            let output = fleet::Output::from_flags(*json, *jsonl);
             let t = match check::targets(std::slice::from_ref(target), profiles.as_deref()) {
                 Ok(t) if t.len() == 1 => t,
                 Ok(_) => {
@@ -310,13 +299,7 @@ pub fn main() -> i32 {
             jsonl,
             jobs,
         } => {
-            let output = if *json {
-                check::Output::Json
-            } else if *jsonl {
-                check::Output::Jsonl
-            } else {
-                check::Output::Text
-            };
+            let output = fleet::Output::from_flags(*json, *jsonl);
             match check::targets(targets, profiles.as_deref()) {
                 Ok(t) => check::run(images, &t, output, *jobs, cli.stats),
                 Err(e) => {

@@ -1,0 +1,58 @@
+//! What the fleet commands (inspect, check, fix) share on the command line: the output
+//! modes and how a fleet's results are written in each. The running itself is the
+//! library's (`rehost_fleet`).
+
+use anyhow::Result;
+use rehost_fleet::Done;
+use serde::Serialize;
+use std::io::Write;
+
+/// Output mode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Text,
+    Json,
+    Jsonl,
+}
+
+impl Output {
+    /// The mode `--json` and `--jsonl` ask for.
+    pub fn from_flags(json: bool, jsonl: bool) -> Output {
+        match (json, jsonl) {
+            (true, _) => Output::Json,
+            (_, true) => Output::Jsonl,
+            _ => Output::Text,
+        }
+    }
+}
+
+/// A finished image as one JSON value: its report, or its failure record.
+fn value<R: Serialize>(d: &Done<R>) -> serde_json::Value {
+    match (&d.result, d.failure()) {
+        (Ok(rep), _) => serde_json::to_value(rep).unwrap_or_default(),
+        (Err(_), Some(f)) => serde_json::to_value(f).unwrap_or_default(),
+        (Err(_), None) => serde_json::Value::Null,
+    }
+}
+
+/// Writes a finished image as one JSON line on stdout, as it finishes.
+pub fn line<R: Serialize>(d: &Done<R>) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}", value(d));
+    let _ = out.flush();
+}
+
+/// Writes every image's result as one JSON document: the report itself for one image,
+/// an array for several.
+pub fn json<R: Serialize>(done: &[Done<R>]) -> Result<()> {
+    let mut docs: Vec<serde_json::Value> = done.iter().map(value).collect();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if docs.len() == 1 {
+        serde_json::to_writer_pretty(&mut out, &docs.remove(0))?;
+    } else {
+        serde_json::to_writer_pretty(&mut out, &docs)?;
+    }
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
