@@ -1,7 +1,8 @@
 //! `rehost cat`: a file's bytes to standard output.
 
-use super::image::Image;
+use super::image::report_stats;
 use anyhow::Result;
+use rehost::fs::Image;
 use std::io::Write;
 use std::path::Path;
 
@@ -18,6 +19,6 @@ pub fn run(
     let mut out = stdout.lock();
     fs.copy_to(path, stream, &mut out)?;
     out.flush()?;
-    img.report_stats(stats);
+    report_stats(&img, stats);
     Ok(0)
 }

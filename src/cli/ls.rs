@@ -1,8 +1,9 @@
 //! `rehost ls`: list a directory, or a whole tree.
 
-use super::image::Image;
+use super::image::report_stats;
 use anyhow::Result;
 use rehost::fs::DirEntry;
+use rehost::fs::Image;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
@@ -59,6 +60,6 @@ pub fn run(
     }
     out.flush()?;
     drop(out);
-    img.report_stats(stats);
+    report_stats(&img, stats);
     Ok(if failed { 1 } else { 0 })
 }

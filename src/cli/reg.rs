@@ -5,8 +5,8 @@ use anyhow::{bail, Context, Result};
 use clap::Subcommand;
 use rehost::formats::regf::regtext::{self, Op};
 use rehost::formats::regf::{diff, export, query, types};
-use rehost::fs::ntfs::write::Writer;
-use rehost::fs::staged::{self, Mode};
+use rehost::fs::staged::{self, Mode, Writers};
+use rehost::fs::Image;
 use rehost::windows::registry::{self, HiveFile, Mounts};
 use serde_json::json;
 use std::io::Write;
@@ -120,8 +120,10 @@ fn is_hive_file(path: &Path) -> Result<bool> {
     Ok(f.read_exact(&mut sig).is_ok() && &sig == b"regf")
 }
 
-/// The hive a key belongs to, opened, and the key's full name.
-fn open(t: &TargetArgs, key: &str) -> Result<(HiveFile, String)> {
+/// The hive a key belongs to, opened, and the key's full name. On an image, the hive is
+/// read through `session` when one is open (so that it shows what was staged before),
+/// else from a read-only session of its own.
+fn open(t: &TargetArgs, key: &str, session: Option<&Image>) -> Result<(HiveFile, String)> {
     if is_hive_file(&t.target)? {
         let hive = registry::open_host(&t.target)?;
         let prefix = hive.prefix(t.prefix.as_deref());
@@ -142,7 +144,10 @@ fn open(t: &TargetArgs, key: &str) -> Result<(HiveFile, String)> {
         let names: Vec<&str> = mounts.hive.iter().map(|m| m.mount.as_str()).collect();
         bail!("{key}: name the hive the key is in ({})", names.join(", "));
     };
-    let opened = rehost::windows::open(&t.target)?;
+    let opened = match session {
+        Some(image) => rehost::windows::open_image(image)?,
+        None => rehost::windows::open(&t.target)?,
+    };
     let hive = registry::open_in_image(&opened, t.volume, m)?;
     Ok((hive, key.trim_matches('\\').to_string()))
 }
@@ -181,7 +186,7 @@ pub fn run(cmd: &RegCommand) -> Result<i32> {
             json,
         } => query_cmd(t, key, value.as_deref(), *json),
         RegCommand::Export { t, key } => {
-            let (hive, full) = open(t, key)?;
+            let (hive, full) = open(t, key, None)?;
             warn_dirty(&hive);
             let path = path_of(&hive, t, &full)?;
             let k = query::key(&hive.bytes, &path)
@@ -256,7 +261,7 @@ fn join(a: &str, b: &str) -> String {
 }
 
 fn query_cmd(t: &TargetArgs, key: &str, value: Option<&str>, json: bool) -> Result<i32> {
-    let (hive, full) = open(t, key)?;
+    let (hive, full) = open(t, key, None)?;
     warn_dirty(&hive);
     let path = path_of(&hive, t, &full)?;
     let k = query::key(&hive.bytes, &path)
@@ -357,38 +362,28 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
         ),
     };
     // The image is opened for writing first: its lock is held, and an interrupted commit
-    // rolled back, before its hives are read.
-    let staged = match mode {
-        Mode::DryRun => None,
-        _ => Some(staged::open(&t.target, mode.clone())?),
-    };
-    let mut writers: Vec<(u32, Writer)> = Vec::new();
+    // rolled back, before its hives are read. Every hive is read through this one session,
+    // so a later group sees what an earlier one staged; a dry run stages in memory.
+    let staged = Image::open_staged(&t.target, mode.clone())?;
+    let mut writers = Writers::new(&staged, staged::image_options(false, false));
     for (_, group) in &by_hive(ops)? {
         let first = group.iter().find_map(|o| match o {
             Op::Key(k) | Op::DeleteKey(k) => Some(k.as_str()),
             _ => None,
         });
-        let (hive, _) = open(t, first.unwrap_or(key))?;
+        let (hive, _) = open(t, first.unwrap_or(key), Some(&staged))?;
         warn_dirty(&hive);
         let prefix = hive.prefix(t.prefix.as_deref());
         let map = hive.mapping(t.prefix.as_deref(), w.all_control_sets)?;
         let edited = registry::edit(&hive, group, &map)?;
         print!("{}", diff::render(&edited.changes, &prefix));
-        let (Some(s), Some((vol, path))) = (&staged, &hive.location) else {
+        let Some((vol, path)) = &hive.location else {
             continue;
         };
         if edited.changes.is_empty() {
             continue;
         }
-        if !writers.iter().any(|(v, _)| v == vol) {
-            writers.push((*vol, s.writer(*vol, staged::image_options(false, false))?));
-        }
-        let writer = &mut writers
-            .iter_mut()
-            .find(|(v, _)| v == vol)
-            .expect("just added")
-            .1;
-        writer.replace(path, &edited.bytes)?;
+        writers.get(*vol)?.replace(path, &edited.bytes)?;
         eprintln!(
             "rehost: {}: {} changes staged into {path} on volume {vol}",
             hive.source,
@@ -396,16 +391,16 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
         );
     }
     drop(writers);
-    match staged {
-        None => eprintln!("rehost: dry run: nothing written"),
-        Some(s) => super::write::report(&t.target, &mode, s.finish()?),
+    match mode {
+        Mode::DryRun => eprintln!("rehost: dry run: nothing written"),
+        _ => super::write::report(&t.target, &mode, staged.finish()?),
     }
     Ok(0)
 }
 
 /// An edit of a bare hive file: rewritten atomically in place, or into --output.
 fn edit_hive(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32> {
-    let (hive, _) = open(t, key)?;
+    let (hive, _) = open(t, key, None)?;
     warn_dirty(&hive);
     // Keys named relative to a bare hive's root get its prefix, as `open` resolved them.
     let prefix = hive.prefix(t.prefix.as_deref());

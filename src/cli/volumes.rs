@@ -1,8 +1,9 @@
 //! `rehost volumes`: the partition layout of an image.
 
-use super::image::{content_name, human, Image};
+use super::image::{content_name, human, report_stats};
 use anyhow::Result;
 use rehost::fs::Facts;
+use rehost::fs::Image;
 use rehost::volume::Content;
 use serde::Serialize;
 use std::path::Path;
@@ -58,9 +59,9 @@ fn describe(f: &Facts) -> String {
 
 pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
     let img = Image::open(path)?;
-    let info = img.disk.info();
+    let info = img.info();
     let filesystems: Vec<FsReport> = img
-        .layout
+        .layout()
         .volumes
         .iter()
         .filter(|v| {
@@ -69,7 +70,7 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
                 Content::Ntfs | Content::Fat12 | Content::Fat16 | Content::Fat32
             )
         })
-        .map(|v| match img.open_fs(v).and_then(|fs| Ok(fs.facts()?)) {
+        .map(|v| match img.fs(v.index).and_then(|fs| fs.facts()) {
             Ok(f) => FsReport {
                 volume: v.index,
                 facts: Some(f),
@@ -86,7 +87,7 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
         let r = Report {
             image: path.display().to_string(),
             disk: info,
-            layout: &img.layout,
+            layout: img.layout(),
             filesystems,
         };
         println!("{}", serde_json::to_string_pretty(&r)?);
@@ -102,7 +103,7 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
             info.virtual_size,
             info.logical_sector_size
         );
-        let l = &img.layout;
+        let l = img.layout();
         let id = match (&l.mbr_signature, &l.disk_guid) {
             (_, Some(g)) => format!(", disk GUID {g}"),
             (Some(s), None) => format!(", disk signature {s}"),
@@ -157,6 +158,6 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
             println!("error: {e}");
         }
     }
-    img.report_stats(stats);
+    report_stats(&img, stats);
     Ok(0)
 }

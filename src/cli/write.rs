@@ -2,9 +2,9 @@
 //! shown (--dry-run), committed in place behind the undo journal (--in-place), or written
 //! into a new image (--output).
 
-use super::image::Image;
 use anyhow::{bail, Context, Result};
 use rehost::fs::staged::{self, Mode, Outcome};
+use rehost::fs::Image;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
@@ -65,12 +65,9 @@ fn sha(b: &[u8]) -> String {
 /// Runs one file operation against an image.
 pub fn run(image: &Path, volume: Option<u32>, op: &FileOp, w: &WriteMode) -> Result<i32> {
     let mode = w.mode(image)?;
-    let index = {
-        let img = Image::open(image)?;
-        img.choose(volume)?.0.index
-    };
     let opts = staged::image_options(w.mark_dirty, w.reset_logfile);
-    let staged = staged::open(image, mode.clone())?;
+    let staged = Image::open_staged(image, mode.clone())?;
+    let index = staged.choose(volume)?.0.index;
     let mut w = staged.writer(index, opts)?;
     let what = match op {
         FileOp::Put { local, path } => {

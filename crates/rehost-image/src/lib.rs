@@ -24,7 +24,10 @@
 
 pub use rehost_fat as fat;
 pub use rehost_ntfs as ntfs;
+mod image;
 pub mod staged;
+
+pub use image::{Counters, Image};
 
 use serde::Serialize;
 

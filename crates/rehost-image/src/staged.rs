@@ -1,18 +1,14 @@
-//! An image's NTFS and FAT volumes opened for writing: the disk opened for a commit (in place
-//! behind the undo journal, or into a new image) or, for a dry run, read-only; the volume's
-//! window over the staging overlay; the NTFS writer, or the FAT writer, on it. Operations stage their writes;
-//! [`Staged::finish`] commits them, or for a dry run only counts them.
+//! Staged writes: where they go ([`Mode`]), the writer of a volume for the file system it
+//! holds ([`VolumeWriter`]), what finishing did ([`Outcome`]). The session that stages
+//! them is the [`Image`] opened with [`open`]; [`Image::finish`] commits them, or for a
+//! dry run only counts them.
 
 use super::fat::write::FatWriter;
 use super::ntfs::write::{WriteOptions, Writer};
-use rehost_core::error::{Ctx, Layer, Result};
-use rehost_disk::{
-    self as disk, CommitOptions, CommitReport, Overlay, WindowMut, WriteOptions as DiskOptions,
-};
-use rehost_disk::{ReadAt, WriteAt};
-use rehost_volume::{self as volume, Content};
+use super::Image;
+use rehost_core::error::Result;
+use rehost_disk::CommitReport;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// The NTFS writer's options for writes into images: `$LogFile` is left as it is. The
 /// writer refuses a volume whose log Windows would replay, so the log it writes into is
@@ -79,16 +75,40 @@ impl VolumeWriter {
     }
 }
 
-/// An image open for staged writes into its NTFS and FAT volumes.
-pub struct Staged {
-    session: Option<disk::WriteSession>,
-    info: disk::DiskInfo,
-    stats: Arc<disk::IoStats>,
-    overlay: Arc<Overlay>,
-    layout: volume::Layout,
-    ctx: Ctx,
-    mode: Mode,
+/// The writers of the volumes of one image written so far, one per volume (NTFS or FAT),
+/// opened when first needed and kept: each sees what the others staged.
+pub struct Writers<'a> {
+    image: &'a Image,
+    opts: WriteOptions,
+    open: Vec<(u32, VolumeWriter)>,
 }
+
+impl<'a> Writers<'a> {
+    /// No writer open yet; NTFS writers will be opened with `opts`.
+    pub fn new(image: &'a Image, opts: WriteOptions) -> Self {
+        Writers {
+            image,
+            opts,
+            open: Vec::new(),
+        }
+    }
+
+    /// The writer of volume `volume`, opened on first use.
+    pub fn get(&mut self, volume: u32) -> Result<&mut VolumeWriter> {
+        let at = match self.open.iter().position(|(v, _)| *v == volume) {
+            Some(at) => at,
+            None => {
+                let w = self.image.volume_writer(volume, self.opts.clone())?;
+                self.open.push((volume, w));
+                self.open.len() - 1
+            }
+        };
+        Ok(&mut self.open[at].1)
+    }
+}
+
+/// An image open for staged writes: the [`Image`] session opened with [`open`].
+pub type Staged = Image;
 
 /// What finishing did.
 #[derive(Debug, Clone)]
@@ -103,182 +123,8 @@ pub struct Outcome {
     pub recovered: Option<String>,
 }
 
-/// Opens the image at `image` for writing in `mode` and reads its partition table.
-pub fn open(image: &Path, mode: Mode) -> Result<Staged> {
-    let ctx = Ctx::new(image.display().to_string(), Layer::Volume);
-    let (session, overlay, info, stats) = match &mode {
-        Mode::DryRun => {
-            let d = disk::open(image, &disk::OpenOptions::session())?;
-            let ov = Arc::new(Overlay::new(d.reader(), ctx.clone()));
-            (None, ov, d.info().clone(), d.stats().clone())
-        }
-        Mode::InPlace | Mode::Output(_) => {
-            let mut o = if mode == Mode::InPlace {
-                DiskOptions::in_place()
-            } else {
-                DiskOptions::new_image()
-            };
-            o.open = disk::OpenOptions::session();
-            let s = disk::open_for_write(image, &o)?;
-            let ov = s.overlay();
-            let info = s.info().clone();
-            let stats = s.stats().clone();
-            (Some(s), ov, info, stats)
-        }
-    };
-    let reader: Arc<dyn ReadAt> = overlay.clone();
-    let layout = volume::scan(reader, info.logical_sector_size, &ctx)?;
-    Ok(Staged {
-        session,
-        info,
-        stats,
-        overlay,
-        layout,
-        ctx,
-        mode,
-    })
-}
-
-impl Staged {
-    /// The volume numbered `index` and a window of the staging overlay over it.
-    fn window(&self, index: u32, layer: Layer) -> Result<(&volume::VolumeInfo, WindowMut)> {
-        let ctx = &self.ctx;
-        let v = self
-            .layout
-            .volumes
-            .iter()
-            .find(|v| v.index == index)
-            .ok_or_else(|| ctx.invalid(format!("no volume {index}")))?;
-        let inner: Arc<dyn WriteAt> = self.overlay.clone();
-        let win = WindowMut::new(inner, v.offset, v.size, ctx.with_layer(layer))?;
-        Ok((v, win))
-    }
-
-    /// The NTFS writer of volume `index` (as `rehost volumes` numbers it); its reader sees
-    /// every write staged so far, by any writer of this image.
-    pub fn writer(&self, index: u32, opts: WriteOptions) -> Result<Writer> {
-        let (v, win) = self.window(index, Layer::Ntfs)?;
-        if v.content != Content::Ntfs {
-            return Err(self.ctx.unsupported(
-                v.offset,
-                format!("volume {index} is not NTFS: rehost writes into NTFS volumes only"),
-            ));
-        }
-        Writer::open(Arc::new(win), self.ctx.with_layer(Layer::Ntfs), opts)
-    }
-
-    /// The writer of volume `index` for the file system it holds: NTFS (with `opts`) or
-    /// FAT (an EFI system partition).
-    pub fn volume_writer(&self, index: u32, opts: WriteOptions) -> Result<VolumeWriter> {
-        let fat = self.layout.volumes.iter().any(|v| {
-            v.index == index
-                && matches!(v.content, Content::Fat12 | Content::Fat16 | Content::Fat32)
-        });
-        if !fat {
-            return Ok(VolumeWriter::Ntfs(Box::new(self.writer(index, opts)?)));
-        }
-        let (_, win) = self.window(index, Layer::Fat)?;
-        Ok(VolumeWriter::Fat(FatWriter::open(
-            Arc::new(win),
-            self.ctx.clone(),
-        )?))
-    }
-
-    /// The image as staged so far, as a disk the reading layers open: every read sees the
-    /// writes staged by any writer.
-    pub fn disk(&self) -> disk::Disk {
-        let reader: Arc<dyn ReadAt> = self.overlay.clone();
-        disk::Disk::new(self.info.clone(), reader, self.stats.clone())
-    }
-
-    /// Stages `bytes` at `offset` of the disk, inside one of its volumes but outside any
-    /// file system's writer (a boot sector field). Bytes outside every volume (the
-    /// partition table) are refused: the layout scanned at open would no longer hold.
-    pub fn write_raw(&self, offset: u64, bytes: &[u8]) -> Result<()> {
-        let end = offset.checked_add(bytes.len() as u64);
-        let inside = self.layout.volumes.iter().any(|v| {
-            offset >= v.offset && end.is_some_and(|e| e <= v.offset.saturating_add(v.size))
-        });
-        if !inside {
-            return Err(self.ctx.unsupported(
-                offset,
-                format!(
-                    "{} bytes at offset {offset} lie outside every volume: rehost does not \
-                     rewrite partition tables",
-                    bytes.len()
-                ),
-            ));
-        }
-        self.overlay.write_at(offset, bytes)
-    }
-
-    /// The partition layout, as scanned when the image was opened: no write of the file
-    /// systems' writers can change it, and raw writes ([`Staged::write_raw`]) into it
-    /// are refused, so the layers above read it from here instead of scanning again.
-    pub fn layout(&self) -> &volume::Layout {
-        &self.layout
-    }
-
-    /// The bytes read from the image file so far.
-    pub fn bytes_read(&self) -> u64 {
-        self.stats.bytes()
-    }
-
-    /// The mode.
-    pub fn mode(&self) -> &Mode {
-        &self.mode
-    }
-
-    /// Commits what was staged (nothing for a dry run, which only counts it).
-    pub fn finish(self) -> Result<Outcome> {
-        self.end(true)
-    }
-
-    /// Drops what was staged: nothing is written (an interrupted commit the open rolled
-    /// back stays rolled back).
-    pub fn discard(self) -> Outcome {
-        let extents = self.overlay.extents();
-        Outcome {
-            staged_extents: extents.len(),
-            staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
-            commit: None,
-            recovered: self.recovered(),
-        }
-    }
-
-    fn recovered(&self) -> Option<String> {
-        self.session.as_ref().and_then(|s| s.recovery()).map(|r| {
-            if r.finished_undo {
-                format!(
-                    "an interrupted undo (commit {}) was finished first",
-                    r.generation
-                )
-            } else {
-                format!(
-                    "an interrupted commit ({}) was rolled back first, {} bytes restored",
-                    r.generation, r.bytes_restored
-                )
-            }
-        })
-    }
-
-    fn end(self, commit: bool) -> Result<Outcome> {
-        let extents = self.overlay.extents();
-        let staged_bytes = extents.iter().map(|(_, b)| b.len() as u64).sum();
-        let recovered = self.recovered();
-        let opts = CommitOptions::default();
-        let commit = match (self.session, &self.mode) {
-            _ if !commit => None,
-            (None, _) | (_, Mode::DryRun) => None,
-            (Some(_), Mode::InPlace) if extents.is_empty() => None,
-            (Some(s), Mode::InPlace) => Some(s.commit(&opts)?),
-            (Some(s), Mode::Output(p)) => Some(s.commit_to(p, &opts)?),
-        };
-        Ok(Outcome {
-            staged_extents: extents.len(),
-            staged_bytes,
-            commit,
-            recovered,
-        })
-    }
+/// Opens the image at `image` for writing in `mode` and reads its partition table
+/// ([`Image::open_staged`]).
+pub fn open(image: &Path, mode: Mode) -> Result<Image> {
+    Image::open_staged(image, mode)
 }

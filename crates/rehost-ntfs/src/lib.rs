@@ -114,6 +114,31 @@ impl Ntfs {
         Ok(ntfs)
     }
 
+    /// The same volume after writes into its device: the boot sector and `$UpCase` (which
+    /// no file write changes) are kept, the `$MFT`'s own record is read again, so that
+    /// records the writes added are found. Cheaper than [`Ntfs::open`] by the 128 KiB
+    /// upcase table and the boot sector's checks.
+    pub fn refreshed(&self) -> Result<Ntfs> {
+        let mft_desc = bootstrap_mft(&self.dev, &self.boot, &self.ctx)?;
+        let records = mft_desc.data_size / self.boot.record_size as u64;
+        let mft = Stream::new(
+            self.dev.clone(),
+            mft_desc,
+            self.boot.cluster_size,
+            self.ctx.clone(),
+            "$MFT".into(),
+        )?;
+        Ok(Ntfs {
+            dev: self.dev.clone(),
+            ctx: self.ctx.clone(),
+            boot: self.boot.clone(),
+            mft,
+            records,
+            upcase: self.upcase.clone(),
+            notes: self.notes.clone(),
+        })
+    }
+
     fn read_upcase(&self) -> Result<UpCase> {
         let f = self.file(RECORD_UPCASE)?;
         let s = self.data(&f, "")?;

@@ -71,6 +71,25 @@ pub enum Content {
     Unknown,
 }
 
+impl Content {
+    /// The short name of what a volume holds, for messages ("ntfs", "fat32", "msr").
+    pub fn name(self) -> &'static str {
+        match self {
+            Content::Ntfs => "ntfs",
+            Content::Fat12 => "fat12",
+            Content::Fat16 => "fat16",
+            Content::Fat32 => "fat32",
+            Content::Exfat => "exfat",
+            Content::Refs => "refs",
+            Content::Bitlocker => "bitlocker",
+            Content::Ldm => "ldm",
+            Content::StorageSpaces => "storage-spaces",
+            Content::MicrosoftReserved => "msr",
+            Content::Unknown => "unknown",
+        }
+    }
+}
+
 /// One volume of a disk and its identity.
 #[derive(Debug, Clone, Serialize)]
 pub struct VolumeInfo {

@@ -35,14 +35,13 @@ pub mod report;
 pub mod scene;
 
 use rehost_core::error::{Ctx, Layer, Result};
-use rehost_disk::{self as disk, Disk, OpenOptions};
-use rehost_image::{Facts, FileSystem};
+use rehost_disk::Disk;
+use rehost_image::{Facts, Image};
 use rehost_regf::hive::Hive;
-use rehost_volume::{self as volume, Content};
+use rehost_volume::Content;
 use report::{BootLink, ImageReport, Install, VolumeReport};
 use scene::Scene;
 use std::path::Path;
-use std::sync::Arc;
 
 /// An inspected image with what was opened to inspect it.
 pub struct Opened {
@@ -71,22 +70,22 @@ pub fn inspect(path: &Path) -> Result<ImageReport> {
 
 /// Opens and inspects the image at `path`, read-only, keeping what was opened.
 pub fn open(path: &Path) -> Result<Opened> {
-    let d = disk::open(path, &OpenOptions::default())?;
-    open_disk(d, path.display().to_string())
+    open_image(&Image::open(path)?)
 }
 
 /// Inspects an opened disk (named `name` in messages), keeping what was opened.
 pub fn open_disk(d: Disk, name: String) -> Result<Opened> {
-    let ctx = Ctx::new(name.clone(), Layer::Windows);
-    let layout = volume::scan(d.reader(), d.info().logical_sector_size, &ctx)?;
-    open_scanned(d, name, layout)
+    open_image(&Image::from_disk(d, name)?)
 }
 
-/// Inspects an opened disk whose partition table was already read into `layout` (a
-/// staged image reads it once, however often it is inspected).
-pub fn open_scanned(d: Disk, name: String, layout: volume::Layout) -> Result<Opened> {
+/// Inspects an image session as it stands (for a staged image, with every write staged so
+/// far): its layout as the session read it, each file system as the session holds it.
+pub fn open_image(image: &Image) -> Result<Opened> {
     let started = std::time::Instant::now();
+    let name = image.name().to_string();
     let ctx = Ctx::new(name.clone(), Layer::Windows);
+    let layout = image.layout().clone();
+    let d = image.disk();
     let mut errors: Vec<String> = layout.errors.clone();
     let mut volumes = Vec::new();
     let mut fss = Vec::new();
@@ -112,9 +111,7 @@ pub fn open_scanned(d: Disk, name: String, layout: volume::Layout) -> Result<Ope
             Content::Ntfs | Content::Fat12 | Content::Fat16 | Content::Fat32
         );
         let fs = if readable {
-            let opened = volume::open_volume(d.reader(), v, &ctx)
-                .and_then(|dev| FileSystem::open(Arc::new(dev), v.content, &ctx));
-            match opened {
+            match image.fs(v.index) {
                 Ok(fs) => Some(fs),
                 Err(e) => {
                     errors.push(e.to_string());

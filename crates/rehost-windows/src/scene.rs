@@ -4,6 +4,7 @@ use rehost_core::error::{Ctx, Result};
 use rehost_formats::bcd::PartitionRef;
 use rehost_image::{DirEntry, FileSystem};
 use rehost_volume::{Layout, VolumeInfo};
+use std::sync::Arc;
 
 /// Largest file the windows layer reads whole (a hive or a PE image).
 pub const MAX_FILE: u64 = 512 << 20;
@@ -15,7 +16,7 @@ pub struct Scene {
     /// Its partition layout.
     pub layout: Layout,
     /// The file system of each volume of `layout`, when it has a readable one.
-    pub fss: Vec<Option<FileSystem>>,
+    pub fss: Vec<Option<Arc<FileSystem>>>,
 }
 
 impl Scene {
@@ -27,7 +28,7 @@ impl Scene {
     /// The file system of volume `index`.
     pub fn fs(&self, index: u32) -> Option<&FileSystem> {
         let i = self.layout.volumes.iter().position(|v| v.index == index)?;
-        self.fss.get(i)?.as_ref()
+        self.fss.get(i)?.as_deref()
     }
 
     /// The entry at `path` on volume `index`, if it exists.

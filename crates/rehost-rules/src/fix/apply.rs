@@ -7,7 +7,7 @@
 use super::{Change, Plan};
 use rehost_core::error::{Ctx, Layer, Result};
 use rehost_formats::bootini;
-use rehost_image::staged::{self, Staged, VolumeWriter};
+use rehost_image::staged::{self, Staged, Writers};
 use rehost_regf::diff;
 use rehost_windows::registry::{self, HiveFile, Mounts};
 use rehost_windows::report::Install;
@@ -63,29 +63,6 @@ fn sha(b: &[u8]) -> String {
         .collect()
 }
 
-/// The writers of the volumes written so far, one per volume (NTFS or FAT).
-struct Writers<'a> {
-    staged: &'a Staged,
-    open: Vec<(u32, VolumeWriter)>,
-}
-
-impl Writers<'_> {
-    fn get(&mut self, volume: u32) -> Result<&mut VolumeWriter> {
-        if !self.open.iter().any(|(v, _)| *v == volume) {
-            let w = self
-                .staged
-                .volume_writer(volume, staged::image_options(false, false))?;
-            self.open.push((volume, w));
-        }
-        Ok(&mut self
-            .open
-            .iter_mut()
-            .find(|(v, _)| *v == volume)
-            .expect("opened above")
-            .1)
-    }
-}
-
 /// Applies `plan` for `install` of the image opened (over the overlay) as `opened`.
 pub fn apply(
     staged: &Staged,
@@ -95,10 +72,7 @@ pub fn apply(
 ) -> Result<Vec<Applied>> {
     let ctx = Ctx::new(opened.report.image.clone(), Layer::Windows);
     let mut out = Vec::new();
-    let mut writers = Writers {
-        staged,
-        open: Vec::new(),
-    };
+    let mut writers = Writers::new(staged, staged::image_options(false, false));
     // Registry changes, hive by hive, in plan order within each hive.
     let mut hives: Vec<(String, Option<u32>, HiveFile)> = Vec::new();
     for p in &plan.changes {

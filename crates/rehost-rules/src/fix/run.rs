@@ -9,7 +9,8 @@ use crate::finding::Shared;
 use crate::subject::Subject;
 use crate::{check_opened, Target, Verdict, RULES};
 use rehost_core::error::Result;
-use rehost_image::staged::{self, Mode};
+use rehost_image::staged::Mode;
+use rehost_image::Image;
 use rehost_windows as windows;
 use serde::Serialize;
 use std::path::Path;
@@ -119,9 +120,23 @@ pub fn fix(
     force: bool,
 ) -> Result<FixReport> {
     let started = std::time::Instant::now();
-    let name = image.display().to_string();
-    let staged = staged::open(image, mode.clone())?;
-    let before = windows::open_scanned(staged.disk(), name.clone(), staged.layout().clone())?;
+    let mut report = fix_image(Image::open_staged(image, mode)?, t, opts, force)?;
+    report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(report)
+}
+
+/// Fixes an image opened with [`Image::open_staged`] for `t`, in the mode it was opened
+/// with: one session from the first check to the commit, the staged image checked again
+/// through it.
+pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> Result<FixReport> {
+    let started = std::time::Instant::now();
+    let name = staged.name().to_string();
+    let mode = staged.mode().cloned().ok_or_else(|| {
+        staged
+            .ctx()
+            .invalid("fix needs an image opened for staged writes")
+    })?;
+    let before = windows::open_image(&staged)?;
     let checks = check_opened(&before, std::slice::from_ref(t));
     let reader = before.disk.reader();
     let mut installs = Vec::new();
@@ -150,7 +165,7 @@ pub fn fix(
             remaining: Vec::new(),
         });
     }
-    let after = windows::open_scanned(staged.disk(), name.clone(), staged.layout().clone())?;
+    let after = windows::open_image(&staged)?;
     let again = check_opened(&after, std::slice::from_ref(t));
     for f in installs.iter_mut() {
         if let Some(c) = again

@@ -1,0 +1,475 @@
+//! One opened image: the container, its partition layout (read once) and each volume's file
+//! system (opened once, when first asked for), read-only or staged for writing.
+//!
+//! Every command goes through an [`Image`]: `inspect` and `check` open it read-only, `fix`,
+//! `put`, `reg set` open it staged ([`Image::open_staged`]). A staged image reads through
+//! its staging overlay, so whatever a writer staged is what every later read sees, and the
+//! re-check of a fix reads the image as it will be, through the same session, without
+//! opening it again. Its reads go through a cache that keeps bulk reads
+//! ([`rehost_disk::OpenOptions::session`]): a hive read by the check, the editor, the
+//! writer and the re-check comes from the file once.
+
+use super::staged::{Mode, Outcome, VolumeWriter};
+use super::FileSystem;
+use rehost_core::error::{Ctx, Layer, Result};
+use rehost_core::io::{ReadAt, WriteAt};
+use rehost_disk::{
+    self as disk, CommitOptions, Disk, DiskInfo, IoStats, Overlay, WindowMut,
+    WriteOptions as DiskOptions,
+};
+use rehost_fat::write::FatWriter;
+use rehost_ntfs::write::{WriteOptions, Writer};
+use rehost_volume::{self as volume, Content, Layout, VolumeInfo};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// How often a session did what costs reads: what a test or `--stats` can hold it to.
+#[derive(Debug, Default)]
+pub struct Counters {
+    scans: AtomicUsize,
+    fs_opens: AtomicUsize,
+    fs_refreshes: AtomicUsize,
+}
+
+impl Counters {
+    /// Partition-table scans.
+    pub fn scans(&self) -> usize {
+        self.scans.load(Ordering::Relaxed)
+    }
+
+    /// File systems opened (boot sector, `$MFT`, `$UpCase` read and checked).
+    pub fn fs_opens(&self) -> usize {
+        self.fs_opens.load(Ordering::Relaxed)
+    }
+
+    /// File systems refreshed after writes into their volume (NTFS: the `$MFT`'s own
+    /// record read again, the rest kept; FAT: opened again, a boot sector's read).
+    pub fn fs_refreshes(&self) -> usize {
+        self.fs_refreshes.load(Ordering::Relaxed)
+    }
+}
+
+/// One volume's file system as the session holds it.
+#[derive(Default)]
+struct Held {
+    /// Opened, as of the last open or refresh.
+    fs: Option<Arc<FileSystem>>,
+    /// A writer was handed out for the volume since `fs` was made.
+    written: bool,
+}
+
+/// Writes staged above the disk, and the session that will commit them.
+struct Staging {
+    overlay: Arc<Overlay>,
+    session: Option<disk::WriteSession>,
+    mode: Mode,
+}
+
+/// One opened image.
+pub struct Image {
+    ctx: Ctx,
+    info: DiskInfo,
+    stats: Arc<IoStats>,
+    reader: Arc<dyn ReadAt>,
+    staging: Option<Staging>,
+    layout: Layout,
+    held: Mutex<Vec<Held>>,
+    counters: Arc<Counters>,
+}
+
+impl Image {
+    /// Opens the image at `path` read-only and reads its partition table.
+    pub fn open(path: &Path) -> Result<Image> {
+        let d = disk::open(path, &disk::OpenOptions::default())?;
+        Self::from_disk(d, path.display().to_string())
+    }
+
+    /// The image in an opened disk (named `name` in messages), read-only.
+    pub fn from_disk(d: Disk, name: String) -> Result<Image> {
+        Self::assemble(name, d.info().clone(), d.stats().clone(), d.reader(), None)
+    }
+
+    /// An image in any [`ReadAt`] (a device, a buffer), read-only, named `name`.
+    pub fn from_reader(reader: Arc<dyn ReadAt>, name: &str) -> Result<Image> {
+        let info = DiskInfo::raw(name, reader.size());
+        Self::assemble(name.to_string(), info, IoStats::new(), reader, None)
+    }
+
+    /// Opens the image at `path` for staged writes in `mode`: for a commit in place
+    /// (behind the undo journal) or into a new image, or, for a dry run, read-only with
+    /// the writes only counted.
+    pub fn open_staged(path: &Path, mode: Mode) -> Result<Image> {
+        let name = path.display().to_string();
+        let ctx = Ctx::new(name.clone(), Layer::Volume);
+        match &mode {
+            Mode::DryRun => {
+                let d = disk::open(path, &disk::OpenOptions::session())?;
+                let overlay = Arc::new(Overlay::new(d.reader(), ctx));
+                let staging = Staging {
+                    overlay,
+                    session: None,
+                    mode,
+                };
+                Self::assemble(
+                    name,
+                    d.info().clone(),
+                    d.stats().clone(),
+                    d.reader(),
+                    Some(staging),
+                )
+            }
+            Mode::InPlace | Mode::Output(_) => {
+                let mut o = if mode == Mode::InPlace {
+                    DiskOptions::in_place()
+                } else {
+                    DiskOptions::new_image()
+                };
+                o.open = disk::OpenOptions::session();
+                let s = disk::open_for_write(path, &o)?;
+                let (info, stats, overlay) = (s.info().clone(), s.stats().clone(), s.overlay());
+                let staging = Staging {
+                    overlay: overlay.clone(),
+                    session: Some(s),
+                    mode,
+                };
+                Self::assemble(name, info, stats, overlay, Some(staging))
+            }
+        }
+    }
+
+    fn assemble(
+        name: String,
+        info: DiskInfo,
+        stats: Arc<IoStats>,
+        base: Arc<dyn ReadAt>,
+        staging: Option<Staging>,
+    ) -> Result<Image> {
+        let ctx = Ctx::new(name, Layer::Volume);
+        let reader: Arc<dyn ReadAt> = match &staging {
+            Some(s) => s.overlay.clone(),
+            None => base,
+        };
+        let counters = Arc::new(Counters::default());
+        counters.scans.fetch_add(1, Ordering::Relaxed);
+        let layout = volume::scan(reader.clone(), info.logical_sector_size, &ctx)?;
+        let held = Mutex::new(layout.volumes.iter().map(|_| Held::default()).collect());
+        Ok(Image {
+            ctx,
+            info,
+            stats,
+            reader,
+            staging,
+            layout,
+            held,
+            counters,
+        })
+    }
+
+    /// The image's name in messages (its path).
+    pub fn name(&self) -> &str {
+        &self.ctx.image
+    }
+
+    /// The error context (image, volume layer).
+    pub fn ctx(&self) -> &Ctx {
+        &self.ctx
+    }
+
+    /// What the container says about itself.
+    pub fn info(&self) -> &DiskInfo {
+        &self.info
+    }
+
+    /// The partition layout, read when the image was opened. No writer of a session can
+    /// change it: the file systems' writers stay inside their volumes, and raw writes
+    /// ([`Image::write_raw`]) outside every volume are refused.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The image as the layers above read it: the disk, or for a staged image the
+    /// overlay above it, so that every read sees every staged write.
+    pub fn reader(&self) -> Arc<dyn ReadAt> {
+        self.reader.clone()
+    }
+
+    /// The image as a [`Disk`] (its description, reader and counters), for the layers
+    /// that take one.
+    pub fn disk(&self) -> Disk {
+        Disk::new(self.info.clone(), self.reader.clone(), self.stats.clone())
+    }
+
+    /// Bytes read from the image's files so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.stats.bytes()
+    }
+
+    /// The host-file counters.
+    pub fn stats(&self) -> &Arc<IoStats> {
+        &self.stats
+    }
+
+    /// What the session did so far (scans, file systems opened): a handle that outlives
+    /// the image.
+    pub fn counters(&self) -> Arc<Counters> {
+        self.counters.clone()
+    }
+
+    /// The volume numbered `index` (as `rehost volumes` numbers them).
+    pub fn volume(&self, index: u32) -> Result<&VolumeInfo> {
+        self.layout
+            .volumes
+            .iter()
+            .find(|v| v.index == index)
+            .ok_or_else(|| self.ctx.invalid(format!("no volume {index}")))
+    }
+
+    /// The file system of volume `index`, opened the first time it is asked for and kept;
+    /// after a writer was handed out for the volume, refreshed so that it sees the writes.
+    // An FAT file system (through fatfs) cannot move between threads, so neither can a
+    // session that holds one: a fleet opens each image on the worker that runs it.
+    #[allow(clippy::arc_with_non_send_sync)]
+    pub fn fs(&self, index: u32) -> Result<Arc<FileSystem>> {
+        let at = self
+            .layout
+            .volumes
+            .iter()
+            .position(|v| v.index == index)
+            .ok_or_else(|| self.ctx.invalid(format!("no volume {index}")))?;
+        let v = &self.layout.volumes[at];
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let h = &mut held[at];
+        let fresh = match (&h.fs, h.written) {
+            (Some(fs), false) => return Ok(fs.clone()),
+            (Some(fs), true) => {
+                self.counters.fs_refreshes.fetch_add(1, Ordering::Relaxed);
+                match &**fs {
+                    FileSystem::Ntfs(n) => FileSystem::Ntfs(Box::new(n.refreshed()?)),
+                    FileSystem::Fat(_) => self.open_fs(v)?,
+                }
+            }
+            (None, _) => {
+                self.counters.fs_opens.fetch_add(1, Ordering::Relaxed);
+                self.open_fs(v)?
+            }
+        };
+        let fs = Arc::new(fresh);
+        h.fs = Some(fs.clone());
+        h.written = false;
+        Ok(fs)
+    }
+
+    fn open_fs(&self, v: &VolumeInfo) -> Result<FileSystem> {
+        let dev = volume::open_volume(self.reader.clone(), v, &self.ctx)?;
+        FileSystem::open(Arc::new(dev), v.content, &self.ctx)
+    }
+
+    /// The volume numbered `wanted`, or the one a user most likely means: the only NTFS
+    /// volume, else the NTFS volume holding `\Windows`, else the only FAT volume of a disk
+    /// without NTFS. The error for none lists the volumes.
+    pub fn choose(&self, wanted: Option<u32>) -> Result<(&VolumeInfo, Arc<FileSystem>)> {
+        let vols = &self.layout.volumes;
+        if let Some(n) = wanted {
+            let v = vols.iter().find(|v| v.index == n).ok_or_else(|| {
+                self.ctx
+                    .invalid(format!("no volume {n}; {}", self.describe_volumes()))
+            })?;
+            return Ok((v, self.fs(n)?));
+        }
+        let ntfs: Vec<&VolumeInfo> = vols.iter().filter(|v| v.content == Content::Ntfs).collect();
+        if ntfs.len() == 1 {
+            return Ok((ntfs[0], self.fs(ntfs[0].index)?));
+        }
+        let with_windows: Vec<(&VolumeInfo, Arc<FileSystem>)> = ntfs
+            .iter()
+            .filter_map(|v| self.fs(v.index).ok().map(|fs| (*v, fs)))
+            .filter(|(_, fs)| fs.stat("Windows").is_ok_and(|e| e.is_dir))
+            .collect();
+        if let [(v, fs)] = &with_windows[..] {
+            return Ok((v, fs.clone()));
+        }
+        let fat: Vec<&VolumeInfo> = vols
+            .iter()
+            .filter(|v| matches!(v.content, Content::Fat12 | Content::Fat16 | Content::Fat32))
+            .collect();
+        if ntfs.is_empty() && fat.len() == 1 {
+            return Ok((fat[0], self.fs(fat[0].index)?));
+        }
+        Err(self.ctx.invalid(format!(
+            "which volume? choose one with --volume N; {}",
+            self.describe_volumes()
+        )))
+    }
+
+    /// The volumes, one line each, or why there are none.
+    pub fn describe_volumes(&self) -> String {
+        if self.layout.volumes.is_empty() {
+            let why = if self.layout.errors.is_empty() {
+                "no partition table and no file system at its start".to_string()
+            } else {
+                self.layout.errors.join("; ")
+            };
+            return format!("the image has no volume: {why}");
+        }
+        let lines: Vec<String> = self
+            .layout
+            .volumes
+            .iter()
+            .map(|v| {
+                format!(
+                    "  {:>2}  offset {:>12}  size {:>14} bytes  {}",
+                    v.index,
+                    v.offset,
+                    v.size,
+                    v.content.name()
+                )
+            })
+            .collect();
+        format!("the volumes are:\n{}", lines.join("\n"))
+    }
+
+    fn staging(&self) -> Result<&Staging> {
+        self.staging
+            .as_ref()
+            .ok_or_else(|| self.ctx.invalid("the image was opened read-only"))
+    }
+
+    /// A window of the staging overlay over volume `index`; the volume's file system is
+    /// refreshed the next time it is asked for.
+    fn window(&self, index: u32, layer: Layer) -> Result<(&VolumeInfo, WindowMut)> {
+        let overlay = self.staging()?.overlay.clone();
+        let v = self.volume(index)?;
+        if let Some(at) = self.layout.volumes.iter().position(|x| x.index == index) {
+            self.held.lock().unwrap_or_else(|p| p.into_inner())[at].written = true;
+        }
+        let inner: Arc<dyn WriteAt> = overlay;
+        let win = WindowMut::new(inner, v.offset, v.size, self.ctx.with_layer(layer))?;
+        Ok((v, win))
+    }
+
+    /// The NTFS writer of volume `index`; its reader sees every write staged so far, by
+    /// any writer of this image.
+    pub fn writer(&self, index: u32, opts: WriteOptions) -> Result<Writer> {
+        let v = self.volume(index)?;
+        if v.content != Content::Ntfs {
+            return Err(self.ctx.unsupported(
+                v.offset,
+                format!("volume {index} is not NTFS: rehost writes into NTFS volumes only"),
+            ));
+        }
+        let (_, win) = self.window(index, Layer::Ntfs)?;
+        Writer::open(Arc::new(win), self.ctx.with_layer(Layer::Ntfs), opts)
+    }
+
+    /// The writer of volume `index` for the file system it holds: NTFS (with `opts`) or
+    /// FAT (an EFI system partition).
+    pub fn volume_writer(&self, index: u32, opts: WriteOptions) -> Result<VolumeWriter> {
+        let v = self.volume(index)?;
+        if !matches!(v.content, Content::Fat12 | Content::Fat16 | Content::Fat32) {
+            return Ok(VolumeWriter::Ntfs(Box::new(self.writer(index, opts)?)));
+        }
+        let (_, win) = self.window(index, Layer::Fat)?;
+        Ok(VolumeWriter::Fat(FatWriter::open(
+            Arc::new(win),
+            self.ctx.clone(),
+        )?))
+    }
+
+    /// Stages `bytes` at `offset` of the disk, inside one of its volumes but outside any
+    /// file system's writer (a boot sector field). Bytes outside every volume (the
+    /// partition table) are refused: the layout read at open would no longer hold.
+    pub fn write_raw(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        let staging = self.staging()?;
+        let end = offset.checked_add(bytes.len() as u64);
+        let inside = self.layout.volumes.iter().any(|v| {
+            offset >= v.offset && end.is_some_and(|e| e <= v.offset.saturating_add(v.size))
+        });
+        if !inside {
+            return Err(self.ctx.unsupported(
+                offset,
+                format!(
+                    "{} bytes at offset {offset} lie outside every volume: rehost does not \
+                     rewrite partition tables",
+                    bytes.len()
+                ),
+            ));
+        }
+        if let Some(at) = self
+            .layout
+            .volumes
+            .iter()
+            .position(|v| offset >= v.offset && offset < v.offset.saturating_add(v.size))
+        {
+            self.held.lock().unwrap_or_else(|p| p.into_inner())[at].written = true;
+        }
+        staging.overlay.write_at(offset, bytes)
+    }
+
+    /// How the image was opened: `None` read-only, else the staged mode.
+    pub fn mode(&self) -> Option<&Mode> {
+        self.staging.as_ref().map(|s| &s.mode)
+    }
+
+    /// Commits what was staged (nothing for a dry run, which only counts it).
+    pub fn finish(self) -> Result<Outcome> {
+        self.end(true)
+    }
+
+    /// Drops what was staged: nothing is written (an interrupted commit the open rolled
+    /// back stays rolled back).
+    pub fn discard(self) -> Outcome {
+        let recovered = self.recovered();
+        let extents = self
+            .staging
+            .as_ref()
+            .map(|s| s.overlay.extents())
+            .unwrap_or_default();
+        Outcome {
+            staged_extents: extents.len(),
+            staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
+            commit: None,
+            recovered,
+        }
+    }
+
+    fn recovered(&self) -> Option<String> {
+        let s = self.staging.as_ref()?.session.as_ref()?;
+        s.recovery().map(|r| {
+            if r.finished_undo {
+                format!(
+                    "an interrupted undo (commit {}) was finished first",
+                    r.generation
+                )
+            } else {
+                format!(
+                    "an interrupted commit ({}) was rolled back first, {} bytes restored",
+                    r.generation, r.bytes_restored
+                )
+            }
+        })
+    }
+
+    fn end(self, commit: bool) -> Result<Outcome> {
+        let recovered = self.recovered();
+        let Some(staging) = self.staging else {
+            return Err(self.ctx.invalid("the image was opened read-only"));
+        };
+        let extents = staging.overlay.extents();
+        let staged_bytes = extents.iter().map(|(_, b)| b.len() as u64).sum();
+        let opts = CommitOptions::default();
+        let commit = match (staging.session, &staging.mode) {
+            _ if !commit => None,
+            (None, _) | (_, Mode::DryRun) => None,
+            (Some(_), Mode::InPlace) if extents.is_empty() => None,
+            (Some(s), Mode::InPlace) => Some(s.commit(&opts)?),
+            (Some(s), Mode::Output(p)) => Some(s.commit_to(p, &opts)?),
+        };
+        Ok(Outcome {
+            staged_extents: extents.len(),
+            staged_bytes,
+            commit,
+            recovered,
+        })
+    }
+}
