@@ -147,10 +147,11 @@ const TABLE: [Row; 21] = [
         "xp-sp3",
         "hyperv-gen1",
     ),
+    // The Standard PC HAL runs on one processor without ACPI (KB 309283): reduced.
     row(
         "hal-target",
-        "unsuitable",
-        Error,
+        "reduced",
+        Warning,
         "xp-stdpc",
         "xp-sp3",
         "hyperv-gen1",
