@@ -43,6 +43,10 @@ pub struct Target {
     /// Facts of this profile not verified, in words.
     #[serde(default)]
     pub unverified: Vec<String>,
+    /// Platforms whose paravirtual drivers stand idle on this machine (AWS PV drivers on a
+    /// Nitro instance): left installed, they are worth knowing, not a fault.
+    #[serde(default)]
+    pub idle_platforms: Vec<String>,
 }
 
 /// What a target requires of an install.
