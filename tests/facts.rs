@@ -441,3 +441,47 @@ fn x86_windows_8_and_later_load_halmacpi() {
     let h = k.hals_named("halmacpi.dll");
     assert!(h.iter().all(|h| h.acpi && h.apic && h.processors == "mp"));
 }
+
+#[test]
+fn san_policy_offline_shared_keeps_data_disks_on_a_shared_bus_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "HKLM\\SYSTEM\\ControlSet001\\Services\\partmgr\\Parameters";
+    let planted = with_values(
+        &image("ws2019"),
+        &[(key, "SanPolicy", "REG_DWORD", "2")],
+        dir.path(),
+    );
+    let san = |t: &str| {
+        let c = check_on(&planted, target(t));
+        c.findings
+            .iter()
+            .filter(|f| f.rule == "san-policy")
+            .map(|f| (f.case, f.severity, f.control_set))
+            .collect::<Vec<_>>()
+    };
+    // SAS and SCSI targets: a warning in the set it was planted in.
+    for t in ["vmware-lsisas", "kvm-virtio-scsi", "azure-gen2"] {
+        assert_eq!(
+            san(t),
+            vec![("offline-shared", Severity::Warning, Some(1))],
+            "{t}"
+        );
+    }
+    // IDE, SATA and NVMe are not shared buses: nothing.
+    for t in ["kvm-sata", "hyperv-gen1", "aws-nitro"] {
+        assert_eq!(san(t), vec![], "{t}");
+    }
+    // The fix brings every disk online (SanPolicy 1), as for 3 and 4.
+    let out = Command::new(env!("CARGO_BIN_EXE_rehost"))
+        .args(["fix", "--json", "--dry-run", planted.to_str().unwrap()])
+        .args(["-t", "vmware-lsisas"])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = r.to_string();
+    assert!(
+        text.contains("san-policy") && text.contains("SanPolicy"),
+        "{r:#}"
+    );
+    assert_eq!(r["installs"][0]["after"], "boots", "{r:#}");
+}

@@ -43,6 +43,10 @@ pub struct Target {
     /// Facts of this profile not verified, in words.
     #[serde(default)]
     pub unverified: Vec<String>,
+    /// The data disks it gives an install sit on a bus Windows counts as shared (SCSI,
+    /// SAS, iSCSI, Fibre Channel), which SanPolicy 2 (OfflineShared) keeps offline.
+    #[serde(default)]
+    pub shared_bus: bool,
     /// Platforms whose paravirtual drivers stand idle on this machine (AWS PV drivers on a
     /// Nitro instance): left installed, they are worth knowing, not a fault.
     #[serde(default)]
