@@ -485,3 +485,43 @@ fn san_policy_offline_shared_keeps_data_disks_on_a_shared_bus_offline() {
     );
     assert_eq!(r["installs"][0]["after"], "boots", "{r:#}");
 }
+
+#[test]
+fn stornvme_on_windows_7_is_judged_by_what_the_install_holds() {
+    // The Windows 7 install around the real hive has no stornvme (KB2990941 not installed):
+    // not installed, to be given, rather than no driver at all.
+    let nvme = |image: &Path| {
+        let c = check_on(image, target("generic-nvme"));
+        c.findings
+            .iter()
+            .filter(|f| f.rule == "storage-driver" && f.control_set != Some(2))
+            .map(|f| (f.case, f.service.clone()))
+            .collect::<Vec<_>>()
+    };
+    let stornvme = Some("stornvme".to_string());
+    assert_eq!(
+        nvme(&image("win7")),
+        vec![("not-installed", stornvme.clone())]
+    );
+    // With the hotfix's service key (Start 0) but no driver file: the file is what is missing.
+    let dir = tempfile::tempdir().unwrap();
+    let key = "HKLM\\SYSTEM\\ControlSet001\\Services\\stornvme";
+    let planted = with_values(
+        &image("win7"),
+        &[
+            (key, "Start", "REG_DWORD", "0"),
+            (key, "Type", "REG_DWORD", "1"),
+            (
+                key,
+                "ImagePath",
+                "REG_EXPAND_SZ",
+                "System32\\drivers\\stornvme.sys",
+            ),
+        ],
+        dir.path(),
+    );
+    assert_eq!(nvme(&planted), vec![("file-missing", stornvme)]);
+    // Windows 8 / 2012 (6.2) has none: no driver rehost knows.
+    let v = rules::version::Version::parse("6.2").unwrap();
+    assert!(target("generic-nvme").controller.driver_for(v).is_none());
+}
