@@ -605,7 +605,7 @@ fn command_line_json_exit_codes_and_profiles() {
     let out = rehost(&["targets"]);
     assert!(out.status.success());
     let list = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(list.lines().count(), 17, "{list}");
+    assert_eq!(list.lines().count(), 23, "{list}");
     // A profile of one's own, over the built-in ones: a physical AMD machine with the
     // PIIX4 IDE. XP's intelppm (Start=1) stops there with 0xFC: XP SP3 runs with DEP, and
     // so PAE, on a processor with NX (KB 953356: 0x7E without PAE, 0xFC with it).
@@ -618,7 +618,7 @@ fn command_line_json_exit_codes_and_profiles() {
     std::fs::write(dir.path().join("amd-box.toml"), amd).unwrap();
     let profiles = dir.path().to_str().unwrap();
     let out = rehost(&["targets", "--profiles", profiles]);
-    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 18);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 24);
     let xp = image("xp-sp3");
     let out = rehost(&[
         "check",
