@@ -1,7 +1,7 @@
-//! `cpu-driver`: processor power drivers (intelppm, amdppm, amdk8, processr) forced to load
-//! (Start 0 to 2, not left to Plug and Play) on a CPU of another vendor, or on a virtual
-//! machine, stop with 0x7E (KB 953356). Start 3 lets Plug and Play load them only where
-//! the processor matches, so it is no finding.
+//! `cpu-driver`: processor power drivers (intelppm, amdppm, amdk8, Processor) forced to load
+//! (Start 0 to 2, not left to Plug and Play) on a CPU of another vendor stop with 0x7E, or
+//! 0xFC when PAE is on (KB 953356); on a virtual machine they are a warning. Start 3 lets
+//! Plug and Play load them only where the processor matches, so it is no finding.
 
 use super::finding::{Evidence, Finding};
 use super::fix::{reg, Change, FixOptions, Plan};
@@ -9,6 +9,7 @@ use super::subject::Subject;
 use super::target::Target;
 use super::Out;
 use rehost_core::error::Result;
+use rehost_windows::halsource;
 
 const ID: &str = "cpu-driver";
 
@@ -27,7 +28,12 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
             }
             let vendor = svc.vendor.as_deref();
             let other = vendor.is_some_and(|v| t.cpu_vendor != "any" && v != t.cpu_vendor);
-            let (case, why) = if other {
+            let (case, why) = if other && pae_on(s) {
+                (
+                    "other-vendor-pae",
+                    format!("the target has {} CPUs, and PAE is on", t.cpu_vendor),
+                )
+            } else if other {
                 (
                     "other-vendor",
                     format!("the target has {} CPUs", t.cpu_vendor),
@@ -44,21 +50,44 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
             };
             let key = format!("{}\\Services\\{}", s.cs_key(cs), svc.name);
             let start = r.start.map(|x| x.to_string()).unwrap_or_default();
+            let mut f = Finding::new(
+                ID,
+                case,
+                format!(
+                    "{} ({}) is forced to load (Start={start}) and {why}",
+                    svc.name, svc.drives
+                ),
+            );
+            if let Some(stop) = &f.stop {
+                f.message = format!("{}: STOP {stop}", f.message);
+            }
             out.findings.push(
-                Finding::new(
-                    ID,
-                    case,
-                    format!(
-                        "{} ({}) is forced to load (Start={start}) and {why}: STOP 0x7E",
-                        svc.name, svc.drives
-                    ),
-                )
-                .with(Evidence::system(key, "Start", start))
-                .about(Some(cs), Some(&svc.name)),
+                f.with(Evidence::system(key, "Start", start))
+                    .about(Some(cs), Some(&svc.name)),
             );
         }
     }
     Ok(())
+}
+
+/// Whether the install runs with PAE (and so no-execute) on a target: x64 always; x86
+/// Vista and later whenever DEP is on, which it is by default on a processor with NX
+/// (every target rehost knows); NT 5.x as its kernel's release and its boot.ini switches
+/// decide ([`halsource::boots_pae`]).
+fn pae_on(s: &Subject) -> bool {
+    if !s.nt5() || s.install.arch.as_deref() == Some("x64") {
+        return true;
+    }
+    let switches = s
+        .default_entry()
+        .map(|e| e.switches.clone())
+        .unwrap_or_default();
+    s.install
+        .kernels
+        .iter()
+        .find(|k| k.file.eq_ignore_ascii_case("ntoskrnl.exe"))
+        .and_then(|k| k.file_version.as_deref())
+        .is_some_and(|v| halsource::boots_pae(v, &switches))
 }
 
 /// The fix: Start 4 (disabled) for each power driver found forced to load, in its

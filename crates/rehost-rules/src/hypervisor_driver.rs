@@ -1,6 +1,7 @@
 //! `hypervisor-driver`: the paravirtual drivers of the platform the image comes from (Xen,
-//! Parallels, old Red Hat virtio) left to start at boot on another platform. As class
-//! filters of the disk stack they stop it there (0x7B); virt-v2v disables them.
+//! Parallels) left to start at boot on another platform. As class filters of the disk
+//! stack they stop it there (0x7B); virt-v2v disables them. Where the target's profile says
+//! a platform's drivers stand idle (AWS PV drivers on Nitro), they are only noted.
 //!
 //! The fix disables each one found (Start 4) and takes a filter out of every class list of
 //! its control set that names it: a disabled driver left in a filter list stops the stack
@@ -18,7 +19,7 @@ const ID: &str = "hypervisor-driver";
 
 /// What of the target the check reads.
 pub fn reads(t: &Target) -> u64 {
-    super::target::hash(&t.platform)
+    super::target::hash((&t.platform, &t.idle_platforms))
 }
 
 /// The check.
@@ -39,7 +40,21 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                         .chain(&c.lower)
                         .any(|f| f.eq_ignore_ascii_case(&svc.name))
             });
+            let idle = t
+                .idle_platforms
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(platform));
             let f = match filter {
+                _ if idle && (filter.is_some() || matches!(r.start, Some(0 | 1))) => Finding::new(
+                    ID,
+                    "idle",
+                    format!(
+                        "{} ({}, a {platform} driver) is installed; on a {} target it \
+                             stands idle",
+                        svc.name, svc.drives, t.platform
+                    ),
+                ),
+                _ if idle => continue,
                 Some(c) => Finding::new(
                     ID,
                     "filter",

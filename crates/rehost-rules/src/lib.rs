@@ -140,7 +140,7 @@ pub const RULES: [Rule; 18] = [
     rule("cpu-driver", Some(cpu_driver::reads), cpu_driver::check).fixed(cpu_driver::fix),
     rule("version-skew", None, version_skew::check).fixed(version_skew::fix),
     rule("mounted-devices", None, mounted_devices::check).fixed(mounted_devices::fix),
-    rule("san-policy", None, san_policy::check).fixed(san_policy::fix),
+    rule("san-policy", Some(san_policy::reads), san_policy::check).fixed(san_policy::fix),
 ];
 
 const fn rule(

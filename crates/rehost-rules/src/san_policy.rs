@@ -1,6 +1,8 @@
 //! `san-policy` (Vista and later): `Services\partmgr\Parameters\SanPolicy` 3 or 4 keeps
-//! disks Windows has not seen before offline. After a move every disk is new: the data
-//! disks stay offline (the boot disk is always brought online).
+//! disks Windows has not seen before offline, and 2 (OfflineShared) those of them on a
+//! shared bus (SCSI, SAS, iSCSI, Fibre Channel: a target whose profile says `shared_bus`).
+//! After a move every disk is new: the data disks stay offline (the boot disk is always
+//! brought online).
 
 use super::finding::{Evidence, Finding};
 use super::fix::{reg, Change, FixOptions, Plan};
@@ -13,8 +15,13 @@ use rehost_regf::regtext::Op;
 
 const ID: &str = "san-policy";
 
+/// What of the target the check reads.
+pub fn reads(t: &Target) -> u64 {
+    super::target::hash(t.shared_bus)
+}
+
 /// The check.
-pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
+pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
     if s.version.is_some_and(|v| v < Version::VISTA) {
         return Ok(());
     }
@@ -23,7 +30,21 @@ pub fn check(s: &Subject, _t: &Target, out: &mut Out) -> Result<()> {
         let Some(policy) = s.system.number(&key, "SanPolicy")? else {
             continue;
         };
-        if policy == 3 || policy == 4 {
+        if policy == 2 && t.shared_bus {
+            out.findings.push(
+                Finding::new(
+                    ID,
+                    "offline-shared",
+                    format!(
+                        "SanPolicy is 2 (offline shared) and the target's disks sit on a \
+                         shared bus ({}): its data disks keep offline after the move",
+                        t.controller.name
+                    ),
+                )
+                .with(Evidence::system(key, "SanPolicy", "2"))
+                .about(Some(cs), Some("partmgr")),
+            );
+        } else if policy == 3 || policy == 4 {
             out.findings.push(
                 Finding::new(
                     ID,

@@ -321,7 +321,14 @@ impl<'a> Subject<'a> {
 
     fn find_hal(&self) -> Option<Loaded<Hal>> {
         let k = Knowledge::builtin();
-        let chosen = Self::entry_file(self.default_entry().and_then(|e| e.hal.as_ref()));
+        let named = Self::entry_file(self.default_entry().and_then(|e| e.hal.as_ref()));
+        // Without a name from the entry, the loader's own choice (halmacpi.dll on x86
+        // Windows 8 and later).
+        let chosen = named.or_else(|| {
+            let (arch, v) = (self.install.arch.as_deref()?, self.version?);
+            let file = k.loader_hal(arch, v.major, v.minor);
+            (!file.eq_ignore_ascii_case("hal.dll")).then(|| file.to_string())
+        });
         let (file, original, hwid) = match chosen {
             Some(f) if !f.eq_ignore_ascii_case("hal.dll") => {
                 let original = self.original_of(&f);

@@ -43,6 +43,14 @@ pub struct Target {
     /// Facts of this profile not verified, in words.
     #[serde(default)]
     pub unverified: Vec<String>,
+    /// The data disks it gives an install sit on a bus Windows counts as shared (SCSI,
+    /// SAS, iSCSI, Fibre Channel), which SanPolicy 2 (OfflineShared) keeps offline.
+    #[serde(default)]
+    pub shared_bus: bool,
+    /// Platforms whose paravirtual drivers stand idle on this machine (AWS PV drivers on a
+    /// Nitro instance): left installed, they are worth knowing, not a fault.
+    #[serde(default)]
+    pub idle_platforms: Vec<String>,
 }
 
 /// What a target requires of an install.
@@ -293,7 +301,7 @@ pub fn hash(what: impl std::hash::Hash) -> u64 {
 }
 
 /// The profiles built into rehost, by file.
-const BUILTIN: [(&str, &str); 17] = [
+const BUILTIN: [(&str, &str); 23] = [
     (
         "aws-nitro",
         include_str!("../../../profiles/targets/aws-nitro.toml"),
@@ -310,6 +318,11 @@ const BUILTIN: [(&str, &str); 17] = [
         "azure-gen2",
         include_str!("../../../profiles/targets/azure-gen2.toml"),
     ),
+    (
+        "azure-nvme",
+        include_str!("../../../profiles/targets/azure-nvme.toml"),
+    ),
+    ("gcp", include_str!("../../../profiles/targets/gcp.toml")),
     (
         "generic-ahci",
         include_str!("../../../profiles/targets/generic-ahci.toml"),
@@ -351,6 +364,10 @@ const BUILTIN: [(&str, &str); 17] = [
         include_str!("../../../profiles/targets/kvm-virtio-scsi.toml"),
     ),
     (
+        "virtualbox",
+        include_str!("../../../profiles/targets/virtualbox.toml"),
+    ),
+    (
         "vmware-lsilogic",
         include_str!("../../../profiles/targets/vmware-lsilogic.toml"),
     ),
@@ -359,8 +376,20 @@ const BUILTIN: [(&str, &str); 17] = [
         include_str!("../../../profiles/targets/vmware-lsisas.toml"),
     ),
     (
+        "vmware-nvme",
+        include_str!("../../../profiles/targets/vmware-nvme.toml"),
+    ),
+    (
         "vmware-pvscsi",
         include_str!("../../../profiles/targets/vmware-pvscsi.toml"),
+    ),
+    (
+        "vmware-sata",
+        include_str!("../../../profiles/targets/vmware-sata.toml"),
+    ),
+    (
+        "xenserver",
+        include_str!("../../../profiles/targets/xenserver.toml"),
     ),
 ];
 

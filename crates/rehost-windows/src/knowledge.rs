@@ -104,6 +104,17 @@ pub struct Class {
     pub name: String,
 }
 
+/// The HAL a loader loads when the boot entry names none, where it is not hal.dll.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoaderHal {
+    /// The install's architecture ("x86").
+    pub arch: String,
+    /// The first Windows version ("6.2") whose loader does so.
+    pub from: String,
+    /// The file it loads from System32.
+    pub file: String,
+}
+
 /// A release that names itself as another (Windows 11 as "Windows 10").
 #[derive(Debug, Clone, Deserialize)]
 pub struct Rename {
@@ -128,6 +139,8 @@ struct HalFile {
     kernel: Vec<Kernel>,
     #[serde(default)]
     dep: Vec<Dep>,
+    #[serde(default)]
+    loader_hal: Vec<LoaderHal>,
 }
 
 #[derive(Deserialize)]
@@ -146,6 +159,8 @@ pub struct Knowledge {
     pub kernels: Vec<Kernel>,
     /// The releases with DEP (and so PAE by default).
     pub dep: Vec<Dep>,
+    /// The HALs loaders load by default where it is not hal.dll.
+    pub loader_hals: Vec<LoaderHal>,
     /// Storage-relevant services.
     pub services: Vec<Service>,
     /// Storage device classes.
@@ -166,6 +181,7 @@ impl Knowledge {
             hals: h.hal,
             kernels: h.kernel,
             dep: h.dep,
+            loader_hals: h.loader_hal,
             services: s.service,
             classes: s.class,
             devices: s.device,
@@ -253,6 +269,20 @@ impl Knowledge {
                     .copied()
             })
             .or(named.first().copied())
+    }
+
+    /// The file the loader of Windows `major.minor` on `arch` loads as the HAL when the
+    /// boot entry names none: hal.dll unless `loader_hal` says otherwise.
+    pub fn loader_hal(&self, arch: &str, major: u32, minor: u32) -> &str {
+        let version = |s: &str| {
+            let mut it = s.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+            (it.next().unwrap_or(0), it.next().unwrap_or(0))
+        };
+        self.loader_hals
+            .iter()
+            .filter(|l| l.arch.eq_ignore_ascii_case(arch) && version(&l.from) <= (major, minor))
+            .max_by_key(|l| version(&l.from))
+            .map_or("hal.dll", |l| l.file.as_str())
     }
 
     /// The kernel variant with this OriginalFilename.
