@@ -13,7 +13,6 @@ mod harness;
 
 use harness::{check_volume, Model, Staged};
 use rehost::fs::ntfs::write::{WriteOptions, Writer};
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -39,33 +38,6 @@ fn mkntfs(dir: &Path, cluster: u32) -> PathBuf {
             .arg(&vol),
     );
     vol
-}
-
-/// The NTFS volume of `testdata/ntfs/win10-2m.raw.zst` (a 1 GiB disk, mostly zeros),
-/// decompressed as a sparse file holding the volume alone (found through the MBR).
-fn windows_2m_volume(dir: &Path) -> PathBuf {
-    let src = common::root().join("testdata/ntfs/win10-2m.raw.zst");
-    let mut dec = zstd::stream::read::Decoder::new(std::fs::File::open(src).unwrap()).unwrap();
-    let mut mbr = [0u8; 512];
-    dec.read_exact(&mut mbr).unwrap();
-    let le32 = |o: usize| u32::from_le_bytes(mbr[o..o + 4].try_into().unwrap()) as u64;
-    let (start, len) = (le32(454) * 512, le32(458) * 512);
-    assert!(start >= 512 && len > 0, "the fixture's MBR entry 1");
-    std::io::copy(&mut (&mut dec).take(start - 512), &mut std::io::sink()).unwrap();
-    let out = dir.join("win10-2m.ntfs");
-    let f = std::fs::File::create(&out).unwrap();
-    f.set_len(len).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut at = 0u64;
-    while at < len {
-        let n = buf.len().min((len - at) as usize);
-        dec.read_exact(&mut buf[..n]).unwrap();
-        if buf[..n].chunks(8).any(|w| w.iter().any(|b| *b != 0)) {
-            f.write_all_at(&buf[..n], at).unwrap();
-        }
-        at += n as u64;
-    }
-    out
 }
 
 /// The cluster size the boot sector of `vol` gives, as ntfsinfo reads it.
@@ -160,7 +132,7 @@ fn mkntfs_volumes_of_128_kib_512_kib_and_2_mib_clusters() {
 #[test]
 fn a_volume_windows_10_formatted_with_2_mib_clusters() {
     let tmp = tempfile::tempdir().unwrap();
-    let vol = windows_2m_volume(tmp.path());
+    let vol = common::sparse_partition("ntfs/win10-2m.raw.zst", tmp.path());
     let staged = Staged::open(&vol, 0);
     assert_eq!(staged.reader().boot().cluster_size as u64, 2 << 20);
     // Written into the sparse file itself (a copy would write its gigabyte out).
