@@ -78,10 +78,11 @@ pub fn check_state(ntfs: &Ntfs, opts: &WriteOptions) -> Result<()> {
 /// `$MFTMirr` holds max(4 records, one cluster) (the NTFS documentation; ntfs-3g's
 /// `mftmirr_size`). On clusters above 4 KiB, Windows 10 keeps only the first records of that
 /// in step: a volume it formats with 2 MiB clusters has a 2,048-record mirror whose records
-/// from 24 on still hold what format wrote. ntfs-3g (since 2017) therefore compares only
-/// the records below its `FILE_first_user` (16), and so does this check. The writer still
+/// from 24 on still hold what format wrote (the CC0 sample in `testdata/ntfs`). ntfs-3g
+/// therefore compares only the records below its `FILE_first_user` (16) when it mounts
+/// (`libntfs-3g/volume.c`, `ntfs_device_mount`), and so does this check. The writer still
 /// mirrors every record it writes that the mirror covers, as the Linux ntfs3 driver does
-/// (its `recs_mirr` is the mirror's size rounded up to a cluster).
+/// (`fs/ntfs3/super.c`: its `recs_mirr` is the mirror's size rounded up to a cluster).
 pub const MIRROR_CHECKED: u64 = 16;
 
 /// Refuses a volume whose `$MFTMirr` does not match the start of `$MFT` (chkdsk's job).
