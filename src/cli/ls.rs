@@ -43,6 +43,16 @@ pub fn run(
             .map(|e| (e.name.clone(), e))
             .collect();
     }
+    // Sizes from each file's own record: the copies in directory indexes lag behind.
+    for (p, e) in &mut rows {
+        match fs.size(e) {
+            Ok(size) => e.size = size,
+            Err(err) => {
+                eprintln!("rehost: {p}: its size from its record: {err}");
+                failed = true;
+            }
+        }
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if json {

@@ -39,7 +39,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List a directory of a volume (names, record numbers, sizes from the directory index).
+    /// List a directory of a volume (names, record numbers, and sizes from each file's own
+    /// record, not the stale copies in directory indexes).
     Ls {
         /// A raw, VHD or VHDX image.
         image: PathBuf,

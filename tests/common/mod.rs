@@ -82,6 +82,37 @@ pub fn fixture(name: &str) -> PathBuf {
     out
 }
 
+/// The first partition of the compressed MBR disk `testdata/<name>` (found through its
+/// MBR), decompressed into `dir` as a sparse file holding that volume alone: a disk of a
+/// gigabyte of zeros takes neither the memory nor the disk space its size says.
+pub fn sparse_partition(name: &str, dir: &Path) -> PathBuf {
+    use std::io::Read;
+    use std::os::unix::fs::FileExt;
+    let src = root().join("testdata").join(name);
+    let mut dec = zstd::stream::read::Decoder::new(std::fs::File::open(&src).unwrap()).unwrap();
+    let mut mbr = [0u8; 512];
+    dec.read_exact(&mut mbr).unwrap();
+    let le32 = |o: usize| u32::from_le_bytes(mbr[o..o + 4].try_into().unwrap()) as u64;
+    let (start, len) = (le32(454) * 512, le32(458) * 512);
+    assert!(start >= 512 && len > 0, "{name}: MBR entry 1");
+    std::io::copy(&mut (&mut dec).take(start - 512), &mut std::io::sink()).unwrap();
+    let stem = Path::new(name).file_stem().unwrap().to_string_lossy();
+    let out = dir.join(format!("{stem}.volume"));
+    let f = std::fs::File::create(&out).unwrap();
+    f.set_len(len).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = 0u64;
+    while at < len {
+        let n = buf.len().min((len - at) as usize);
+        dec.read_exact(&mut buf[..n]).unwrap();
+        if buf[..n].chunks(8).any(|w| w.iter().any(|b| *b != 0)) {
+            f.write_all_at(&buf[..n], at).unwrap();
+        }
+        at += n as u64;
+    }
+    out
+}
+
 /// SHA-256 of a file, as hex.
 pub fn sha256_file(path: &Path) -> String {
     use sha2::{Digest, Sha256};

@@ -138,6 +138,16 @@ impl FileSystem {
         }
     }
 
+    /// The size of an entry's unnamed data stream from the file's own record (NTFS; the
+    /// size in a directory index may be stale), or from its directory entry (FAT, where
+    /// that is the only one). Directories are 0 without a read.
+    pub fn size(&self, e: &DirEntry) -> Result<u64> {
+        match self {
+            FileSystem::Ntfs(n) if !e.is_dir => n.data_size(e.inode),
+            _ => Ok(if e.is_dir { 0 } else { e.size }),
+        }
+    }
+
     /// The exact size, allocation and streams of an entry, read from its own record (the
     /// directory index may lag behind, notably for NTFS metafiles).
     pub fn details(&self, e: &DirEntry) -> Result<Details> {

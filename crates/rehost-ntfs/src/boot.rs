@@ -43,12 +43,15 @@ impl BootSector {
                 format!("bytes per sector {bytes_per_sector} is not 512..4096 and a power of two"),
             ));
         }
-        // Sectors per cluster: a power of two up to 128, or for clusters over 64 KiB the
-        // negative exponent 2^-n (Windows 10 1709+ allows clusters up to 2 MiB).
+        // Sectors per cluster: a power of two up to 128, or, read as a signed byte, -n for
+        // 2^n sectors (Windows 10 1709+ formats clusters of 128 KiB to 2 MiB so: 0xF8 is
+        // 256 sectors, 0xF4 is 4096). The exponent counts sectors, not bytes.
         let spc_raw = b[0x0D];
         let cluster_size = match spc_raw {
             1..=0x80 if spc_raw.is_power_of_two() => bytes_per_sector * spc_raw as u32,
-            0xF4..=0xFF => 1u32 << (256 - spc_raw as u32),
+            0xF4..=0xFF => bytes_per_sector
+                .checked_shl(256 - spc_raw as u32)
+                .unwrap_or(0),
             _ => 0,
         };
         if cluster_size == 0 || cluster_size > 2 * 1024 * 1024 || cluster_size < bytes_per_sector {

@@ -267,6 +267,34 @@ impl Ntfs {
         Ok(file)
     }
 
+    /// Size of file `n`'s unnamed `$DATA` stream as its own record gives it (0 when it has
+    /// none, as directories). Directory indexes hold a copy of this size that Windows
+    /// updates lazily (`$LogFile` and open hives show 0 there). Reads the base record alone
+    /// when it holds the stream's first extent, and the extension records only when an
+    /// attribute list moved that extent out.
+    pub fn data_size(&self, n: u64) -> Result<u64> {
+        let rec = self.record(n)?;
+        if rec.in_use() && rec.base_record == 0 {
+            let attrs = rec.attributes(self.boot.total_clusters(), &self.ctx)?;
+            let first = attrs.iter().find_map(|a| match &a.body {
+                _ if a.ty != AT_DATA || !a.name.is_empty() => None,
+                record::Body::Resident(v) => Some(v.len() as u64),
+                record::Body::NonResident(x) if x.start_vcn == 0 => Some(x.data_size),
+                record::Body::NonResident(_) => None,
+            });
+            if let Some(size) = first {
+                return Ok(size);
+            }
+            if !attrs.iter().any(|a| a.ty == AT_ATTRIBUTE_LIST) {
+                return Ok(0);
+            }
+        }
+        let f = self.file(n)?;
+        let what = format!("MFT record {n}");
+        Ok(f.stream_desc(AT_DATA, "", &self.ctx, &what)?
+            .map_or(0, |d| d.data_size))
+    }
+
     /// The root directory.
     pub fn root(&self) -> Result<File> {
         self.file(RECORD_ROOT)

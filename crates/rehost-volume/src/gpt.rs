@@ -38,7 +38,9 @@ pub struct Header {
 
 /// Reads and checks the header at `lba`.
 pub fn header(disk: &dyn ReadAt, lba: u64, ss: u64, ctx: &Ctx) -> Result<Header> {
-    let at = lba * ss;
+    let at = lba
+        .checked_mul(ss)
+        .ok_or_else(|| ctx.corrupt(0, format!("GPT header LBA {lba} overflows")))?;
     let mut b = vec![0u8; ss as usize];
     disk.read_at(at, &mut b)?;
     if &b[..8] != b"EFI PART" {
@@ -90,10 +92,12 @@ pub fn header(disk: &dyn ReadAt, lba: u64, ss: u64, ctx: &Ctx) -> Result<Header>
 /// Reads the entry array of `h` and checks its CRC.
 pub fn entry_array(disk: &dyn ReadAt, h: &Header, ss: u64, ctx: &Ctx) -> Result<Vec<u8>> {
     let len = h.entry_count as u64 * h.entry_size as u64;
-    let at = h
-        .entries_lba
-        .checked_mul(ss)
-        .ok_or_else(|| ctx.corrupt(h.my_lba * ss + 72, "entry array LBA overflows"))?;
+    let at = h.entries_lba.checked_mul(ss).ok_or_else(|| {
+        ctx.corrupt(
+            h.my_lba.saturating_mul(ss).saturating_add(72),
+            "entry array LBA overflows",
+        )
+    })?;
     if len > MAX_ARRAY || !rehost_core::io::in_bounds(at, len as usize, disk.size()) {
         return Err(ctx.corrupt(
             at,
@@ -154,7 +158,10 @@ pub fn volumes(
         }
         let first = u64::from_le_bytes(e[32..40].try_into().unwrap_or_default());
         let last = u64::from_le_bytes(e[40..48].try_into().unwrap_or_default());
-        let at = h.entries_lba * ss + i as u64 * h.entry_size as u64;
+        let at = h
+            .entries_lba
+            .saturating_mul(ss)
+            .saturating_add(i as u64 * h.entry_size as u64);
         let range = last
             .checked_sub(first)
             .and_then(|n| n.checked_add(1))

@@ -146,6 +146,12 @@ pub const ESP_TYPE: &str = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b";
 /// written with the other common sector size, 512 or 4096, is found too).
 pub fn scan(disk: Arc<dyn ReadAt>, sector_size: u32, ctx: &Ctx) -> Result<Layout> {
     let ctx = ctx.with_layer(Layer::Volume);
+    if !(512..=4096).contains(&sector_size) || !sector_size.is_power_of_two() {
+        return Err(ctx.corrupt(
+            0,
+            format!("logical sector size {sector_size} is not 512..4096 and a power of two"),
+        ));
+    }
     if disk.size() < 512 {
         return Err(ctx.corrupt(
             0,
@@ -235,7 +241,18 @@ fn scan_gpt(disk: &dyn ReadAt, sector_size: u32, ctx: &Ctx, layout: &mut Layout)
     let other = if sector_size == 4096 { 512 } else { 4096 };
     let mut first_error = None;
     for ss in [sector_size as u64, other] {
-        let last = disk.size() / ss - 1;
+        // The primary header is at LBA 1 and the backup at the last LBA: a disk of fewer
+        // than two sectors holds neither (a tiny disk can still carry a protective MBR).
+        let Some(last) = (disk.size() / ss).checked_sub(1).filter(|l| *l >= 1) else {
+            first_error.get_or_insert(gctx.corrupt(
+                0,
+                format!(
+                    "a disk of {} bytes has no room for a GPT of {ss}-byte sectors",
+                    disk.size()
+                ),
+            ));
+            continue;
+        };
         let primary = gpt::header(disk, 1, ss, &gctx)
             .and_then(|h| gpt::entry_array(disk, &h, ss, &gctx).map(|a| (h, a)));
         let found = match primary {

@@ -5,7 +5,8 @@
 //! One file per structure: [`bitmap`] (`$Bitmap` and the `$BITMAP` attributes),
 //! [`runs`] (mapping pairs), [`record`] (FILE records and fixups), [`mft`] (record
 //! allocation, `$MFT` growth, `$MFTMirr`), [`node`], [`index`] and [`index_store`] (the `$I30` B+ tree),
-//! [`names`] (`$FILE_NAME`, `$STANDARD_INFORMATION`, 8.3 aliases), [`dirs`] (new directories), [`data`] (the unnamed
+//! [`names`] (`$FILE_NAME`, `$STANDARD_INFORMATION`, 8.3 aliases), [`security`] (a new file's
+//! security ID or descriptor), [`dirs`] (new directories), [`data`] (the unnamed
 //! `$DATA`: resident and non-resident, clusters), [`links`] (delete, rename), [`listed`] (files with an attribute list), [`logfile`] (`$LogFile` reset, the dirty
 //! flag), [`guard`] (when not to write), [`ops`] (the operations), [`verify`] (reading
 //! back).
@@ -50,6 +51,7 @@ pub mod node;
 pub mod ops;
 pub mod record;
 pub mod runs;
+pub mod security;
 pub mod verify;
 
 use super::record::AT_DATA;
@@ -111,13 +113,8 @@ impl Default for WriteOptions {
 /// What a directory's other files give a new file: the security of a sibling.
 #[derive(Debug, Clone)]
 pub(crate) struct Template {
-    /// Length of `$STANDARD_INFORMATION` (0x30 or 0x48).
-    si_len: usize,
-    owner_id: u32,
-    security_id: u32,
-    /// A sibling's `$SECURITY_DESCRIPTOR` attribute, whole, for volumes that keep one
-    /// per file.
-    security_descriptor: Option<Vec<u8>>,
+    /// A security ID, or a descriptor to copy ([`security`]).
+    security: security::Security,
     /// Whether the directory uses 8.3 aliases.
     short_names: bool,
 }

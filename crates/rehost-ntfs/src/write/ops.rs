@@ -12,13 +12,11 @@ use super::record::{resident, AttrAt};
 use super::verify::{self, Expect};
 use super::{Op, ShortNames, Template, Writer};
 use crate::file::File;
-use crate::le::{u16_at, u32_at, u64_at};
+use crate::le::{u16_at, u64_at};
 use crate::record::{AT_DATA, AT_FILE_NAME, AT_STANDARD_INFORMATION, MFT_RECORD_IN_USE};
 use rehost_core::error::Result;
 use rehost_core::io::ReadAt;
 
-/// `$SECURITY_DESCRIPTOR`
-const AT_SECURITY_DESCRIPTOR: u32 = 0x50;
 /// Siblings looked at for a template before falling back to the directory itself.
 const TEMPLATE_TRIES: usize = 32;
 
@@ -98,35 +96,8 @@ impl Writer {
             .filter(|(_, _, r)| *r > 23 && *r != dir.record)
             .take(TEMPLATE_TRIES)
             .find_map(|(_, _, r)| self.ntfs.file(*r).ok().filter(|f| !f.is_dir()));
-        let src = sibling.as_ref().unwrap_or(dir);
-        let si = src
-            .attributes
-            .iter()
-            .find(|a| a.ty == AT_STANDARD_INFORMATION)
-            .and_then(|a| a.resident())
-            .unwrap_or(&[]);
-        let si_len = if si.len() >= 0x48 { 0x48 } else { 0x30 };
-        let sd = src
-            .attributes
-            .iter()
-            .find(|a| a.ty == AT_SECURITY_DESCRIPTOR && a.name.is_empty())
-            .and_then(|a| {
-                a.resident()
-                    .map(|v| resident(AT_SECURITY_DESCRIPTOR, &[], v, 0))
-            });
         let t = Template {
-            si_len,
-            owner_id: if si.len() >= 0x48 {
-                u32_at(si, 0x30)
-            } else {
-                0
-            },
-            security_id: if si.len() >= 0x48 {
-                u32_at(si, 0x34)
-            } else {
-                0
-            },
-            security_descriptor: sd,
+            security: self.new_file_security(sibling.as_ref(), dir)?,
             short_names,
         };
         self.templates.insert(dir.record, t.clone());
@@ -316,26 +287,32 @@ impl Writer {
             let n = w.mft.allocate(&w.vol, &mut w.clusters)?;
             let ctx = w.vol.ctx.clone();
             let parent = names::file_ref(dir.record, dir.sequence);
+            let free = w.mft.get(&w.vol, n)?.free();
             let r = w.mft.get(&w.vol, n)?;
             r.set_flags(MFT_RECORD_IN_USE);
             r.set_link_count(names.len() as u16);
             r.set_base_record(0);
             let seq = r.sequence();
+            let sec = &t.security;
             let si = names::standard_information(
-                t.si_len,
+                sec.si_len,
                 time,
                 FILE_ATTRIBUTE_ARCHIVE,
-                t.owner_id,
-                t.security_id,
+                sec.owner_id,
+                sec.security_id,
             );
             let mut attrs = vec![resident(AT_STANDARD_INFORMATION, &[], &si, 0)];
             for (ns, nm) in &names {
                 let key = names::file_name(parent, time, 0, 0, FILE_ATTRIBUTE_ARCHIVE, *ns, nm);
                 attrs.push(resident(AT_FILE_NAME, &[], &key, 1));
             }
-            attrs.extend(t.security_descriptor.clone());
+            if let Some(sd) = &sec.descriptor {
+                let used = attrs.iter().map(|a| a.len()).sum();
+                let attr = w.descriptor_attr(sd, used, free, path)?;
+                attrs.push(attr);
+            }
             attrs.push(resident(AT_DATA, &[], &[], 0));
-            r.insert_all(attrs, &ctx, path)?;
+            w.mft.get(&w.vol, n)?.insert_all(attrs, &ctx, path)?;
             let d = w.data_resize(n, path, data.len() as u64, Fill::Overwrite)?;
             // The names, now that the sizes are known, and their index entries.
             for (at, mut v) in w.file_names(n)? {
