@@ -21,5 +21,6 @@
 pub mod entry;
 pub mod error;
 pub mod io;
+pub mod le;
 
 pub use error::{Ctx, Error, ErrorKind, Layer, Location, Result};

@@ -3,12 +3,8 @@
 /// Size of the base block of a primary file; hive bins data starts here.
 pub const BASE: usize = 4096;
 
-/// A field read that never panics (0 past the end).
-pub fn u32_at(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4)
-        .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
-        .unwrap_or(0)
-}
+/// A field read that never panics (0 past the end): the workspace's one reader.
+pub use rehost_core::le::u32_at;
 
 /// Writes a field.
 pub fn put_u32(b: &mut [u8], o: usize, v: u32) {

@@ -72,9 +72,7 @@ impl Value {
     }
 }
 
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
+use rehost_core::le::u32_at;
 
 impl Hive {
     /// Parses a hive, replaying its transaction logs in memory when it is dirty. A dirty

@@ -24,8 +24,8 @@ pub fn fat_type(b: &[u8]) -> Option<Content> {
     if b.len() < 512 || !(b[0] == 0xEB || b[0] == 0xE9) || b[510..512] != [0x55, 0xAA] {
         return None;
     }
-    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u32;
-    let u32_at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    let u16_at = |o: usize| u32::from(rehost_core::le::u16_at(b, o));
+    let u32_at = |o: usize| rehost_core::le::u32_at(b, o);
     let bytes_per_sector = u16_at(11);
     let per_cluster = b[13] as u32;
     let reserved = u16_at(14);

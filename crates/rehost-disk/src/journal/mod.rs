@@ -154,13 +154,6 @@ pub(super) fn unit_count(offset: u64, len: u64, orig_len: u64) -> u64 {
     sectors + u64::from(cut)
 }
 
-pub(super) fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-pub(super) fn le64(b: &[u8], o: usize) -> u64 {
-    u64::from(le32(b, o)) | u64::from(le32(b, o + 4)) << 32
-}
-
 /// The generation record of `plan`, with the original bytes read from `image` (which must
 /// still be `plan.file_len` bytes long).
 pub(crate) fn encode(plan: &Plan, image: &WriteFile, number: u32, name: &str) -> Result<Vec<u8>> {

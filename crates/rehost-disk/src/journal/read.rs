@@ -4,6 +4,7 @@
 
 use super::*;
 use rehost_core::error::{Ctx, Layer, Result};
+use rehost_core::le::{u32_at, u64_at};
 use std::path::Path;
 
 /// Reads the journal of `image`, if there is one.
@@ -79,7 +80,7 @@ fn parse(f: &WriteFile, path: &Path) -> Result<Journal> {
             };
             let m = f.exact(pos, MARKER_LEN, "a marker")?;
             let undoing = head == UNDOING;
-            if le32(&m, 28) != crc32c::crc32c(&m[..28]) || m[..28] != marker(g, undoing)[..28] {
+            if u32_at(&m, 28) != crc32c::crc32c(&m[..28]) || m[..28] != marker(g, undoing)[..28] {
                 return Err(ctx.corrupt(
                     pos,
                     format!("the marker of generation {} is damaged", g.number),
@@ -123,25 +124,25 @@ fn parse_generation(
 ) -> Result<Generation> {
     let ctx = &f.ctx;
     let h = f.exact(start, HEADER_LEN, "a generation header")?;
-    let version = le32(&h, 8);
+    let version = u32_at(&h, 8);
     if version != VERSION {
         return Err(ctx.unsupported(start + 8, format!("journal version {version}")));
     }
-    let name_len = u64::from(le32(&h, 60));
+    let name_len = u64::from(u32_at(&h, 60));
     if name_len > MAX_NAME {
         return Err(ctx.corrupt(start + 60, format!("a file name of {name_len} bytes")));
     }
     let name = f.exact(start + HEADER_LEN, name_len, "the header")?;
     let crc = crc32c::crc32c_append(crc32c::crc32c(&h[..92]), &name);
-    if crc != le32(&h, 92) {
+    if crc != u32_at(&h, 92) {
         return Err(ctx.corrupt(
             start + 92,
             "the generation header's checksum does not match: the journal is damaged",
         ));
     }
-    let (count, unit_count, saved_bytes) = (le64(&h, 16), le64(&h, 24), le64(&h, 32));
-    let (orig_len, new_len) = (le64(&h, 40), le64(&h, 48));
-    let number = le32(&h, 12);
+    let (count, unit_count, saved_bytes) = (u64_at(&h, 16), u64_at(&h, 24), u64_at(&h, 32));
+    let (orig_len, new_len) = (u64_at(&h, 40), u64_at(&h, 48));
+    let number = u32_at(&h, 12);
     if orig_len > new_len {
         return Err(ctx.corrupt(
             start + 40,
@@ -176,8 +177,8 @@ fn parse_generation(
     let (mut want_units, mut want_saved) = (0u64, 0u64);
     for i in 0..count as usize {
         let e = &table[i * 32..i * 32 + 32];
-        let (offset, rlen, saved) = (le64(e, 0), le64(e, 8), le64(e, 16));
-        let scratch = le32(e, 24) & 1 != 0;
+        let (offset, rlen, saved) = (u64_at(e, 0), u64_at(e, 8), u64_at(e, 16));
+        let scratch = u32_at(e, 24) & 1 != 0;
         let end = offset.checked_add(rlen);
         if end.is_none_or(|e| e > new_len)
             || saved != orig_len.min(offset + rlen).saturating_sub(offset)
@@ -214,7 +215,7 @@ fn parse_generation(
         crc = crc32c::crc32c_append(crc, &f.exact(at, n, "the body")?);
         at += n;
     }
-    let body_crc = le32(&h, 56);
+    let body_crc = u32_at(&h, 56);
     if crc != body_crc {
         return Err(ctx.corrupt(
             body_at,
@@ -231,11 +232,11 @@ fn parse_generation(
         new_len,
         saved_bytes,
         image_name: String::from_utf8_lossy(&name).into_owned(),
-        created: le64(&h, 64),
+        created: u64_at(&h, 64),
         start,
         end: body_at + body_len,
         body_crc,
-        units: crcs.chunks_exact(4).map(|c| le32(c, 0)).collect(),
+        units: crcs.chunks_exact(4).map(|c| u32_at(c, 0)).collect(),
         ranges,
     })
 }

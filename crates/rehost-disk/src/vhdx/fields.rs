@@ -1,48 +1,30 @@
-//! Little-endian fields, GUIDs and CRC-32C as VHDX stores them.
+//! GUIDs and CRC-32C as VHDX stores them (its little-endian fields are read by the
+//! workspace's one reader, `rehost_core::le`).
 //!
 //! The readers take fixed offsets into buffers whose length the caller has fixed (a 4 KiB
 //! header, a 64 KiB table, a 32-byte entry), so no value read from the image reaches an index
 //! here; variable-length items use [`slice`], which never panics.
 
+use rehost_core::le::u32_at;
 use uuid::Uuid;
-
-/// The 16-bit little-endian value at `o`.
-pub(super) fn le16(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes([b[o], b[o + 1]])
-}
-
-/// The 32-bit little-endian value at `o`.
-pub(super) fn le32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
-}
-
-/// The 64-bit little-endian value at `o`.
-pub(super) fn le64(b: &[u8], o: usize) -> u64 {
-    u64::from(le32(b, o)) | u64::from(le32(b, o + 4)) << 32
-}
 
 /// The GUID at `o`, in the mixed-endian layout of the format (Data1..Data3 little-endian).
 pub(super) fn guid(b: &[u8], o: usize) -> Uuid {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[o..o + 16]);
-    Uuid::from_bytes_le(a)
+    Uuid::from_bytes_le(rehost_core::le::array(b, o))
 }
 
-/// `len` bytes at `off` of `b`, if they are all inside it.
-pub(super) fn slice(b: &[u8], off: usize, len: usize) -> Option<&[u8]> {
-    b.get(off..off.checked_add(len)?)
-}
+pub(super) use rehost_core::le::slice;
 
 /// CRC-32C of `b` with the four checksum bytes at `at` taken as zero.
 pub(super) fn crc_without(b: &[u8], at: usize) -> u32 {
-    let c = crc32c::crc32c(&b[..at]);
+    let c = crc32c::crc32c(b.get(..at).unwrap_or(b));
     let c = crc32c::crc32c_append(c, &[0; 4]);
-    crc32c::crc32c_append(c, &b[at + 4..])
+    crc32c::crc32c_append(c, b.get(at.saturating_add(4)..).unwrap_or(&[]))
 }
 
 /// Whether the CRC-32C stored at `at` matches the rest of `b`; returns (stored, computed).
 pub(super) fn crc_check(b: &[u8], at: usize) -> (u32, u32) {
-    (le32(b, at), crc_without(b, at))
+    (u32_at(b, at), crc_without(b, at))
 }
 
 #[cfg(test)]

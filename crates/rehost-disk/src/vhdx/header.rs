@@ -5,9 +5,10 @@
 //! valid one with the higher sequence number. Headers are never written through the log,
 //! so they are read from the file as it is.
 
-use super::fields::{crc_check, guid, le16, le32, le64};
+use super::fields::{crc_check, guid};
 use crate::HostFile;
 use rehost_core::error::{Ctx, Result};
+use rehost_core::le::{u16_at, u32_at, u64_at};
 use uuid::Uuid;
 
 /// Offsets of the two headers.
@@ -57,14 +58,14 @@ fn parse(b: &[u8], at: u64, ctx: &Ctx) -> Result<(u64, Header, u16)> {
     }
     let header = Header {
         at,
-        sequence: le64(b, 8),
+        sequence: u64_at(b, 8),
         data_write_guid: guid(b, 32),
         log_guid: guid(b, 48),
-        log_version: le16(b, 64),
-        log_length: le32(b, 68),
-        log_offset: le64(b, 72),
+        log_version: u16_at(b, 64),
+        log_length: u32_at(b, 68),
+        log_offset: u64_at(b, 72),
     };
-    Ok((le64(b, 8), header, le16(b, 66)))
+    Ok((u64_at(b, 8), header, u16_at(b, 66)))
 }
 
 /// Reads both headers and returns the current one, with a note when one copy is damaged.

@@ -6,9 +6,10 @@
 //! optionally `parent_linkage2`, and the paths `relative_path`, `volume_path` and
 //! `absolute_win32_path`.
 
-use super::fields::{guid, le16, le32, slice};
+use super::fields::{guid, slice};
 use crate::{parent_candidates, Container, Format, ParentOpener};
 use rehost_core::error::{Ctx, ErrorKind, Location, Result};
+use rehost_core::le::{u16_at, u32_at};
 use std::path::Path;
 use std::sync::Arc;
 use uuid::{uuid, Uuid};
@@ -48,15 +49,15 @@ pub(super) fn parse(b: &[u8], at: u64, ctx: &Ctx) -> Result<Locator> {
     if kind != VHDX_LOCATOR {
         return Err(ctx.unsupported(at, format!("parent locator type {kind}")));
     }
-    let count = usize::from(le16(b, 18));
+    let count = usize::from(u16_at(b, 18));
     let mut pairs = Vec::with_capacity(count.min(b.len() / 12));
     for i in 0..count {
         let o = 20 + 12 * i;
         let Some(e) = slice(b, o, 12) else {
             return Err(ctx.corrupt(at, "parent locator entries run past the item"));
         };
-        let (ko, vo) = (le32(e, 0) as usize, le32(e, 4) as usize);
-        let (kl, vl) = (usize::from(le16(e, 8)), usize::from(le16(e, 10)));
+        let (ko, vo) = (u32_at(e, 0) as usize, u32_at(e, 4) as usize);
+        let (kl, vl) = (usize::from(u16_at(e, 8)), usize::from(u16_at(e, 10)));
         match (slice(b, ko, kl), slice(b, vo, vl)) {
             (Some(k), Some(v)) => pairs.push((utf16(k), utf16(v))),
             _ => {

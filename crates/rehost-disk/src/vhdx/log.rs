@@ -16,11 +16,12 @@
 //! bytes checksummed are capped, and sequences are followed through memoized links, so a
 //! hostile log costs time linear in its size.
 
-use super::fields::{guid, le32, le64};
+use super::fields::guid;
 use super::header::Header;
 use super::source::{Source, PAGE};
 use rehost_core::error::{Ctx, Result};
 use rehost_core::io::ReadAt;
+use rehost_core::le::{u32_at, u64_at};
 use uuid::Uuid;
 
 /// Largest log replayed (Hyper-V writes 1 MiB logs).
@@ -75,26 +76,26 @@ impl Ring {
         let pos = 64 + 32 * i;
         let s = self.sector(at + pos / SECTOR);
         let d = &s[pos % SECTOR..pos % SECTOR + 32];
-        if le64(d, 24) != e.sequence {
+        if u64_at(d, 24) != e.sequence {
             return None;
         }
         match &d[..4] {
             b"zero" => {
-                let (len, offset) = (le64(d, 8), le64(d, 16));
+                let (len, offset) = (u64_at(d, 8), u64_at(d, 16));
                 let end = offset.checked_add(len)?;
                 (offset % PAGE == 0 && len % PAGE == 0 && end <= MAX_FILE_OFFSET)
                     .then_some(Update::Zeros { offset, end })
             }
             b"desc" => {
-                let offset = le64(d, 16);
+                let offset = u64_at(d, 16);
                 let data_sector = e.descriptor_sectors + *data_index;
                 *data_index += 1;
                 if offset % PAGE != 0 || offset >= MAX_FILE_OFFSET || data_sector >= e.sectors {
                     return None;
                 }
                 let data = self.sector(at + data_sector);
-                let seq_high = u64::from(le32(data, 4));
-                let seq_low = u64::from(le32(data, SECTOR - 4));
+                let seq_high = u64::from(u32_at(data, 4));
+                let seq_low = u64::from(u32_at(data, SECTOR - 4));
                 if &data[..4] != b"data" || seq_high << 32 | seq_low != e.sequence {
                     return None;
                 }
@@ -127,10 +128,10 @@ impl Ring {
         if &h[..4] != b"loge" || guid(h, 32) != log_guid {
             return Ok(None);
         }
-        let length = u64::from(le32(h, 8));
-        let tail = u64::from(le32(h, 12));
-        let sequence = le64(h, 16);
-        let descriptors = u64::from(le32(h, 24));
+        let length = u64::from(u32_at(h, 8));
+        let tail = u64::from(u32_at(h, 12));
+        let sequence = u64_at(h, 16);
+        let descriptors = u64::from(u32_at(h, 24));
         let ring_len = (self.sectors * SECTOR) as u64;
         let descriptor_sectors = (64 + 32 * descriptors).div_ceil(PAGE);
         if length == 0
@@ -150,13 +151,13 @@ impl Ring {
             sequence,
             descriptors: descriptors as usize,
             descriptor_sectors: descriptor_sectors as usize,
-            flushed_file_offset: le64(h, 48),
-            last_file_offset: le64(h, 56),
+            flushed_file_offset: u64_at(h, 48),
+            last_file_offset: u64_at(h, 56),
         };
         if self.updates(at, &e).is_none() {
             return Ok(None);
         }
-        let stored = le32(h, 4);
+        let stored = u32_at(h, 4);
         let mut crc = crc32c::crc32c(&h[..4]);
         crc = crc32c::crc32c_append(crc, &[0; 4]);
         crc = crc32c::crc32c_append(crc, &h[8..]);

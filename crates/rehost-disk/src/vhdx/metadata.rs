@@ -5,11 +5,12 @@
 //! IsVirtualDisk, IsRequired). Items lie after the table, inside the region, at most 1 MiB
 //! each. A required item rehost does not know is refused.
 
-use super::fields::{guid, le16, le32, le64};
+use super::fields::guid;
 use super::locator::{self, Locator};
 use super::region::Region;
 use super::source::Source;
 use rehost_core::error::{Ctx, Result};
+use rehost_core::le::{u16_at, u32_at, u64_at};
 use uuid::{uuid, Uuid};
 
 const FILE_PARAMETERS: Uuid = uuid!("caa16737-fa36-4d43-b3b6-33f0aa44e76b");
@@ -71,7 +72,7 @@ pub(super) fn read(src: &Source, region: Region, ctx: &Ctx) -> Result<Metadata> 
     if &table[..8] != b"metadata" {
         return Err(ctx.corrupt(region.offset, "no metadata table signature \"metadata\""));
     }
-    let count = le16(&table, 10);
+    let count = u16_at(&table, 10);
     if count > MAX_ENTRIES {
         return Err(ctx.corrupt(
             region.offset + 10,
@@ -83,9 +84,9 @@ pub(super) fn read(src: &Source, region: Region, ctx: &Ctx) -> Result<Metadata> 
         let o = 32 + 32 * i;
         let entry_at = region.offset + o as u64;
         let id = guid(&table, o);
-        let offset = u64::from(le32(&table, o + 16));
-        let length = u64::from(le32(&table, o + 20));
-        let flags = le32(&table, o + 24);
+        let offset = u64::from(u32_at(&table, o + 16));
+        let length = u64::from(u32_at(&table, o + 20));
+        let flags = u32_at(&table, o + 24);
         let (is_user, is_required) = (flags & 1 != 0, flags & 4 != 0);
         if is_user || !KNOWN.contains(&id) {
             if is_required {
@@ -134,16 +135,16 @@ pub(super) fn read(src: &Source, region: Region, ctx: &Ctx) -> Result<Metadata> 
         }
     };
     let params = item(FILE_PARAMETERS, "file parameters", 8)?;
-    let block_size = le32(params, 0);
-    let flags = le32(params, 4);
+    let block_size = u32_at(params, 0);
+    let flags = u32_at(params, 4);
     if !(1 << 20..=256 << 20).contains(&block_size) || !block_size.is_power_of_two() {
         return Err(ctx.corrupt(
             region.offset,
             format!("block size {block_size} is not a power of two from 1 MiB to 256 MiB"),
         ));
     }
-    let logical_sector_size = le32(item(LOGICAL_SECTOR_SIZE, "logical sector size", 4)?, 0);
-    let physical_sector_size = le32(item(PHYSICAL_SECTOR_SIZE, "physical sector size", 4)?, 0);
+    let logical_sector_size = u32_at(item(LOGICAL_SECTOR_SIZE, "logical sector size", 4)?, 0);
+    let physical_sector_size = u32_at(item(PHYSICAL_SECTOR_SIZE, "physical sector size", 4)?, 0);
     for (what, v) in [
         ("logical", logical_sector_size),
         ("physical", physical_sector_size),
@@ -155,7 +156,7 @@ pub(super) fn read(src: &Source, region: Region, ctx: &Ctx) -> Result<Metadata> 
             ));
         }
     }
-    let virtual_size = le64(item(VIRTUAL_DISK_SIZE, "virtual disk size", 8)?, 0);
+    let virtual_size = u64_at(item(VIRTUAL_DISK_SIZE, "virtual disk size", 8)?, 0);
     if virtual_size == 0
         || virtual_size % u64::from(logical_sector_size) != 0
         || virtual_size > MAX_VIRTUAL_SIZE

@@ -4,9 +4,10 @@
 //! at most 2047 entries of (GUID, file offset, length, required). Regions are 1 MiB aligned
 //! and lie inside the file; a required region rehost does not know is refused.
 
-use super::fields::{crc_check, guid, le32, le64};
+use super::fields::{crc_check, guid};
 use super::source::Source;
 use rehost_core::error::{Ctx, Result};
+use rehost_core::le::{u32_at, u64_at};
 use uuid::{uuid, Uuid};
 
 /// Offsets of the two copies of the region table.
@@ -50,7 +51,7 @@ fn parse(b: &[u8], at: u64, file_size: u64, ctx: &Ctx) -> Result<Regions> {
             format!("region table CRC-32C is {stored:#010x}, the content gives {computed:#010x}"),
         ));
     }
-    let count = le32(b, 8);
+    let count = u32_at(b, 8);
     if count > MAX_ENTRIES {
         return Err(ctx.corrupt(
             at + 8,
@@ -64,9 +65,9 @@ fn parse(b: &[u8], at: u64, file_size: u64, ctx: &Ctx) -> Result<Regions> {
         let o = 16 + 32 * i;
         let entry_at = at + o as u64;
         let id = guid(b, o);
-        let offset = le64(b, o + 16);
-        let length = u64::from(le32(b, o + 24));
-        let required = le32(b, o + 28) & 1 != 0;
+        let offset = u64_at(b, o + 16);
+        let length = u64::from(u32_at(b, o + 24));
+        let required = u32_at(b, o + 28) & 1 != 0;
         let end = offset.checked_add(length);
         if offset < MIB
             || offset % MIB != 0
