@@ -1,6 +1,6 @@
 //! `rehost check` against every target profile beside `rehost inspect` of the same image,
 //! in process (run `cargo bench --bench check`). The check reads what inspect reads and
-//! then runs every rule for each of the 17 built-in targets; the target is a check that
+//! then runs every rule for each of the built-in targets; the target is a check that
 //! costs at most 20% more than the inspect.
 //!
 //! Criterion measures inspect, check and the rules alone (on an image already opened)
@@ -23,8 +23,8 @@ const IMAGES: [&str; 4] = [
 
 fn bench(c: &mut Criterion) {
     let targets = rehost::rules::target::builtin().unwrap();
-    assert_eq!(targets.len(), 17);
-    c.bench_function("load the 17 built-in target profiles", |b| {
+    assert!(!targets.is_empty());
+    c.bench_function("load the built-in target profiles", |b| {
         b.iter(|| rehost::rules::target::builtin().unwrap())
     });
     for name in IMAGES {
@@ -33,11 +33,11 @@ fn bench(c: &mut Criterion) {
         g.bench_function("inspect", |b| {
             b.iter(|| rehost::windows::inspect(&image).unwrap())
         });
-        g.bench_function("check, 17 targets", |b| {
+        g.bench_function("check, every target", |b| {
             b.iter(|| rehost::rules::check(&image, &targets).unwrap())
         });
         let opened = rehost::windows::open(&image).unwrap();
-        g.bench_function("rules alone, 17 targets", |b| {
+        g.bench_function("rules alone, every target", |b| {
             b.iter(|| rehost::rules::check_opened(&opened, &targets))
         });
         g.finish();
@@ -56,7 +56,7 @@ fn alternate(_: &mut Criterion) {
         return;
     }
     let targets = rehost::rules::target::builtin().unwrap();
-    println!("inspect and check (17 targets) alternately, 300 pairs each, medians:");
+    println!("inspect and check (every target) alternately, 300 pairs each, medians:");
     for name in IMAGES {
         let image = common::fixture(&format!("windows/{name}.zst"));
         let (mut i, mut k) = (Vec::new(), Vec::new());

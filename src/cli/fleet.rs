@@ -56,3 +56,37 @@ pub fn json<R: Serialize>(done: &[Done<R>]) -> Result<()> {
     out.flush()?;
     Ok(())
 }
+
+/// The sink of a fleet run: each image's result as a JSON line as it finishes, when JSON
+/// lines are the output.
+pub fn stream<R: Serialize>(output: Output) -> impl Fn(&Done<R>) + Sync {
+    move |d| {
+        if output == Output::Jsonl {
+            line(d)
+        }
+    }
+}
+
+/// Writes a fleet's results once it is done: one JSON document, or text through `text`
+/// with a failed image said in one line (JSON lines were written as each image finished).
+pub fn finish<R: Serialize>(
+    output: Output,
+    done: &[Done<R>],
+    text: impl Fn(&mut dyn Write, &R) -> Result<()>,
+) -> Result<()> {
+    match output {
+        Output::Jsonl => {}
+        Output::Json => json(done)?,
+        Output::Text => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for d in done {
+                match &d.result {
+                    Ok(rep) => text(&mut out, rep)?,
+                    Err(e) => writeln!(out, "{}: cannot be read: {e:#}", d.image.display())?,
+                }
+            }
+            out.flush()?;
+        }
+    }
+    Ok(())
+}

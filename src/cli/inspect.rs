@@ -8,25 +8,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 pub fn run(images: &[PathBuf], output: Output, jobs: Option<usize>, stats: bool) -> Result<i32> {
-    let done = rehost_fleet::inspect(images, jobs, |d| {
-        if output == Output::Jsonl {
-            fleet::line(d)
-        }
-    })?;
-    match output {
-        Output::Jsonl => {}
-        Output::Json => fleet::json(&done)?,
-        Output::Text => {
-            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-            for d in &done {
-                match &d.result {
-                    Ok(rep) => summary(&mut out, rep)?,
-                    Err(e) => writeln!(out, "{}: cannot be read: {e:#}", d.image.display())?,
-                }
-            }
-            out.flush()?;
-        }
-    }
+    let done = rehost_fleet::inspect(images, jobs, fleet::stream(output))?;
+    fleet::finish(output, &done, |out, rep| summary(out, rep))?;
     if stats {
         for rep in done.iter().filter_map(|d| d.result.as_ref().ok()) {
             eprintln!("stats: read {} bytes from {}", rep.bytes_read, rep.image);

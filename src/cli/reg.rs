@@ -7,6 +7,7 @@ use rehost::formats::regf::regtext::{self, Op};
 use rehost::formats::regf::{diff, export, query, types};
 use rehost::fs::staged::{self, Mode, Writers};
 use rehost::fs::Image;
+use rehost::windows::hive_edit::HiveEdits;
 use rehost::windows::registry::{self, HiveFile, Mounts};
 use serde_json::json;
 use std::io::Write;
@@ -120,10 +121,8 @@ fn is_hive_file(path: &Path) -> Result<bool> {
     Ok(f.read_exact(&mut sig).is_ok() && &sig == b"regf")
 }
 
-/// The hive a key belongs to, opened, and the key's full name. On an image, the hive is
-/// read through `session` when one is open (so that it shows what was staged before),
-/// else from a read-only session of its own.
-fn open(t: &TargetArgs, key: &str, session: Option<&Image>) -> Result<(HiveFile, String)> {
+/// The hive a key belongs to, opened, and the key's full name.
+fn open(t: &TargetArgs, key: &str) -> Result<(HiveFile, String)> {
     if is_hive_file(&t.target)? {
         let hive = registry::open_host(&t.target)?;
         let prefix = hive.prefix(t.prefix.as_deref());
@@ -144,10 +143,7 @@ fn open(t: &TargetArgs, key: &str, session: Option<&Image>) -> Result<(HiveFile,
         let names: Vec<&str> = mounts.hive.iter().map(|m| m.mount.as_str()).collect();
         bail!("{key}: name the hive the key is in ({})", names.join(", "));
     };
-    let opened = match session {
-        Some(image) => rehost::windows::open_image(image)?,
-        None => rehost::windows::open(&t.target)?,
-    };
+    let opened = rehost::windows::open(&t.target)?;
     let hive = registry::open_in_image(&opened, t.volume, m)?;
     Ok((hive, key.trim_matches('\\').to_string()))
 }
@@ -186,7 +182,7 @@ pub fn run(cmd: &RegCommand) -> Result<i32> {
             json,
         } => query_cmd(t, key, value.as_deref(), *json),
         RegCommand::Export { t, key } => {
-            let (hive, full) = open(t, key, None)?;
+            let (hive, full) = open(t, key)?;
             warn_dirty(&hive);
             let path = path_of(&hive, t, &full)?;
             let k = query::key(&hive.bytes, &path)
@@ -261,7 +257,7 @@ fn join(a: &str, b: &str) -> String {
 }
 
 fn query_cmd(t: &TargetArgs, key: &str, value: Option<&str>, json: bool) -> Result<i32> {
-    let (hive, full) = open(t, key, None)?;
+    let (hive, full) = open(t, key)?;
     warn_dirty(&hive);
     let path = path_of(&hive, t, &full)?;
     let k = query::key(&hive.bytes, &path)
@@ -365,29 +361,33 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
     // rolled back, before its hives are read. Every hive is read through this one session,
     // so a later group sees what an earlier one staged; a dry run stages in memory.
     let staged = Image::open_staged(&t.target, mode.clone())?;
-    let mut writers = Writers::new(&staged, staged::image_options(false, false));
-    for (_, group) in &by_hive(ops)? {
-        let first = group.iter().find_map(|o| match o {
-            Op::Key(k) | Op::DeleteKey(k) => Some(k.as_str()),
-            _ => None,
-        });
-        let (hive, _) = open(t, first.unwrap_or(key), Some(&staged))?;
-        warn_dirty(&hive);
+    let opened = rehost::windows::open_image(&staged)?;
+    let mut edits = HiveEdits::new();
+    for (mount, group) in &by_hive(ops)? {
+        let mounts = Mounts::builtin();
+        let m = mounts
+            .hive
+            .iter()
+            .find(|m| &m.mount == mount)
+            .with_context(|| format!("{mount}: not a hive rehost knows"))?;
+        let hive = edits.hive(&opened, t.volume, m)?;
+        warn_dirty(hive);
         let prefix = hive.prefix(t.prefix.as_deref());
-        let map = hive.mapping(t.prefix.as_deref(), w.all_control_sets)?;
-        let edited = registry::edit(&hive, group, &map)?;
+        let edited = edits.edit(
+            &opened,
+            t.volume,
+            m,
+            group,
+            t.prefix.as_deref(),
+            w.all_control_sets,
+        )?;
         print!("{}", diff::render(&edited.changes, &prefix));
-        let Some((vol, path)) = &hive.location else {
-            continue;
-        };
-        if edited.changes.is_empty() {
-            continue;
-        }
-        writers.get(*vol)?.replace(path, &edited.bytes)?;
+    }
+    let mut writers = Writers::new(&staged, staged::image_options(false, false));
+    for s in edits.stage(&mut writers)? {
         eprintln!(
-            "rehost: {}: {} changes staged into {path} on volume {vol}",
-            hive.source,
-            edited.changes.len()
+            "rehost: {}: {} changes staged into {} on volume {}",
+            s.source, s.changes, s.path, s.volume
         );
     }
     drop(writers);
@@ -400,7 +400,7 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
 
 /// An edit of a bare hive file: rewritten atomically in place, or into --output.
 fn edit_hive(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32> {
-    let (hive, _) = open(t, key, None)?;
+    let (hive, _) = open(t, key)?;
     warn_dirty(&hive);
     // Keys named relative to a bare hive's root get its prefix, as `open` resolved them.
     let prefix = hive.prefix(t.prefix.as_deref());

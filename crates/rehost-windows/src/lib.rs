@@ -27,6 +27,7 @@ pub mod devices;
 pub mod drivers;
 pub mod hal;
 pub mod halsource;
+pub mod hive_edit;
 pub mod install;
 pub mod knowledge;
 pub mod register;

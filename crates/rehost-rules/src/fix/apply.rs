@@ -9,7 +9,8 @@ use rehost_core::error::{Ctx, Layer, Result};
 use rehost_formats::bootini;
 use rehost_image::staged::{self, Staged, Writers};
 use rehost_regf::diff;
-use rehost_windows::registry::{self, HiveFile, Mounts};
+use rehost_windows::hive_edit::HiveEdits;
+use rehost_windows::registry::Mounts;
 use rehost_windows::report::Install;
 use rehost_windows::Opened;
 use serde::Serialize;
@@ -74,35 +75,22 @@ pub fn apply(
     let mut out = Vec::new();
     let mut writers = Writers::new(staged, staged::image_options(false, false));
     // Registry changes, hive by hive, in plan order within each hive.
-    let mut hives: Vec<(String, Option<u32>, HiveFile)> = Vec::new();
+    let mut hives = HiveEdits::new();
     for p in &plan.changes {
         let Change::Registry { hive, store, ops } = &p.change else {
             continue;
         };
-        let at = match hives
-            .iter()
-            .position(|(h, s, _)| h.eq_ignore_ascii_case(hive) && s == store)
-        {
-            Some(i) => i,
-            None => {
-                let m = Mounts::builtin()
-                    .for_file(hive)
-                    .ok_or_else(|| ctx.invalid(format!("no hive named {hive}")))?;
-                // A boot store on the volume the change names; an install's hive on its own.
-                let volume = if m.boot_store {
-                    *store
-                } else {
-                    Some(install.volume)
-                };
-                let h = registry::open_in_image(opened, volume, m)?;
-                hives.push((hive.clone(), *store, h));
-                hives.len() - 1
-            }
+        let m = Mounts::builtin()
+            .for_file(hive)
+            .ok_or_else(|| ctx.invalid(format!("no hive named {hive}")))?;
+        // A boot store on the volume the change names; an install's hive on its own.
+        let volume = if m.boot_store {
+            *store
+        } else {
+            Some(install.volume)
         };
-        let current = &hives[at].2;
-        let map = current.mapping(None, false)?;
-        let edited = registry::edit(current, ops, &map)?;
-        let prefix = current.prefix(None);
+        let edited = hives.edit(opened, volume, m, ops, None, false)?;
+        let prefix = hives.hive(opened, volume, m)?.prefix(None);
         out.push(Applied {
             rule: p.rule.to_string(),
             why: p.why.clone(),
@@ -114,14 +102,8 @@ pub fn apply(
             sha256: None,
             bytes: None,
         });
-        hives[at].2 = current.with_bytes(edited.bytes);
     }
-    for (name, _, h) in &hives {
-        let Some((volume, path)) = &h.location else {
-            return Err(ctx.invalid(format!("the {name} hive has no place in the image")));
-        };
-        writers.get(*volume)?.replace(path, &h.bytes)?;
-    }
+    hives.stage(&mut writers)?;
     // boot.ini edits, file by file, each on the text the last one left.
     let mut inis: Vec<(u32, String, String)> = Vec::new();
     for p in &plan.changes {
