@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The profiles `names` asks for ("all": every one), from the built-in ones and `dir`.
 pub fn targets(names: &[String], dir: Option<&Path>) -> Result<Vec<Target>> {
-    let all = rules::target::load(dir).map_err(anyhow::Error::msg)?;
+    let all = rules::target::load(dir)?;
     let mut out: Vec<Target> = Vec::new();
     for n in names.iter().flat_map(|n| n.split(',')) {
         let n = n.trim();

@@ -310,7 +310,7 @@ pub fn main() -> i32 {
             }
         }
         Command::Targets { profiles } => rehost::rules::target::load(profiles.as_deref())
-            .map_err(anyhow::Error::msg)
+            .map_err(anyhow::Error::from)
             .and_then(|t| targets::run(&t)),
         Command::Cat {
             image,

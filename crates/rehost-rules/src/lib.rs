@@ -12,7 +12,7 @@
 //! `boots-with-warnings`, or `boots`.
 //!
 //! ```no_run
-//! let targets = rehost_rules::target::builtin().map_err(std::io::Error::other)?;
+//! let targets = rehost_rules::target::builtin()?;
 //! let kvm: Vec<_> = targets.into_iter().filter(|t| t.name == "kvm-virtio-blk").collect();
 //! let report = rehost_rules::check("server.vhdx".as_ref(), &kvm)?;
 //! for i in &report.installs {

@@ -8,6 +8,7 @@
 //! verified.
 
 use super::version::Version;
+use rehost_core::{Ctx, Layer};
 use serde::Deserialize;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -243,50 +244,38 @@ impl Target {
     }
 
     /// Checks what serde cannot: firmware names, the vendor, the controller's identity.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> rehost_core::Result<()> {
+        let bad = |msg: &str| Err(Ctx::new(self.name.clone(), Layer::Rules).invalid(msg));
         if self.firmware.is_empty() || !self.firmware.iter().all(|f| f == "bios" || f == "uefi") {
-            return Err(format!(
-                "{}: firmware must list \"bios\" and/or \"uefi\"",
-                self.name
-            ));
+            return bad("firmware must list \"bios\" and/or \"uefi\"");
         }
         if !["intel", "amd", "any"].contains(&self.cpu_vendor.as_str()) {
-            return Err(format!(
-                "{}: cpu_vendor must be \"intel\", \"amd\" or \"any\"",
-                self.name
-            ));
+            return bad("cpu_vendor must be \"intel\", \"amd\" or \"any\"");
         }
         let c = &self.controller;
         if c.pci.is_none() && c.class.is_none() && c.hardware_ids.is_empty() {
-            return Err(format!(
-                "{}: the controller needs pci, class or hardware_ids",
-                self.name
-            ));
+            return bad("the controller needs pci, class or hardware_ids");
         }
         if let Some(cc) = &c.class {
             if !(cc.len() == 4 || cc.len() == 6) || !cc.chars().all(|x| x.is_ascii_hexdigit()) {
-                return Err(format!(
-                    "{}: class must be 4 or 6 hex digits, not {cc:?}",
-                    self.name
-                ));
+                return bad(&format!("class must be 4 or 6 hex digits, not {cc:?}"));
             }
         }
         for p in c.pci.iter().chain(&c.also_pci) {
             if rehost_windows::drivers::PciDevice::parse(p, c.class.as_deref()).is_none() {
-                return Err(format!(
-                    "{}: {p:?} is not VEN_xxxx&DEV_xxxx[&SUBSYS_xxxxxxxx][&REV_xx]",
-                    self.name
+                return bad(&format!(
+                    "{p:?} is not VEN_xxxx&DEV_xxxx[&SUBSYS_xxxxxxxx][&REV_xx]"
                 ));
             }
         }
         if !c.also_pci.is_empty() && c.pci.is_none() {
-            return Err(format!("{}: also_pci needs pci", self.name));
+            return bad("also_pci needs pci");
         }
         if c.children.iter().any(|ids| ids.is_empty()) {
-            return Err(format!("{}: a child device lists no IDs", self.name));
+            return bad("a child device lists no IDs");
         }
         if c.driver.iter().any(|d| d.services.is_empty()) {
-            return Err(format!("{}: a driver lists no services", self.name));
+            return bad("a driver lists no services");
         }
         Ok(())
     }
@@ -393,15 +382,17 @@ const BUILTIN: [(&str, &str); 23] = [
     ),
 ];
 
-/// Parses one profile; `source` names it in errors.
-pub fn parse(text: &str, source: &str) -> Result<Target, String> {
-    let t: Target = toml::from_str(text).map_err(|e| format!("{source}: {e}"))?;
-    t.validate().map_err(|e| format!("{source}: {e}"))?;
+/// Parses one profile; `source` names it in errors (an invalid profile is
+/// [`ErrorKind::Invalid`](rehost_core::ErrorKind::Invalid), at the rules layer).
+pub fn parse(text: &str, source: &str) -> rehost_core::Result<Target> {
+    let ctx = Ctx::new(source, Layer::Rules);
+    let t: Target = toml::from_str(text).map_err(|e| ctx.invalid(e.to_string()))?;
+    t.validate()?;
     Ok(t)
 }
 
 /// The built-in profiles, sorted by name.
-pub fn builtin() -> Result<Vec<Target>, String> {
+pub fn builtin() -> rehost_core::Result<Vec<Target>> {
     BUILTIN
         .iter()
         .map(|(name, text)| parse(text, &format!("built-in profile {name}")))
@@ -410,17 +401,19 @@ pub fn builtin() -> Result<Vec<Target>, String> {
 
 /// The built-in profiles with those of `dir` (every `*.toml`) over them: a profile of the
 /// same name replaces the built-in one, others are added. Sorted by name.
-pub fn load(dir: Option<&Path>) -> Result<Vec<Target>, String> {
+pub fn load(dir: Option<&Path>) -> rehost_core::Result<Vec<Target>> {
     let mut all = builtin()?;
     if let Some(dir) = dir {
-        let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| Ctx::new(dir.display().to_string(), Layer::Rules).io(0, e))?;
         let mut files: Vec<_> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
             .collect();
         files.sort();
         for f in files {
-            let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| Ctx::new(f.display().to_string(), Layer::Rules).io(0, e))?;
             let t = parse(&text, &f.display().to_string())?;
             match all.iter_mut().find(|x| x.name == t.name) {
                 Some(old) => *old = t,

@@ -23,6 +23,8 @@ pub struct Applied {
     pub rule: String,
     /// Why.
     pub why: String,
+    /// The round of the fix that made it (1: from the first check).
+    pub round: usize,
     /// "registry", "boot.ini", "put", "rename" or "bytes".
     pub kind: &'static str,
     /// The hive, for a registry change.
@@ -94,6 +96,7 @@ pub fn apply(
         out.push(Applied {
             rule: p.rule.to_string(),
             why: p.why.clone(),
+            round: 1,
             kind: "registry",
             hive: Some(hive.clone()),
             diff: Some(diff::render(&edited.changes, &prefix)),
@@ -127,6 +130,7 @@ pub fn apply(
         out.push(Applied {
             rule: p.rule.to_string(),
             why: p.why.clone(),
+            round: 1,
             kind: "boot.ini",
             hive: None,
             diff: Some(text_diff(&before, &after)),
@@ -185,6 +189,7 @@ pub fn apply(
         out.push(Applied {
             rule: p.rule.to_string(),
             why: p.why.clone(),
+            round: 1,
             kind: applied.0,
             hive: None,
             diff: None,

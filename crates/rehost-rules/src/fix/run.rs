@@ -7,12 +7,13 @@ use super::apply::{self, Applied};
 use super::{FixOptions, NotFixed, Plan};
 use crate::finding::Shared;
 use crate::subject::Subject;
-use crate::{check_opened, Target, Verdict, RULES};
+use crate::{check_opened, InstallCheck, Target, Verdict, RULES};
 use rehost_core::error::Result;
 use rehost_image::staged::Mode;
 use rehost_image::Image;
 use rehost_windows as windows;
 use serde::Serialize;
+use std::collections::HashSet;
 use std::path::Path;
 
 /// What was done for one install.
@@ -32,7 +33,7 @@ pub struct InstallFix {
     pub after: Verdict,
     /// Its STOP code.
     pub after_stop: Option<String>,
-    /// The changes applied, rule by rule.
+    /// The changes applied, rule by rule, round by round.
     pub changes: Vec<Applied>,
     /// What the fixes could not repair, and why.
     pub not_fixed: Vec<NotFixed>,
@@ -55,6 +56,17 @@ pub struct Written {
     pub journal_bytes: u64,
 }
 
+/// Most rounds of plan, apply and check one fix makes.
+pub const MAX_ROUNDS: usize = 4;
+
+/// What identifies a finding across rounds: its install, rule, case, service and control set.
+fn key(c: &InstallCheck, f: &Shared) -> String {
+    format!(
+        "{:?}|{:?}|{}|{}|{:?}|{:?}",
+        c.volume, c.system_root, f.rule, f.case, f.service, f.control_set
+    )
+}
+
 /// The fix of one image for one target.
 #[derive(Debug, Clone, Serialize)]
 pub struct FixReport {
@@ -66,6 +78,9 @@ pub struct FixReport {
     pub mode: &'static str,
     /// One entry per install.
     pub installs: Vec<InstallFix>,
+    /// Rounds of plan, apply and check made (a repair can bring to light a finding another
+    /// one hid; each round fixes what the last check found new).
+    pub rounds: usize,
     /// Bytes staged.
     pub staged_bytes: u64,
     /// Whether anything was written.
@@ -136,23 +151,14 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
             .ctx()
             .invalid("fix needs an image opened for staged writes")
     })?;
-    let before = windows::open_image(&staged)?;
-    let checks = check_opened(&before, std::slice::from_ref(t));
-    let reader = before.disk.reader();
-    let mut installs = Vec::new();
-    for (n, (i, h)) in before.report.installs.iter().zip(&before.hives).enumerate() {
-        let s = Subject::new(
-            &before.report,
-            i,
-            &before.scene,
-            &h.system,
-            h.software.as_ref(),
-            &*reader,
-        );
-        let c = &checks.installs[n];
-        let p = plan(&s, t, &c.findings, opts)?;
-        let changes = apply::apply(&staged, &before, i, &p)?;
-        installs.push(InstallFix {
+    let targets = std::slice::from_ref(t);
+    let mut opened = windows::open_image(&staged)?;
+    let mut checks = check_opened(&opened, targets);
+    let errors = checks.errors.clone();
+    let mut installs: Vec<InstallFix> = checks
+        .installs
+        .iter()
+        .map(|c| InstallFix {
             volume: c.volume,
             system_root: c.system_root.clone(),
             product: c.product.clone(),
@@ -160,15 +166,72 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
             before_stop: c.stop.clone(),
             after: c.verdict,
             after_stop: c.stop.clone(),
-            changes,
-            not_fixed: p.not_fixed,
+            changes: Vec::new(),
+            not_fixed: Vec::new(),
             remaining: Vec::new(),
-        });
+        })
+        .collect();
+    // Rounds: plan what the check finds fixable and has not been planned for yet, apply it,
+    // check the staged image again through the session; stop when a round finds nothing
+    // new to fix (a repair can bring a finding to light that another one hid).
+    let mut planned: HashSet<String> = HashSet::new();
+    let mut rounds = 0;
+    while rounds < MAX_ROUNDS {
+        rounds += 1;
+        let reader = opened.disk.reader();
+        let mut applied = false;
+        for (n, (i, h)) in opened.report.installs.iter().zip(&opened.hives).enumerate() {
+            let Some(c) = checks.installs.get(n) else {
+                continue;
+            };
+            let Some(f) = installs
+                .iter_mut()
+                .find(|f| f.volume == c.volume && f.system_root == c.system_root)
+            else {
+                continue;
+            };
+            let new: Vec<Shared> = c
+                .findings
+                .iter()
+                .filter(|x| x.fixable && planned.insert(key(c, x)))
+                .cloned()
+                .collect();
+            if new.is_empty() {
+                continue;
+            }
+            let s = Subject::new(
+                &opened.report,
+                i,
+                &opened.scene,
+                &h.system,
+                h.software.as_ref(),
+                &*reader,
+            );
+            let p = plan(&s, t, &new, opts)?;
+            let mut changes = apply::apply(&staged, &opened, i, &p)?;
+            applied |= !changes.is_empty();
+            for ch in &mut changes {
+                ch.round = rounds;
+            }
+            f.changes.extend(changes);
+            for nf in p.not_fixed {
+                if !f
+                    .not_fixed
+                    .iter()
+                    .any(|x| x.rule == nf.rule && x.why == nf.why)
+                {
+                    f.not_fixed.push(nf);
+                }
+            }
+        }
+        if !applied {
+            break;
+        }
+        opened = windows::open_image(&staged)?;
+        checks = check_opened(&opened, targets);
     }
-    let after = windows::open_image(&staged)?;
-    let again = check_opened(&after, std::slice::from_ref(t));
     for f in installs.iter_mut() {
-        if let Some(c) = again
+        if let Some(c) = checks
             .installs
             .iter()
             .find(|c| c.volume == f.volume && c.system_root == f.system_root)
@@ -198,9 +261,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
         }),
         _ => None,
     };
-    let errors = checks.errors.clone();
-    drop(before);
-    drop(after);
+    drop(opened);
     let bytes_read = staged.bytes_read();
     let (committed, written, staged_bytes, recovered) = if not_committed.is_none() {
         let out = staged.finish()?;
@@ -221,6 +282,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
         target: t.name.clone(),
         mode: mode_name,
         installs,
+        rounds,
         staged_bytes,
         committed,
         not_committed,
