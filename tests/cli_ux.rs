@@ -1,0 +1,170 @@
+//! What a user meets at the edges: files that are not disks rehost reads (named, with how to
+//! convert them), errors that say why there is no volume, exit codes that match the errors
+//! printed, names Windows cannot open, usage errors (exit 2), and the words of the output.
+
+mod common;
+
+use rehost::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn rehost(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rehost"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+/// `len` zero bytes with `sig` at `at`.
+fn header(len: usize, at: usize, sig: &[u8]) -> Vec<u8> {
+    let mut b = vec![0u8; len];
+    b[at..at + sig.len()].copy_from_slice(sig);
+    b
+}
+
+/// The library refuses `path` as unsupported, naming `words`; `inspect` and `volumes` exit 1
+/// and say the same.
+fn refused_as(path: &Path, kind: fn(&ErrorKind) -> bool, words: &[&str]) {
+    let e = rehost::disk::open(path, &Default::default())
+        .err()
+        .unwrap_or_else(|| panic!("{} opened as a disk", path.display()));
+    assert!(kind(&e.kind), "{}: wrong kind: {e:?}", path.display());
+    assert_eq!(&*e.image, path.display().to_string());
+    let msg = e.to_string();
+    for w in words {
+        assert!(msg.contains(w), "{w:?} missing from: {msg}");
+    }
+    let p = path.to_str().unwrap();
+    for cmd in [&["inspect", p][..], &["volumes", p]] {
+        let out = rehost(cmd);
+        assert_eq!(out.status.code(), Some(1), "{cmd:?}: {}", text(&out));
+        assert!(text(&out).contains(words[0]), "{cmd:?}: {}", text(&out));
+        assert!(!text(&out).contains("no Windows install"), "{}", text(&out));
+    }
+}
+
+fn unsupported(k: &ErrorKind) -> bool {
+    matches!(k, ErrorKind::Unsupported(_))
+}
+
+#[test]
+fn images_of_formats_rehost_does_not_read_are_named_with_how_to_convert_them() {
+    if !common::have_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let made = [
+        ("a.qcow2", "qcow2", "", "qcow2"),
+        ("a.vmdk", "vmdk", "", "VMDK image (monolithic sparse"),
+        (
+            "s.vmdk",
+            "vmdk",
+            "subformat=streamOptimized",
+            "VMDK image (streamOptimized",
+        ),
+        (
+            "d.vmdk",
+            "vmdk",
+            "subformat=monolithicFlat",
+            "VMDK descriptor",
+        ),
+        ("a.vdi", "vdi", "", "VirtualBox VDI"),
+    ];
+    for (name, fmt, opts, what) in made {
+        let p = dir.path().join(name);
+        let mut cmd = Command::new("qemu-img");
+        cmd.args(["create", "-q", "-f", fmt]);
+        if !opts.is_empty() {
+            cmd.args(["-o", opts]);
+        }
+        common::run(cmd.arg(&p).arg("4M"));
+        // qemu-img itself tells what the file is; rehost names the same format.
+        let info: serde_json::Value = serde_json::from_slice(&common::run(
+            Command::new("qemu-img")
+                .args(["info", "--output=json"])
+                .arg(&p),
+        ))
+        .unwrap();
+        assert_eq!(info["format"], fmt, "{name}");
+        refused_as(
+            &p,
+            unsupported,
+            &[what, "qemu-img convert", &format!("-f {fmt}")],
+        );
+    }
+}
+
+#[test]
+fn evidence_files_optical_discs_and_encrypted_or_pooled_volumes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut luks = header(4096, 0, b"LUKS\xba\xbe");
+    luks[7] = 2;
+    let cases: [(PathBuf, &[&str]); 7] = [
+        (
+            write(d, "e.E01", &header(4096, 0, b"EVF\x09\x0d\x0a\xff\x00")),
+            &["Expert Witness", "E01", "ewfmount"],
+        ),
+        (
+            write(d, "e.Ex01", &header(4096, 0, b"EVF2\x0d\x0a\x81\x00")),
+            &["Expert Witness", "Ex01", "ewfexport"],
+        ),
+        (
+            write(d, "cd.iso", &header(0x9000, 0x8001, b"CD001")),
+            &["ISO 9660", "offset 0x8001"],
+        ),
+        (
+            write(d, "luks.img", &luks),
+            &["LUKS", "LUKS2", "cryptsetup open"],
+        ),
+        (
+            write(d, "pv.img", &header(4096, 512, b"LABELONE")),
+            &["LVM2 physical volume", "offset 0x200", "vgchange"],
+        ),
+        (
+            write(d, "fve.img", &header(4096, 3, b"-FVE-FS-")),
+            &["BitLocker", "manage-bde -off"],
+        ),
+        (
+            write(d, "ev.L01", &header(4096, 0, b"LVF\x09\x0d\x0a\xff\x00")),
+            &["logical evidence file"],
+        ),
+    ];
+    for (p, words) in &cases {
+        refused_as(p, unsupported, words);
+    }
+    // Not one of them, nor a partition table, is still a raw disk.
+    let plain = write(d, "plain.img", &vec![0u8; 1 << 20]);
+    assert!(rehost::disk::open(&plain, &Default::default()).is_ok());
+}
+
+#[test]
+fn a_vhd_whose_footers_are_both_broken_says_it_is_a_damaged_vhd() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("broken.vhd");
+    std::fs::copy(common::root().join("testdata/sample/sample.vhd"), &p).unwrap();
+    let mut b = std::fs::read(&p).unwrap();
+    let end = b.len() - 512;
+    b[..8].fill(0);
+    b[end..end + 8].fill(0);
+    std::fs::write(&p, &b).unwrap();
+    refused_as(
+        &p,
+        |k| matches!(k, ErrorKind::Corrupt(_)),
+        &["damaged dynamic or differencing VHD", "vhd at offset 0x200"],
+    );
+}
