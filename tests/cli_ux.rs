@@ -168,3 +168,40 @@ fn a_vhd_whose_footers_are_both_broken_says_it_is_a_damaged_vhd() {
         &["damaged dynamic or differencing VHD", "vhd at offset 0x200"],
     );
 }
+
+/// A raw disk whose one partition lies past its end (a truncated image).
+fn truncated_disk(dir: &Path) -> PathBuf {
+    let mut disk = vec![0u8; 1 << 20];
+    disk[446 + 4] = 7;
+    disk[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+    disk[446 + 12..446 + 16].copy_from_slice(&8192u32.to_le_bytes());
+    disk[510..512].copy_from_slice(&[0x55, 0xAA]);
+    write(dir, "truncated.raw", &disk)
+}
+
+#[test]
+fn no_volume_errors_say_why_there_is_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = truncated_disk(dir.path());
+    let p = p.to_str().unwrap();
+    let cause = "lies past the end of the disk";
+    for args in [
+        &["ls", p][..],
+        &["ls", p, "--volume", "1"],
+        &["cat", p, "/x"],
+    ] {
+        let out = rehost(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let msg = String::from_utf8_lossy(&out.stderr);
+        assert!(msg.contains(cause), "{args:?}: {msg}");
+        assert!(!msg.trim_end().ends_with(':'), "{args:?}: {msg}");
+    }
+    // Nothing at all: says that no table nor file system was found.
+    let blank = write(dir.path(), "blank.raw", &vec![0u8; 1 << 20]);
+    let out = rehost(&["ls", blank.to_str().unwrap()]);
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("no partition table and no file system"),
+        "{msg}"
+    );
+}

@@ -32,7 +32,9 @@ impl Image {
                 .volumes
                 .iter()
                 .find(|v| v.index == n)
-                .with_context(|| format!("no volume {n}; the volumes are:\n{}", self.list()))?;
+                .with_context(|| {
+                    format!("{}: no volume {n}{}", self.ctx.image, self.volumes_or_why())
+                })?;
             return Ok((v, self.open_fs(v)?));
         }
         let ntfs: Vec<&VolumeInfo> = self
@@ -64,6 +66,13 @@ impl Image {
         if ntfs.is_empty() && readable.len() == 1 {
             return Ok((readable[0], self.open_fs(readable[0])?));
         }
+        if self.layout.volumes.is_empty() {
+            bail!(
+                "{}: no volume to read{}",
+                self.ctx.image,
+                self.volumes_or_why()
+            )
+        }
         bail!(
             "{}: which volume? choose one with --volume N:\n{}",
             self.ctx.image,
@@ -79,6 +88,25 @@ impl Image {
             v.content,
             &self.ctx,
         )?)
+    }
+
+    /// For a message about a missing volume: the volumes there are, or, when there are
+    /// none, why (the layout's own errors: a partition past the end of the disk, a broken
+    /// table; else that no table and no file system was found).
+    fn volumes_or_why(&self) -> String {
+        let l = &self.layout;
+        if !l.volumes.is_empty() {
+            return format!("; the volumes are:\n{}", self.list());
+        }
+        let mut why: Vec<String> = l.errors.iter().chain(&l.notes).cloned().collect();
+        if why.is_empty() {
+            why.push(format!(
+                "the disk ({} bytes) has no partition table and no file system rehost \
+                 recognises at offset 0",
+                self.disk.info().virtual_size
+            ));
+        }
+        format!("; the image has no volumes:\n  {}", why.join("\n  "))
     }
 
     /// One line per volume, for messages.
