@@ -205,3 +205,25 @@ fn no_volume_errors_say_why_there_is_none() {
         "{msg}"
     );
 }
+
+#[test]
+fn volumes_and_inspect_exit_1_when_they_print_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = truncated_disk(dir.path());
+    let p = p.to_str().unwrap();
+    let out = rehost(&["volumes", p]);
+    assert!(text(&out).contains("error: "), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1));
+    let out = rehost(&["inspect", p]);
+    assert!(text(&out).contains("error: "), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1));
+    let json = rehost(&["inspect", "--json", p]);
+    assert_eq!(json.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(!v["errors"].as_array().unwrap().is_empty());
+    // A whole image still exits 0.
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let sample = sample.to_str().unwrap();
+    assert_eq!(rehost(&["volumes", sample]).status.code(), Some(0));
+    assert_eq!(rehost(&["inspect", sample]).status.code(), Some(0));
+}

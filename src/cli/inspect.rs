@@ -32,11 +32,12 @@ pub fn run(images: &[PathBuf], output: Output, jobs: Option<usize>, stats: bool)
             eprintln!("stats: read {} bytes from {}", rep.bytes_read, rep.image);
         }
     }
-    Ok(if done.iter().any(|d| d.result.is_err()) {
-        1
-    } else {
-        0
-    })
+    // An image read with errors (a partition past the end of the disk, an unreadable
+    // volume or hive) is not an image read: the exit code says so beside the report.
+    let failed = done
+        .iter()
+        .any(|d| d.result.as_ref().map_or(true, |r| !r.errors.is_empty()));
+    Ok(i32::from(failed))
 }
 
 fn opt(s: &Option<String>) -> &str {

@@ -32,6 +32,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the volumes of a disk image: partition table, offsets, sizes, identities, contents.
+    /// Exit code 0, 1 when the image cannot be read or the listing carries errors (a
+    /// partition past the end of the disk, an unreadable file system), 2 on a usage error.
     Volumes {
         /// A raw, VHD or VHDX image (the format is read from the content).
         image: PathBuf,
@@ -59,7 +61,9 @@ enum Command {
     },
     /// Find every Windows install on each image and report what decides whether it boots:
     /// version, architecture, HAL and kernels, boot configuration, drive letters, storage
-    /// drivers, hives, volume state. Read-only; images run in parallel.
+    /// drivers, hives, volume state. Read-only; images run in parallel. Exit code 0 when
+    /// every image was read, 1 when one could not be or its report carries errors (printed
+    /// as `error:` lines), 2 on a usage error.
     Inspect {
         /// Raw, VHD or VHDX images.
         #[arg(required = true)]
