@@ -227,3 +227,36 @@ fn volumes_and_inspect_exit_1_when_they_print_errors() {
     assert_eq!(rehost(&["volumes", sample]).status.code(), Some(0));
     assert_eq!(rehost(&["inspect", sample]).status.code(), Some(0));
 }
+
+#[test]
+fn put_refuses_names_windows_cannot_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = write(dir.path(), "s.txt", b"hello");
+    let l = local.to_str().unwrap();
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let s = sample.to_str().unwrap();
+    for name in [
+        "/CON",
+        "/nul.txt",
+        "/Aux.tar.gz",
+        "/COM1",
+        "/lpt9.log",
+        "/CON .txt",
+    ] {
+        let out = rehost(&["put", s, l, name, "--dry-run"]);
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", text(&out));
+        assert!(
+            text(&out).contains("name devices"),
+            "{name}: {}",
+            text(&out)
+        );
+    }
+    for name in ["/a.", "/a "] {
+        let out = rehost(&["put", s, l, name, "--dry-run"]);
+        assert_eq!(out.status.code(), Some(1), "{name:?}: {}", text(&out));
+    }
+    for name in ["/CONSOLE", "/com10", "/lpt0.txt", "/nul_x"] {
+        let out = rehost(&["put", s, l, name, "--dry-run"]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
+    }
+}
