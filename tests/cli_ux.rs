@@ -260,3 +260,91 @@ fn put_refuses_names_windows_cannot_open() {
         assert_eq!(out.status.code(), Some(0), "{name}: {}", text(&out));
     }
 }
+
+#[test]
+fn put_refuses_an_existing_output_and_writes_take_no_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = write(dir.path(), "s.txt", b"hello");
+    let l = local.to_str().unwrap();
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let s = sample.to_str().unwrap();
+    // --output onto a file that is there: refused before anything is done or printed.
+    let existing = write(dir.path(), "new.vhd", b"keep me");
+    let out = rehost(&[
+        "put",
+        s,
+        l,
+        "/s.txt",
+        "--output",
+        existing.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(text(&out).contains("exists"), "{}", text(&out));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    // --stats is for the commands that read an image.
+    let copy = dir.path().join("c.vhd");
+    std::fs::copy(&sample, &copy).unwrap();
+    let c = copy.to_str().unwrap();
+    for args in [
+        &["put", c, l, "/s.txt", "--in-place", "--stats"][..],
+        &["rm", c, "/boot.ini", "--in-place", "--stats"],
+        &["mv", c, "/boot.ini", "/b.ini", "--in-place", "--stats"],
+        &["undo", c, "--stats"],
+    ] {
+        let out = rehost(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains("--stats"), "{}", text(&out));
+    }
+    assert_eq!(common::sha256_file(&copy), common::sha256_file(&sample));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let s = sample.to_str().unwrap();
+    let out = rehost(&["fix", s, "-t", "hyperv-gen1"]);
+    assert_eq!(out.status.code(), Some(2), "no mode: {}", text(&out));
+    assert!(text(&out).contains("--dry-run"), "{}", text(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.vhd");
+    let out = rehost(&[
+        "fix",
+        s,
+        s,
+        "-t",
+        "hyperv-gen1",
+        "--output",
+        new.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "two images: {}", text(&out));
+    assert!(!new.exists());
+    let out = rehost(&[
+        "fix",
+        s,
+        "-t",
+        "hyperv-gen1",
+        "--dry-run",
+        "--only",
+        "bogus-rule",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "--only: {}", text(&out));
+    let msg = text(&out);
+    assert!(msg.contains("bogus-rule"), "{msg}");
+    for id in rehost::rules::RULES
+        .iter()
+        .filter(|r| r.fix.is_some())
+        .map(|r| r.id)
+    {
+        assert!(msg.contains(id), "{id} not listed: {msg}");
+    }
+    let out = rehost(&["fix", s, "-t", "hyperv-gen1", "--dry-run", "--skip", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "--skip: {}", text(&out));
+    let out = rehost(&["put", s, "x", "/x"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "put without a mode: {}",
+        text(&out)
+    );
+}
