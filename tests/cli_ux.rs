@@ -348,3 +348,30 @@ fn usage_errors_exit_2() {
         text(&out)
     );
 }
+
+#[test]
+fn counts_agree_with_their_nouns_and_a_dry_run_says_what_it_would_write() {
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let s = sample.to_str().unwrap();
+    let out = String::from_utf8(rehost(&["inspect", s]).stdout).unwrap();
+    assert!(out.lines().next().unwrap().ends_with(", 1 volume"), "{out}");
+    let out = rehost(&["fix", s, "-t", "hyperv-gen1", "--dry-run", "--jsonl"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rehost fix: 1 image for hyperv-gen1"), "{err}");
+    let out = rehost(&["fix", s, "-t", "hyperv-gen1", "--dry-run"]);
+    let last = String::from_utf8(out.stdout).unwrap();
+    let last = last.lines().last().unwrap().to_string();
+    let v: serde_json::Value = serde_json::from_slice(
+        &rehost(&["fix", s, "-t", "hyperv-gen1", "--dry-run", "--json"]).stdout,
+    )
+    .unwrap();
+    let staged = v["staged_bytes"].as_u64().unwrap();
+    assert!(staged > 0);
+    assert!(
+        last.ends_with(&format!(
+            "dry run: nothing written; the fix would write {staged} bytes"
+        )),
+        "{last}"
+    );
+    assert!(!last.contains("staged"), "{last}");
+}

@@ -56,12 +56,13 @@ fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
         .unwrap_or("");
     writeln!(
         out,
-        "{}: {} {}, {}, {scheme} {id}, {} volumes",
+        "{}: {} {}, {}, {scheme} {id}, {} volume{}",
         r.image,
         serde_json::to_value(r.format)?.as_str().unwrap_or(""),
         serde_json::to_value(r.subformat)?.as_str().unwrap_or(""),
         human(r.virtual_size),
-        r.volumes.len()
+        r.volumes.len(),
+        if r.volumes.len() == 1 { "" } else { "s" }
     )?;
     if r.installs.is_empty() {
         writeln!(out, "  no Windows install found")?;
