@@ -375,3 +375,28 @@ fn counts_agree_with_their_nouns_and_a_dry_run_says_what_it_would_write() {
     );
     assert!(!last.contains("staged"), "{last}");
 }
+
+#[test]
+fn skipped_oracle_checks_are_summed_up_by_tool() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = write(
+        dir.path(),
+        "skips",
+        b"qemu-img\ta::one\nqemu-img\ta::two\nqemu-img\ta::two\nntfsls\tb::three\n",
+    );
+    let out = common::run(Command::new(common::root().join("scripts/oracle-skips.sh")).arg(&f));
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.starts_with("oracle checks skipped: 3, for want of: qemu-img (2), ntfsls (1)\n"),
+        "{out}"
+    );
+    let none = common::run(
+        Command::new(common::root().join("scripts/oracle-skips.sh")).arg(dir.path().join("no")),
+    );
+    assert!(none.is_empty());
+    // The helper the tests skip through writes where the script reads.
+    assert_eq!(
+        common::skips_file().parent().unwrap(),
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+    );
+}
