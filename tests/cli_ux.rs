@@ -400,3 +400,35 @@ fn skipped_oracle_checks_are_summed_up_by_tool() {
         Path::new(env!("CARGO_TARGET_TMPDIR"))
     );
 }
+
+#[test]
+fn a_truncated_image_says_what_could_not_be_read_instead_of_no_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("cut.vhd");
+    std::fs::copy(common::root().join("testdata/sample/sample.vhd"), &p).unwrap();
+    // The footer's copy at offset 0 and the first block stay; the block holding \WINDOWS's
+    // files is cut off.
+    let len = std::fs::metadata(&p).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let s = p.to_str().unwrap();
+    let out = rehost(&["inspect", s]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("error: "), "{}", text(&out));
+    assert!(
+        text(&out).contains("past the end of the file"),
+        "{}",
+        text(&out)
+    );
+    let out = rehost(&["reg", "query", s, "HKLM\\SYSTEM\\Select"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("past the end of the file"),
+        "{}",
+        text(&out)
+    );
+}
