@@ -424,6 +424,13 @@ fn a_truncated_image_says_what_could_not_be_read_instead_of_no_install() {
         "{}",
         text(&out)
     );
+    let out = rehost(&["fix", s, "-t", "hyperv-gen1", "--dry-run"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(": error: ") && said.contains("past the end of the file"),
+        "{said}"
+    );
+    assert!(!said.contains("would write 0 bytes"), "{said}");
     let out = rehost(&["reg", "query", s, "HKLM\\SYSTEM\\Select"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(

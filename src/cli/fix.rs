@@ -92,6 +92,10 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
     if r.installs.is_empty() {
         writeln!(out, "{}: no Windows install found", r.image)?;
     }
+    // What could not be read, which may be why no install was found.
+    for e in &r.errors {
+        writeln!(out, "{}: error: {e}", r.image)?;
+    }
     for i in &r.installs {
         let v = |verdict: rehost::rules::Verdict, stop: &Option<String>| match stop {
             Some(s) => format!("{} {s}", verdict.name()),
@@ -175,6 +179,7 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
                 .map(|j| format!("; undo journal {j} (`rehost undo {}` restores it)", r.image))
                 .unwrap_or_default()
         ),
+        (None, Some(why)) if r.staged_bytes == 0 => writeln!(out, "{}: {why}", r.image),
         (None, Some(why)) => writeln!(
             out,
             "{}: {why}; the fix would write {} bytes",
