@@ -282,6 +282,17 @@ fn put_refuses_an_existing_output_and_writes_take_no_stats() {
     assert!(out.stdout.is_empty(), "{}", text(&out));
     assert!(text(&out).contains("exists"), "{}", text(&out));
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+    // --output into a directory that is not there names the directory.
+    let nowhere = dir.path().join("no/such/dir/new.vhd");
+    let out = rehost(&["put", s, l, "/s.txt", "--output", nowhere.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    let said = text(&out);
+    assert!(
+        said.contains("there is no directory") && said.contains("no/such/dir"),
+        "{said}"
+    );
+    assert!(!said.contains("rehost-partial"), "{said}");
     // --stats is for the commands that read an image.
     let copy = dir.path().join("c.vhd");
     std::fs::copy(&sample, &copy).unwrap();

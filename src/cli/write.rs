@@ -47,6 +47,15 @@ impl WriteMode {
                         o.display()
                     );
                 }
+                let dir = o.parent().filter(|d| !d.as_os_str().is_empty());
+                if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+                    bail!(
+                        "{}: --output {}: there is no directory {}",
+                        image.display(),
+                        o.display(),
+                        dir.display()
+                    );
+                }
                 Ok(Mode::Output(o.clone()))
             }
             (_, _, true) => Ok(Mode::InPlace),
