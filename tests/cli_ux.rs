@@ -366,6 +366,27 @@ fn counts_agree_with_their_nouns_and_a_dry_run_says_what_it_would_write() {
     let s = sample.to_str().unwrap();
     let out = String::from_utf8(rehost(&["inspect", s]).stdout).unwrap();
     assert!(out.lines().next().unwrap().ends_with(", 1 volume"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&rehost(&["inspect", "--json", s]).stdout).unwrap();
+    let install = &v["installs"][0];
+    let name = install["hostname"].as_str().unwrap();
+    assert!(out.contains(&format!(", computer name {name}\n")), "{out}");
+    for k in install["kernels"].as_array().unwrap() {
+        // A kernel built under its own name says it once.
+        let file = k["file"].as_str().unwrap();
+        assert!(
+            k["original_filename"]
+                .as_str()
+                .unwrap()
+                .eq_ignore_ascii_case(file),
+            "{k}"
+        );
+        let line = format!(
+            "    kernel {file} {}\n",
+            k["file_version"].as_str().unwrap()
+        );
+        assert!(out.contains(&line), "{line:?} not in {out}");
+    }
     let out = rehost(&["fix", s, "-t", "hyperv-gen1", "--dry-run", "--jsonl"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rehost fix: 1 image for hyperv-gen1"), "{err}");

@@ -75,7 +75,7 @@ fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
             .unwrap_or_default();
         writeln!(
             out,
-            "  volume {} {}: {} ({} build {}{sp}), {}, {}, host {}",
+            "  volume {} {}: {} ({} build {}{sp}), {}, {}, computer name {}",
             i.volume,
             i.system_root,
             opt(&i.product_name),
@@ -98,11 +98,15 @@ fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
             opt(&i.hal.hardware_id)
         )?;
         for k in &i.kernels {
+            // The name the file was built under, only where it differs from its own.
+            let built = match &k.original_filename {
+                Some(o) if o.eq_ignore_ascii_case(&k.file) => String::new(),
+                o => format!(" (built as {})", opt(o)),
+            };
             writeln!(
                 out,
-                "    kernel {} = {} {}{}",
+                "    kernel {}{built} {}{}",
                 k.file,
-                opt(&k.original_filename),
                 opt(&k.file_version),
                 if k.matches_hal == Some(false) {
                     " (does not match the HAL)"
