@@ -203,12 +203,23 @@ fn hibernation_bitlocker_and_a_mirror_out_of_step_are_refused() {
     assert!(Staged::open(&v, 0).writer(WriteOptions::default()).is_ok());
     assert!(ntfs3g_would_mount(&v).unwrap_or(true));
 
-    let v = copy_of(&common::disk_fixture("bare.raw"), tmp.path(), "bitlocker");
-    patch(&v, 3, b"-FVE-FS-");
-    refused(
-        &open_err(&v, WriteOptions::default()),
-        &["BitLocker", "manage-bde -off"],
-    );
+    // A BitLocker volume at offset 0 of an image is refused by the disk layer (it is not a
+    // disk rehost reads); behind a partition table it reaches the writer, which refuses it.
+    let bare = std::fs::read(common::disk_fixture("bare.raw")).unwrap();
+    let mut disk = vec![0u8; 1 << 20];
+    disk[446 + 4] = 7;
+    disk[446 + 8..446 + 12].copy_from_slice(&2048u32.to_le_bytes());
+    disk[446 + 12..446 + 16].copy_from_slice(&((bare.len() / 512) as u32).to_le_bytes());
+    disk[510..512].copy_from_slice(&[0x55, 0xAA]);
+    disk.extend_from_slice(&bare);
+    let v = tmp.path().join("bitlocker");
+    std::fs::write(&v, &disk).unwrap();
+    patch(&v, (1 << 20) + 3, b"-FVE-FS-");
+    let e = match Staged::open(&v, 1 << 20).writer(WriteOptions::default()) {
+        Ok(_) => panic!("{} was opened for writing", v.display()),
+        Err(e) => e,
+    };
+    refused(&e, &["BitLocker", "manage-bde -off"]);
 
     let v = copy_of(&common::disk_fixture("bare.raw"), tmp.path(), "mirror");
     let mirror = data_offset(&v, "$MFTMirr", 3 * 1024);

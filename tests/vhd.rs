@@ -361,12 +361,23 @@ fn damaged_files_give_errors_that_name_the_offset() {
         msg.contains("bat.vhd: vhd at offset 0x604") && msg.contains("BAT entry 1"),
         "{msg}"
     );
-    // Zeroed footers and header: not a VHD any more (read as raw, no volumes).
+    // Zeroed footers, the dynamic header left: a damaged VHD, not a raw disk of no volumes.
     let mut zeroed = good.clone();
     let n = zeroed.len();
     zeroed[..512].fill(0);
     zeroed[n - 512..].fill(0);
     let p = write("zeroed.vhd", &zeroed);
+    let e = disk::open(&p, &Default::default())
+        .err()
+        .expect("zeroed footers accepted");
+    assert!(
+        e.to_string()
+            .contains("vhd at offset 0x200: a damaged dynamic"),
+        "{e}"
+    );
+    // And the header zeroed too: nothing says VHD any more (read as raw).
+    zeroed[512..1024].fill(0);
+    let p = write("blank.vhd", &zeroed);
     assert_eq!(
         disk::open(&p, &Default::default()).unwrap().info().format,
         disk::Format::Raw

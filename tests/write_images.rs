@@ -358,9 +358,9 @@ fn the_write_commands_stage_show_commit_and_undo() {
     let local = dir.path().join("viostor.sys");
     std::fs::write(&local, common::pattern(40_000, 7)).unwrap();
     let l = local.to_str().unwrap();
-    // No mode: refused, and told which to choose.
+    // No mode: refused as a usage error, and told which to choose.
     let out = rehost(&["put", img, l, "/viostor.sys"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--dry-run"));
     // A dry run stages and says so, and writes nothing.
     let out = rehost(&["put", img, l, "/viostor.sys", "--dry-run"]);

@@ -67,8 +67,9 @@ pub fn run(a: Args) -> Result<i32> {
     }
     if a.images.len() > 1 || a.output != Output::Text {
         eprintln!(
-            "rehost fix: {} images for {}: {booting} boot, {} do not, {failed} failed (read or refused); {committed} written; {:.2} s, {:.1} images/s",
+            "rehost fix: {} image{} for {}: {booting} boot, {} do not, {failed} failed (read or refused); {committed} written; {:.2} s, {:.1} images/s",
             results.len(),
+            if results.len() == 1 { "" } else { "s" },
             a.target.name,
             ok.len() - booting,
             secs,
@@ -90,6 +91,10 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
     }
     if r.installs.is_empty() {
         writeln!(out, "{}: no Windows install found", r.image)?;
+    }
+    // What could not be read, which may be why no install was found.
+    for e in &r.errors {
+        writeln!(out, "{}: error: {e}", r.image)?;
     }
     for i in &r.installs {
         let v = |verdict: rehost::rules::Verdict, stop: &Option<String>| match stop {
@@ -174,7 +179,12 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
                 .map(|j| format!("; undo journal {j} (`rehost undo {}` restores it)", r.image))
                 .unwrap_or_default()
         ),
-        (None, Some(why)) => writeln!(out, "{}: {why} ({} bytes staged)", r.image, r.staged_bytes),
+        (None, Some(why)) if r.staged_bytes == 0 => writeln!(out, "{}: {why}", r.image),
+        (None, Some(why)) => writeln!(
+            out,
+            "{}: {why}; the fix would write {} bytes",
+            r.image, r.staged_bytes
+        ),
         (None, None) => writeln!(out, "{}: nothing to change", r.image),
     }
 }

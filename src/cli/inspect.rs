@@ -15,11 +15,12 @@ pub fn run(images: &[PathBuf], output: Output, jobs: Option<usize>, stats: bool)
             eprintln!("stats: read {} bytes from {}", rep.bytes_read, rep.image);
         }
     }
-    Ok(if done.iter().any(|d| d.result.is_err()) {
-        1
-    } else {
-        0
-    })
+    // An image read with errors (a partition past the end of the disk, an unreadable
+    // volume or hive) is not an image read: the exit code says so beside the report.
+    let failed = done
+        .iter()
+        .any(|d| d.result.as_ref().map_or(true, |r| !r.errors.is_empty()));
+    Ok(i32::from(failed))
 }
 
 fn opt(s: &Option<String>) -> &str {
@@ -38,12 +39,13 @@ fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
         .unwrap_or("");
     writeln!(
         out,
-        "{}: {} {}, {}, {scheme} {id}, {} volumes",
+        "{}: {} {}, {}, {scheme} {id}, {} volume{}",
         r.image,
         serde_json::to_value(r.format)?.as_str().unwrap_or(""),
         serde_json::to_value(r.subformat)?.as_str().unwrap_or(""),
         human(r.virtual_size),
-        r.volumes.len()
+        r.volumes.len(),
+        if r.volumes.len() == 1 { "" } else { "s" }
     )?;
     if r.installs.is_empty() {
         writeln!(out, "  no Windows install found")?;
@@ -56,7 +58,7 @@ fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
             .unwrap_or_default();
         writeln!(
             out,
-            "  volume {} {}: {} ({} build {}{sp}), {}, {}, host {}",
+            "  volume {} {}: {} ({} build {}{sp}), {}, {}, computer name {}",
             i.volume,
             i.system_root,
             opt(&i.product_name),
@@ -79,11 +81,15 @@ fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
             opt(&i.hal.hardware_id)
         )?;
         for k in &i.kernels {
+            // The name the file was built under, only where it differs from its own.
+            let built = match &k.original_filename {
+                Some(o) if o.eq_ignore_ascii_case(&k.file) => String::new(),
+                o => format!(" (built as {})", opt(o)),
+            };
             writeln!(
                 out,
-                "    kernel {} = {} {}{}",
+                "    kernel {}{built} {}{}",
                 k.file,
-                opt(&k.original_filename),
                 opt(&k.file_version),
                 if k.matches_hal == Some(false) {
                     " (does not match the HAL)"

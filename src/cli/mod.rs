@@ -22,7 +22,7 @@ use std::path::PathBuf;
 #[command(name = "rehost", version, about, long_about = None)]
 struct Cli {
     /// Print, on stderr, the bytes read from the image files (inspect, check, fix, volumes,
-    /// ls, cat).
+    /// ls, cat; the other commands refuse it).
     #[arg(long, global = true)]
     stats: bool,
     #[command(subcommand)]
@@ -32,6 +32,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the volumes of a disk image: partition table, offsets, sizes, identities, contents.
+    /// Exit code 0, 1 when the image cannot be read or the listing carries errors (a
+    /// partition past the end of the disk, an unreadable file system), 2 on a usage error.
     Volumes {
         /// A raw, VHD or VHDX image (the format is read from the content).
         image: PathBuf,
@@ -60,7 +62,9 @@ enum Command {
     },
     /// Find every Windows install on each image and report what decides whether it boots:
     /// version, architecture, HAL and kernels, boot configuration, drive letters, storage
-    /// drivers, hives, volume state. Read-only; images run in parallel.
+    /// drivers, hives, volume state. Read-only; images run in parallel. Exit code 0 when
+    /// every image was read, 1 when one could not be or its report carries errors (printed
+    /// as `error:` lines), 2 on a usage error.
     Inspect {
         /// Raw, VHD or VHDX images.
         #[arg(required = true)]
@@ -223,9 +227,67 @@ enum Command {
     },
 }
 
+/// A usage error found after parsing (a missing write mode, a rule name that does not
+/// exist, ...): the command stops with exit code 2, as clap's own usage errors do.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// The commands `--stats` applies to (those that only read, and `fix`).
+fn takes_stats(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Volumes { .. }
+            | Command::Ls { .. }
+            | Command::Inspect { .. }
+            | Command::Check { .. }
+            | Command::Fix { .. }
+            | Command::Cat { .. }
+    )
+}
+
+/// Checks that every name `--only` and `--skip` give is a rule with a fix.
+fn check_rule_names(only: &[String], skip: &[String]) -> Result<(), Usage> {
+    let fixable: Vec<&str> = rehost::rules::RULES
+        .iter()
+        .filter(|r| r.fix.is_some())
+        .map(|r| r.id)
+        .fold(Vec::new(), |mut v, id| {
+            if !v.contains(&id) {
+                v.push(id);
+            }
+            v
+        });
+    match only
+        .iter()
+        .chain(skip)
+        .find(|n| !fixable.contains(&n.as_str()))
+    {
+        None => Ok(()),
+        Some(bad) => Err(Usage(format!(
+            "no rule with a fix is named {bad:?}; the rules with a fix are: {}",
+            fixable.join(", ")
+        ))),
+    }
+}
+
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if cli.stats && !takes_stats(&cli.command) {
+        eprintln!(
+            "rehost: --stats applies to inspect, check, fix, volumes, ls and cat, which read \
+             the image; this command does not take it"
+        );
+        return 2;
+    }
     let result = match &cli.command {
         Command::Volumes { image, json } => volumes::run(image, *json, cli.stats),
         Command::Ls {
@@ -271,7 +333,18 @@ pub fn main() -> i32 {
                     return 2;
                 }
             };
+            if let Err(e) = check_rule_names(only, skip) {
+                eprintln!("rehost: {e}");
+                return 2;
+            }
             let first = images.first().cloned().unwrap_or_default();
+            if mode.output.is_some() && images.len() > 1 {
+                eprintln!(
+                    "rehost: --output writes one new image: give one image, or use \
+                     --in-place or --dry-run"
+                );
+                return 2;
+            }
             match mode.mode(&first) {
                 Ok(m) => fix::run(fix::Args {
                     images,
@@ -362,7 +435,11 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             eprintln!("rehost: {e:#}");
-            1
+            if e.downcast_ref::<Usage>().is_some() {
+                2
+            } else {
+                1
+            }
         }
     }
 }

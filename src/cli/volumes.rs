@@ -13,7 +13,7 @@ struct Report<'a> {
     image: String,
     disk: &'a rehost::disk::DiskInfo,
     layout: &'a rehost::volume::Layout,
-    filesystems: Vec<FsReport>,
+    filesystems: &'a [FsReport],
 }
 
 /// The facts of one volume's file system, or why they could not be read.
@@ -88,7 +88,7 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
             image: path.display().to_string(),
             disk: info,
             layout: img.layout(),
-            filesystems,
+            filesystems: &filesystems,
         };
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -159,5 +159,8 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
         }
     }
     report_stats(&img, stats);
-    Ok(0)
+    // A table entry that could not be used or a file system that could not be read is an
+    // error the user has to see in the exit code too, though the rest was listed.
+    let unreadable = filesystems.iter().any(|f| f.error.is_some());
+    Ok(i32::from(unreadable || !img.layout().errors.is_empty()))
 }

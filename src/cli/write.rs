@@ -31,16 +31,39 @@ pub struct WriteMode {
 }
 
 impl WriteMode {
-    /// The mode, or an error saying which to choose.
+    /// The mode, or an error saying which to choose (a [`super::Usage`] error) or that
+    /// the new image `--output` names is there already (refused before anything is done).
     pub fn mode(&self, image: &Path) -> Result<Mode> {
         match (self.dry_run, &self.output, self.in_place) {
             (true, _, _) => Ok(Mode::DryRun),
-            (_, Some(o), _) => Ok(Mode::Output(o.clone())),
+            (_, Some(o), _) => {
+                // A symlink, even a dangling one, counts as there: nothing is written
+                // through it.
+                if o.symlink_metadata().is_ok() {
+                    bail!(
+                        "{}: --output {} exists; rehost writes a new image only where there \
+                         is none (remove it, or name another file)",
+                        image.display(),
+                        o.display()
+                    );
+                }
+                let dir = o.parent().filter(|d| !d.as_os_str().is_empty());
+                if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+                    bail!(
+                        "{}: --output {}: there is no directory {}",
+                        image.display(),
+                        o.display(),
+                        dir.display()
+                    );
+                }
+                Ok(Mode::Output(o.clone()))
+            }
             (_, _, true) => Ok(Mode::InPlace),
-            _ => bail!(
+            _ => Err(super::Usage(format!(
                 "{}: say where the change goes: --dry-run (show it, write nothing), --output NEW (a new image) or --in-place (this image, behind an undo journal)",
                 image.display()
-            ),
+            ))
+            .into()),
         }
     }
 }

@@ -27,8 +27,41 @@ pub fn have_tool(tool: &str) -> bool {
             panic!("oracle tool `{tool}` is missing in CI: .ci/run must install it");
         }
         eprintln!("SKIP: oracle tool `{tool}` not installed; this check did not run");
+        record_skip(tool);
     }
     found
+}
+
+/// The file where skipped oracle checks are counted, one line each (the tool or module
+/// missing, a tab, the test): `scripts/test.sh` empties it before the tests and sums it up
+/// after them (`scripts/oracle-skips.sh`), since cargo shows a skipped check as `ok`.
+pub fn skips_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("oracle-skips")
+}
+
+/// Counts one skipped oracle check for want of `what` in [`skips_file`].
+pub fn record_skip(what: &str) {
+    use std::io::Write;
+    let test = std::thread::current().name().unwrap_or("?").to_string();
+    let bin = std::env::args().next().unwrap_or_default();
+    let bin = Path::new(&bin)
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .split('-')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default();
+    // One short line in append mode: lines of tests running at once do not interleave.
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(skips_file())
+    {
+        let _ = f.write_all(format!("{what}\t{bin}::{test}\n").as_bytes());
+    }
 }
 
 /// Runs a command and returns its stdout, panicking with its stderr on failure.
@@ -288,6 +321,7 @@ pub fn have_python_module(module: &str) -> bool {
             panic!("oracle Python module `{module}` is missing in CI: .ci/run must install it");
         }
         eprintln!("SKIP: oracle Python module `{module}` not installed; this check did not run");
+        record_skip(&format!("Python module {module}"));
     }
     ok
 }

@@ -2,7 +2,7 @@
 
 use super::target::Target;
 use super::{BlockCache, Container, Disk, Format, HostFile, IoStats, Raw, ReadAt};
-use rehost_core::error::{Ctx, Result};
+use rehost_core::error::{Ctx, Layer, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -170,7 +170,10 @@ pub(crate) fn open_target(path: &Path, opts: &OpenOptions, stats: Arc<IoStats>) 
 }
 
 /// Tells the container format from the file's content: `vhdxfile` at offset 0 is VHDX; a
-/// `conectix` footer at the end (or its copy at offset 0) is VHD; anything else is raw.
+/// `conectix` footer at the end (or its copy at offset 0) is VHD; a format rehost does not
+/// read (qcow2, VMDK, VDI, E01, ISO 9660, LUKS, LVM2, BitLocker) is an error of kind
+/// [`rehost_core::ErrorKind::Unsupported`] saying what it is and how to convert it, and a
+/// VHD whose footers are both damaged an error of kind `Corrupt`; anything else is raw.
 pub fn detect_format(file: &HostFile) -> Result<Format> {
     let size = file.size();
     let mut head = [0u8; 8];
@@ -191,7 +194,130 @@ pub fn detect_format(file: &HostFile) -> Result<Format> {
             }
         }
     }
+    refuse_foreign(file)?;
     Ok(Format::Raw)
+}
+
+/// Fails with an error naming what the file is when it is a format rehost does not read
+/// (qcow2, VMDK, VDI, EWF, ISO 9660, LUKS, LVM2, BitLocker) or a VHD whose footers are
+/// both damaged, rather than let it pass for a raw disk.
+fn refuse_foreign(file: &HostFile) -> Result<()> {
+    let mut head = vec![0u8; 4096];
+    let n = file.read_some_at(0, &mut head)?;
+    head.truncate(n);
+    let mut iso = [0u8; 5];
+    let iso_n = file.read_some_at(0x8001, &mut iso)?;
+    let name = file.name();
+    let vhdx = Path::new(name).with_extension("vhdx").display().to_string();
+    let stem = Path::new(name).with_extension("").display().to_string();
+    let qemu = |from: &str| {
+        format!(
+            "convert it with `qemu-img convert -f {from} -O vhdx {name} {vhdx}` (or `-O raw`) and give rehost the result"
+        )
+    };
+    let at = |o: usize, sig: &[u8]| head.get(o..o + sig.len()) == Some(sig);
+    let (offset, what, how) = if at(0, b"QFI\xfb") {
+        let version = head
+            .get(4..8)
+            .map_or(0, |v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+        (
+            0,
+            format!("a QEMU qcow2 image (version {version})"),
+            qemu("qcow2"),
+        )
+    } else if at(0, b"KDMV") {
+        // The header's flags (bit 16: compressed grains) and compression algorithm (1:
+        // deflate) mark the streamOptimized VMDK that OVA exports carry.
+        let flags = head
+            .get(8..12)
+            .map_or(0, |v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
+        let algo = head
+            .get(77..79)
+            .map_or(0, |v| u16::from_le_bytes([v[0], v[1]]));
+        let kind = if flags & 0x1_0000 != 0 || algo == 1 {
+            "streamOptimized: compressed, as in an OVA"
+        } else {
+            "monolithic sparse"
+        };
+        (0, format!("a VMware VMDK image ({kind})"), qemu("vmdk"))
+    } else if at(0, b"# Disk DescriptorFile") {
+        let how = format!(
+            "{} (qemu-img reads the extent files the descriptor names, beside it)",
+            qemu("vmdk")
+        );
+        (
+            0,
+            "a VMware VMDK descriptor (text naming the extent files that hold the disk)"
+                .to_string(),
+            how,
+        )
+    } else if head.get(0x40..0x44) == Some(&0xbeda_107f_u32.to_le_bytes()[..]) {
+        (0x40, "a VirtualBox VDI image".to_string(), qemu("vdi"))
+    } else if at(0, b"EVF\x09\x0d\x0a\xff\x00") || at(0, b"EVF2\x0d\x0a\x81\x00") {
+        let v2 = at(0, b"EVF2");
+        (
+            0,
+            format!(
+                "an Expert Witness (EnCase {}) evidence file",
+                if v2 { "Ex01, EWF2" } else { "E01" }
+            ),
+            format!(
+                "expose it as a raw disk with libewf's `ewfmount {name} DIR` (or export it with `ewfexport -t {stem} -f raw {name}`) and give rehost DIR/ewf1 or the raw file"
+            ),
+        )
+    } else if at(0, b"LVF\x09\x0d\x0a\xff\x00") || at(0, b"LEF2\x0d\x0a\x81\x00") {
+        (
+            0,
+            "a logical evidence file (L01/Lx01: files collected one by one, not a disk)"
+                .to_string(),
+            "rehost reads images of whole disks; give it the disk the files came from".to_string(),
+        )
+    } else if iso_n == 5 && &iso == b"CD001" {
+        (
+            0x8001,
+            "an ISO 9660 optical disc image (an install medium or a CD, not a hard disk)"
+                .to_string(),
+            "rehost reads hard disk images of installed Windows; give it the disk (raw, VHD or VHDX) the install is on"
+                .to_string(),
+        )
+    } else if at(0, b"LUKS\xba\xbe") {
+        let version = head
+            .get(6..8)
+            .map_or(0, |v| u16::from_be_bytes([v[0], v[1]]));
+        (
+            0,
+            format!("a LUKS-encrypted volume (LUKS{version})"),
+            format!(
+                "unlock it with `cryptsetup open {name} NAME` and give rehost /dev/mapper/NAME"
+            ),
+        )
+    } else if let Some(sector) = (0..4).find(|s| at(s * 512, b"LABELONE")) {
+        (
+            sector * 512,
+            "an LVM2 physical volume".to_string(),
+            format!(
+                "activate its volume group (`losetup -f --show {name}`, then `vgchange -ay`) and give rehost the logical volume, /dev/VG/LV"
+            ),
+        )
+    } else if at(3, b"-FVE-FS-") {
+        (
+            3,
+            "a BitLocker-encrypted volume".to_string(),
+            "decrypt it in Windows (`manage-bde -off C:`) or unlock it (`dislocker`, `cryptsetup bitlkOpen`) and give rehost the decrypted volume"
+                .to_string(),
+        )
+    } else if at(512, b"cxsparse") {
+        return Err(file.ctx().with_layer(Layer::Vhd).corrupt(
+            512,
+            "a damaged dynamic or differencing VHD: its dynamic header (`cxsparse`) is here, but neither the footer at the end nor its copy at offset 0 holds the `conectix` cookie, so it cannot be read as a disk as it stands",
+        ));
+    } else {
+        return Ok(());
+    };
+    Err(file.ctx().unsupported(
+        offset as u64,
+        format!("this is {what}, which rehost does not read (yet): {how}"),
+    ))
 }
 
 /// Resolves a parent path written by Windows (`.\parent.vhd`, `C:\dir\parent.vhdx`,

@@ -8,6 +8,12 @@
 //! and a forensic examiner's image is not touched even by a lock.
 //!
 //! The lock is advisory: it keeps rehost processes apart, not other programs.
+//!
+//! A lock is released by an explicit unlock when it is dropped, not by closing its file
+//! alone: a `flock` belongs to the open file description, and a process spawned by another
+//! thread at that moment holds a copy of every descriptor until it executes its program,
+//! so closing ours would leave the lock held for that while, and a writer taking it next
+//! (an `undo` right after a commit) would find the image locked by no one it could see.
 
 use rehost_core::error::{Ctx, ErrorKind, Layer, Location, Result};
 use rustix::fs::{flock, FlockOperation};
@@ -82,6 +88,13 @@ impl ImageLock {
     }
 }
 
+impl Drop for ImageLock {
+    fn drop(&mut self) {
+        // Unlocks the open file description, whoever else holds a copy of it (see above).
+        let _ = flock(&self.file, FlockOperation::Unlock);
+    }
+}
+
 impl std::fmt::Debug for ImageLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImageLock")
@@ -119,5 +132,22 @@ mod tests {
         s2.set(true).unwrap();
         assert!(s2.is_exclusive());
         assert!(ImageLock::shared(&p).is_err());
+    }
+
+    #[test]
+    fn a_dropped_lock_is_free_while_a_spawned_process_still_holds_its_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("img");
+        std::fs::write(&p, [0u8; 512]).unwrap();
+        for exclusive in [true, false] {
+            let lock = ImageLock::take(&p, exclusive).unwrap();
+            // What a process forked by another thread holds until it runs its program: a
+            // copy of the descriptor, on the same open file description.
+            let inherited = lock.file.try_clone().unwrap();
+            drop(lock);
+            let next = ImageLock::exclusive(&p);
+            assert!(next.is_ok(), "{:?}", next.err());
+            drop(inherited);
+        }
     }
 }

@@ -302,18 +302,22 @@ impl Image {
         )))
     }
 
-    /// The volumes, one line each, or why there are none.
+    /// The volumes, one line each, or why there are none (the partition table's errors
+    /// and notes, or that the disk holds no table and no file system at its start).
     pub fn describe_volumes(&self) -> String {
-        if self.layout.volumes.is_empty() {
-            let why = if self.layout.errors.is_empty() {
-                "no partition table and no file system at its start".to_string()
-            } else {
-                self.layout.errors.join("; ")
-            };
-            return format!("the image has no volume: {why}");
+        let l = &self.layout;
+        if l.volumes.is_empty() {
+            let mut why: Vec<String> = l.errors.iter().chain(&l.notes).cloned().collect();
+            if why.is_empty() {
+                why.push(format!(
+                    "the disk ({} bytes) has no partition table and no file system rehost \
+                     recognises at offset 0",
+                    self.info.virtual_size
+                ));
+            }
+            return format!("the image has no volumes:\n  {}", why.join("\n  "));
         }
-        let lines: Vec<String> = self
-            .layout
+        let lines: Vec<String> = l
             .volumes
             .iter()
             .map(|v| {

@@ -3,7 +3,7 @@
 use super::report::{BootStore, ControlSets, HiveReport, Install};
 use super::scene::Scene;
 use rehost_core::entry::DirEntry;
-use rehost_core::error::{Layer, Result};
+use rehost_core::error::{ErrorKind, Layer, Result};
 use rehost_regf::hive::Hive;
 use rehost_regf::Log;
 use rehost_volume::Content;
@@ -14,8 +14,14 @@ pub const ROOTS: [&str; 3] = ["\\Windows", "\\WINNT", "\\WIN32"];
 /// The hives of an install, in System32\config.
 pub const HIVES: [&str; 5] = ["SYSTEM", "SOFTWARE", "SAM", "SECURITY", "DEFAULT"];
 
-/// (volume, system root) of every install: a directory with System32\config\SYSTEM.
-pub fn candidates(scene: &Scene, stores: &[BootStore]) -> Vec<(u32, String)> {
+/// (volume, system root) of every install: a directory with System32\config\SYSTEM. A
+/// place that could not be read (a truncated image, a damaged record) goes into `errors`,
+/// so that an install it hides is not silently missing.
+pub fn candidates(
+    scene: &Scene,
+    stores: &[BootStore],
+    errors: &mut Vec<String>,
+) -> Vec<(u32, String)> {
     let mut seen: Vec<(u32, String)> = Vec::new();
     let mut add = |v: u32, root: &str| {
         let root = format!("\\{}", root.trim_matches(['\\', '/']));
@@ -25,7 +31,16 @@ pub fn candidates(scene: &Scene, stores: &[BootStore]) -> Vec<(u32, String)> {
         {
             return;
         }
-        if scene.is_file(v, &format!("{root}\\System32\\config\\SYSTEM")) {
+        let system = format!("{root}\\System32\\config\\SYSTEM");
+        if let Some(Err(e)) = scene.fs(v).map(|fs| fs.stat(&system)) {
+            if !matches!(e.kind, ErrorKind::NotFound(_) | ErrorKind::Invalid(_)) {
+                let e = e.to_string();
+                if !errors.contains(&e) {
+                    errors.push(e);
+                }
+            }
+        }
+        if scene.is_file(v, &system) {
             // Report the name as the volume spells it.
             let name = scene
                 .stat(v, &root)

@@ -141,7 +141,7 @@ pub fn open_image(image: &Image) -> Result<Opened> {
     let boot_stores = boot::stores(&scene, &mut errors);
     let mut installs = Vec::new();
     let mut hives = Vec::new();
-    for (volume, root) in install::candidates(&scene, &boot_stores) {
+    for (volume, root) in install::candidates(&scene, &boot_stores, &mut errors) {
         match inspect_install(&scene, volume, &root, &boot_stores, &mut errors) {
             Ok((i, h)) => {
                 installs.push(i);

@@ -339,12 +339,19 @@ pub fn open_in_image(opened: &Opened, volume: Option<u32>, m: &Mount) -> Result<
             }
         }
     } else {
-        let installs: Vec<(u32, String)> = install::candidates(scene, &stores)
+        let mut unread = Vec::new();
+        let installs: Vec<(u32, String)> = install::candidates(scene, &stores, &mut unread)
             .into_iter()
             .filter(|(v, _)| volume.is_none_or(|want| want == *v))
             .collect();
         match installs.as_slice() {
             [(v, root)] => (*v, format!("{root}\\System32\\config")),
+            [] if !unread.is_empty() => {
+                return Err(scene.ctx.invalid(format!(
+                    "no Windows install found, and what could hold one could not be read: {}",
+                    unread.join("; ")
+                )))
+            }
             [] => {
                 return Err(scene
                     .ctx

@@ -113,7 +113,8 @@ pub fn filetime_now() -> u64 {
 }
 
 /// Checks a name Windows could create: 1 to 255 UTF-16 units, not `.` or `..`, none of
-/// `"*/:<>?\|` nor control characters, not ending in a space or a dot. Returns why not.
+/// `"*/:<>?\|` nor control characters, not ending in a space or a dot, not a device name
+/// (CON, NUL.txt, COM1, ...). Returns why not.
 pub fn check_win32_name(name: &[u16]) -> Result<(), &'static str> {
     if name.is_empty() || name.len() > 255 {
         return Err("a name must have 1 to 255 UTF-16 units");
@@ -131,7 +132,27 @@ pub fn check_win32_name(name: &[u16]) -> Result<(), &'static str> {
     if matches!(name.last(), Some(&u) if u == b' ' as u16 || u == b'.' as u16) {
         return Err("Windows cannot open a name that ends in a space or a dot");
     }
+    if is_device_name(name) {
+        return Err(
+            "CON, PRN, AUX, NUL, COM1 to COM9 and LPT1 to LPT9 name devices in Windows, \
+             with or without an extension: Windows cannot open such a file",
+        );
+    }
     Ok(())
+}
+
+/// Whether Windows takes `name` for a device (CON, PRN, AUX, NUL, COM1-9, LPT1-9, in any
+/// case, the part before the first dot with trailing spaces dropped): `CON`, `nul.txt`.
+fn is_device_name(name: &[u16]) -> bool {
+    let base = name.split(|&u| u == b'.' as u16).next().unwrap_or(&[]);
+    let base = String::from_utf16_lossy(base)
+        .trim_end_matches(' ')
+        .to_ascii_uppercase();
+    match base.as_bytes() {
+        b"CON" | b"PRN" | b"AUX" | b"NUL" => true,
+        [b'C', b'O', b'M', d] | [b'L', b'P', b'T', d] => (b'1'..=b'9').contains(d),
+        _ => false,
+    }
 }
 
 fn short_char_ok(u: u16) -> bool {
