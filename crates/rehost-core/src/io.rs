@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// Positional, shared reads: the one I/O shape of rehost.
 ///
 /// `read_at` fills all of `buf` from byte `offset`, or fails; a read that reaches past
-/// [`ReadAt::size`] fails with [`rehost_core::ErrorKind::OutOfBounds`]. There is no cursor, so one
+/// [`ReadAt::size`] fails with [`crate::ErrorKind::OutOfBounds`]. There is no cursor, so one
 /// value serves any number of threads.
 pub trait ReadAt: Send + Sync {
     /// Reads exactly `buf.len()` bytes starting at `offset`.
