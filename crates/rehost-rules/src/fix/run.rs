@@ -59,11 +59,12 @@ pub struct Written {
 /// Most rounds of plan, apply and check one fix makes.
 pub const MAX_ROUNDS: usize = 4;
 
-/// What identifies a finding across rounds: its install, rule, case, service and control set.
+/// What identifies a finding across rounds: its install, rule, case, service, control set
+/// and message (one rule's case can be found for several entries of a store).
 fn key(c: &InstallCheck, f: &Shared) -> String {
     format!(
-        "{:?}|{:?}|{}|{}|{:?}|{:?}",
-        c.volume, c.system_root, f.rule, f.case, f.service, f.control_set
+        "{:?}|{:?}|{}|{}|{:?}|{:?}|{}",
+        c.volume, c.system_root, f.rule, f.case, f.service, f.control_set, f.message
     )
 }
 
