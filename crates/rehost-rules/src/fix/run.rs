@@ -79,8 +79,9 @@ pub struct FixReport {
     pub mode: &'static str,
     /// One entry per install.
     pub installs: Vec<InstallFix>,
-    /// Rounds of plan, apply and check made (a repair can bring to light a finding another
-    /// one hid; each round fixes what the last check found new).
+    /// Rounds that changed something, each followed by a check of the staged image (a
+    /// repair can bring to light a finding another one hid; each round fixes what the last
+    /// check found new). 0 when there was nothing to fix.
     pub rounds: usize,
     /// Bytes staged.
     pub staged_bytes: u64,
@@ -178,7 +179,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
     let mut planned: HashSet<String> = HashSet::new();
     let mut rounds = 0;
     while rounds < MAX_ROUNDS {
-        rounds += 1;
+        let round = rounds + 1;
         let reader = opened.disk.reader();
         let mut applied = false;
         for (n, (i, h)) in opened.report.installs.iter().zip(&opened.hives).enumerate() {
@@ -212,7 +213,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
             let mut changes = apply::apply(&staged, &opened, i, &p)?;
             applied |= !changes.is_empty();
             for ch in &mut changes {
-                ch.round = rounds;
+                ch.round = round;
             }
             f.changes.extend(changes);
             for nf in p.not_fixed {
@@ -228,6 +229,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
         if !applied {
             break;
         }
+        rounds = round;
         opened = windows::open_image(&staged)?;
         checks = check_opened(&opened, targets);
     }
