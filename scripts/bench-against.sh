@@ -40,7 +40,7 @@ sample="$root/testdata/sample/sample.vhd"
 compare() { # NAME ARGS... (each binary runs the same arguments)
   local name=$1
   shift
-  hyperfine -N -w 2 -r "$runs" --export-json "$bench/$name.json" \
+  hyperfine -N -i -w 2 -r "$runs" --export-json "$bench/$name.json" \
     --prepare "sh -c 'for b in $new $base; do \$b undo $big > /dev/null 2>&1 || true; done'" \
     -n base "$base $*" -n new "$new $*" > /dev/null
   python3 - "$bench/$name.json" "$name" <<'PY'

@@ -373,7 +373,7 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
         let hive = edits.hive(&opened, t.volume, m)?;
         warn_dirty(hive);
         let prefix = hive.prefix(t.prefix.as_deref());
-        let edited = edits.edit(
+        let changes = edits.edit(
             &opened,
             t.volume,
             m,
@@ -381,14 +381,16 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
             t.prefix.as_deref(),
             w.all_control_sets,
         )?;
-        print!("{}", diff::render(&edited.changes, &prefix));
+        print!("{}", diff::render(&changes, &prefix));
     }
     let mut writers = Writers::new(&staged, staged::image_options(false, false));
     for s in edits.stage(&mut writers)? {
-        eprintln!(
-            "rehost: {}: {} changes staged into {} on volume {}",
-            s.source, s.changes, s.path, s.volume
-        );
+        if mode != Mode::DryRun {
+            eprintln!(
+                "rehost: {}: {} changes staged into {} on volume {}",
+                s.source, s.changes, s.path, s.volume
+            );
+        }
     }
     drop(writers);
     match mode {

@@ -86,6 +86,15 @@ pub struct BlockCache<D> {
     shards: Vec<Mutex<Shard>>,
     per_shard: usize,
     keep_bulk: bool,
+    bulk: Mutex<Bulk>,
+}
+
+/// Bulk reads kept whole, by offset, and the order they came in (for eviction).
+#[derive(Default)]
+struct Bulk {
+    map: std::collections::BTreeMap<u64, Box<[u8]>>,
+    order: std::collections::VecDeque<u64>,
+    bytes: usize,
 }
 
 impl<D: ReadAt> BlockCache<D> {
@@ -98,12 +107,13 @@ impl<D: ReadAt> BlockCache<D> {
             shards,
             per_shard,
             keep_bulk: false,
+            bulk: Mutex::new(Bulk::default()),
         }
     }
 
-    /// A cache of about `blocks` blocks that keeps bulk reads too: a bulk read whose
-    /// blocks are all cached is served from the cache; otherwise it is read below in one
-    /// piece and its whole blocks are kept.
+    /// A cache of about `blocks` blocks that keeps bulk reads too, whole, up to as many
+    /// bytes again: a bulk read inside one kept is served from it; otherwise it is read
+    /// below in one piece and kept.
     pub fn keeping_bulk(inner: D, blocks: usize) -> Self {
         BlockCache {
             keep_bulk: true,
@@ -111,42 +121,41 @@ impl<D: ReadAt> BlockCache<D> {
         }
     }
 
-    /// A bulk read: from the cache when every block is there, else in one read below,
-    /// keeping the blocks it covers whole.
+    /// A bulk read: from a kept extent that holds all of it (one copy), else in one read
+    /// below, kept whole as an extent of its own; the oldest extents go when the kept
+    /// bytes pass the budget.
     fn read_bulk(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let bs = BLOCK_SIZE as u64;
-        let first = offset / bs;
-        let last = (offset + buf.len() as u64 - 1) / bs;
-        let mut scratch = vec![0u8; BLOCK_SIZE];
-        let mut hit = true;
-        for block in first..=last {
-            let start = (block * bs).max(offset);
-            let end = ((block + 1) * bs).min(offset + buf.len() as u64);
-            let from = (start - block * bs) as usize;
-            let piece = &mut scratch[..(end - start) as usize];
-            let mut shard = self.shard(block).lock().unwrap_or_else(|p| p.into_inner());
-            if !shard.get(block, piece, from) {
-                hit = false;
-                break;
+        let end = offset + buf.len() as u64;
+        {
+            let bulk = self.bulk.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((&start, data)) = bulk.map.range(..=offset).next_back() {
+                if start + data.len() as u64 >= end {
+                    let from = (offset - start) as usize;
+                    buf.copy_from_slice(&data[from..from + buf.len()]);
+                    return Ok(());
+                }
             }
-            drop(shard);
-            let at = (start - offset) as usize;
-            buf[at..at + piece.len()].copy_from_slice(piece);
-        }
-        if hit {
-            return Ok(());
         }
         self.inner.read_at(offset, buf)?;
-        for block in first..=last {
-            let start = block * bs;
-            let whole = start >= offset && start + bs <= offset + buf.len() as u64;
-            if whole {
-                let at = (start - offset) as usize;
-                let data: Box<[u8]> = buf[at..at + BLOCK_SIZE].into();
-                self.shard(block)
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(block, data, self.per_shard);
+        let budget = self.per_shard * SHARDS * BLOCK_SIZE;
+        let mut bulk = self.bulk.lock().unwrap_or_else(|p| p.into_inner());
+        let longer = bulk
+            .map
+            .get(&offset)
+            .is_none_or(|old| old.len() < buf.len());
+        if longer && buf.len() <= budget {
+            if let Some(old) = bulk.map.insert(offset, buf.into()) {
+                bulk.bytes -= old.len();
+            }
+            bulk.bytes += buf.len();
+            bulk.order.push_back(offset);
+            while bulk.bytes > budget {
+                let Some(oldest) = bulk.order.pop_front() else {
+                    break;
+                };
+                if let Some(old) = bulk.map.remove(&oldest) {
+                    bulk.bytes -= old.len();
+                }
             }
         }
         Ok(())
@@ -300,10 +309,10 @@ mod tests {
                 assert_eq!(*b, ((off + i as u64) % 251) as u8, "offset {off} + {i}");
             }
         };
-        // Unaligned at both ends: the partial blocks at the edges are not kept.
+        // A read at any alignment is kept whole.
         check(1000, 300_000);
         assert_eq!(cache.inner().reads.load(Ordering::Relaxed), 1);
-        // Whole blocks inside the first read: served from the cache.
+        // Reads inside the first: served from it.
         check(4096, 200_000);
         check(8192 + 17, 100_000);
         assert_eq!(cache.inner().reads.load(Ordering::Relaxed), 1);

@@ -7,6 +7,7 @@ use crate::registry::{self, Edited, HiveFile, Mount};
 use crate::Opened;
 use rehost_core::error::{Ctx, Layer, Result};
 use rehost_image::staged::Writers;
+use rehost_regf::diff::Change;
 use rehost_regf::regtext::Op;
 
 /// One hive being edited, and where it came from.
@@ -73,7 +74,8 @@ impl HiveEdits {
 
     /// Applies `ops` to the hive `m` on `volume` as the last edit left it (read back through
     /// nt-hive, refused on a dirty hive whose logs cannot be replayed); the hive keeps the
-    /// result. `prefix` and `all_control_sets` say how key names map into the hive.
+    /// result, and the changes are returned. `prefix` and `all_control_sets` say how key
+    /// names map into the hive.
     pub fn edit(
         &mut self,
         opened: &Opened,
@@ -82,7 +84,7 @@ impl HiveEdits {
         ops: &[Op],
         prefix: Option<&str>,
         all_control_sets: bool,
-    ) -> Result<Edited> {
+    ) -> Result<Vec<Change>> {
         self.hive(opened, volume, m)?;
         let o = self
             .open
@@ -90,12 +92,12 @@ impl HiveEdits {
             .find(|o| o.name.eq_ignore_ascii_case(&m.file) && o.volume == volume)
             .ok_or_else(|| Ctx::new(m.file.clone(), Layer::Hive).invalid("hive not open"))?;
         let map = o.hive.mapping(prefix, all_control_sets)?;
-        let edited = registry::edit(&o.hive, ops, &map)?;
-        if !edited.changes.is_empty() {
-            o.hive = o.hive.with_bytes(edited.bytes.clone());
-            o.changes += edited.changes.len();
+        let Edited { bytes, changes } = registry::edit(&o.hive, ops, &map)?;
+        if !changes.is_empty() {
+            o.hive = o.hive.with_bytes(bytes);
+            o.changes += changes.len();
         }
-        Ok(edited)
+        Ok(changes)
     }
 
     /// Stages every hive an edit changed over its file, through the writer of its volume.

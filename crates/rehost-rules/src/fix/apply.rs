@@ -91,7 +91,7 @@ pub fn apply(
         } else {
             Some(install.volume)
         };
-        let edited = hives.edit(opened, volume, m, ops, None, false)?;
+        let changes = hives.edit(opened, volume, m, ops, None, false)?;
         let prefix = hives.hive(opened, volume, m)?.prefix(None);
         out.push(Applied {
             rule: p.rule.to_string(),
@@ -99,7 +99,7 @@ pub fn apply(
             round: 1,
             kind: "registry",
             hive: Some(hive.clone()),
-            diff: Some(diff::render(&edited.changes, &prefix)),
+            diff: Some(diff::render(&changes, &prefix)),
             volume: None,
             file: None,
             sha256: None,
