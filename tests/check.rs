@@ -29,11 +29,7 @@ fn image(name: &str) -> PathBuf {
 }
 
 fn target(name: &str) -> Target {
-    rules::target::builtin()
-        .unwrap()
-        .into_iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("no target {name}"))
+    common::target(name)
 }
 
 /// The check of the image's one install on one target.

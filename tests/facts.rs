@@ -48,19 +48,11 @@ fn strings(h: &Hive, key: &str, value: &str) -> Vec<String> {
 }
 
 fn target(name: &str) -> Target {
-    rules::target::builtin()
-        .unwrap()
-        .into_iter()
-        .find(|t| t.name == name)
-        .unwrap_or_else(|| panic!("no target {name}"))
+    common::target(name)
 }
 
 fn image(name: &str) -> PathBuf {
-    let text =
-        std::fs::read_to_string(common::root().join(format!("testdata/windows/{name}.json")))
-            .unwrap();
-    let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
-    common::fixture(&format!("windows/{}.zst", spec["image"].as_str().unwrap()))
+    common::windows_image(name)
 }
 
 fn check_on(image: &Path, t: Target) -> InstallCheck {

@@ -11,7 +11,7 @@
 mod common;
 
 use rehost::formats::bootini;
-use rehost::rules::{self, Target, Verdict};
+use rehost::rules::{self, Verdict};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,12 +35,8 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-fn target(name: &str) -> Target {
-    rules::target::builtin()
-        .unwrap()
-        .into_iter()
-        .find(|t| t.name == name)
-        .unwrap()
+fn target(name: &str) -> rehost::rules::Target {
+    common::target(name)
 }
 
 /// `rehost fix IMAGE --target T ARGS... --json`, parsed.

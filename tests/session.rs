@@ -23,11 +23,7 @@ fn win7(dir: &Path) -> PathBuf {
 }
 
 fn target(name: &str) -> rehost::rules::Target {
-    rehost::rules::target::builtin()
-        .unwrap()
-        .into_iter()
-        .find(|t| t.name == name)
-        .unwrap()
+    common::target(name)
 }
 
 fn readable(image: &Image) -> usize {

@@ -498,3 +498,20 @@ pub fn partition_file(image: &Path, n: usize, dir: &Path) -> (PathBuf, u64) {
     }
     (out, offset)
 }
+
+/// The built-in target profile `name`.
+pub fn target(name: &str) -> rehost::rules::Target {
+    rehost::rules::target::builtin()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| panic!("no target {name}"))
+}
+
+/// The fixture image of testdata/windows/`name`.json (decompressed, cached).
+pub fn windows_image(name: &str) -> PathBuf {
+    let text =
+        std::fs::read_to_string(root().join(format!("testdata/windows/{name}.json"))).unwrap();
+    let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    fixture(&format!("windows/{}.zst", spec["image"].as_str().unwrap()))
+}
