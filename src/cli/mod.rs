@@ -142,6 +142,10 @@ enum Command {
         /// Not these rules' fixes.
         #[arg(long, value_delimiter = ',')]
         skip: Vec<String>,
+        /// Edit a dirty hive whose transaction logs are missing or unusable as its primary
+        /// file stands, and write it back consistent: whatever the logs held is lost.
+        #[arg(long)]
+        accept_dirty_hive: bool,
         /// Write even when the staged image would still not boot on the target.
         #[arg(long)]
         force: bool,
@@ -315,6 +319,7 @@ pub fn main() -> i32 {
             show_stop_screen,
             only,
             skip,
+            accept_dirty_hive,
             force,
             mode,
             json,
@@ -356,6 +361,7 @@ pub fn main() -> i32 {
                         show_stop_screen: *show_stop_screen,
                         only: only.clone(),
                         skip: skip.clone(),
+                        accept_dirty_hive: *accept_dirty_hive,
                     },
                     force: *force,
                     output,

@@ -11,6 +11,20 @@ pub fn put_u32(b: &mut [u8], o: usize, v: u32) {
     b[o..o + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// Marks a dirty primary file's base block consistent as it stands: the secondary sequence
+/// number set to the primary one and the checksum recomputed, so that the hive bins are
+/// taken as they are (what a missing log held is not there to be replayed). A slice too
+/// short for a base block is left alone.
+pub fn mark_consistent(b: &mut [u8]) {
+    if b.len() < 512 {
+        return;
+    }
+    let seq1 = u32_at(b, 4);
+    put_u32(b, 8, seq1);
+    let sum = checksum(b);
+    put_u32(b, 508, sum);
+}
+
 /// The XOR-32 checksum of the first 508 bytes, with its two special values.
 pub fn checksum(b: &[u8]) -> u32 {
     match (0..127).fold(0u32, |x, i| x ^ u32_at(b, i * 4)) {
@@ -56,5 +70,28 @@ impl BaseBlock {
     /// Whether Windows would replay logs over it: a bad checksum or unequal numbers.
     pub fn dirty(&self) -> bool {
         !self.checksum_ok || self.seq1 != self.seq2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dirty_base_block_marked_consistent_is_clean_and_keeps_its_primary_number() {
+        let mut b = vec![0u8; 4096];
+        b[..4].copy_from_slice(b"regf");
+        put_u32(&mut b, 4, 258);
+        put_u32(&mut b, 8, 257);
+        let sum = checksum(&b);
+        put_u32(&mut b, 508, sum);
+        assert!(BaseBlock::read(&b).unwrap().dirty());
+        mark_consistent(&mut b);
+        let base = BaseBlock::read(&b).unwrap();
+        assert!(!base.dirty());
+        assert_eq!((base.seq1, base.seq2), (258, 258));
+        let mut short = vec![1u8; 100];
+        mark_consistent(&mut short);
+        assert_eq!(short, vec![1u8; 100]);
     }
 }

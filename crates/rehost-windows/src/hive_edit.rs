@@ -20,12 +20,15 @@ struct Open {
     hive: HiveFile,
     /// Changes made by the edits so far.
     changes: usize,
+    /// Why its logs could not be replayed, when it is edited as its primary file stands.
+    as_it_stands: Option<String>,
 }
 
 /// The hives of an image being edited.
 #[derive(Default)]
 pub struct HiveEdits {
     open: Vec<Open>,
+    accept_dirty: bool,
 }
 
 /// What staging wrote: for each changed hive, its source, volume and file.
@@ -49,6 +52,22 @@ impl HiveEdits {
         Self::default()
     }
 
+    /// Whether a dirty hive whose logs cannot be replayed is edited as its primary file
+    /// stands (and written back consistent) instead of refused.
+    pub fn accepting_dirty(mut self, yes: bool) -> Self {
+        self.accept_dirty = yes;
+        self
+    }
+
+    /// Why the logs of the hive `m` on `volume` could not be replayed, when it is being
+    /// edited as its primary file stands.
+    pub fn as_it_stands(&self, volume: Option<u32>, m: &Mount) -> Option<&str> {
+        self.open
+            .iter()
+            .find(|o| o.name.eq_ignore_ascii_case(&m.file) && o.volume == volume)
+            .and_then(|o| o.as_it_stands.as_deref())
+    }
+
     /// The hive `m` on `volume` (`None`: the install's own), read from `opened` the first
     /// time and kept as edited since.
     pub fn hive(&mut self, opened: &Opened, volume: Option<u32>, m: &Mount) -> Result<&HiveFile> {
@@ -59,12 +78,21 @@ impl HiveEdits {
         {
             Some(at) => at,
             None => {
-                let hive = registry::open_in_image(opened, volume, m)?;
+                let mut hive = registry::open_in_image(opened, volume, m)?;
+                let as_it_stands = if self.accept_dirty {
+                    hive.unreplayable.take()
+                } else {
+                    None
+                };
+                if as_it_stands.is_some() {
+                    rehost_regf::base::mark_consistent(&mut hive.bytes);
+                }
                 self.open.push(Open {
                     name: m.file.clone(),
                     volume,
                     hive,
                     changes: 0,
+                    as_it_stands,
                 });
                 self.open.len() - 1
             }

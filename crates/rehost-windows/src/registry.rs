@@ -202,7 +202,15 @@ pub struct Edited {
 pub fn edit(hive: &HiveFile, ops: &[Op], map: &apply::Mapping) -> Result<Edited> {
     let ctx = Ctx::new(hive.source.clone(), Layer::Hive);
     if let Some(why) = &hive.unreplayable {
-        return Err(ctx.unsupported(0, format!("the hive is dirty and cannot be edited: {why}")));
+        return Err(ctx.unsupported(
+            0,
+            format!(
+                "the hive is dirty and cannot be edited: {why}. Windows recovers a dirty \
+                 hive from its transaction logs; without them, what the logs held is lost \
+                 and only the primary file as it stands is left. --accept-dirty-hive edits \
+                 it as it stands and writes it back consistent"
+            ),
+        ));
     }
     let mut ed =
         Editor::open(hive.bytes.clone()).map_err(|e| ctx.corrupt(e.offset as u64, e.what))?;

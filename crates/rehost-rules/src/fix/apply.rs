@@ -66,18 +66,20 @@ fn sha(b: &[u8]) -> String {
         .collect()
 }
 
-/// Applies `plan` for `install` of the image opened (over the overlay) as `opened`.
+/// Applies `plan` for `install` of the image opened (over the overlay) as `opened`;
+/// `accept_dirty` edits a dirty hive whose logs cannot be replayed as it stands.
 pub fn apply(
     staged: &Staged,
     opened: &Opened,
     install: &Install,
     plan: &Plan,
+    accept_dirty: bool,
 ) -> Result<Vec<Applied>> {
     let ctx = Ctx::new(opened.report.image.clone(), Layer::Windows);
     let mut out = Vec::new();
     let mut writers = Writers::new(staged, staged::image_options(false, false));
     // Registry changes, hive by hive, in plan order within each hive.
-    let mut hives = HiveEdits::new();
+    let mut hives = HiveEdits::new().accepting_dirty(accept_dirty);
     for p in &plan.changes {
         let Change::Registry { hive, store, ops } = &p.change else {
             continue;
@@ -93,9 +95,18 @@ pub fn apply(
         };
         let changes = hives.edit(opened, volume, m, ops, None, false)?;
         let prefix = hives.hive(opened, volume, m)?.prefix(None);
+        let why = match hives.as_it_stands(volume, m) {
+            Some(logs) => format!(
+                "{} ({hive} was dirty and its logs could not be replayed ({logs}): edited as \
+                 its primary file stood and written back consistent, as --accept-dirty-hive \
+                 asks; what its logs held is lost)",
+                p.why
+            ),
+            None => p.why.clone(),
+        };
         out.push(Applied {
             rule: p.rule.to_string(),
-            why: p.why.clone(),
+            why,
             round: 1,
             kind: "registry",
             hive: Some(hive.clone()),

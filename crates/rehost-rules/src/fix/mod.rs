@@ -30,6 +30,9 @@ pub struct FixOptions {
     pub only: Vec<String>,
     /// These rules' fixes do not run.
     pub skip: Vec<String>,
+    /// Edit a dirty hive whose logs are missing or unusable as its primary file stands,
+    /// and write it back consistent (what the logs held is lost; the report says so).
+    pub accept_dirty_hive: bool,
 }
 
 impl FixOptions {

@@ -210,7 +210,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
                 &*reader,
             );
             let p = plan(&s, t, &new, opts)?;
-            let mut changes = apply::apply(&staged, &opened, i, &p)?;
+            let mut changes = apply::apply(&staged, &opened, i, &p, opts.accept_dirty_hive)?;
             applied |= !changes.is_empty();
             for ch in &mut changes {
                 ch.round = round;
