@@ -229,7 +229,7 @@ fn entries(s: &Subject, store: &BootStore, loader: Option<&str>, out: &mut Out) 
                 )),
             );
         }
-        for e in mine {
+        for e in &mine {
             let device = e
                 .os_device
                 .as_ref()
@@ -258,6 +258,15 @@ fn entries(s: &Subject, store: &BootStore, loader: Option<&str>, out: &mut Out) 
             };
             out.findings.push(f);
         }
+        if store.kind == "boot.ini" {
+            return;
+        }
+    }
+    // While no entry names this disk's volume, the fix will make the entries that start this
+    // install name it: what they load is checked as it will be then, so that the check shows
+    // every error the fix will meet.
+    let here = if here.is_empty() { mine } else { here };
+    if here.is_empty() {
         return;
     }
     if !here.iter().any(|e| e.default) {
