@@ -4,7 +4,9 @@
 //! entry named no partition of this disk, and the loader error showed only after a first
 //! fix; now check reports both, and one `fix --in-place` writes both (fix also checks the
 //! staged image again and repairs in further rounds what a repair brings to light; here
-//! one round is enough) and the image checks as booting.
+//! one round is enough) and the image checks as booting. And an entry other than the
+//! default one that names another disk is the same warning in check, in what fix leaves,
+//! and in the check after it.
 
 mod common;
 
@@ -101,4 +103,82 @@ fn a_loader_behind_a_foreign_device_is_told_up_front_and_fixed_in_one_call() {
     let undo = rehost().arg("undo").arg(&image).output().unwrap();
     assert_eq!(undo.status.code(), Some(0), "{undo:?}");
     assert_eq!(common::sha256_file(&image), sha, "undo restores the bytes");
+}
+
+const WINRE: &str =
+    "HKLM\\BCD00000000\\Objects\\{77777777-1111-4222-8333-555555555555}\\Elements\\21000001";
+
+/// The recovery entry of a BCD names a disk that is not this one (a recovery partition that
+/// was not restored): check, fix and the check after it tell the same story, a warning.
+#[test]
+fn a_recovery_entry_on_another_disk_is_the_same_warning_before_during_and_after_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("ws2019-newsig.vhdx");
+    std::fs::copy(common::fixture("windows/ws2019-newsig.vhdx.zst"), &image).unwrap();
+    // The RAM disk's partition on MBR disk deadbeef, which no partition of this disk was.
+    let out = rehost()
+        .args(["reg", "query", "--json"])
+        .arg(&image)
+        .arg(WINRE)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blob = v["values"][0]["data"].as_str().unwrap();
+    assert!(
+        blob.contains("05B11920"),
+        "the fixture's old disk signature: {blob}"
+    );
+    let set = rehost()
+        .args([
+            "reg",
+            "set",
+            "--in-place",
+            "--type",
+            "REG_BINARY",
+            "--value",
+            "Element",
+        ])
+        .args(["--data", &blob.replace("05B11920", "EFBEADDE")])
+        .arg(&image)
+        .arg(WINRE)
+        .output()
+        .unwrap();
+    assert_eq!(set.status.code(), Some(0), "{set:?}");
+    std::fs::remove_file(dir.path().join("ws2019-newsig.vhdx.rehost-undo")).unwrap();
+
+    let winre = |findings: &Value| -> Vec<String> {
+        findings
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                f["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Recovery Environment")
+            })
+            .map(|f| format!("{} {}", f["severity"], f["case"]))
+            .collect()
+    };
+    let expected = vec!["\"warning\" \"other-entry\"".to_string()];
+    let before = json(&["check", "--json", "-t", "kvm-sata"], &image);
+    assert_eq!(
+        winre(&before["installs"][0]["findings"]),
+        expected,
+        "{before}"
+    );
+    let done = json(&["fix", "--in-place", "--json", "-t", "kvm-sata"], &image);
+    assert_eq!(done["committed"], true, "{done}");
+    assert_eq!(
+        done["installs"][0]["after"], "boots-with-warnings",
+        "{done}"
+    );
+    assert_eq!(winre(&done["installs"][0]["remaining"]), expected, "{done}");
+    let after = json(&["check", "--json", "-t", "kvm-sata"], &image);
+    assert_eq!(after["installs"][0]["verdict"], "boots-with-warnings");
+    assert_eq!(
+        winre(&after["installs"][0]["findings"]),
+        expected,
+        "{after}"
+    );
 }

@@ -192,6 +192,20 @@ fn bootmgr_device(store: &BootStore, out: &mut Out) {
     }
 }
 
+/// Whether an entry's OS device lies on this disk (its partition, or the partition
+/// holding its RAM disk's image).
+fn on_this_disk(e: &BootEntry) -> bool {
+    e.os_device.as_ref().and_then(|d| d.on_volume).is_some()
+}
+
+/// An entry's OS device, in words.
+fn device_name(e: &BootEntry) -> String {
+    e.os_device
+        .as_ref()
+        .map(|d| d.device.clone())
+        .unwrap_or_else(|| "no device".into())
+}
+
 fn same_root(a: Option<&str>, b: &str) -> bool {
     a.is_some_and(|a| {
         a.trim_end_matches('\\')
@@ -211,6 +225,27 @@ fn entries(s: &Subject, store: &BootStore, loader: Option<&str>, out: &mut Out) 
         .copied()
         .filter(|e| e.os_device.as_ref().and_then(|d| d.volume) == Some(i.volume))
         .collect();
+    // Entries other than the default one that name a partition not on this disk: a
+    // warning in every check, before a fix and after it (the default entry decides whether
+    // the install boots).
+    let has_default = mine.iter().any(|e| e.default);
+    if store.kind != "boot.ini" && has_default {
+        for e in mine.iter().filter(|e| !e.default && !on_this_disk(e)) {
+            let device = device_name(e);
+            out.findings.push(
+                Finding::new(
+                    ID,
+                    "other-entry",
+                    format!(
+                        "BCD entry {} ({}) starts {} from {device}, which is not on this disk: \
+                         that entry will not start",
+                        e.id, e.description, i.system_root
+                    ),
+                )
+                .with(bcd_evidence(store, &e.id, "21000001", device)),
+            );
+        }
+    }
     if here.is_empty() {
         if mine.is_empty() {
             out.findings.push(
@@ -229,12 +264,9 @@ fn entries(s: &Subject, store: &BootStore, loader: Option<&str>, out: &mut Out) 
                 )),
             );
         }
-        for e in &mine {
-            let device = e
-                .os_device
-                .as_ref()
-                .map(|d| d.device.clone())
-                .unwrap_or_else(|| "no device".into());
+        let others_warned = store.kind != "boot.ini" && has_default;
+        for e in mine.iter().filter(|e| !others_warned || e.default) {
+            let device = device_name(e);
             let f = if store.kind == "boot.ini" {
                 Finding::new(
                     ID,

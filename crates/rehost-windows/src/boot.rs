@@ -76,6 +76,7 @@ fn from_boot_ini(scene: &Scene, volume: u32, path: &str, bytes: &[u8]) -> BootSt
                 os_device: Some(DeviceRef {
                     device: format!("rdisk({}) partition({})", arc.rdisk, arc.partition),
                     volume,
+                    on_volume: volume,
                 }),
                 path: None,
                 system_root: Some(arc.path.clone()),
@@ -103,10 +104,12 @@ fn device_ref(scene: &Scene, store_volume: u32, e: Option<&Element>) -> Option<D
         Device::Boot => DeviceRef {
             device: "boot".into(),
             volume: Some(store_volume),
+            on_volume: Some(store_volume),
         },
         Device::Partition { partition } => DeviceRef {
             device: describe(partition),
             volume: scene.resolve(partition),
+            on_volume: scene.resolve(partition),
         },
         Device::Ramdisk { partition, path } => DeviceRef {
             device: format!(
@@ -117,10 +120,15 @@ fn device_ref(scene: &Scene, store_volume: u32, e: Option<&Element>) -> Option<D
                     .unwrap_or_else(|| "the boot device".into())
             ),
             volume: None,
+            on_volume: match partition {
+                Some(p) => scene.resolve(p),
+                None => Some(store_volume),
+            },
         },
         Device::Other { device_type } => DeviceRef {
             device: format!("device type {device_type}"),
             volume: None,
+            on_volume: None,
         },
     })
 }

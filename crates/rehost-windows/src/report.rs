@@ -70,6 +70,9 @@ pub struct DeviceRef {
     pub device: String,
     /// The volume of this image, or `None` when it names a disk or partition not here.
     pub volume: Option<u32>,
+    /// The volume of this image the device lies on (the partition itself, or the one
+    /// holding a RAM disk's image), or `None` when it is not on this disk.
+    pub on_volume: Option<u32>,
 }
 
 /// A boot configuration store.
