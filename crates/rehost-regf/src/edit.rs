@@ -242,7 +242,14 @@ impl Editor {
             self.set_field(parent.security, sk::REFERENCES, refs.saturating_add(1))?;
         }
         let kind = Kind::for_minor(self.minor);
-        let list = lists::insert(&mut self.bins, parent.subkey_list, kind, key, name)?;
+        // A key that counts no subkeys may still name a list (left behind, or another
+        // key's): Windows reads no list then, and the editor starts a new one.
+        let current = if parent.subkey_count == 0 {
+            NONE
+        } else {
+            parent.subkey_list
+        };
+        let list = lists::insert(&mut self.bins, current, kind, key, name)?;
         self.set_field(parent.offset, nk::SUBKEY_LIST, list)?;
         self.set_field(parent.offset, nk::SUBKEY_COUNT, parent.subkey_count + 1)?;
         self.raise(parent.offset, nk::MAX_SUBKEY_NAME, names::utf16_bytes(name))?;
