@@ -1,7 +1,8 @@
-//! Any bytes as a cabinet: open it, list its members, and extract the first few.
+//! Any bytes as a cabinet: open it, list its members, and extract the first few; a member
+//! whose name no other shares extracts to the size its entry declares, or fails.
 
 use rehost::disk::Memory;
-use rehost::formats::cab::Cab;
+use rehost::formats::cab::{Cab, Member};
 
 /// The target's body.
 pub fn run(data: &[u8]) {
@@ -9,8 +10,11 @@ pub fn run(data: &[u8]) {
     let Ok(mut cab) = Cab::open(Memory::new("fuzz.cab", data.to_vec()), ctx) else {
         return;
     };
-    for m in cab.members().into_iter().take(8) {
-        if let Ok(bytes) = cab.read(&m.name) {
+    let members = cab.members();
+    for m in members.iter().take(8) {
+        let same = |o: &&Member| o.name.eq_ignore_ascii_case(&m.name);
+        let unique = members.iter().filter(same).count() == 1;
+        if let (Ok(bytes), true) = (cab.read(&m.name), unique) {
             assert_eq!(bytes.len() as u64, m.size as u64, "{}", m.name);
         }
     }
