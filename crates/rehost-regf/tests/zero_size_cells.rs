@@ -44,7 +44,7 @@ fn a_subkey_cell_of_size_zero_is_an_error_at_its_path() {
     let (mut hive, _, child) = minimal_with_a_key();
     zero_size(&mut hive, child);
     let h = Hive::parse(hive, ctx()).unwrap();
-    let msg = h.subkeys("").err().expect("refused").to_string();
+    let msg = h.subkeys("").expect_err("refused").to_string();
     assert!(msg.contains("zero.hive"), "{msg}");
     assert!(h.has_key("Child").is_err());
 }
