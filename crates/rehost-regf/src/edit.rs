@@ -115,7 +115,20 @@ impl Editor {
             if !seen.insert(k.offset) || depth > MAX_DEPTH {
                 return err(k.offset, "key tree loops back on itself or is too deep");
             }
+            let lists = [
+                (k.subkey_count > 0).then_some(k.subkey_list),
+                (k.value_count > 0).then_some(k.value_list),
+                (k.security != NONE).then_some(k.security),
+            ];
+            for c in lists.into_iter().flatten().chain([k.offset]) {
+                if self.bins.in_free(c) {
+                    return err(c, "a cell in use lies inside a free cell");
+                }
+            }
             for v in cells.values(&k)? {
+                if self.bins.in_free(v) {
+                    return err(v, "a cell in use lies inside a free cell");
+                }
                 cells.data(&cells.vk(v)?)?;
             }
             for c in cells.subkeys(&k)? {
