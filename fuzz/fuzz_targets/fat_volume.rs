@@ -1,28 +1,5 @@
-//! Any bytes as a FAT volume: open, walk, read every file.
+//! Fuzz target `fat_volume`: its body is `rehost_fuzz::fat_volume::run` (what it does is said there),
+//! which the test suite also replays over `fuzz/corpus/fat_volume/`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use rehost::disk::{Memory, ReadAt};
-use rehost::fs::FileSystem;
-use rehost::volume::Content;
-use std::sync::Arc;
-
-fuzz_target!(|data: &[u8]| {
-    let dev: Arc<dyn ReadAt> = Arc::new(Memory::new("fuzz", data.to_vec()));
-    let ctx = rehost::Ctx::new("fuzz", rehost::Layer::Fat);
-    if let Ok(fs) = FileSystem::open(dev, Content::Fat16, &ctx) {
-        let mut files = Vec::new();
-        fs.walk(
-            "",
-            &mut |p, e| {
-                if !e.is_dir && files.len() < 64 {
-                    files.push(p.to_string())
-                }
-            },
-            &mut |_, _| {},
-        );
-        for f in files {
-            let _ = fs.copy_to(&f, "", &mut std::io::sink());
-        }
-    }
-});
+libfuzzer_sys::fuzz_target!(init: rehost_fuzz::init(), |data: &[u8]| rehost_fuzz::fat_volume::run(data));

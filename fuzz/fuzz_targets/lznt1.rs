@@ -1,9 +1,5 @@
-//! Any bytes as LZNT1 compressed data for a 64 KiB compression unit.
+//! Fuzz target `lznt1`: its body is `rehost_fuzz::lznt1::run` (what it does is said there),
+//! which the test suite also replays over `fuzz/corpus/lznt1/`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    let mut out = vec![0u8; 65536];
-    let _ = rehost::fs::ntfs::lznt1::decompress(data, &mut out);
-});
+libfuzzer_sys::fuzz_target!(init: rehost_fuzz::init(), |data: &[u8]| rehost_fuzz::lznt1::run(data));

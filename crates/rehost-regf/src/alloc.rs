@@ -36,6 +36,15 @@ pub struct Bins {
 }
 
 impl Bins {
+    /// Whether `cell` lies inside a free cell (at its start or within it): a cell that a
+    /// damaged hive uses there would be handed out by the allocator.
+    pub fn in_free(&self, cell: u32) -> bool {
+        self.free
+            .range(..=cell)
+            .next_back()
+            .is_some_and(|(&start, &len)| cell < start.saturating_add(len))
+    }
+
     /// Walks the hive bins of `bytes` (a whole hive file) and indexes the free cells.
     /// Every bin and cell boundary is checked: a hive whose bins do not chain exactly is
     /// refused, since writing into it could overwrite live data.

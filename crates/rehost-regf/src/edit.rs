@@ -115,7 +115,20 @@ impl Editor {
             if !seen.insert(k.offset) || depth > MAX_DEPTH {
                 return err(k.offset, "key tree loops back on itself or is too deep");
             }
+            let lists = [
+                (k.subkey_count > 0).then_some(k.subkey_list),
+                (k.value_count > 0).then_some(k.value_list),
+                (k.security != NONE).then_some(k.security),
+            ];
+            for c in lists.into_iter().flatten().chain([k.offset]) {
+                if self.bins.in_free(c) {
+                    return err(c, "a cell in use lies inside a free cell");
+                }
+            }
             for v in cells.values(&k)? {
+                if self.bins.in_free(v) {
+                    return err(v, "a cell in use lies inside a free cell");
+                }
                 cells.data(&cells.vk(v)?)?;
             }
             for c in cells.subkeys(&k)? {
@@ -242,7 +255,14 @@ impl Editor {
             self.set_field(parent.security, sk::REFERENCES, refs.saturating_add(1))?;
         }
         let kind = Kind::for_minor(self.minor);
-        let list = lists::insert(&mut self.bins, parent.subkey_list, kind, key, name)?;
+        // A key that counts no subkeys may still name a list (left behind, or another
+        // key's): Windows reads no list then, and the editor starts a new one.
+        let current = if parent.subkey_count == 0 {
+            NONE
+        } else {
+            parent.subkey_list
+        };
+        let list = lists::insert(&mut self.bins, current, kind, key, name)?;
         self.set_field(parent.offset, nk::SUBKEY_LIST, list)?;
         self.set_field(parent.offset, nk::SUBKEY_COUNT, parent.subkey_count + 1)?;
         self.raise(parent.offset, nk::MAX_SUBKEY_NAME, names::utf16_bytes(name))?;

@@ -179,8 +179,25 @@ impl Hive {
     }
 
     fn root(&self) -> Result<()> {
-        let h = self.nt()?;
-        h.root_key_node().map(|_| ()).map_err(|e| self.error(&e))
+        self.guarded(Location::None, || {
+            let h = self.nt()?;
+            h.root_key_node().map(|_| ()).map_err(|e| self.error(&e))
+        })
+    }
+
+    /// Runs a read through nt-hive, turning a panic into an error at `at`. nt-hive 0.3
+    /// subtracts the cell header from a cell's size unchecked: a cell whose size field is
+    /// 0 panics in a build with overflow checks (a release build wraps, and nt-hive's next
+    /// bounds check refuses the cell). A damaged hive must not take the process down.
+    fn guarded<T>(&self, at: Location, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+            Err(self.ctx.error(
+                at,
+                rehost_core::ErrorKind::Corrupt(
+                    "a cell nt-hive cannot read (a size of 0 or past the hive's end)".into(),
+                ),
+            ))
+        })
     }
 
     /// Runs `f` on the key at `path` (`\`-separated, case-insensitive; "" is the root).
@@ -190,18 +207,20 @@ impl Hive {
         path: &str,
         f: impl FnOnce(&KeyNode<&[u8]>) -> Result<T>,
     ) -> Result<Option<T>> {
-        let h = self.nt()?;
-        let root = h.root_key_node().map_err(|e| self.error(&e))?;
-        let trimmed = path.trim_matches('\\');
-        let key = if trimmed.is_empty() {
-            root
-        } else {
-            match root.subpath(trimmed) {
-                None => return Ok(None),
-                Some(k) => k.map_err(|e| self.at(path, &e))?,
-            }
-        };
-        f(&key).map(Some)
+        self.guarded(Location::Path(path.to_string()), || {
+            let h = self.nt()?;
+            let root = h.root_key_node().map_err(|e| self.error(&e))?;
+            let trimmed = path.trim_matches('\\');
+            let key = if trimmed.is_empty() {
+                root
+            } else {
+                match root.subpath(trimmed) {
+                    None => return Ok(None),
+                    Some(k) => k.map_err(|e| self.at(path, &e))?,
+                }
+            };
+            f(&key).map(Some)
+        })
     }
 
     /// Whether the key at `path` exists.

@@ -123,8 +123,11 @@ impl Editor {
         }
         let mut list = self.cells().values(key)?;
         list.push(cell);
-        let fits =
-            key.value_list != NONE && self.cells().cell(key.value_list)?.len() >= list.len() * 4;
+        // A key that counts no values may still name a list (left behind, or another
+        // key's): it is not written into.
+        let fits = key.value_count > 0
+            && key.value_list != NONE
+            && self.cells().cell(key.value_list)?.len() >= list.len() * 4;
         let at = if fits {
             key.value_list
         } else {

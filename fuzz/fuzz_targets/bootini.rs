@@ -1,0 +1,5 @@
+//! Fuzz target `bootini`: its body is `rehost_fuzz::bootini::run` (what it does is said there),
+//! which the test suite also replays over `fuzz/corpus/bootini/`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: rehost_fuzz::init(), |data: &[u8]| rehost_fuzz::bootini::run(data));

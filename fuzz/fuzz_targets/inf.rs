@@ -1,0 +1,5 @@
+//! Fuzz target `inf`: its body is `rehost_fuzz::inf::run` (what it does is said there),
+//! which the test suite also replays over `fuzz/corpus/inf/`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: rehost_fuzz::init(), |data: &[u8]| rehost_fuzz::inf::run(data));

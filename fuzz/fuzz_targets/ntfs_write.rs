@@ -1,0 +1,5 @@
+//! Fuzz target `ntfs_write`: its body is `rehost_fuzz::ntfs_write::run` (what it does is said there),
+//! which the test suite also replays over `fuzz/corpus/ntfs_write/`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: rehost_fuzz::init(), |data: &[u8]| rehost_fuzz::ntfs_write::run(data));

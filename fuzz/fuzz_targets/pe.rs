@@ -1,0 +1,5 @@
+//! Fuzz target `pe`: its body is `rehost_fuzz::pe::run` (what it does is said there),
+//! which the test suite also replays over `fuzz/corpus/pe/`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: rehost_fuzz::init(), |data: &[u8]| rehost_fuzz::pe::run(data));

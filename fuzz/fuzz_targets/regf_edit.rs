@@ -1,0 +1,5 @@
+//! Fuzz target `regf_edit`: its body is `rehost_fuzz::regf_edit::run` (what it does is said there),
+//! which the test suite also replays over `fuzz/corpus/regf_edit/`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: rehost_fuzz::init(), |data: &[u8]| rehost_fuzz::regf_edit::run(data));

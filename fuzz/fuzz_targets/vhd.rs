@@ -1,0 +1,5 @@
+//! Fuzz target `vhd`: its body is `rehost_fuzz::vhd::run` (what it does is said there),
+//! which the test suite also replays over `fuzz/corpus/vhd/`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(init: rehost_fuzz::init(), |data: &[u8]| rehost_fuzz::vhd::run(data));

@@ -1,0 +1,105 @@
+//! The body of every fuzz target, one module each, shared by the cargo-fuzz targets
+//! (`fuzz_targets/`) and by the corpus replay of the test suite (`tests/fuzz_corpus.rs`),
+//! which includes this file by path: what the fuzzer ran is what CI replays.
+//!
+//! Each body takes any bytes and may fail with an error; it must not panic, hang or
+//! allocate without bound. The few assertions in them are invariants (what the editor
+//! saved reads back).
+
+pub mod bcd;
+pub mod bootini;
+pub mod cab;
+pub mod container;
+pub mod fat_volume;
+pub mod inf;
+pub mod lznt1;
+pub mod ntfs_volume;
+pub mod ntfs_write;
+pub mod partition_table;
+pub mod pe;
+pub mod regf_edit;
+pub mod regf_hive;
+pub mod vhd;
+pub mod vhdx;
+
+/// A target's body: any bytes in, nothing out.
+pub type Body = fn(&[u8]);
+
+/// Every target by name (its corpus is `fuzz/corpus/<name>/`) with its body.
+pub const TARGETS: &[(&str, Body)] = &[
+    ("bcd", bcd::run),
+    ("bootini", bootini::run),
+    ("cab", cab::run),
+    ("container", container::run),
+    ("fat_volume", fat_volume::run),
+    ("inf", inf::run),
+    ("lznt1", lznt1::run),
+    ("ntfs_volume", ntfs_volume::run),
+    ("ntfs_write", ntfs_write::run),
+    ("partition_table", partition_table::run),
+    ("pe", pe::run),
+    ("regf_edit", regf_edit::run),
+    ("regf_hive", regf_hive::run),
+    ("vhd", vhd::run),
+    ("vhdx", vhdx::run),
+];
+
+/// Run once before the first input: the panic hook libfuzzer-sys installs aborts on every
+/// panic, even one the library catches on purpose (a third-party parser's panic on damaged
+/// input turned into an error: the `cab` crate, nt-hive). This hook prints the panic's
+/// message and location only (a backtrace per caught panic slows the fuzzer down); a panic
+/// that escapes the library still reaches libfuzzer-sys's wrapper, which aborts.
+pub fn init() {
+    std::panic::set_hook(Box::new(|info| eprintln!("{info}")));
+}
+
+/// Writes `data` to a file of its own in the temporary directory, hands its path to `f`,
+/// and removes it: the containers are opened from a path.
+pub fn with_file<T>(data: &[u8], f: impl FnOnce(&std::path::Path) -> T) -> Option<T> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("rehost-fuzz-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let path = dir.join("image");
+    let out = std::fs::write(&path, data).ok().map(|()| f(&path));
+    let _ = std::fs::remove_dir_all(&dir);
+    out
+}
+
+/// Opens `data` as an image file (raw, VHD or VHDX by its content) and reads its first
+/// 16 MiB, block by block.
+pub fn open_and_read(data: &[u8]) {
+    use rehost::disk::{self, ReadAt};
+    with_file(data, |path| {
+        let opts = disk::OpenOptions {
+            cache_blocks: 0,
+            map_raw: false,
+            ..Default::default()
+        };
+        if let Ok(d) = disk::open(path, &opts) {
+            let mut buf = vec![0u8; 65536];
+            let mut pos = 0;
+            while pos + 65536 <= d.size().min(16 << 20) {
+                let _ = d.read_at(pos, &mut buf);
+                pos += 65536;
+            }
+            let tail = (d.size() % 65536) as usize;
+            if d.size() <= 16 << 20 && tail > 0 {
+                let _ = d.read_at(d.size() - tail as u64, &mut buf[..tail]);
+            }
+        }
+    });
+}
+
+/// Splits `data` at each `sep`.
+pub fn split<'a>(data: &'a [u8], sep: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let Some(i) = rest.windows(sep.len()).position(|w| w == sep) {
+        out.push(&rest[..i]);
+        rest = &rest[i + sep.len()..];
+    }
+    out.push(rest);
+    out
+}
