@@ -182,3 +182,16 @@ fn a_recovery_entry_on_another_disk_is_the_same_warning_before_during_and_after_
         "{after}"
     );
 }
+
+/// A dry run whose staged image would still not boot says that a fix in place would refuse.
+#[test]
+fn a_dry_run_that_would_not_boot_says_in_place_would_refuse() {
+    let image = common::windows_image("xp-stdpc");
+    let dry = json(&["fix", "--dry-run", "--json", "-t", "kvm-sata"], &image);
+    assert_ne!(dry["installs"][0]["after"], "boots", "{dry}");
+    assert_ne!(dry["installs"][0]["after"], "boots-with-warnings", "{dry}");
+    let why = dry["not_committed"].as_str().unwrap();
+    assert!(why.contains("--in-place would refuse"), "{why}");
+    let inplace_refusal = "the staged image still does not boot on kvm-sata";
+    assert!(why.contains(inplace_refusal), "{why}");
+}

@@ -253,6 +253,11 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
         Mode::Output(_) => "output",
     };
     let not_committed = match (&mode, boots, force) {
+        (Mode::DryRun, false, false) if !installs.is_empty() => Some(format!(
+            "dry run: nothing written; --in-place would refuse: the staged image still does \
+             not boot on {} (--force writes it anyway)",
+            t.name
+        )),
         (Mode::DryRun, _, _) => Some("dry run: nothing written".to_string()),
         (_, false, false) => Some(if installs.is_empty() {
             "no Windows install was found: nothing written".to_string()
