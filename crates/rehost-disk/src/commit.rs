@@ -126,24 +126,31 @@ pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> 
              write a new image with --output instead",
         ));
     }
-    let mut lock = match ImageLock::exclusive(path) {
-        Ok(l) => l,
-        Err(_) if !opts.in_place => ImageLock::shared(path)?,
-        Err(e) => return Err(e),
+    // A commit in place holds the image alone. A new image only reads this one: a shared
+    // lock, so that any number of them are made from one source at once (an exclusive lock
+    // taken for a moment, even only to look for an interrupted commit, made a second one
+    // fail); it turns exclusive only to roll back an interrupted commit, when nobody else
+    // has the image open.
+    let mut lock = if opts.in_place {
+        ImageLock::exclusive(path)?
+    } else {
+        ImageLock::shared(path)?
     };
     let recovery = if lock.is_exclusive() {
         undo::recover(path, &mut Steps::new(None))?
     } else if undo::interrupted(path)? {
-        return Err(ctx.invalid(
-            "a commit into this image was interrupted and must be rolled back, but another \
-             rehost process has the image open: retry when it is done",
-        ));
+        if lock.set(true).is_err() {
+            return Err(ctx.invalid(
+                "a commit into this image was interrupted and must be rolled back, but \
+                 another rehost process has the image open: retry when it is done",
+            ));
+        }
+        let r = undo::recover(path, &mut Steps::new(None))?;
+        lock.set(false)?;
+        r
     } else {
         None
     };
-    if !opts.in_place {
-        lock.set(false)?;
-    }
     let stats = IoStats::new();
     let target = Arc::new(detect::open_target(path, &opts.open, stats.clone())?);
     let base = detect::cached(target.clone(), &opts.open);
@@ -387,4 +394,35 @@ fn copy_sparse(src: &Path, out: &WriteFile, steps: &mut Steps) -> Result<()> {
     }
     out.set_len(steps, len)?;
     out.sync(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_images_are_made_from_one_source_by_many_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("source.raw");
+        std::fs::write(&path, vec![0u8; 1 << 20]).unwrap();
+        // Eight writers of new images from one source, over and over: each takes the
+        // source's shared lock; none may find it locked by another.
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for _ in 0..200 {
+                        let session = open_for_write(&path, &WriteOptions::new_image());
+                        assert!(session.is_ok(), "{:?}", session.err());
+                    }
+                });
+            }
+        });
+        // A commit in place still excludes them, and they it.
+        let inplace = open_for_write(&path, &WriteOptions::in_place()).unwrap();
+        assert!(open_for_write(&path, &WriteOptions::new_image()).is_err());
+        drop(inplace);
+        let reader = open_for_write(&path, &WriteOptions::new_image()).unwrap();
+        assert!(open_for_write(&path, &WriteOptions::in_place()).is_err());
+        drop(reader);
+    }
 }
