@@ -11,7 +11,6 @@ use rehost::fs::staged::{image_options, Mode, Writers};
 use rehost::fs::Image;
 use rehost::rules::fix::run::fix_image;
 use rehost::rules::fix::FixOptions;
-use rehost::volume::Content;
 use rehost::windows::registry::{self, Mounts};
 use std::path::{Path, PathBuf};
 
@@ -31,12 +30,7 @@ fn readable(image: &Image) -> usize {
         .layout()
         .volumes
         .iter()
-        .filter(|v| {
-            matches!(
-                v.content,
-                Content::Ntfs | Content::Fat12 | Content::Fat16 | Content::Fat32
-            )
-        })
+        .filter(|v| v.content.is_readable())
         .count()
 }
 
@@ -138,4 +132,37 @@ fn what_a_session_stages_is_what_it_reads_next_and_the_file_is_untouched() {
             .is_none()
     );
     assert_eq!(common::sha256_file(&path), before);
+}
+
+#[test]
+fn a_session_over_any_reader_sees_what_a_session_over_the_file_sees() {
+    let path = common::disk_fixture("mbr.raw");
+    let bytes = std::fs::read(&path).unwrap();
+    let reader: std::sync::Arc<dyn rehost::disk::ReadAt> =
+        std::sync::Arc::new(rehost::disk::Memory::new("mbr.raw", bytes));
+    let from_file = Image::open(&path).unwrap();
+    let from_memory = Image::from_reader(reader, "mbr.raw").unwrap();
+    let shape = |i: &Image| -> Vec<(u32, u64, u64, String)> {
+        i.layout()
+            .volumes
+            .iter()
+            .map(|v| (v.index, v.offset, v.size, v.content.name().to_string()))
+            .collect()
+    };
+    assert!(!shape(&from_file).is_empty());
+    assert_eq!(shape(&from_memory), shape(&from_file));
+    let (v, fs) = from_memory.choose(None).unwrap();
+    let listed = |fs: &rehost::fs::FileSystem| -> Vec<String> {
+        fs.read_dir("")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect()
+    };
+    let (_, fs_file) = from_file.choose(Some(v.index)).unwrap();
+    assert_eq!(listed(&fs), listed(&fs_file));
+    // Asked twice, the file system is the one opened the first time.
+    from_memory.choose(None).unwrap();
+    assert_eq!(from_memory.counters().fs_opens(), 1);
+    assert_eq!(from_memory.counters().scans(), 1);
 }

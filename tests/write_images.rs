@@ -15,7 +15,7 @@ use common::Rng;
 use harness::{check_volume, join, Model};
 use rehost::disk;
 use rehost::fs::ntfs::write::WriteOptions;
-use rehost::fs::staged::{self, Mode};
+use rehost::fs::staged::Mode;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -124,7 +124,7 @@ fn sequence_on(suffix: &str, fmt: &str, seed: u64, ops: usize, big: usize, wide_
     let image = copy_fixture(&name, dir.path());
     let before = common::sha256_file(&image);
     let mut model = Model::read(reader(&image));
-    let s = staged::open(&image, Mode::InPlace).unwrap();
+    let s = rehost::fs::Image::open_staged(&image, Mode::InPlace).unwrap();
     let mut w = s.writer(VOLUME, opts()).unwrap();
     let mut rng = Rng(seed);
     random_ops(&mut w, &mut model, &mut rng, ops, big);
@@ -245,7 +245,7 @@ fn large_files_on(fmt: &str, qemu_opts: &str, name: &str) {
     let image = large_disk(dir.path(), fmt, qemu_opts, name);
     let before = common::sha256_file(&image);
     let mut model = Model::read(reader(&image));
-    let s = staged::open(&image, Mode::InPlace).unwrap();
+    let s = rehost::fs::Image::open_staged(&image, Mode::InPlace).unwrap();
     let mut w = s.writer(VOLUME, opts()).unwrap();
     let put = |w: &mut rehost::fs::ntfs::write::Writer, m: &mut Model, p: &str, d: Vec<u8>| {
         let r = w

@@ -22,6 +22,31 @@ pub mod regf_hive;
 pub mod vhd;
 pub mod vhdx;
 
+/// Any bytes as a volume holding `content`: open it, walk it, read up to 64 of its files
+/// and its facts. The body of the NTFS and FAT volume targets.
+pub fn exercise_volume(data: &[u8], content: rehost::volume::Content, layer: rehost::Layer) {
+    use rehost::disk::{Memory, ReadAt};
+    let dev: std::sync::Arc<dyn ReadAt> = std::sync::Arc::new(Memory::new("fuzz", data.to_vec()));
+    let ctx = rehost::Ctx::new("fuzz", layer);
+    let Ok(fs) = rehost::fs::FileSystem::open(dev, content, &ctx) else {
+        return;
+    };
+    let mut files = Vec::new();
+    fs.walk(
+        "",
+        &mut |p, e| {
+            if !e.is_dir && files.len() < 64 {
+                files.push(p.to_string())
+            }
+        },
+        &mut |_, _| {},
+    );
+    for f in files {
+        let _ = fs.copy_to(&f, "", &mut std::io::sink());
+    }
+    let _ = fs.facts();
+}
+
 /// A target's body: any bytes in, nothing out.
 pub type Body = fn(&[u8]);
 

@@ -2,7 +2,7 @@
 //! the rules that found it; many images in parallel, one report (or JSON line) each.
 
 use super::fleet::{self, Output};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use rehost::fs::staged::Mode;
 use rehost::rules::fix::run::FixReport;
 use rehost::rules::fix::FixOptions;
@@ -24,9 +24,6 @@ pub struct Args<'a> {
 }
 
 pub fn run(a: Args) -> Result<i32> {
-    if matches!(a.mode, Mode::Output(_)) && a.images.len() > 1 {
-        bail!("--output writes one new image: give one image, or use --in-place or --dry-run");
-    }
     let started = std::time::Instant::now();
     let job = rehost_fleet::FixJob {
         target: a.target,

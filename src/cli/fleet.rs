@@ -30,8 +30,7 @@ impl Output {
 fn value<R: Serialize>(d: &Done<R>) -> serde_json::Value {
     match (&d.result, d.failure()) {
         (Ok(rep), _) => serde_json::to_value(rep).unwrap_or_default(),
-        (Err(_), Some(f)) => serde_json::to_value(f).unwrap_or_default(),
-        (Err(_), None) => serde_json::Value::Null,
+        (Err(_), f) => serde_json::to_value(f).unwrap_or_default(),
     }
 }
 

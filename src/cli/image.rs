@@ -4,7 +4,6 @@
 //! `rehost::fs::Image`.
 
 use rehost::fs::Image;
-use rehost::volume::Content;
 
 /// Prints the bytes read so far, when asked.
 pub fn report_stats(img: &Image, asked: bool) {
@@ -33,9 +32,4 @@ pub fn human(n: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[u])
     }
-}
-
-/// The short name of a volume's content.
-pub fn content_name(c: Content) -> &'static str {
-    c.name()
 }

@@ -1,10 +1,9 @@
 //! `rehost volumes`: the partition layout of an image.
 
-use super::image::{content_name, human, report_stats};
+use super::image::{human, report_stats};
 use anyhow::Result;
 use rehost::fs::Facts;
 use rehost::fs::Image;
-use rehost::volume::Content;
 use serde::Serialize;
 use std::path::Path;
 
@@ -64,12 +63,7 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
         .layout()
         .volumes
         .iter()
-        .filter(|v| {
-            matches!(
-                v.content,
-                Content::Ntfs | Content::Fat12 | Content::Fat16 | Content::Fat32
-            )
-        })
+        .filter(|v| v.content.is_readable())
         .map(|v| match img.fs(v.index).and_then(|fs| fs.facts()) {
             Ok(f) => FsReport {
                 volume: v.index,
@@ -140,7 +134,7 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
                 } else {
                     v.type_name.clone()
                 },
-                content_name(v.content),
+                v.content.name(),
                 flags.join(" ")
             );
         }

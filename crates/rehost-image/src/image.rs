@@ -216,13 +216,24 @@ impl Image {
         self.counters.clone()
     }
 
-    /// The volume numbered `index` (as `rehost volumes` numbers them).
-    pub fn volume(&self, index: u32) -> Result<&VolumeInfo> {
+    /// Where volume `index` stands in the layout (and in `held`).
+    fn position(&self, index: u32) -> Result<usize> {
         self.layout
             .volumes
             .iter()
-            .find(|v| v.index == index)
+            .position(|v| v.index == index)
             .ok_or_else(|| self.ctx.invalid(format!("no volume {index}")))
+    }
+
+    /// The volume numbered `index` (as `rehost volumes` numbers them).
+    pub fn volume(&self, index: u32) -> Result<&VolumeInfo> {
+        Ok(&self.layout.volumes[self.position(index)?])
+    }
+
+    /// Marks volume `at` (a position) written: its file system is refreshed when next
+    /// asked for.
+    fn mark_written(&self, at: usize) {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())[at].written = true;
     }
 
     /// The file system of volume `index`, opened the first time it is asked for and kept;
@@ -231,12 +242,7 @@ impl Image {
     // session that holds one: a fleet opens each image on the worker that runs it.
     #[allow(clippy::arc_with_non_send_sync)]
     pub fn fs(&self, index: u32) -> Result<Arc<FileSystem>> {
-        let at = self
-            .layout
-            .volumes
-            .iter()
-            .position(|v| v.index == index)
-            .ok_or_else(|| self.ctx.invalid(format!("no volume {index}")))?;
+        let at = self.position(index)?;
         let v = &self.layout.volumes[at];
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let h = &mut held[at];
@@ -289,10 +295,7 @@ impl Image {
         if let [(v, fs)] = &with_windows[..] {
             return Ok((v, fs.clone()));
         }
-        let fat: Vec<&VolumeInfo> = vols
-            .iter()
-            .filter(|v| matches!(v.content, Content::Fat12 | Content::Fat16 | Content::Fat32))
-            .collect();
+        let fat: Vec<&VolumeInfo> = vols.iter().filter(|v| v.content.is_fat()).collect();
         if ntfs.is_empty() && fat.len() == 1 {
             return Ok((fat[0], self.fs(fat[0].index)?));
         }
@@ -343,10 +346,9 @@ impl Image {
     /// refreshed the next time it is asked for.
     fn window(&self, index: u32, layer: Layer) -> Result<(&VolumeInfo, WindowMut)> {
         let overlay = self.staging()?.overlay.clone();
-        let v = self.volume(index)?;
-        if let Some(at) = self.layout.volumes.iter().position(|x| x.index == index) {
-            self.held.lock().unwrap_or_else(|p| p.into_inner())[at].written = true;
-        }
+        let at = self.position(index)?;
+        let v = &self.layout.volumes[at];
+        self.mark_written(at);
         let inner: Arc<dyn WriteAt> = overlay;
         let win = WindowMut::new(inner, v.offset, v.size, self.ctx.with_layer(layer))?;
         Ok((v, win))
@@ -370,7 +372,7 @@ impl Image {
     /// FAT (an EFI system partition).
     pub fn volume_writer(&self, index: u32, opts: WriteOptions) -> Result<VolumeWriter> {
         let v = self.volume(index)?;
-        if !matches!(v.content, Content::Fat12 | Content::Fat16 | Content::Fat32) {
+        if !v.content.is_fat() {
             return Ok(VolumeWriter::Ntfs(Box::new(self.writer(index, opts)?)));
         }
         let (_, win) = self.window(index, Layer::Fat)?;
@@ -386,10 +388,10 @@ impl Image {
     pub fn write_raw(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         let staging = self.staging()?;
         let end = offset.checked_add(bytes.len() as u64);
-        let inside = self.layout.volumes.iter().any(|v| {
+        let inside = self.layout.volumes.iter().position(|v| {
             offset >= v.offset && end.is_some_and(|e| e <= v.offset.saturating_add(v.size))
         });
-        if !inside {
+        let Some(at) = inside else {
             return Err(self.ctx.unsupported(
                 offset,
                 format!(
@@ -398,15 +400,8 @@ impl Image {
                     bytes.len()
                 ),
             ));
-        }
-        if let Some(at) = self
-            .layout
-            .volumes
-            .iter()
-            .position(|v| offset >= v.offset && offset < v.offset.saturating_add(v.size))
-        {
-            self.held.lock().unwrap_or_else(|p| p.into_inner())[at].written = true;
-        }
+        };
+        self.mark_written(at);
         staging.overlay.write_at(offset, bytes)
     }
 

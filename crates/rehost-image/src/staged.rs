@@ -1,14 +1,14 @@
 //! Staged writes: where they go ([`Mode`]), the writer of a volume for the file system it
 //! holds ([`VolumeWriter`]), what finishing did ([`Outcome`]). The session that stages
-//! them is the [`Image`] opened with [`open`]; [`Image::finish`] commits them, or for a
-//! dry run only counts them.
+//! them is the [`Image`] opened with [`Image::open_staged`]; [`Image::finish`] commits
+//! them, or for a dry run only counts them.
 
 use super::fat::write::FatWriter;
 use super::ntfs::write::{WriteOptions, Writer};
 use super::Image;
 use rehost_core::error::Result;
 use rehost_disk::CommitReport;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The NTFS writer's options for writes into images: `$LogFile` is left as it is. The
 /// writer refuses a volume whose log Windows would replay, so the log it writes into is
@@ -107,9 +107,6 @@ impl<'a> Writers<'a> {
     }
 }
 
-/// An image open for staged writes: the [`Image`] session opened with [`open`].
-pub type Staged = Image;
-
 /// What finishing did.
 #[derive(Debug, Clone)]
 pub struct Outcome {
@@ -121,10 +118,4 @@ pub struct Outcome {
     pub commit: Option<CommitReport>,
     /// An interrupted commit or undo the open rolled back or finished first.
     pub recovered: Option<String>,
-}
-
-/// Opens the image at `image` for writing in `mode` and reads its partition table
-/// ([`Image::open_staged`]).
-pub fn open(image: &Path, mode: Mode) -> Result<Image> {
-    Image::open_staged(image, mode)
 }

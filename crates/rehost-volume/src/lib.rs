@@ -72,6 +72,16 @@ pub enum Content {
 }
 
 impl Content {
+    /// A FAT file system (12, 16 or 32).
+    pub fn is_fat(self) -> bool {
+        matches!(self, Content::Fat12 | Content::Fat16 | Content::Fat32)
+    }
+
+    /// A file system rehost reads: NTFS or FAT.
+    pub fn is_readable(self) -> bool {
+        self == Content::Ntfs || self.is_fat()
+    }
+
     /// The short name of what a volume holds, for messages ("ntfs", "fat32", "msr").
     pub fn name(self) -> &'static str {
         match self {

@@ -68,35 +68,38 @@ impl HiveEdits {
             .and_then(|o| o.as_it_stands.as_deref())
     }
 
+    /// Where the hive `m` on `volume` stands in `open`, read from `opened` the first time.
+    fn at(&mut self, opened: &Opened, volume: Option<u32>, m: &Mount) -> Result<usize> {
+        let found = self
+            .open
+            .iter()
+            .position(|o| o.name.eq_ignore_ascii_case(&m.file) && o.volume == volume);
+        if let Some(at) = found {
+            return Ok(at);
+        }
+        let mut hive = registry::open_in_image(opened, volume, m)?;
+        let as_it_stands = if self.accept_dirty {
+            hive.unreplayable.take()
+        } else {
+            None
+        };
+        if as_it_stands.is_some() {
+            rehost_regf::base::mark_consistent(&mut hive.bytes);
+        }
+        self.open.push(Open {
+            name: m.file.clone(),
+            volume,
+            hive,
+            changes: 0,
+            as_it_stands,
+        });
+        Ok(self.open.len() - 1)
+    }
+
     /// The hive `m` on `volume` (`None`: the install's own), read from `opened` the first
     /// time and kept as edited since.
     pub fn hive(&mut self, opened: &Opened, volume: Option<u32>, m: &Mount) -> Result<&HiveFile> {
-        let at = match self
-            .open
-            .iter()
-            .position(|o| o.name.eq_ignore_ascii_case(&m.file) && o.volume == volume)
-        {
-            Some(at) => at,
-            None => {
-                let mut hive = registry::open_in_image(opened, volume, m)?;
-                let as_it_stands = if self.accept_dirty {
-                    hive.unreplayable.take()
-                } else {
-                    None
-                };
-                if as_it_stands.is_some() {
-                    rehost_regf::base::mark_consistent(&mut hive.bytes);
-                }
-                self.open.push(Open {
-                    name: m.file.clone(),
-                    volume,
-                    hive,
-                    changes: 0,
-                    as_it_stands,
-                });
-                self.open.len() - 1
-            }
-        };
+        let at = self.at(opened, volume, m)?;
         Ok(&self.open[at].hive)
     }
 
@@ -113,12 +116,8 @@ impl HiveEdits {
         prefix: Option<&str>,
         all_control_sets: bool,
     ) -> Result<Vec<Change>> {
-        self.hive(opened, volume, m)?;
-        let o = self
-            .open
-            .iter_mut()
-            .find(|o| o.name.eq_ignore_ascii_case(&m.file) && o.volume == volume)
-            .ok_or_else(|| Ctx::new(m.file.clone(), Layer::Hive).invalid("hive not open"))?;
+        let at = self.at(opened, volume, m)?;
+        let o = &mut self.open[at];
         let map = o.hive.mapping(prefix, all_control_sets)?;
         let Edited { bytes, changes } = registry::edit(&o.hive, ops, &map)?;
         if !changes.is_empty() {

@@ -74,11 +74,6 @@ pub fn open(path: &Path) -> Result<Opened> {
     open_image(&Image::open(path)?)
 }
 
-/// Inspects an opened disk (named `name` in messages), keeping what was opened.
-pub fn open_disk(d: Disk, name: String) -> Result<Opened> {
-    open_image(&Image::from_disk(d, name)?)
-}
-
 /// Inspects an image session as it stands (for a staged image, with every write staged so
 /// far): its layout as the session read it, each file system as the session holds it.
 pub fn open_image(image: &Image) -> Result<Opened> {
@@ -107,10 +102,7 @@ pub fn open_image(image: &Image) -> Result<Opened> {
             logfile_clean: None,
             hibernated: None,
         };
-        let readable = matches!(
-            v.content,
-            Content::Ntfs | Content::Fat12 | Content::Fat16 | Content::Fat32
-        );
+        let readable = v.content.is_readable();
         let fs = if readable {
             match image.fs(v.index) {
                 Ok(fs) => Some(fs),

@@ -7,7 +7,8 @@
 use super::{Change, Plan};
 use rehost_core::error::{Ctx, Layer, Result};
 use rehost_formats::bootini;
-use rehost_image::staged::{self, Staged, Writers};
+use rehost_image::staged::{self, Writers};
+use rehost_image::Image;
 use rehost_regf::diff;
 use rehost_windows::hive_edit::HiveEdits;
 use rehost_windows::registry::Mounts;
@@ -69,7 +70,7 @@ fn sha(b: &[u8]) -> String {
 /// Applies `plan` for `install` of the image opened (over the overlay) as `opened`;
 /// `accept_dirty` edits a dirty hive whose logs cannot be replayed as it stands.
 pub fn apply(
-    staged: &Staged,
+    staged: &Image,
     opened: &Opened,
     install: &Install,
     plan: &Plan,
