@@ -2,7 +2,7 @@
 
 use super::fleet::{self, Output};
 use anyhow::{bail, Result};
-use rehost::rules::{self, CheckReport, InstallCheck, Target};
+use rehost::rules::{self, CheckReport, FixOptions, InstallCheck, Target};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -37,11 +37,12 @@ pub fn targets(names: &[String], dir: Option<&Path>) -> Result<Vec<Target>> {
 pub fn run(
     images: &[PathBuf],
     targets: &[Target],
+    opts: &FixOptions,
     output: Output,
     jobs: Option<usize>,
     stats: bool,
 ) -> Result<i32> {
-    let done = rehost_fleet::check(images, targets, jobs, fleet::stream(output))?;
+    let done = rehost_fleet::check(images, targets, opts, jobs, fleet::stream(output))?;
     fleet::finish(output, &done, |out, rep| text(out, rep))?;
     if stats {
         for rep in done.iter().filter_map(|d| d.result.as_ref().ok()) {
@@ -127,6 +128,9 @@ fn install(out: &mut dyn Write, i: &InstallCheck) -> Result<()> {
             f.message,
             if f.fixable { " [fixable]" } else { "" }
         )?;
+        if let Some(why) = &f.cannot_fix {
+            writeln!(out, "{:27}not fixed by rehost fix here: {why}", "")?;
+        }
     }
     Ok(())
 }

@@ -147,7 +147,8 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
             }
         }
         for n in &i.not_fixed {
-            writeln!(out, "  {}: not fixed: {}", n.rule, n.why)?;
+            let what = if n.partial { "not done" } else { "not fixed" };
+            writeln!(out, "  {}: {what}: {}", n.rule, n.why)?;
         }
         for f in i
             .remaining

@@ -101,6 +101,8 @@ enum Command {
         /// A directory of target profiles (*.toml) over the built-in ones.
         #[arg(long)]
         profiles: Option<PathBuf>,
+        #[command(flatten)]
+        fixing: FixArgs,
         /// Print one JSON document (an array for several images).
         #[arg(long, conflicts_with = "jsonl")]
         json: bool,
@@ -126,26 +128,8 @@ enum Command {
         /// A directory of target profiles (*.toml) over the built-in ones.
         #[arg(long)]
         profiles: Option<PathBuf>,
-        /// A folder of driver packages to inject from (a virtio-win tree).
-        #[arg(long)]
-        drivers: Option<PathBuf>,
-        /// Replace hal.dll and the kernels in place (keeping *.rehost-orig) instead of a new
-        /// boot.ini entry with /HAL= and /KERNEL=.
-        #[arg(long)]
-        replace_hal: bool,
-        /// Also keep a STOP screen visible (CrashControl AutoReboot=0).
-        #[arg(long)]
-        show_stop_screen: bool,
-        /// Only these rules' fixes (comma-separated ids).
-        #[arg(long, value_delimiter = ',')]
-        only: Vec<String>,
-        /// Not these rules' fixes.
-        #[arg(long, value_delimiter = ',')]
-        skip: Vec<String>,
-        /// Edit a dirty hive whose transaction logs are missing or unusable as its primary
-        /// file stands, and write it back consistent: whatever the logs held is lost.
-        #[arg(long)]
-        accept_dirty_hive: bool,
+        #[command(flatten)]
+        fixing: FixArgs,
         /// Write even when the staged image would still not boot on the target.
         #[arg(long)]
         force: bool,
@@ -258,6 +242,51 @@ fn takes_stats(c: &Command) -> bool {
 }
 
 /// Checks that every name `--only` and `--skip` give is a rule with a fix.
+/// The options of the fixes: `fix` applies them, and `check` takes them to say what a fix
+/// given them would repair (its `[fixable]`).
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Fix options (check: what a fix with them would repair)")]
+struct FixArgs {
+    /// A folder of driver packages to inject from (a virtio-win tree).
+    #[arg(long)]
+    drivers: Option<PathBuf>,
+    /// Replace hal.dll and the kernels in place (keeping *.rehost-orig) instead of a new
+    /// boot.ini entry with /HAL= and /KERNEL=.
+    #[arg(long)]
+    replace_hal: bool,
+    /// Also keep a STOP screen visible (CrashControl AutoReboot=0).
+    #[arg(long)]
+    show_stop_screen: bool,
+    /// Only these rules' fixes (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Not these rules' fixes.
+    #[arg(long, value_delimiter = ',')]
+    skip: Vec<String>,
+    /// Edit a dirty hive whose transaction logs are missing or unusable as its primary
+    /// file stands, and write it back consistent: whatever the logs held is lost.
+    #[arg(long)]
+    accept_dirty_hive: bool,
+    /// Write a volume that holds an active hibernation image by emptying hiberfil.sys
+    /// first: the hibernated session is lost, and Windows starts afresh.
+    #[arg(long)]
+    discard_hibernation: bool,
+}
+
+impl FixArgs {
+    fn options(&self) -> rehost::rules::fix::FixOptions {
+        rehost::rules::fix::FixOptions {
+            drivers: self.drivers.clone(),
+            replace_hal: self.replace_hal,
+            show_stop_screen: self.show_stop_screen,
+            only: self.only.clone(),
+            skip: self.skip.clone(),
+            accept_dirty_hive: self.accept_dirty_hive,
+            discard_hibernation: self.discard_hibernation,
+        }
+    }
+}
+
 fn check_rule_names(only: &[String], skip: &[String]) -> Result<(), Usage> {
     let fixable: Vec<&str> = rehost::rules::RULES
         .iter()
@@ -314,12 +343,7 @@ pub fn main() -> i32 {
             images,
             target,
             profiles,
-            drivers,
-            replace_hal,
-            show_stop_screen,
-            only,
-            skip,
-            accept_dirty_hive,
+            fixing,
             force,
             mode,
             json,
@@ -338,7 +362,7 @@ pub fn main() -> i32 {
                     return 2;
                 }
             };
-            if let Err(e) = check_rule_names(only, skip) {
+            if let Err(e) = check_rule_names(&fixing.only, &fixing.skip) {
                 eprintln!("rehost: {e}");
                 return 2;
             }
@@ -355,14 +379,7 @@ pub fn main() -> i32 {
                     images,
                     target: &t[0],
                     mode: m,
-                    options: rehost::rules::fix::FixOptions {
-                        drivers: drivers.clone(),
-                        replace_hal: *replace_hal,
-                        show_stop_screen: *show_stop_screen,
-                        only: only.clone(),
-                        skip: skip.clone(),
-                        accept_dirty_hive: *accept_dirty_hive,
-                    },
+                    options: fixing.options(),
                     force: *force,
                     output,
                     jobs: *jobs,
@@ -375,13 +392,18 @@ pub fn main() -> i32 {
             images,
             targets,
             profiles,
+            fixing,
             json,
             jsonl,
             jobs,
         } => {
             let output = fleet::Output::from_flags(*json, *jsonl);
+            if let Err(e) = check_rule_names(&fixing.only, &fixing.skip) {
+                eprintln!("rehost: {e}");
+                return 2;
+            }
             match check::targets(targets, profiles.as_deref()) {
-                Ok(t) => check::run(images, &t, output, *jobs, cli.stats),
+                Ok(t) => check::run(images, &t, &fixing.options(), output, *jobs, cli.stats),
                 Err(e) => {
                     eprintln!("rehost: {e:#}");
                     return 2;

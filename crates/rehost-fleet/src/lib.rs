@@ -141,14 +141,21 @@ pub fn inspect(
     run(images, jobs, rehost_windows::inspect, sink)
 }
 
-/// Checks every image against `targets`, read-only.
+/// Checks every image against `targets`, read-only; a finding is fixable when a fix with
+/// `opts` repairs it.
 pub fn check(
     images: &[PathBuf],
     targets: &[Target],
+    opts: &FixOptions,
     jobs: Option<usize>,
     sink: impl Fn(&Done<CheckReport>) + Sync,
 ) -> Result<Vec<Done<CheckReport>>> {
-    run(images, jobs, |p| rehost_rules::check(p, targets), sink)
+    run(
+        images,
+        jobs,
+        |p| rehost_rules::check_with(p, targets, opts),
+        sink,
+    )
 }
 
 /// What a fleet fix does to each image.

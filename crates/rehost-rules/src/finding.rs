@@ -111,12 +111,18 @@ pub struct Finding {
     pub message: String,
     /// Where it shows.
     pub evidence: Vec<Evidence>,
-    /// rehost's fix for this rule can repair it (some need `--drivers`: the message says so).
+    /// `rehost fix`, with the options the check was given, repairs it: the check plans the
+    /// fix of each finding its case calls fixable, and keeps the mark only when the plan
+    /// repairs it and can be written (otherwise `cannot_fix` says why).
     pub fixable: bool,
     /// The control set it was found in, when it is about one.
     pub control_set: Option<u32>,
     /// The service it is about, when it is about one.
     pub service: Option<String>,
+    /// For a case rehost can fix in general: why the fix, with the options given, does
+    /// not repair this one, and what would (an option, a driver folder), when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cannot_fix: Option<String>,
 }
 
 /// A finding shared by the targets that got it; it reads and serialises as the finding.
@@ -148,7 +154,8 @@ pub struct Case {
     /// The STOP code or symptom it predicts.
     #[serde(default)]
     pub stop: Option<String>,
-    /// Whether rehost's fix can repair it.
+    /// Whether rehost's fix can repair it, in general: whether it repairs a finding of
+    /// the case on one image is settled by planning it (`cannot_fix` says why not).
     pub fixable: bool,
     /// What the case means, in one line.
     pub summary: String,
@@ -220,6 +227,7 @@ impl Finding {
             fixable,
             control_set: None,
             service: None,
+            cannot_fix: None,
         }
     }
 

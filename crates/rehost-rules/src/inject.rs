@@ -73,10 +73,18 @@ pub fn package(s: &Subject, t: &Target, o: &FixOptions, service: &str) -> Result
     };
     let devs = devices(t);
     if devs.is_empty() {
-        return Err(format!(
-            "the {} is not a PCI device rehost can look up in INF files",
-            t.controller.name
-        ));
+        return Err(match &t.controller.class {
+            Some(class) => format!(
+                "the target names the {} by its class code ({class}), not by a vendor and \
+                 device ID, and INF files install drivers by device ID: a target profile \
+                 (--profiles) with the controller's PCI ID lets rehost pick the package",
+                t.controller.name
+            ),
+            None => format!(
+                "the {} has no PCI ID in the target profile to look up in INF files",
+                t.controller.name
+            ),
+        });
     }
     let mut skipped = Vec::new();
     for dev in &devs {
@@ -213,7 +221,7 @@ pub fn put_files(
             );
         }
     } else {
-        plan.cannot(
+        plan.partly(
             rule,
             format!(
                 "the package is not copied into the driver store: the install has no \

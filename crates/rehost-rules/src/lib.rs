@@ -53,6 +53,7 @@ mod storage_driver;
 mod version_skew;
 
 pub use finding::{Evidence, Finding, Severity, Shared};
+pub use fix::FixOptions;
 pub use target::Target;
 
 use rehost_core::error::Result;
@@ -101,9 +102,15 @@ pub const RULES: [Rule; 18] = [
     rule("encrypted", None, encrypted::check),
     rule("firmware", Some(firmware::reads), firmware::check),
     rule("boot-config", None, boot_config::check).fixed(boot_config::fix),
-    rule("dirty-volume", None, dirty_volume::check),
+    rule("dirty-volume", None, dirty_volume::check).fixed(dirty_volume::fix),
     rule("dirty-hive", None, dirty_hive::check),
-    rule("hal-kernel-pair", None, hal_kernel_pair::check).fixed(hal_kernel_pair::fix),
+    // The HAL fixes read the target's HAL: their findings are settled per HAL.
+    rule(
+        "hal-kernel-pair",
+        Some(hal_target::reads),
+        hal_kernel_pair::check,
+    )
+    .fixed(hal_kernel_pair::fix),
     rule("hal-target", Some(hal_target::reads), hal_target::check).fixed(hal_target::fix),
     rule(
         "storage-driver",
@@ -138,7 +145,7 @@ pub const RULES: [Rule; 18] = [
     )
     .fixed(hypervisor_driver::fix),
     rule("cpu-driver", Some(cpu_driver::reads), cpu_driver::check).fixed(cpu_driver::fix),
-    rule("version-skew", None, version_skew::check).fixed(version_skew::fix),
+    rule("version-skew", Some(hal_target::reads), version_skew::check).fixed(version_skew::fix),
     rule("mounted-devices", None, mounted_devices::check).fixed(mounted_devices::fix),
     rule("san-policy", Some(san_policy::reads), san_policy::check).fixed(san_policy::fix),
 ];
@@ -225,16 +232,29 @@ pub struct CheckReport {
 
 /// Checks the image at `path` against `targets`, read-only.
 pub fn check(path: &Path, targets: &[Target]) -> Result<CheckReport> {
+    check_with(path, targets, &FixOptions::default())
+}
+
+/// Checks the image at `path` against `targets`, read-only, settling what is fixable for
+/// a fix with `opts` (a driver folder, `--accept-dirty-hive`, ...).
+pub fn check_with(path: &Path, targets: &[Target], opts: &FixOptions) -> Result<CheckReport> {
     let started = std::time::Instant::now();
     let opened = windows::open(path)?;
-    let mut r = check_opened(&opened, targets);
+    let mut r = check_opened_with(&opened, targets, opts);
     r.bytes_read = opened.disk.stats().bytes();
     r.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(r)
 }
 
-/// Checks an opened image against `targets`.
+/// Checks an opened image against `targets`; fixable means what a fix with no options
+/// repairs.
 pub fn check_opened(o: &Opened, targets: &[Target]) -> CheckReport {
+    check_opened_with(o, targets, &FixOptions::default())
+}
+
+/// Checks an opened image against `targets`; fixable means what a fix with `opts`
+/// repairs ([`fix::settle`]).
+pub fn check_opened_with(o: &Opened, targets: &[Target], opts: &FixOptions) -> CheckReport {
     let mut installs = Vec::new();
     let reader = o.disk.reader();
     for (i, h) in o.report.installs.iter().zip(&o.hives) {
@@ -246,7 +266,7 @@ pub fn check_opened(o: &Opened, targets: &[Target]) -> CheckReport {
             h.software.as_ref(),
             &*reader,
         );
-        installs.extend(check_install(&s, targets));
+        installs.extend(check_install(&s, targets, opts));
     }
     if o.report.installs.is_empty() {
         for t in targets {
@@ -264,7 +284,7 @@ pub fn check_opened(o: &Opened, targets: &[Target]) -> CheckReport {
 
 /// Runs every rule on one install for each target; a rule runs once for all the targets
 /// that agree on what it reads of them.
-fn check_install(s: &Subject, targets: &[Target]) -> Vec<InstallCheck> {
+fn check_install(s: &Subject, targets: &[Target], opts: &FixOptions) -> Vec<InstallCheck> {
     let mut done: Vec<(Vec<Shared>, Vec<String>)> = Vec::new();
     let mut by_key: std::collections::HashMap<(usize, u64), usize> = Default::default();
     targets
@@ -277,7 +297,8 @@ fn check_install(s: &Subject, targets: &[Target]) -> Vec<InstallCheck> {
                 let i = match by_key.get(&key) {
                     Some(i) => *i,
                     None => {
-                        let o = run(r, s, t);
+                        let mut o = run(r, s, t);
+                        fix::settle::settle(r, s, t, &mut o.findings, opts);
                         let shared = o.findings.into_iter().map(|f| Shared(f.into())).collect();
                         done.push((shared, o.unknown));
                         by_key.insert(key, done.len() - 1);

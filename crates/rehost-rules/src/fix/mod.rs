@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod run;
+pub mod settle;
 
 use super::finding::Finding;
 use super::subject::Subject;
@@ -33,6 +34,10 @@ pub struct FixOptions {
     /// Edit a dirty hive whose logs are missing or unusable as its primary file stands,
     /// and write it back consistent (what the logs held is lost; the report says so).
     pub accept_dirty_hive: bool,
+    /// Write a volume that holds an active hibernation image, emptying `hiberfil.sys` (as
+    /// ntfs-3g's `remove_hiberfile` deletes it): the hibernated session is lost, and
+    /// Windows starts afresh on the new machine.
+    pub discard_hibernation: bool,
 }
 
 impl FixOptions {
@@ -118,13 +123,17 @@ pub struct Plan {
     pub not_fixed: Vec<NotFixed>,
 }
 
-/// A finding left as it was, and why.
+/// A finding left as it was, and why; or a part of a repair left undone that does not
+/// keep the finding from being repaired (`partial`).
 #[derive(Debug, Clone, Serialize)]
 pub struct NotFixed {
     /// The rule.
     pub rule: String,
     /// Why not.
     pub why: String,
+    /// The finding is repaired all the same; only this part of the repair was not done.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 impl Plan {
@@ -142,6 +151,17 @@ impl Plan {
         self.not_fixed.push(NotFixed {
             rule: rule.to_string(),
             why: why.into(),
+            partial: false,
+        });
+    }
+
+    /// Records that `rule` left a part of its repair undone that does not keep the finding
+    /// from being repaired.
+    pub fn partly(&mut self, rule: &str, why: impl Into<String>) {
+        self.not_fixed.push(NotFixed {
+            rule: rule.to_string(),
+            why: why.into(),
+            partial: true,
         });
     }
 }

@@ -7,7 +7,7 @@ use super::apply::{self, Applied};
 use super::{FixOptions, NotFixed, Plan};
 use crate::finding::Shared;
 use crate::subject::Subject;
-use crate::{check_opened, InstallCheck, Target, Verdict, RULES};
+use crate::{check_opened_with, InstallCheck, Target, Verdict, RULES};
 use rehost_core::error::Result;
 use rehost_image::staged::Mode;
 use rehost_image::Image;
@@ -155,7 +155,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
     })?;
     let targets = std::slice::from_ref(t);
     let mut opened = windows::open_image(&staged)?;
-    let mut checks = check_opened(&opened, targets);
+    let mut checks = check_opened_with(&opened, targets, opts);
     let errors = checks.errors.clone();
     let mut installs: Vec<InstallFix> = checks
         .installs
@@ -210,7 +210,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
                 &*reader,
             );
             let p = plan(&s, t, &new, opts)?;
-            let mut changes = apply::apply(&staged, &opened, i, &p, opts.accept_dirty_hive)?;
+            let mut changes = apply::apply(&staged, &opened, i, &p, opts)?;
             applied |= !changes.is_empty();
             for ch in &mut changes {
                 ch.round = round;
@@ -231,7 +231,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
         }
         rounds = round;
         opened = windows::open_image(&staged)?;
-        checks = check_opened(&opened, targets);
+        checks = check_opened_with(&opened, targets, opts);
     }
     for f in installs.iter_mut() {
         if let Some(c) = checks
