@@ -35,16 +35,17 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
         .chain(t.controller.children.iter().map(|ids| ids[0].as_str()));
     for &cs in &s.sets {
         // Without the driver installed, storage-driver says so, and its fix registers the
-        // device with the driver.
+        // controller with the driver; the devices below it (the disk) are judged all the
+        // same, so that what the fix will meet is told up front.
         let mut installed = false;
         for name in &d.services {
             installed |= s.service(cs, name)?.is_some();
         }
-        if !installed {
-            continue;
-        }
         let cddb = s.cddb_key(cs);
-        for (what, ids) in whats.clone().zip(names) {
+        for (n, (what, ids)) in whats.clone().zip(names).enumerate() {
+            if n == 0 && !installed {
+                continue;
+            }
             match s.cddb_first(cs, ids)? {
                 None => out.findings.push(
                     Finding::new(

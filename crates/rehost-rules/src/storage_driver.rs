@@ -90,14 +90,23 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 .with(Evidence::system_key(key, "missing"))
                 .with(Evidence::file(s.install.volume, file, "missing")),
                 Some(r) if r.start != Some(0) => {
-                    Finding::new(
+                    // Every cause at once: a driver that starts late may also lack its file.
+                    let and_file = if r.file_present {
+                        ""
+                    } else {
+                        ", and its driver file is missing"
+                    };
+                    let f = Finding::new(
                         ID,
                         "not-boot-start",
                         format!(
-                        "{name} drives the {for_what} but starts {} (Start={}), not at boot{note}",
-                        start_name(r.start),
-                        r.start.map(|x| x.to_string()).unwrap_or_else(|| "missing".into())
-                    ),
+                            "{name} drives the {for_what} but starts {} (Start={}), not at \
+                             boot{and_file}{note}",
+                            start_name(r.start),
+                            r.start
+                                .map(|x| x.to_string())
+                                .unwrap_or_else(|| "missing".into())
+                        ),
                     )
                     .with(Evidence::system(
                         key,
@@ -105,7 +114,12 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                         r.start
                             .map(|x| x.to_string())
                             .unwrap_or_else(|| "missing".into()),
-                    ))
+                    ));
+                    if r.file_present {
+                        f
+                    } else {
+                        f.with(Evidence::file(s.install.volume, file, "missing"))
+                    }
                 }
                 Some(r) if !r.file_present => Finding::new(
                     ID,
@@ -265,6 +279,15 @@ fn inbox(s: &Subject, t: &Target, service: &str) -> bool {
     }
 }
 
+/// The name of the driver file `n` lacks (what its key names, else `default`).
+fn drivers_file(n: &Need, default: &str) -> String {
+    n.no_file
+        .first()
+        .and_then(|(_, f)| f.rsplit('\\').next())
+        .unwrap_or(default)
+        .to_string()
+}
+
 /// The file and registration `n` lacks.
 fn provide(s: &Subject, t: &Target, o: &FixOptions, n: &Need, plan: &mut Plan) -> Result<()> {
     let svc = n.service.as_str();
@@ -290,13 +313,21 @@ fn provide(s: &Subject, t: &Target, o: &FixOptions, n: &Need, plan: &mut Plan) -
         plan.cannot(ID, why);
         return Ok(());
     }
-    // A driver of Windows: its file from the install's cabinets.
-    let file = n
-        .no_file
-        .first()
-        .and_then(|(_, f)| f.rsplit('\\').next())
-        .unwrap_or(&default_file)
-        .to_string();
+    // A driver of Windows: on NT 5.x its file from the install's cabinets (driver.cab, the
+    // service pack's); later releases keep no such cabinets.
+    if !s.nt5() {
+        plan.cannot(
+            ID,
+            format!(
+                "{svc}'s driver file {} is not in the image ({why_not_package}): it is part \
+                 of Windows; copy it from the same release's install media (or pass --drivers \
+                 DIR with its package)",
+                drivers_file(n, &default_file)
+            ),
+        );
+        return Ok(());
+    }
+    let file = drivers_file(n, &default_file);
     let (found, searched) = super::inject::from_cabinets(s, &file);
     let Some(c) = found else {
         plan.cannot(
