@@ -34,18 +34,21 @@ pub fn check_encryption(dev: &dyn ReadAt, ctx: &Ctx) -> Result<()> {
 }
 
 /// Refuses a volume whose `$LogFile` Windows would replay, one left by Fast Startup or
-/// hibernation, one with a hibernation image waiting, and (unless allowed) one whose dirty
-/// flag is set.
-pub fn check_state(ntfs: &Ntfs, opts: &WriteOptions) -> Result<()> {
+/// hibernation, one with a hibernation image waiting (both unless `allow_hibernated`), and
+/// (unless allowed) one whose dirty flag is set. True when the write may go ahead only with
+/// `$LogFile` emptied (Fast Startup's version-2.0 log on a volume whose hibernation the
+/// caller discards).
+pub fn check_state(ntfs: &Ntfs, opts: &WriteOptions) -> Result<bool> {
     let ctx = ntfs.ctx();
     let facts = ntfs.facts()?;
-    if facts.logfile.version.as_deref() == Some("2.0") {
+    let fast_startup = facts.logfile.version.as_deref() == Some("2.0");
+    if fast_startup && !opts.allow_hibernated {
         return Err(ctx.refused(
             "$LogFile",
-            "Windows left this volume with Fast Startup or hibernation (restart page version 2.0): it keeps the volume's state in memory and would overwrite any change; boot Windows and shut it down fully (shutdown /s /t 0, or turn Fast Startup off with powercfg /h off), then write",
+            "Windows left this volume with Fast Startup or hibernation (restart page version 2.0): it keeps the volume's state in memory and would overwrite any change; boot Windows and shut it down fully (shutdown /s /t 0, or turn Fast Startup off with powercfg /h off), or discard the hibernation (fix --discard-hibernation), then write",
         ));
     }
-    if !facts.logfile.clean {
+    if !facts.logfile.clean && !fast_startup {
         return Err(ctx.refused(
             "$LogFile",
             format!(
@@ -55,13 +58,15 @@ pub fn check_state(ntfs: &Ntfs, opts: &WriteOptions) -> Result<()> {
         ));
     }
     if let Some(h) = facts.hibernation.as_ref().filter(|h| h.active) {
-        return Err(ctx.refused(
-            "hiberfil.sys",
-            format!(
-                "a hibernated Windows waits to resume from this volume (hiberfil.sys begins with {:?}): resuming would undo any change; resume Windows and shut it down (or discard hibernation with powercfg /h off), then write",
-                h.signature
-            ),
-        ));
+        if !opts.allow_hibernated {
+            return Err(ctx.refused(
+                "hiberfil.sys",
+                format!(
+                    "a hibernated Windows waits to resume from this volume (hiberfil.sys begins with {:?}): resuming would undo any change; resume Windows and shut it down (or discard hibernation with powercfg /h off, or fix --discard-hibernation), then write",
+                    h.signature
+                ),
+            ));
+        }
     }
     if facts.dirty && !opts.allow_dirty_volume {
         return Err(ctx.refused(
@@ -69,7 +74,7 @@ pub fn check_state(ntfs: &Ntfs, opts: &WriteOptions) -> Result<()> {
             "the volume's dirty flag is set (chkdsk is due): boot Windows to let chkdsk check it, or run chkdsk /f, then write; or allow writing to a dirty volume",
         ));
     }
-    Ok(())
+    Ok(fast_startup)
 }
 
 /// Records of `$MFTMirr` that must agree with `$MFT`: the system files before the first

@@ -91,6 +91,11 @@ pub struct WriteOptions {
     pub reset_logfile: bool,
     /// Write even though the volume's dirty flag is set (chkdsk is due).
     pub allow_dirty_volume: bool,
+    /// Write even though Windows left the volume hibernated (a hibernation image waits in
+    /// `hiberfil.sys`, or Fast Startup left `$LogFile` at version 2.0): for a caller that
+    /// discards the hibernation image in the same change. A version-2.0 log is then
+    /// emptied with the first change, as ntfs-3g does when it removes the hibernation file.
+    pub allow_hibernated: bool,
     /// Time stamped on what changes (FILETIME); the current time when `None`.
     pub time: Option<u64>,
     /// Read every change back through the reader before reporting success.
@@ -104,6 +109,7 @@ impl Default for WriteOptions {
             short_names: ShortNames::Auto,
             reset_logfile: true,
             allow_dirty_volume: false,
+            allow_hibernated: false,
             time: None,
             verify: true,
         }
@@ -145,12 +151,14 @@ impl Writer {
     /// not BitLocker-encrypted, `$LogFile` clean and not left by Fast Startup or
     /// hibernation, no hibernation image waiting, `$MFTMirr` agreeing with `$MFT`, the
     /// dirty flag clear (unless allowed).
-    pub fn open(dev: Arc<dyn WriteAt>, ctx: Ctx, opts: WriteOptions) -> Result<Writer> {
+    pub fn open(dev: Arc<dyn WriteAt>, ctx: Ctx, mut opts: WriteOptions) -> Result<Writer> {
         let ctx = ctx.with_layer(rehost_core::Layer::Ntfs);
         guard::check_encryption(&*dev, &ctx)?;
         let reader: Arc<dyn ReadAt> = dev.clone();
         let ntfs = Ntfs::open(reader, ctx.clone())?;
-        guard::check_state(&ntfs, &opts)?;
+        if guard::check_state(&ntfs, &opts)? {
+            opts.reset_logfile = true;
+        }
         let boot = ntfs.boot().clone();
         let vol = Vol {
             dev,

@@ -4,7 +4,7 @@
 //! BCD on an EFI system partition); files put and renamed by the writer of their volume; raw bytes staged at their offset. Nothing reaches the image:
 //! the caller commits.
 
-use super::{Change, Plan};
+use super::{Change, FixOptions, Plan};
 use rehost_core::error::{Ctx, Layer, Result};
 use rehost_formats::bootini;
 use rehost_image::staged::{self, Writers};
@@ -67,20 +67,24 @@ fn sha(b: &[u8]) -> String {
         .collect()
 }
 
-/// Applies `plan` for `install` of the image opened (over the overlay) as `opened`;
-/// `accept_dirty` edits a dirty hive whose logs cannot be replayed as it stands.
+/// Applies `plan` for `install` of the image opened (over the overlay) as `opened`. With
+/// `opts.accept_dirty_hive` a dirty hive whose logs cannot be replayed is edited as it
+/// stands; with `opts.discard_hibernation` a hibernated volume is written (the plan then
+/// holds the emptying of its `hiberfil.sys`).
 pub fn apply(
     staged: &Image,
     opened: &Opened,
     install: &Install,
     plan: &Plan,
-    accept_dirty: bool,
+    opts: &FixOptions,
 ) -> Result<Vec<Applied>> {
     let ctx = Ctx::new(opened.report.image.clone(), Layer::Windows);
     let mut out = Vec::new();
-    let mut writers = Writers::new(staged, staged::image_options(false, false));
+    let mut write_opts = staged::image_options(false, false);
+    write_opts.allow_hibernated = opts.discard_hibernation;
+    let mut writers = Writers::new(staged, write_opts);
     // Registry changes, hive by hive, in plan order within each hive.
-    let mut hives = HiveEdits::new().accepting_dirty(accept_dirty);
+    let mut hives = HiveEdits::new().accepting_dirty(opts.accept_dirty_hive);
     for p in &plan.changes {
         let Change::Registry { hive, store, ops } = &p.change else {
             continue;
@@ -119,6 +123,46 @@ pub fn apply(
         });
     }
     hives.stage(&mut writers)?;
+    // A dirty hive written back carries what its logs held: say so once per hive, since its
+    // dirty-hive finding is gone from the check after.
+    let mut folded: Vec<&str> = Vec::new();
+    for p in &plan.changes {
+        let Change::Registry {
+            hive, store: None, ..
+        } = &p.change
+        else {
+            continue;
+        };
+        let Some(h) = install
+            .hives
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(hive) && h.dirty && h.replayed.is_some())
+        else {
+            continue;
+        };
+        if folded.iter().any(|f| f.eq_ignore_ascii_case(hive)) {
+            continue;
+        }
+        folded.push(hive);
+        out.push(Applied {
+            rule: "dirty-hive".to_string(),
+            why: format!(
+                "{} was dirty ({}): the hive is written back with its log entries in it, \
+                 consistent, so Windows has nothing to replay from {} at the next boot",
+                h.name,
+                h.replayed.as_deref().unwrap_or("logs replayed"),
+                h.logs.join(" and ")
+            ),
+            round: 1,
+            kind: "registry",
+            hive: Some(hive.clone()),
+            diff: None,
+            volume: Some(install.volume),
+            file: None,
+            sha256: None,
+            bytes: None,
+        });
+    }
     // boot.ini edits, file by file, each on the text the last one left.
     let mut inis: Vec<(u32, String, String)> = Vec::new();
     for p in &plan.changes {
