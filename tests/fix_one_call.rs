@@ -195,3 +195,80 @@ fn a_dry_run_that_would_not_boot_says_in_place_would_refuse() {
     let inplace_refusal = "the staged image still does not boot on kvm-sata";
     assert!(why.contains(inplace_refusal), "{why}");
 }
+
+/// The case: Windows 7 SP1 x64 from a UEFI machine restored onto a BIOS disk with a
+/// System Reserved partition, its BCD still the UEFI machine's (boot manager on an ESP and
+/// the loader on a GPT partition of another disk, winload.efi, winresume.efi, WinRE's
+/// winload.efi). Check tells every error and warning up front; one `fix --in-place` makes
+/// it boot; hivex reads the store back as the report says; undo restores the bytes.
+#[test]
+fn windows_7_with_a_uefi_made_bcd_on_a_bios_disk_boots_after_one_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("win7-uefibcd.vhd");
+    std::fs::copy(common::windows_image("win7-uefibcd"), &image).unwrap();
+    let sha = common::sha256_file(&image);
+    let before = json(&["check", "--json", "-t", "hyperv-gen1"], &image);
+    assert_eq!(before["installs"][0]["verdict"], "no-boot", "{before}");
+    let cases: Vec<String> = before["installs"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "boot-config")
+        .map(|f| format!("{}:{}", f["case"].as_str().unwrap(), f["fixable"]))
+        .collect();
+    for want in [
+        "bcd-device:true",
+        "winload-firmware:true",
+        "other-loader:true",
+    ] {
+        assert!(
+            cases.iter().any(|c| c == want),
+            "{want} up front: {cases:?}"
+        );
+    }
+    let done = json(
+        &["fix", "--in-place", "--json", "-t", "hyperv-gen1"],
+        &image,
+    );
+    assert_eq!(done["committed"], true, "{done}");
+    assert_eq!(done["rounds"], 1, "{done}");
+    assert_eq!(done["installs"][0]["after"], "boots", "{done}");
+    let after = json(&["check", "--json", "-t", "hyperv-gen1"], &image);
+    assert_eq!(after["installs"][0]["verdict"], "boots", "{after}");
+    assert_eq!(
+        after["installs"][0]["findings"].as_array().unwrap().len(),
+        0,
+        "{after}"
+    );
+    if common::have_tool("hivexget") && common::have_tool("ntfscat") && common::have_tool("sfdisk")
+    {
+        // The System Reserved partition (the second), cut out without rehost.
+        let (vol, _) = common::partition_file(&image, 2, dir.path());
+        let bcd = dir.path().join("BCD");
+        std::fs::write(
+            &bcd,
+            common::run(Command::new("ntfscat").arg(&vol).arg("/Boot/BCD")),
+        )
+        .unwrap();
+        let get = |object: &str, element: &str| -> String {
+            let key = format!("\\Objects\\{object}\\Elements\\{element}");
+            let out = common::run(Command::new("hivexget").arg(&bcd).arg(&key).arg("Element"));
+            String::from_utf8_lossy(&out).trim().to_string()
+        };
+        assert_eq!(
+            get("{11111111-2222-4333-8444-555555555555}", "12000002"),
+            "\\Windows\\system32\\winload.exe"
+        );
+        assert_eq!(
+            get("{77777777-1111-4222-8333-444444444444}", "12000002"),
+            "\\Windows\\system32\\winresume.exe"
+        );
+        assert_eq!(
+            get("{77777777-1111-4222-8333-555555555555}", "12000002"),
+            "\\windows\\system32\\winload.exe"
+        );
+    }
+    let undo = rehost().arg("undo").arg(&image).output().unwrap();
+    assert_eq!(undo.status.code(), Some(0), "{undo:?}");
+    assert_eq!(common::sha256_file(&image), sha, "undo restores the bytes");
+}

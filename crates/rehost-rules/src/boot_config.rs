@@ -297,7 +297,7 @@ fn entries(s: &Subject, store: &BootStore, loader: Option<&str>, out: &mut Out) 
     // While no entry names this disk's volume, the fix will make the entries that start this
     // install name it: what they load is checked as it will be then, so that the check shows
     // every error the fix will meet.
-    let here = if here.is_empty() { mine } else { here };
+    let here = if here.is_empty() { mine.clone() } else { here };
     if here.is_empty() {
         return;
     }
@@ -322,6 +322,7 @@ fn entries(s: &Subject, store: &BootStore, loader: Option<&str>, out: &mut Out) 
         return;
     };
     let e = here.iter().find(|e| e.default).unwrap_or(&here[0]);
+    other_loaders(store, &mine, &e.id, loader, out);
     if let Some(d) = &e.device {
         if d.volume != Some(i.volume) {
             out.findings.push(
@@ -362,6 +363,54 @@ fn entries(s: &Subject, store: &BootStore, loader: Option<&str>, out: &mut Out) 
     } else if !s.is_file(path) {
         out.findings
             .push(missing(i.volume, path, "the Windows loader"));
+    }
+}
+
+/// The other applications of the store that start this install (another OS loader entry,
+/// WinRE's, the resume loader) follow the disk's firmware too: a warning, since the
+/// default entry decides whether the install boots.
+fn other_loaders(
+    store: &BootStore,
+    mine: &[&BootEntry],
+    default: &str,
+    loader: &str,
+    out: &mut Out,
+) {
+    let ext = |x: &str| x.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    let want = if ext(loader) == "efi" { "efi" } else { "exe" };
+    let others = mine
+        .iter()
+        .copied()
+        .filter(|x| x.id != default)
+        .map(|x| (x, "entry"))
+        .chain(store.resume.iter().map(|x| (x, "resume loader")));
+    for (x, what) in others {
+        let Some(path) = &x.path else {
+            continue;
+        };
+        let file = path.rsplit(['\\', '/']).next().unwrap_or(path);
+        if !matches!(ext(file).as_str(), "efi" | "exe") || ext(file) == want {
+            continue;
+        }
+        out.findings.push(
+            Finding::new(
+                ID,
+                "other-loader",
+                format!(
+                    "BCD {what} {} ({}) loads {file}, but this disk starts by {}: it needs \
+                     the .{want} one{}",
+                    x.id,
+                    x.description,
+                    if want == "efi" { "UEFI" } else { "BIOS" },
+                    if what == "resume loader" {
+                        " (resuming from hibernation fails)"
+                    } else {
+                        " (that entry will not start)"
+                    }
+                ),
+            )
+            .with(bcd_evidence(store, &x.id, "12000002", path.clone())),
+        );
     }
 }
 

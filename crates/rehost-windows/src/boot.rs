@@ -16,6 +16,8 @@ pub const STORE_PATHS: [(&str, &str); 3] = [
 
 /// OS loader object type.
 const OSLOADER: u32 = 0x1020_0003;
+/// The resume loader's object type (winresume).
+const RESUME: u32 = 0x1020_0004;
 /// Elements: library ApplicationDevice, ApplicationPath, Description; OS loader OSDevice,
 /// SystemRoot, DetectKernelAndHal, KernelPath, HalPath; boot manager DefaultObject.
 const APPLICATION_DEVICE: u32 = 0x1100_0001;
@@ -93,6 +95,7 @@ fn from_boot_ini(scene: &Scene, volume: u32, path: &str, bytes: &[u8]) -> BootSt
         path: path.into(),
         bootmgr_device: None,
         entries,
+        resume: Vec::new(),
     }
 }
 
@@ -150,25 +153,31 @@ fn from_bcd(scene: &Scene, volume: u32, path: &str, bytes: Vec<u8>) -> Result<Bo
         Some(Element::Object(g)) => Some(g.clone()),
         _ => None,
     });
+    let entry = |o: &bcd::Object| BootEntry {
+        id: o.id.clone(),
+        description: string(o, DESCRIPTION).unwrap_or_default(),
+        default: default.as_deref() == Some(o.id.as_str()),
+        device: device_ref(scene, volume, o.element(APPLICATION_DEVICE)),
+        os_device: device_ref(scene, volume, o.element(OS_DEVICE)),
+        path: string(o, APPLICATION_PATH),
+        system_root: string(o, SYSTEM_ROOT),
+        hal: string(o, HAL_PATH),
+        kernel: string(o, KERNEL_PATH),
+        detect_hal: match o.element(DETECT_HAL) {
+            Some(Element::Boolean(b)) => Some(*b),
+            _ => None,
+        },
+        switches: Vec::new(),
+    };
     let entries = objects
         .iter()
         .filter(|o| o.kind == OSLOADER)
-        .map(|o| BootEntry {
-            id: o.id.clone(),
-            description: string(o, DESCRIPTION).unwrap_or_default(),
-            default: default.as_deref() == Some(o.id.as_str()),
-            device: device_ref(scene, volume, o.element(APPLICATION_DEVICE)),
-            os_device: device_ref(scene, volume, o.element(OS_DEVICE)),
-            path: string(o, APPLICATION_PATH),
-            system_root: string(o, SYSTEM_ROOT),
-            hal: string(o, HAL_PATH),
-            kernel: string(o, KERNEL_PATH),
-            detect_hal: match o.element(DETECT_HAL) {
-                Some(Element::Boolean(b)) => Some(*b),
-                _ => None,
-            },
-            switches: Vec::new(),
-        })
+        .map(entry)
+        .collect();
+    let resume = objects
+        .iter()
+        .filter(|o| o.kind == RESUME)
+        .map(entry)
         .collect();
     Ok(BootStore {
         kind: "bcd".into(),
@@ -177,5 +186,6 @@ fn from_bcd(scene: &Scene, volume: u32, path: &str, bytes: Vec<u8>) -> Result<Bo
         bootmgr_device: bootmgr
             .and_then(|b| device_ref(scene, volume, b.element(APPLICATION_DEVICE))),
         entries,
+        resume,
     })
 }

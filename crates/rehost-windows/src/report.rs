@@ -88,6 +88,8 @@ pub struct BootStore {
     pub bootmgr_device: Option<DeviceRef>,
     /// The entries that start an operating system.
     pub entries: Vec<BootEntry>,
+    /// The resume loaders (winresume), which start a hibernated Windows again (BCD).
+    pub resume: Vec<BootEntry>,
 }
 
 /// One entry of a boot store that starts Windows.

@@ -70,7 +70,9 @@ pub fn fix(
             .collect()
     };
     bootini_arc(s, &of("bootini-arc"), plan);
-    bcd_store(s, &of("bcd-device"), &of("winload-firmware"), plan)?;
+    let mut loaders = of("winload-firmware");
+    loaders.extend(of("other-loader"));
+    bcd_store(s, &of("bcd-device"), &loaders, plan)?;
     ntfs_heads(s, &of("ntfs-heads"), plan)?;
     fallback(s, &of("no-fallback"), plan);
     Ok(())
@@ -378,7 +380,11 @@ fn bcd_loaders(
         if !s.is_file(&new) {
             plan.cannot(
                 ID,
-                format!("BCD {object} loads {path}; the install has no {new} to load instead"),
+                format!(
+                    "BCD {object} loads {path}; the install's volume has no {new} to load \
+                     instead (an entry on a RAM disk loads from inside its image, which rehost \
+                     does not read): `bcdedit /set {object} path {new}` on the running system"
+                ),
             );
             continue;
         }
