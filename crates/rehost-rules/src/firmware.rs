@@ -31,7 +31,7 @@ pub fn by_uefi(s: &Subject, t: &Target) -> bool {
 
 /// What of the target the check reads.
 pub fn reads(t: &Target) -> u64 {
-    super::target::hash((&t.firmware, &t.requires))
+    super::target::hash((&t.firmware, &t.requires, t.uefi_int10))
 }
 
 /// The check.
@@ -140,6 +140,47 @@ pub fn check(s: &Subject, t: &Target, out: &mut Out) -> Result<()> {
                 .with(Evidence::fact(format!("arch: {}", arch.unwrap_or("?")))),
             );
         }
+        int10(s, t, out);
     }
     Ok(())
+}
+
+/// Windows Vista SP1 to 7 / Server 2008 R2 started by UEFI still set the display mode
+/// through INT 10h (the VGA miniport runs the video BIOS in an emulator); Windows 8 and
+/// later use UEFI's Graphics Output Protocol. Firmware with neither a CSM nor a VBE shim
+/// leaves them hanging at "Starting Windows".
+fn int10(s: &Subject, t: &Target, out: &mut Out) {
+    let nt6_early = s
+        .version
+        .is_some_and(|v| v >= Version::VISTA && v < Version::WIN8);
+    if !nt6_early || s.install.arch.as_deref() != Some("x64") {
+        return;
+    }
+    let (case, why) = match t.uefi_int10 {
+        Some(true) => return,
+        Some(false) => (
+            "no-int10",
+            "the target's UEFI firmware has no CSM or VBE shim",
+        ),
+        None => (
+            "int10-unknown",
+            "no source says whether the target's UEFI firmware offers a CSM or VBE shim",
+        ),
+    };
+    out.findings.push(
+        Finding::new(
+            ID,
+            case,
+            format!(
+                "{} started by UEFI sets the display through INT 10h (the video BIOS), and {why}: \
+                 without one it hangs at \"Starting Windows\"",
+                s.version.map(Version::releases).unwrap_or("Windows")
+            ),
+        )
+        .with(Evidence::fact(format!(
+            "target uefi_int10: {}",
+            t.uefi_int10
+                .map_or("unknown".to_string(), |b| b.to_string())
+        ))),
+    );
 }

@@ -29,6 +29,11 @@ pub struct Target {
     pub vm: bool,
     /// What its firmware starts: "bios" (MBR disks) and/or "uefi" (GPT disks).
     pub firmware: Vec<String>,
+    /// Whether its UEFI firmware gives a UEFI-started Windows an INT 10h video BIOS (a CSM,
+    /// or a VBE shim such as OVMF's), which Windows Vista SP1 to 7 / Server 2008 R2 need
+    /// to start by UEFI; `None` when no source says.
+    #[serde(default)]
+    pub uefi_int10: Option<bool>,
     /// "intel", "amd", or "any" when it depends on the host.
     pub cpu_vendor: String,
     /// The NT 5.x HAL (OriginalFilename) that drives the machine.
