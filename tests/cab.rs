@@ -155,3 +155,54 @@ fn quantum_and_malformed_cabinets_give_errors_in_bounded_time() {
         }
     }
 }
+
+/// A cabinet of stored (uncompressed) members, written by the `cab` crate.
+fn stored_cabinet(members: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = cab::CabinetBuilder::new();
+    let folder = b.add_folder(cab::CompressionType::None);
+    for (name, _) in members {
+        folder.add_file(*name);
+    }
+    let mut w = b.build(std::io::Cursor::new(Vec::new())).unwrap();
+    let mut data = members.iter();
+    while let Some(mut f) = w.next_file().unwrap() {
+        std::io::Write::write_all(&mut f, data.next().unwrap().1).unwrap();
+    }
+    w.finish().unwrap().into_inner()
+}
+
+#[test]
+fn members_whose_names_leave_their_folder_are_listed_but_never_found_or_read() {
+    let bytes = stored_cabinet(&[
+        (r"..\evil", b"evil"),
+        (r"..\..\halmacpi.dll", b"not this one"),
+        (r"C:\Windows\ntkrnlmp.exe", b"nor this"),
+        (r"i386\NUL.dll", b"a device"),
+        (r"i386\kernel32.dll", b"this one"),
+    ]);
+    let ctx = Ctx::new("crafted.cab", Layer::Cab);
+    let mut cab = Cab::open(Memory::new("crafted.cab", bytes), ctx).unwrap();
+    let listed: Vec<String> = cab.members().into_iter().map(|m| m.name).collect();
+    assert_eq!(listed.len(), 5, "{listed:?}");
+    assert!(listed.contains(&r"..\evil".to_string()), "{listed:?}");
+    // A name asked for by its last part (as the HAL and kernel sources ask) finds only a
+    // member that stays inside its folder.
+    for name in [
+        "evil",
+        "halmacpi.dll",
+        "ntkrnlmp.exe",
+        "NUL.dll",
+        r"..\evil",
+    ] {
+        assert_eq!(cab.find(name), None, "{name}");
+    }
+    assert_eq!(cab.find("kernel32.dll").unwrap().name, r"i386\kernel32.dll");
+    assert_eq!(cab.read("KERNEL32.DLL").unwrap(), b"this one");
+    let e = cab.read(r"..\evil").unwrap_err().to_string();
+    assert!(
+        e.contains(r"`..\evil` climbs out of its directory") && e.contains("crafted.cab"),
+        "{e}"
+    );
+    let e = cab.read("halmacpi.dll").unwrap_err().to_string();
+    assert!(e.contains("halmacpi.dll in the cabinet"), "{e}");
+}

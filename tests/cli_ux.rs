@@ -471,3 +471,42 @@ fn a_truncated_image_says_what_could_not_be_read_instead_of_no_install() {
         text(&out)
     );
 }
+
+#[test]
+fn output_onto_a_symlink_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = write(dir.path(), "s.txt", b"hello");
+    let l = local.to_str().unwrap();
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let s = sample.to_str().unwrap();
+    // One link to a file that is there, one dangling: neither is written through.
+    let kept = write(dir.path(), "kept.vhd", b"keep me");
+    let to_kept = dir.path().join("to-kept.vhd");
+    std::os::unix::fs::symlink(&kept, &to_kept).unwrap();
+    let nowhere = dir.path().join("not-there.vhd");
+    let dangling = dir.path().join("dangling.vhd");
+    std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+    for link in [&to_kept, &dangling] {
+        let o = link.to_str().unwrap();
+        for args in [
+            &["put", s, l, "/s.txt", "--output", o][..],
+            &["fix", s, "-t", "hyperv-gen1", "--output", o],
+        ] {
+            let out = rehost(args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+            assert!(text(&out).contains("exists"), "{args:?}: {}", text(&out));
+            assert!(
+                std::fs::symlink_metadata(link).unwrap().is_symlink(),
+                "{args:?}"
+            );
+        }
+    }
+    assert_eq!(std::fs::read(&kept).unwrap(), b"keep me");
+    assert!(!nowhere.exists(), "written through the dangling link");
+    let mut left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["dangling.vhd", "kept.vhd", "s.txt", "to-kept.vhd"]);
+}

@@ -265,3 +265,133 @@ fn windows_10_registration_goes_to_the_driver_database_with_a_proper_label() {
     assert!(inj.files.iter().any(|(p, _)| p
         == &format!("\\Windows\\System32\\DriverStore\\FileRepository\\{label}\\viostor.inf")));
 }
+
+/// A one-driver INF for virtio-blk on Windows 7 x64 whose binary is `binary`
+/// (ServiceBinary), listed in SourceDisksFiles as `file` on disk 1 in `subdir`, disk 1's
+/// path being `disk_path`.
+fn crafted_inf(binary: &str, disk_path: &str, file: &str, subdir: &str) -> String {
+    format!(
+        "[Version]\r\nSignature = \"$Windows NT$\"\r\nClass = SCSIAdapter\r\n\
+         ClassGuid = {{4D36E97B-E325-11CE-BFC1-08002BE10318}}\r\nProvider = Test\r\n\
+         DriverVer = 08/12/2024,1.0.0.0\r\n\r\n\
+         [SourceDisksNames]\r\n1 = \"Disk\",,,\"{disk_path}\"\r\n\r\n\
+         [SourceDisksFiles]\r\n{file} = 1,{subdir}\r\n\r\n\
+         [Manufacturer]\r\nTest = Models, NTamd64.6.1\r\n\r\n\
+         [Models.NTamd64.6.1]\r\nBlk = inst, PCI\\VEN_1AF4&DEV_1001\r\n\r\n\
+         [inst.NTamd64]\r\nCopyFiles = files\r\n\r\n[files]\r\nviostor.sys\r\n\r\n\
+         [inst.NTamd64.Services]\r\nAddService = viostor, 2, svc\r\n\r\n\
+         [svc]\r\nServiceType = 1\r\nStartType = 0\r\nErrorControl = 1\r\n\
+         ServiceBinary = {binary}\r\n"
+    )
+}
+
+#[test]
+fn an_inf_naming_files_outside_its_folder_is_refused_and_nothing_there_is_taken() {
+    let dev = &virtio_blk()[0];
+    let t = target("amd64", 6, 1, 7601);
+    let sys = std::fs::read(tree().join("viostor/w7/amd64/viostor.sys")).unwrap();
+    // root/viostor.sys lies outside the driver folder root/drivers/pkg, two levels up;
+    // root/drivers/pkg/up/viostor.sys inside it.
+    let root = tempfile::tempdir().unwrap();
+    let folder = root.path().join("drivers/pkg");
+    std::fs::create_dir_all(folder.join("up")).unwrap();
+    std::fs::write(root.path().join("viostor.sys"), &sys).unwrap();
+    std::fs::write(folder.join("up/viostor.sys"), &sys).unwrap();
+    assert!(
+        folder.join("../../viostor.sys").is_file(),
+        "a naive join finds it"
+    );
+    let abs = root.path().display().to_string();
+    let found = |inf: &str| {
+        std::fs::write(folder.join("crafted.inf"), inf).unwrap();
+        let mut skipped = Vec::new();
+        let pkgs = drivers::find_packages(&folder, &t, dev, &mut skipped).unwrap();
+        (pkgs, skipped)
+    };
+    // The same INF with a subdirectory inside the folder finds the binary there.
+    let (pkgs, skipped) = found(&crafted_inf(r"%12%\viostor.sys", "", "viostor.sys", "up"));
+    assert_eq!(pkgs.len(), 1, "{skipped:?}");
+    assert_eq!(pkgs[0].binary.0, folder.join("up/viostor.sys"));
+    assert_eq!(pkgs[0].service.source, r"up\viostor.sys");
+    for (inf, offending) in [
+        (
+            crafted_inf(r"%12%\viostor.sys", "", "viostor.sys", r"..\.."),
+            r"viostor.sys's subdirectory `..\..` climbs out of its directory",
+        ),
+        (
+            crafted_inf(r"%12%\viostor.sys", "", "viostor.sys", "../.."),
+            "viostor.sys's subdirectory `../..` climbs out",
+        ),
+        (
+            crafted_inf(r"%12%\viostor.sys", r"..\..", "viostor.sys", ""),
+            r"disk 1's path `..\..` climbs out",
+        ),
+        (
+            crafted_inf(r"%12%\viostor.sys", &abs, "viostor.sys", ""),
+            &format!("disk 1's path `{abs}` is an absolute path"),
+        ),
+        (
+            crafted_inf(r"%12%\viostor.sys", r"C:\drivers", "viostor.sys", ""),
+            r"`C:\drivers` names a drive",
+        ),
+        (
+            crafted_inf(r"%12%\viostor.sys", r"\\?\C:\", "viostor.sys", ""),
+            r"`\\?\C:\` is an absolute path",
+        ),
+        (
+            crafted_inf(
+                r"%12%\viostor.sys",
+                r"\\.\PhysicalDrive0",
+                "viostor.sys",
+                "",
+            ),
+            r"`\\.\PhysicalDrive0` is an absolute path",
+        ),
+        (
+            crafted_inf(r"%12%\viostor.sys", "", r"..\..\viostor.sys", ""),
+            r"SourceDisksFiles: the file name `..\..\viostor.sys` climbs out",
+        ),
+        (
+            crafted_inf(r"%12%\..\..\viostor.sys", "", "viostor.sys", ""),
+            r"ServiceBinary %12%\..\..\viostor.sys: `..\..\viostor.sys` climbs out",
+        ),
+        (
+            crafted_inf(r"..\..\viostor.sys", "", "viostor.sys", ""),
+            r"ServiceBinary ..\..\viostor.sys: `..\..\viostor.sys` climbs out",
+        ),
+        (
+            crafted_inf(r"%12%\NUL.sys", "", "viostor.sys", ""),
+            r"ServiceBinary %12%\NUL.sys: `NUL.sys` names a device",
+        ),
+        (
+            crafted_inf(r"NUL.sys", "", "NUL.sys", ""),
+            "the file name `NUL.sys` names a device",
+        ),
+    ] {
+        let (pkgs, skipped) = found(&inf);
+        assert!(
+            pkgs.is_empty(),
+            "{offending}: taken from {:?}",
+            pkgs[0].binary.0
+        );
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert!(
+            skipped[0].contains(&folder.join("crafted.inf").display().to_string())
+                && skipped[0].contains(offending),
+            "{offending}: {skipped:?}"
+        );
+    }
+    // An INF whose own file name (on a host that allows `\` in one) would climb out of the
+    // driver store's folder in the image is refused too.
+    std::fs::remove_file(folder.join("crafted.inf")).unwrap();
+    let inf = crafted_inf(r"%12%\viostor.sys", "", "viostor.sys", "up");
+    std::fs::write(folder.join(r"..\evil.inf"), inf).unwrap();
+    let mut skipped = Vec::new();
+    assert!(drivers::find_packages(&folder, &t, dev, &mut skipped)
+        .unwrap()
+        .is_empty());
+    assert!(
+        skipped.len() == 1 && skipped[0].contains(r"the INF's file name `..\evil.inf` climbs out"),
+        "{skipped:?}"
+    );
+}

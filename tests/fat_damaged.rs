@@ -91,6 +91,9 @@ fn the_intact_esp_reads() {
 
 #[test]
 fn a_directory_whose_chain_loops_is_an_error() {
+    if common::bounded::reran_in_child("a_directory_whose_chain_loops_is_an_error") {
+        return;
+    }
     let mut esp = Esp::load();
     let (_, efi) = esp.entry(esp.root, b"EFI        ");
     let (_, boot) = esp.entry(efi, b"BOOT       ");
@@ -115,6 +118,9 @@ fn a_directory_whose_chain_loops_is_an_error() {
 
 #[test]
 fn a_directory_that_contains_its_ancestor_stops() {
+    if common::bounded::reran_in_child("a_directory_that_contains_its_ancestor_stops") {
+        return;
+    }
     let mut esp = Esp::load();
     let (_, efi) = esp.entry(esp.root, b"EFI        ");
     let (o, _) = esp.entry(efi, b"BOOT       ");
@@ -134,6 +140,9 @@ fn a_directory_that_contains_its_ancestor_stops() {
 
 #[test]
 fn a_file_whose_chain_ends_early_is_an_error_not_short_data() {
+    if common::bounded::reran_in_child("a_file_whose_chain_ends_early_is_an_error_not_short_data") {
+        return;
+    }
     let mut esp = Esp::load();
     let (_, efi) = esp.entry(esp.root, b"EFI        ");
     let (_, boot) = esp.entry(efi, b"BOOT       ");
@@ -152,6 +161,9 @@ fn a_file_whose_chain_ends_early_is_an_error_not_short_data() {
 
 #[test]
 fn broken_boot_sectors_are_refused() {
+    if common::bounded::reran_in_child("broken_boot_sectors_are_refused") {
+        return;
+    }
     for (at, value) in [(11usize, 0u8), (13, 3), (16, 0), (14, 0)] {
         let mut esp = Esp::load();
         esp.bytes[at] = value;

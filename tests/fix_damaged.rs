@@ -3,44 +3,32 @@
 //! as raw disks, with bytes changed in the files the rules read (hives, boot.ini, the
 //! cabinets, their MFT records) or anywhere. `rehost check` and `rehost fix` must answer
 //! or fail with an error, never panic or hang; whatever fix writes must then check as
-//! booting on the target, as fix promises.
+//! booting on the target, as fix promises. Each run of the binary is held to 512 MiB of
+//! peak RSS and a minute (`common::bounded`, issue 13).
 
 mod common;
 
-use common::Rng;
+use common::{bounded, Rng};
 use rehost::disk;
 use rehost::fs::ntfs::Ntfs;
 use rehost::{Ctx, Layer};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// A run of the binary, killed when it takes longer than `limit`: (exit code, stderr).
-fn run_limited(args: &[&str], limit: Duration) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rehost"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // stderr drained as it comes, so that a chatty run never blocks on a full pipe.
-    let mut pipe = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut pipe, &mut err).unwrap();
-        err
-    });
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status.code(), reader.join().unwrap());
-        }
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            panic!("rehost {args:?} still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+/// A run of the binary through a trampoline hosted by the test `host`, killed when it takes
+/// longer than `limit`, its peak RSS held to 512 MiB and kept in `peak`: (exit code,
+/// stderr).
+fn run_limited(
+    host: &str,
+    peak: &bounded::Peak,
+    args: &[&str],
+    limit: Duration,
+) -> (Option<i32>, String) {
+    let mut argv = vec![env!("CARGO_BIN_EXE_rehost")];
+    argv.extend_from_slice(args);
+    let run = bounded::run(host, &argv, &[], limit).unwrap_or_else(|e| panic!("{e}"));
+    peak.check(&format!("rehost {args:?}"), &run);
+    (run.code, run.stderr)
 }
 
 /// The image as raw bytes, and the disk ranges of what the rules read in its first NTFS
@@ -84,7 +72,17 @@ fn raw_and_targets(image: &Path, files: &[&str]) -> (Vec<u8>, Vec<(usize, usize)
     (raw, targets)
 }
 
-fn rounds(image: &Path, files: &[&str], target: &str, seed: u64, n: usize) -> [usize; 3] {
+/// `n` rounds of damage to `image` (in `files` mostly), each checked and fixed by the
+/// binary run through the test `host`: how many rounds check could not read, fix wrote,
+/// fix did not.
+fn rounds(
+    host: &str,
+    image: &Path,
+    files: &[&str],
+    target: &str,
+    seed: u64,
+    n: usize,
+) -> [usize; 3] {
     let (raw, targets) = raw_and_targets(image, files);
     let dir = tempfile::tempdir().unwrap();
     let img = dir.path().join("damaged.img");
@@ -93,7 +91,8 @@ fn rounds(image: &Path, files: &[&str], target: &str, seed: u64, n: usize) -> [u
     let mut rng = Rng(seed);
     // Rounds whose check failed to read, that fix wrote, that fix refused or could not do.
     let mut counts = [0usize; 3];
-    let limit = Duration::from_secs(30);
+    let limit = bounded::WALL;
+    let peak = bounded::Peak::new(format!("check and fix of {}", image.display()));
     for round in 0..n {
         let mut b = raw.clone();
         for _ in 0..1 + rng.below(6) {
@@ -109,7 +108,12 @@ fn rounds(image: &Path, files: &[&str], target: &str, seed: u64, n: usize) -> [u
             }
         }
         std::fs::write(&img, &b).unwrap();
-        let (code, err) = run_limited(&["check", img_s, "-t", target, "--json"], limit);
+        let (code, err) = run_limited(
+            host,
+            &peak,
+            &["check", img_s, "-t", target, "--json"],
+            limit,
+        );
         assert!(
             matches!(code, Some(0 | 1 | 3)) && !err.contains("panicked"),
             "round {round}: check exit {code:?}: {err}"
@@ -117,6 +121,8 @@ fn rounds(image: &Path, files: &[&str], target: &str, seed: u64, n: usize) -> [u
         counts[0] += (code == Some(1)) as usize;
         let _ = std::fs::remove_file(&out);
         let (code, err) = run_limited(
+            host,
+            &peak,
             &["fix", img_s, "-t", target, "--output", out_s, "--json"],
             limit,
         );
@@ -126,7 +132,12 @@ fn rounds(image: &Path, files: &[&str], target: &str, seed: u64, n: usize) -> [u
         );
         if code == Some(0) && out.exists() {
             counts[1] += 1;
-            let (code, err) = run_limited(&["check", out_s, "-t", target, "--json"], limit);
+            let (code, err) = run_limited(
+                host,
+                &peak,
+                &["check", out_s, "-t", target, "--json"],
+                limit,
+            );
             assert_eq!(
                 code,
                 Some(0),
@@ -148,11 +159,16 @@ fn rounds(image: &Path, files: &[&str], target: &str, seed: u64, n: usize) -> [u
         counts[1],
         counts[2]
     );
+    peak.report();
     counts
 }
 
 #[test]
 fn damaged_server_2003_sample_never_panics_check_or_fix() {
+    const TEST: &str = "damaged_server_2003_sample_never_panics_check_or_fix";
+    if bounded::trampoline() {
+        return;
+    }
     let sample = common::root().join("testdata/sample/sample.vhd");
     let files = [
         "/WINDOWS/system32/config/SYSTEM",
@@ -162,7 +178,7 @@ fn damaged_server_2003_sample_never_panics_check_or_fix() {
         "/WINDOWS/system32/hal.dll",
         "/WINDOWS/system32/kernel32.dll",
     ];
-    let c = rounds(&sample, &files, "hyperv-gen1", 0xfa11_0001, 120);
+    let c = rounds(TEST, &sample, &files, "hyperv-gen1", 0xfa11_0001, 120);
     assert!(
         c[1] > 0 && c[2] > 0,
         "{c:?}: the damage should both leave fixable images and stop some fixes"
@@ -171,12 +187,16 @@ fn damaged_server_2003_sample_never_panics_check_or_fix() {
 
 #[test]
 fn damaged_windows_7_never_panics_check_or_fix() {
+    const TEST: &str = "damaged_windows_7_never_panics_check_or_fix";
+    if bounded::trampoline() {
+        return;
+    }
     let win7 = common::fixture("windows/win7.vhd.zst");
     let files = [
         "/Windows/System32/config/SYSTEM",
         "/Windows/System32/config/SOFTWARE",
         "/Windows/System32/ntoskrnl.exe",
     ];
-    let c = rounds(&win7, &files, "kvm-sata", 0xfa11_0002, 40);
+    let c = rounds(TEST, &win7, &files, "kvm-sata", 0xfa11_0002, 40);
     assert!(c[1] > 0, "{c:?}: no damaged image was fixable");
 }

@@ -326,6 +326,9 @@ fn chain_of_three_reads_the_newest_sector() {
 
 #[test]
 fn damaged_files_give_errors_that_name_the_offset() {
+    if common::bounded::reran_in_child("damaged_files_give_errors_that_name_the_offset") {
+        return;
+    }
     let dir = tmp();
     let size = 4 * 8192u64;
     let good = Builder {
@@ -426,6 +429,9 @@ fn damaged_files_give_errors_that_name_the_offset() {
 
 #[test]
 fn seeded_mutations_never_panic() {
+    if common::bounded::reran_in_child("seeded_mutations_never_panic") {
+        return;
+    }
     let dir = tmp();
     let good = Builder {
         size: 4 * 8192,

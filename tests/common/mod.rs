@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: fixtures, outside tools, temporary files.
 #![allow(dead_code)]
 
+pub mod bounded;
 pub mod vhdx_builder;
 
 use std::path::{Path, PathBuf};

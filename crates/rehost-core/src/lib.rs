@@ -5,6 +5,7 @@
 //! - [`io::ReadAt`] and [`io::WriteAt`]: the one I/O shape, positional and shared, with
 //!   adapters for crates that want `Read + Seek`.
 //! - [`entry`]: what a file system's directory listing says.
+//! - [`names`]: names from input checked to stay inside the directory they are joined to.
 //!
 //! ```
 //! use rehost_core::io::{Memory, ReadAt};
@@ -22,5 +23,6 @@ pub mod entry;
 pub mod error;
 pub mod io;
 pub mod le;
+pub mod names;
 
 pub use error::{Ctx, Error, ErrorKind, Layer, Location, Result};

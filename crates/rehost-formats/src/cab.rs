@@ -15,7 +15,8 @@ pub const MAX_MEMBER: u64 = 256 << 20;
 /// One member of a cabinet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Member {
-    /// Its name as stored (may hold `\` for a path inside the archive).
+    /// Its name as stored (may hold `\` for a path inside the archive; listed as it
+    /// stands, but never found by [`Cab::find`] or read when it would leave its folder).
     pub name: String,
     /// Uncompressed size in bytes.
     pub size: u32,
@@ -63,9 +64,15 @@ impl<R: ReadAt> Cab<R> {
     }
 
     /// The member named `name` (case-insensitive; a name without `\` also matches the last
-    /// part of a stored path), if there is one.
+    /// part of a stored path), if there is one. A member whose stored name would leave its
+    /// folder (`..\evil`, an absolute path, a drive, a device name:
+    /// [`rehost_core::names::contained`]) is never found, whatever its last part.
     pub fn find(&self, name: &str) -> Option<Member> {
-        let members = self.members();
+        let members: Vec<Member> = self
+            .members()
+            .into_iter()
+            .filter(|m| rehost_core::names::contained(&m.name).is_ok())
+            .collect();
         let exact = members.iter().find(|m| m.name.eq_ignore_ascii_case(name));
         exact
             .or_else(|| {
@@ -81,6 +88,11 @@ impl<R: ReadAt> Cab<R> {
 
     /// The bytes of the member named `name`.
     pub fn read(&mut self, name: &str) -> Result<Vec<u8>> {
+        if let Err(e) = rehost_core::names::contained(name) {
+            return Err(self
+                .ctx
+                .corrupt_at_path(name, format!("the member's name {e}: not extracted")));
+        }
         let m = self
             .find(name)
             .ok_or_else(|| self.ctx.not_found(&format!("{name} in the cabinet")))?;

@@ -6,6 +6,7 @@
 //! [`super::register`], re-exported here.
 
 use rehost_core::error::{Ctx, Layer, Result};
+use rehost_core::names;
 use rehost_formats::inf::{self, Inf, Model, ServiceInstall, Target};
 use rehost_formats::pe;
 use std::path::{Path, PathBuf};
@@ -148,6 +149,24 @@ fn find_ci(dir: &Path, name: &str) -> Option<PathBuf> {
         })
 }
 
+/// The file `relative` (`\`-separated, from an INF) below `dir`, each part matched
+/// case-insensitively against the directory's own entries, as Windows would: `Err` when the
+/// name would leave `dir` ([`names::contained`]), `Ok(None)` when it is not there.
+fn find_below(
+    dir: &Path,
+    relative: &str,
+) -> std::result::Result<Option<PathBuf>, names::UnsafeName> {
+    let parts = names::contained(relative)?;
+    let mut at = dir.to_path_buf();
+    for part in parts {
+        match find_ci(&at, part) {
+            Some(p) => at = p,
+            None => return Ok(None),
+        }
+    }
+    Ok(at.is_file().then_some(at))
+}
+
 fn inf_files(dir: &Path, ctx: &Ctx) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), 0usize)];
@@ -226,13 +245,39 @@ pub fn find_packages(
             skipped.push(format!("{shown}: matches but adds no service"));
             continue;
         };
-        let dirp = path.parent().unwrap_or(Path::new("."));
-        let Some(sys) = find_ci(dirp, service.binary_file()) else {
-            skipped.push(format!(
-                "{shown}: {} is not beside it",
-                service.binary_file()
-            ));
+        // The INF's name becomes a file and registry key names in the image.
+        let inf_name = path
+            .file_name()
+            .map(|f| f.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        if let Err(e) = names::single(&inf_name) {
+            skipped.push(format!("{shown}: the INF's file name {e}"));
             continue;
+        }
+        // Where SourceDisksNames and SourceDisksFiles put the binary, else beside the INF.
+        let dirp = path.parent().unwrap_or(Path::new("."));
+        let located = find_below(dirp, &service.source).and_then(|f| match f {
+            Some(f) => Ok(Some(f)),
+            None => find_below(dirp, service.binary_file()),
+        });
+        let sys = match located {
+            Ok(Some(sys)) => sys,
+            Ok(None) if service.source == service.binary_file() => {
+                skipped.push(format!("{shown}: {} is not beside it", service.source));
+                continue;
+            }
+            Ok(None) => {
+                skipped.push(format!(
+                    "{shown}: neither {} nor {} beside it is there",
+                    service.source,
+                    service.binary_file()
+                ));
+                continue;
+            }
+            Err(e) => {
+                skipped.push(format!("{shown}: the driver file {e}"));
+                continue;
+            }
         };
         let sys_bytes = std::fs::read(&sys).map_err(|e| ctx.io(0, e))?;
         match pe::parse(
@@ -256,10 +301,7 @@ pub fn find_packages(
             }
         }
         found.push(Package {
-            inf_name: path
-                .file_name()
-                .map(|f| f.to_string_lossy().to_ascii_lowercase())
-                .unwrap_or_default(),
+            inf_name,
             inf_path: path,
             inf_bytes: bytes,
             model: model.clone(),

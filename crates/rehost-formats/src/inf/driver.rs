@@ -2,9 +2,14 @@
 //! entry decorates for that architecture and version (`NTamd64.6.1`), the devices it
 //! matches, the install section (`X.NTamd64`, `X.NT`, `X`), its services (`AddService`
 //! with ServiceType, StartType, ErrorControl, ServiceBinary, LoadOrderGroup and their
-//! AddReg entries) and the files it copies.
+//! AddReg entries), the files it copies, and where the function driver's binary lies below
+//! the INF's folder (`SourceDisksNames`, `SourceDisksFiles`). Every name that becomes a
+//! path (on the host, or in the image) is checked to stay inside its folder
+//! ([`rehost_core::names::contained`]): an INF that names `..`, an absolute path, a drive
+//! or a device is refused, with the line and the name.
 
 use super::{Inf, InfError};
+use rehost_core::names;
 
 /// The Windows an INF is read for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +134,11 @@ pub struct ServiceInstall {
     pub error_control: u32,
     /// ServiceBinary as written (`%12%\viostor.sys`).
     pub binary: String,
+    /// Where the binary lies below the INF's folder, `\`-separated: the path
+    /// `SourceDisksNames` gives its disk, the subdirectory `SourceDisksFiles` gives it, and
+    /// its file name (`viostor.sys` alone where neither names a folder). Checked to stay
+    /// inside the folder.
+    pub source: String,
     /// LoadOrderGroup.
     pub group: Option<String>,
     /// AddReg entries of the service-install section (HKR is the service key).
@@ -282,7 +292,7 @@ impl Inf {
         out
     }
 
-    fn service(&self, line: &super::Line) -> Result<ServiceInstall, InfError> {
+    fn service(&self, line: &super::Line, t: &Target) -> Result<ServiceInstall, InfError> {
         let v = &line.values;
         let (Some(name), Some(section)) = (v.first(), v.get(2)) else {
             return err(
@@ -290,6 +300,9 @@ impl Inf {
                 "AddService without a name and a service-install section",
             );
         };
+        if let Err(e) = names::single(name) {
+            return err(line.number, format!("AddService: the service name {e}"));
+        }
         let Some(s) = self.section(section) else {
             return err(
                 line.number,
@@ -304,6 +317,24 @@ impl Inf {
                 None => err(line.number, format!("[{section}] has no {k}")),
             }
         };
+        let binary = field("ServiceBinary")
+            .map(str::to_string)
+            .ok_or_else(|| InfError {
+                line: line.number,
+                what: format!("[{section}] has no ServiceBinary"),
+            })?;
+        // `%12%\viostor.sys`: the directory ID stands for a folder of the install; the
+        // rest is the binary's path below it, whose last part the file's name there.
+        let below = match binary.strip_prefix('%').and_then(|r| r.split_once('%')) {
+            Some((_, rest)) => rest.strip_prefix(['\\', '/']).unwrap_or(rest),
+            None => binary.as_str(),
+        };
+        if let Err(e) = names::contained(below) {
+            return err(
+                line.number,
+                format!("[{section}] ServiceBinary {binary}: {e}"),
+            );
+        }
         let add_reg = s
             .lines
             .iter()
@@ -321,19 +352,90 @@ impl Inf {
             service_type: num("ServiceType")?,
             start_type: num("StartType")?,
             error_control: num("ErrorControl")?,
-            binary: field("ServiceBinary")
-                .map(str::to_string)
-                .ok_or_else(|| InfError {
-                    line: line.number,
-                    what: format!("[{section}] has no ServiceBinary"),
-                })?,
+            source: self.source_of(&binary, t)?,
+            binary,
             group: field("LoadOrderGroup").map(str::to_string),
             add_reg,
         })
     }
 
+    /// The lines of `base` decorated for `t`'s architecture (`SourceDisksFiles.amd64`),
+    /// then of `base` itself.
+    fn source_lines<'a>(&'a self, base: &str, t: &Target) -> impl Iterator<Item = &'a super::Line> {
+        [format!("{base}.{}", t.arch), base.to_string()]
+            .into_iter()
+            .filter_map(|n| self.section(&n))
+            .flat_map(|s| s.lines.iter())
+    }
+
+    /// Checks every name `SourceDisksNames` and `SourceDisksFiles` give for `t`: a disk's
+    /// path and a file's subdirectory must stay inside the INF's folder, a file's name be
+    /// one name.
+    fn check_sources(&self, t: &Target) -> Result<(), InfError> {
+        for l in self.source_lines("SourceDisksNames", t) {
+            let path = l.values.get(3).map(String::as_str).unwrap_or("");
+            if !path.is_empty() {
+                if let Err(e) = names::contained(path) {
+                    let disk = l.key.as_deref().unwrap_or("");
+                    return err(
+                        l.number,
+                        format!("SourceDisksNames: disk {disk}'s path {e}"),
+                    );
+                }
+            }
+        }
+        for l in self.source_lines("SourceDisksFiles", t) {
+            let file = l.key.as_deref().unwrap_or("");
+            if let Err(e) = names::single(file) {
+                return err(l.number, format!("SourceDisksFiles: the file name {e}"));
+            }
+            let sub = l.values.get(1).map(String::as_str).unwrap_or("");
+            if !sub.is_empty() {
+                if let Err(e) = names::contained(sub) {
+                    return err(
+                        l.number,
+                        format!("SourceDisksFiles: {file}'s subdirectory {e}"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Where the file named by the ServiceBinary `binary` lies below the INF's folder for
+    /// `t`: its disk's path, its subdirectory and its name, `\`-separated (see
+    /// [`ServiceInstall::source`]).
+    fn source_of(&self, binary: &str, t: &Target) -> Result<String, InfError> {
+        let file = binary.rsplit(['\\', '/']).next().unwrap_or(binary);
+        let Some(l) = self.source_lines("SourceDisksFiles", t).find(|l| {
+            l.key
+                .as_deref()
+                .is_some_and(|k| k.eq_ignore_ascii_case(file))
+        }) else {
+            return Ok(file.to_string());
+        };
+        let disk = l.values.first().map(String::as_str).unwrap_or("");
+        let sub = l.values.get(1).map(String::as_str).unwrap_or("");
+        let path = self
+            .source_lines("SourceDisksNames", t)
+            .find(|d| d.key.as_deref().is_some_and(|k| k == disk))
+            .and_then(|d| d.values.get(3))
+            .map(String::as_str)
+            .unwrap_or("");
+        let joined: Vec<&str> = [path, sub, file]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        let joined = joined.join("\\");
+        match names::contained(&joined) {
+            Ok(parts) => Ok(parts.join("\\")),
+            Err(e) => err(l.number, format!("SourceDisksFiles: {file}'s source {e}")),
+        }
+    }
+
     /// What this INF installs on `t`.
     pub fn driver(&self, t: &Target) -> Result<Driver, InfError> {
+        self.check_sources(t)?;
         let mut d = Driver {
             class: self.version("Class"),
             class_guid: self.version("ClassGuid"),
@@ -383,7 +485,7 @@ impl Inf {
                             d.services.iter().any(|s| s.name.eq_ignore_ascii_case(n))
                         })
                     {
-                        d.services.push(self.service(l)?);
+                        d.services.push(self.service(l, t)?);
                     }
                 }
             }
@@ -396,7 +498,7 @@ impl Inf {
                     .is_some_and(|k| k.eq_ignore_ascii_case("CopyFiles"))
             }) {
                 for target in &l.values {
-                    let names: Vec<String> = match target.strip_prefix('@') {
+                    let listed: Vec<String> = match target.strip_prefix('@') {
                         Some(f) => vec![f.to_string()],
                         None => self
                             .section(target)
@@ -408,8 +510,11 @@ impl Inf {
                             })
                             .unwrap_or_default(),
                     };
-                    for n in names {
-                        if !n.is_empty() && !d.files.iter().any(|f| f.eq_ignore_ascii_case(&n)) {
+                    for n in listed.into_iter().filter(|n| !n.is_empty()) {
+                        if let Err(e) = names::single(&n) {
+                            return err(l.number, format!("CopyFiles {target}: the file name {e}"));
+                        }
+                        if !d.files.iter().any(|f| f.eq_ignore_ascii_case(&n)) {
                             d.files.push(n);
                         }
                     }
