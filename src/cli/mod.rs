@@ -362,6 +362,7 @@ pub fn main() -> i32 {
                         only: only.clone(),
                         skip: skip.clone(),
                         accept_dirty_hive: *accept_dirty_hive,
+                        allow_shadow_copies: mode.allow_shadow_copies,
                     },
                     force: *force,
                     output,

@@ -33,6 +33,9 @@ pub struct FixOptions {
     /// Edit a dirty hive whose logs are missing or unusable as its primary file stands,
     /// and write it back consistent (what the logs held is lost; the report says so).
     pub accept_dirty_hive: bool,
+    /// Write in place into a volume that has Volume Shadow Copy snapshots (which the image
+    /// session otherwise refuses); its snapshots become stale, and the report says so.
+    pub allow_shadow_copies: bool,
 }
 
 impl FixOptions {
