@@ -280,17 +280,21 @@ impl crate::Ntfs {
             .names()
             .iter()
             .any(|n| n.name_string().eq_ignore_ascii_case(&name));
-        if f.sequence != l.file_sequence || !named {
-            return Err(self.ctx().with_layer(Layer::Vss).corrupt_at_path(
-                &format!("MFT record {}", l.file_record),
-                format!(
-                    "the catalog names this record (sequence {}) as the file {name}, but it \
-                     is not (sequence {})",
-                    l.file_sequence, f.sequence
-                ),
-            ));
-        }
-        Ok(self.data(&f, "")?.size())
+        let wrong = if f.sequence != l.file_sequence {
+            format!(
+                "its sequence number is {}, not {}",
+                f.sequence, l.file_sequence
+            )
+        } else if !named {
+            let names: Vec<String> = f.names().iter().map(|n| n.name_string()).collect();
+            format!("it is named {}", names.join(", "))
+        } else {
+            return Ok(self.data(&f, "")?.size());
+        };
+        Err(self.ctx().with_layer(Layer::Vss).corrupt_at_path(
+            &format!("MFT record {}", l.file_record),
+            format!("the catalog names this record as the store's file {name}, but {wrong}"),
+        ))
     }
 }
 
