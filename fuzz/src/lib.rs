@@ -21,6 +21,7 @@ pub mod regf_edit;
 pub mod regf_hive;
 pub mod vhd;
 pub mod vhdx;
+pub mod vss;
 
 /// Any bytes as a volume holding `content`: open it, walk it, read up to 64 of its files
 /// and its facts. The body of the NTFS and FAT volume targets.
@@ -67,6 +68,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("regf_hive", regf_hive::run),
     ("vhd", vhd::run),
     ("vhdx", vhdx::run),
+    ("vss", vss::run),
 ];
 
 /// Run once before the first input: the panic hook libfuzzer-sys installs aborts on every

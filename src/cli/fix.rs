@@ -184,5 +184,19 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
             r.image, r.staged_bytes
         ),
         (None, None) => writeln!(out, "{}: nothing to change", r.image),
+    }?;
+    let mode = match r.mode {
+        "dry-run" => Mode::DryRun,
+        "in-place" => Mode::InPlace,
+        _ => Mode::Output(
+            r.written
+                .as_ref()
+                .map(|w| w.path.clone().into())
+                .unwrap_or_default(),
+        ),
+    };
+    for l in super::write::shadow_copy_notes(&mode, r.committed, &r.shadow_copies) {
+        writeln!(out, "{}: {l}", r.image)?;
     }
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! `rehost inspect`: every Windows install on each image, many images in parallel.
 
 use super::fleet::{self, Output};
-use super::image::human;
+use super::image::{human, shadow_copy_lines};
 use anyhow::Result;
 use rehost::windows::report::ImageReport;
 use std::io::Write;
@@ -47,6 +47,14 @@ fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
         r.volumes.len(),
         if r.volumes.len() == 1 { "" } else { "s" }
     )?;
+    for v in &r.volumes {
+        let Some(s) = v.shadow_copies.as_ref().filter(|s| s.any()) else {
+            continue;
+        };
+        for l in shadow_copy_lines(s) {
+            writeln!(out, "  volume {}: {l}", v.index)?;
+        }
+    }
     if r.installs.is_empty() {
         writeln!(out, "  no Windows install found")?;
     }

@@ -283,6 +283,7 @@ impl FixArgs {
             skip: self.skip.clone(),
             accept_dirty_hive: self.accept_dirty_hive,
             discard_hibernation: self.discard_hibernation,
+            allow_shadow_copies: false,
         }
     }
 }
@@ -379,7 +380,10 @@ pub fn main() -> i32 {
                     images,
                     target: &t[0],
                     mode: m,
-                    options: fixing.options(),
+                    options: rehost::rules::fix::FixOptions {
+                        allow_shadow_copies: mode.allow_shadow_copies,
+                        ..fixing.options()
+                    },
                     force: *force,
                     output,
                     jobs: *jobs,

@@ -31,6 +31,10 @@ pub struct WriteArgs {
     /// Default, LastKnownGood), not only the current one.
     #[arg(long)]
     all_control_sets: bool,
+    /// On an image, with --in-place: write into a volume that has Volume Shadow Copy
+    /// snapshots, which is otherwise refused; the snapshots become stale.
+    #[arg(long)]
+    allow_shadow_copies: bool,
 }
 
 /// Which hive and install.
@@ -360,7 +364,8 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
     // The image is opened for writing first: its lock is held, and an interrupted commit
     // rolled back, before its hives are read. Every hive is read through this one session,
     // so a later group sees what an earlier one staged; a dry run stages in memory.
-    let staged = Image::open_staged(&t.target, mode.clone())?;
+    let staged =
+        Image::open_staged(&t.target, mode.clone())?.allow_shadow_copies(w.allow_shadow_copies);
     let opened = rehost::windows::open_image(&staged)?;
     let mut edits = HiveEdits::new();
     for (mount, group) in &by_hive(ops)? {
@@ -394,7 +399,14 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
     }
     drop(writers);
     match mode {
-        Mode::DryRun => eprintln!("rehost: dry run: nothing written"),
+        Mode::DryRun => {
+            let notes =
+                super::write::shadow_copy_notes(&mode, false, &staged.shadow_copies_written());
+            for l in notes {
+                eprintln!("rehost: {l}");
+            }
+            eprintln!("rehost: dry run: nothing written");
+        }
         _ => super::write::report(&t.target, &mode, staged.finish()?),
     }
     Ok(0)

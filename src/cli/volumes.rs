@@ -1,6 +1,6 @@
 //! `rehost volumes`: the partition layout of an image.
 
-use super::image::{human, report_stats};
+use super::image::{human, report_stats, shadow_copy_lines};
 use anyhow::Result;
 use rehost::fs::Facts;
 use rehost::fs::Image;
@@ -140,7 +140,14 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
         }
         for f in &filesystems {
             match (&f.facts, &f.error) {
-                (Some(facts), _) => println!("{:>3}  {}", f.volume, describe(facts)),
+                (Some(facts), _) => {
+                    println!("{:>3}  {}", f.volume, describe(facts));
+                    if let Facts::Ntfs(n) = facts {
+                        for l in n.shadow_copies.iter().flat_map(shadow_copy_lines) {
+                            println!("{:>3}    {l}", f.volume);
+                        }
+                    }
+                }
                 (None, Some(e)) => println!("{:>3}  unreadable: {e}", f.volume),
                 _ => {}
             }

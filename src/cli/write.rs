@@ -28,6 +28,11 @@ pub struct WriteMode {
     /// default a clean log is left as it is).
     #[arg(long)]
     pub reset_logfile: bool,
+    /// With --in-place: write into a volume that has Volume Shadow Copy snapshots, which is
+    /// otherwise refused. The snapshots become stale: they no longer match the volume as it
+    /// was when they were made.
+    #[arg(long)]
+    pub allow_shadow_copies: bool,
 }
 
 impl WriteMode {
@@ -89,7 +94,8 @@ fn sha(b: &[u8]) -> String {
 pub fn run(image: &Path, volume: Option<u32>, op: &FileOp, w: &WriteMode) -> Result<i32> {
     let mode = w.mode(image)?;
     let opts = staged::image_options(w.mark_dirty, w.reset_logfile);
-    let staged = Image::open_staged(image, mode.clone())?;
+    let staged =
+        Image::open_staged(image, mode.clone())?.allow_shadow_copies(w.allow_shadow_copies);
     let index = staged.choose(volume)?.0.index;
     let mut w = staged.writer(index, opts)?;
     let what = match op {
@@ -154,4 +160,56 @@ pub fn report(image: &Path, mode: &Mode, out: Outcome) {
             c.bytes_written
         ),
     }
+    for l in shadow_copy_notes(mode, out.commit.is_some(), &out.shadow_copies) {
+        println!("{l}");
+    }
+}
+
+/// What a write did, or would do, to the shadow copies of the volumes it went into: stale
+/// after a commit in place; stale in the new image after `--output` (the source's stay
+/// whole); in a dry run, that `--in-place` would need `--allow-shadow-copies`.
+pub fn shadow_copy_notes(
+    mode: &Mode,
+    committed: bool,
+    written: &[staged::ShadowCopiesWritten],
+) -> Vec<String> {
+    written
+        .iter()
+        .map(|s| {
+            let copies = format!(
+                "{}{} shadow cop{}",
+                if s.damaged { "at least " } else { "" },
+                s.count,
+                if s.count == 1 { "y" } else { "ies" }
+            );
+            let (them, no_longer, still) = if s.count == 1 {
+                ("it", "it no longer matches", "it still matches")
+            } else {
+                ("them", "they no longer match", "they still match")
+            };
+            match (mode, committed) {
+                (Mode::DryRun, _) => format!(
+                    "volume {} has {copies}: --in-place would refuse to write into it without \
+                     --allow-shadow-copies (which leaves {them} stale)",
+                    s.volume
+                ),
+                (Mode::InPlace, true) => format!(
+                    "volume {} has {copies}, now stale (--allow-shadow-copies): {no_longer} \
+                     the volume as it was when made; `rehost undo` restores the \
+                     volume, and with it the snapshots",
+                    s.volume
+                ),
+                (Mode::Output(p), true) => format!(
+                    "volume {} has {copies}: in {} {no_longer} the volume (the \
+                     source's are whole)",
+                    s.volume,
+                    p.display()
+                ),
+                (_, false) => format!(
+                    "volume {} has {copies}: nothing was written, {still}",
+                    s.volume
+                ),
+            }
+        })
+        .collect()
 }

@@ -29,6 +29,8 @@ pub enum Layer {
     Gpt,
     /// An NTFS file system.
     Ntfs,
+    /// The Volume Shadow Copy (VSS) structures of an NTFS volume: its snapshots.
+    Vss,
     /// A FAT file system.
     Fat,
     /// A registry hive.
@@ -64,6 +66,7 @@ impl Layer {
             Layer::Mbr => "mbr",
             Layer::Gpt => "gpt",
             Layer::Ntfs => "ntfs",
+            Layer::Vss => "vss",
             Layer::Fat => "fat",
             Layer::Hive => "hive",
             Layer::Pe => "pe",
@@ -138,6 +141,38 @@ pub enum ErrorKind {
     /// (the message says why and what to do).
     #[error("refused: {0}")]
     Refused(String),
+    /// A write in place refused because the volume has Volume Shadow Copy snapshots, which
+    /// such a write would leave out of step with it (the caller may allow it).
+    #[error("refused: volume {volume} {}", shadow_copies_said(*.count, *.damaged))]
+    ShadowCopies {
+        /// The volume, numbered as the image's layout numbers it.
+        volume: u32,
+        /// The shadow copies its catalog lists (those read, when it is damaged).
+        count: usize,
+        /// The catalog could not be read whole: there may be more.
+        damaged: bool,
+    },
+}
+
+/// Why a write in place into a volume with shadow copies is refused, after "volume N".
+fn shadow_copies_said(count: usize, damaged: bool) -> String {
+    let what = match (count, damaged) {
+        (n, false) => format!(
+            "has {n} shadow cop{} (Volume Shadow Copy snapshots)",
+            if n == 1 { "y" } else { "ies" }
+        ),
+        (n, true) => format!(
+            "has a damaged shadow copy catalog ({n} shadow cop{} read from it before the damage, \
+             perhaps more)",
+            if n == 1 { "y" } else { "ies" }
+        ),
+    };
+    format!(
+        "{what}: a write in place that Windows' shadow copy driver does not see is not \
+         copied into them, so each snapshot would read the new bytes as its own and no longer \
+         match the volume as it was when it was made; write a new image instead (--output), \
+         or allow it (--allow-shadow-copies) and the snapshots become stale"
+    )
 }
 
 /// A rehost library error: the image, the layer, the location and what went wrong.

@@ -9,9 +9,9 @@
 //! ([`rehost_disk::OpenOptions::session`]): a hive read by the check, the editor, the
 //! writer and the re-check comes from the file once.
 
-use super::staged::{Mode, Outcome, VolumeWriter};
+use super::staged::{Mode, Outcome, ShadowCopiesWritten, VolumeWriter};
 use super::FileSystem;
-use rehost_core::error::{Ctx, Layer, Result};
+use rehost_core::error::{Ctx, ErrorKind, Layer, Location, Result};
 use rehost_core::io::{ReadAt, WriteAt};
 use rehost_disk::{
     self as disk, CommitOptions, Disk, DiskInfo, IoStats, Overlay, WindowMut,
@@ -76,6 +76,10 @@ pub struct Image {
     layout: Layout,
     held: Mutex<Vec<Held>>,
     counters: Arc<Counters>,
+    /// A write in place may go into a volume that has shadow copies.
+    allow_shadow_copies: bool,
+    /// The volumes written (or, in a dry run, staged) that have shadow copies.
+    shadow_copies: Mutex<Vec<ShadowCopiesWritten>>,
 }
 
 impl Image {
@@ -163,7 +167,19 @@ impl Image {
             layout,
             held,
             counters,
+            allow_shadow_copies: false,
+            shadow_copies: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Lets a write in place go into a volume that has Volume Shadow Copy snapshots, which
+    /// the session otherwise refuses ([`ErrorKind::ShadowCopies`]): an offline write is
+    /// not copied into the snapshots' stores first, so each of them then reads the new
+    /// bytes as its own. What was written into such volumes is said in
+    /// [`Outcome::shadow_copies`].
+    pub fn allow_shadow_copies(mut self, allow: bool) -> Image {
+        self.allow_shadow_copies = allow;
+        self
     }
 
     /// The image's name in messages (its path).
@@ -348,6 +364,7 @@ impl Image {
         let overlay = self.staging()?.overlay.clone();
         let at = self.position(index)?;
         let v = &self.layout.volumes[at];
+        self.guard_shadow_copies(v)?;
         self.mark_written(at);
         let inner: Arc<dyn WriteAt> = overlay;
         let win = WindowMut::new(inner, v.offset, v.size, self.ctx.with_layer(layer))?;
@@ -401,8 +418,55 @@ impl Image {
                 ),
             ));
         };
+        self.guard_shadow_copies(&self.layout.volumes[at])?;
         self.mark_written(at);
         staging.overlay.write_at(offset, bytes)
+    }
+
+    /// Before a write into volume `v` is staged: refuses it when the image is opened for a
+    /// commit in place, the volume (NTFS) has shadow copies (or a damaged catalog that may
+    /// list some), and that was not allowed ([`Image::allow_shadow_copies`]); otherwise
+    /// notes such a volume for the outcome. Read once per write handed out, through the
+    /// session's cache.
+    fn guard_shadow_copies(&self, v: &VolumeInfo) -> Result<()> {
+        if v.content != Content::Ntfs {
+            return Ok(());
+        }
+        let dev = volume::open_volume(self.reader.clone(), v, &self.ctx)?;
+        let Some(s) = rehost_ntfs::vss::read(&dev, &self.ctx)? else {
+            return Ok(());
+        };
+        if !s.any() {
+            return Ok(());
+        }
+        let (count, damaged) = (s.count(), s.damaged.is_some());
+        if self.mode() == Some(&Mode::InPlace) && !self.allow_shadow_copies {
+            return Err(self.ctx.with_layer(Layer::Vss).error(
+                Location::Offset(v.offset + rehost_ntfs::vss::header::VOLUME_HEADER_OFFSET),
+                ErrorKind::ShadowCopies {
+                    volume: v.index,
+                    count,
+                    damaged,
+                },
+            ));
+        }
+        let mut noted = self.shadow_copies.lock().unwrap_or_else(|p| p.into_inner());
+        if !noted.iter().any(|n| n.volume == v.index) {
+            noted.push(ShadowCopiesWritten {
+                volume: v.index,
+                count,
+                damaged,
+            });
+        }
+        Ok(())
+    }
+
+    /// The volumes written so far that have shadow copies.
+    pub fn shadow_copies_written(&self) -> Vec<ShadowCopiesWritten> {
+        self.shadow_copies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// How the image was opened: `None` read-only, else the staged mode.
@@ -429,6 +493,7 @@ impl Image {
             staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
             commit: None,
             recovered,
+            shadow_copies: self.shadow_copies_written(),
         }
     }
 
@@ -451,6 +516,7 @@ impl Image {
 
     fn end(self, commit: bool) -> Result<Outcome> {
         let recovered = self.recovered();
+        let shadow_copies = self.shadow_copies_written();
         let Some(staging) = self.staging else {
             return Err(self.ctx.invalid("the image was opened read-only"));
         };
@@ -469,6 +535,7 @@ impl Image {
             staged_bytes,
             commit,
             recovered,
+            shadow_copies,
         })
     }
 }

@@ -8,6 +8,7 @@ use super::ntfs::write::{WriteOptions, Writer};
 use super::Image;
 use rehost_core::error::Result;
 use rehost_disk::CommitReport;
+use serde::Serialize;
 use std::path::PathBuf;
 
 /// The NTFS writer's options for writes into images: `$LogFile` is left as it is. The
@@ -118,4 +119,20 @@ pub struct Outcome {
     pub commit: Option<CommitReport>,
     /// An interrupted commit or undo the open rolled back or finished first.
     pub recovered: Option<String>,
+    /// The volumes written that have Volume Shadow Copy snapshots: after a commit in place
+    /// (allowed by [`Image::allow_shadow_copies`]) their snapshots are stale; after a commit
+    /// into a new image, the new image's are (the source's stay whole); in a dry run, a
+    /// commit in place would be refused unless allowed.
+    pub shadow_copies: Vec<ShadowCopiesWritten>,
+}
+
+/// A volume written that has shadow copies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShadowCopiesWritten {
+    /// The volume, numbered as the image's layout numbers it.
+    pub volume: u32,
+    /// The shadow copies its catalog lists.
+    pub count: usize,
+    /// Its catalog is damaged: there may be more.
+    pub damaged: bool,
 }

@@ -1,4 +1,5 @@
-//! Volume facts: label, NTFS version, dirty flag, `$LogFile` state, hibernation.
+//! Volume facts: label, NTFS version, dirty flag, `$LogFile` state, hibernation, shadow
+//! copies.
 
 use super::le::{u16_at, u32_at};
 use super::record::{AT_VOLUME_INFORMATION, AT_VOLUME_NAME};
@@ -39,6 +40,9 @@ pub struct NtfsFacts {
     pub logfile: LogFileState,
     /// `hiberfil.sys`, when present.
     pub hibernation: Option<Hibernation>,
+    /// The Volume Shadow Copy structures, when the volume has them (`null`: none): the
+    /// shadow copies, when each was made, the size of its store.
+    pub shadow_copies: Option<super::vss::ShadowCopies>,
 }
 
 /// State of `$LogFile`'s restart area.
@@ -111,6 +115,7 @@ impl Ntfs {
             dirty: volume_flags & VOLUME_IS_DIRTY != 0,
             logfile: self.logfile_state()?,
             hibernation: self.hibernation()?,
+            shadow_copies: self.shadow_copies()?,
         })
     }
 

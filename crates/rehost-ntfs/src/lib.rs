@@ -41,6 +41,7 @@ pub mod record;
 pub mod runlist;
 pub mod stream;
 pub mod upcase;
+pub mod vss;
 pub mod write;
 
 use boot::BootSector;

@@ -101,6 +101,7 @@ pub fn open_image(image: &Image) -> Result<Opened> {
             dirty: None,
             logfile_clean: None,
             hibernated: None,
+            shadow_copies: None,
         };
         let readable = v.content.is_readable();
         let fs = if readable {
@@ -121,6 +122,7 @@ pub fn open_image(image: &Image) -> Result<Opened> {
                     vr.dirty = Some(n.dirty);
                     vr.logfile_clean = Some(n.logfile.clean);
                     vr.hibernated = Some(n.hibernation.as_ref().is_some_and(|h| h.active));
+                    vr.shadow_copies = n.shadow_copies;
                 }
                 Ok(Facts::Fat { label, .. }) => vr.label = Some(label),
                 Err(e) => errors.push(e.to_string()),
@@ -292,6 +294,19 @@ fn flag(i: &mut Install, volumes: &[VolumeReport]) {
         }
         if v.logfile_clean == Some(false) {
             f.push("the volume's $LogFile would be replayed by Windows".into());
+        }
+        if let Some(s) = v.shadow_copies.as_ref().filter(|s| s.any()) {
+            f.push(format!(
+                "the volume has {} shadow cop{}{}: a write in place leaves {} stale",
+                s.count(),
+                if s.count() == 1 { "y" } else { "ies" },
+                if s.damaged.is_some() {
+                    " (its catalog damaged)"
+                } else {
+                    ""
+                },
+                if s.count() == 1 { "it" } else { "them" }
+            ));
         }
     }
     i.flags = f;

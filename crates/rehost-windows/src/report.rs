@@ -61,6 +61,9 @@ pub struct VolumeReport {
     pub logfile_clean: Option<bool>,
     /// A hibernation image waits in `hiberfil.sys`.
     pub hibernated: Option<bool>,
+    /// NTFS: the Volume Shadow Copy structures, when the volume has them (its shadow
+    /// copies, when each was made, its store's size; a damaged catalog said).
+    pub shadow_copies: Option<rehost_image::ntfs::vss::ShadowCopies>,
 }
 
 /// A partition named by a boot store or MountedDevices, and the volume of this image it is.

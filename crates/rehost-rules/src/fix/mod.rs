@@ -38,6 +38,9 @@ pub struct FixOptions {
     /// ntfs-3g's `remove_hiberfile` deletes it): the hibernated session is lost, and
     /// Windows starts afresh on the new machine.
     pub discard_hibernation: bool,
+    /// Write in place into a volume that has Volume Shadow Copy snapshots (which the image
+    /// session otherwise refuses); its snapshots become stale, and the report says so.
+    pub allow_shadow_copies: bool,
 }
 
 impl FixOptions {

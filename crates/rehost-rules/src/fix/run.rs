@@ -9,7 +9,7 @@ use crate::finding::Shared;
 use crate::subject::Subject;
 use crate::{check_opened_with, InstallCheck, Target, Verdict, RULES};
 use rehost_core::error::Result;
-use rehost_image::staged::Mode;
+use rehost_image::staged::{Mode, ShadowCopiesWritten};
 use rehost_image::Image;
 use rehost_windows as windows;
 use serde::Serialize;
@@ -93,6 +93,9 @@ pub struct FixReport {
     pub written: Option<Written>,
     /// An interrupted commit the open rolled back first.
     pub recovered: Option<String>,
+    /// The volumes written that have shadow copies (stale after a commit in place; in a
+    /// dry run, what a commit in place would refuse without leave).
+    pub shadow_copies: Vec<ShadowCopiesWritten>,
     /// What could not be read.
     pub errors: Vec<String>,
     /// Bytes read from the image file to check, plan and check again (the commit's own
@@ -137,7 +140,8 @@ pub fn fix(
     force: bool,
 ) -> Result<FixReport> {
     let started = std::time::Instant::now();
-    let mut report = fix_image(Image::open_staged(image, mode)?, t, opts, force)?;
+    let staged = Image::open_staged(image, mode)?.allow_shadow_copies(opts.allow_shadow_copies);
+    let mut report = fix_image(staged, t, opts, force)?;
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(report)
 }
@@ -271,7 +275,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
     };
     drop(opened);
     let bytes_read = staged.bytes_read();
-    let (committed, written, staged_bytes, recovered) = if not_committed.is_none() {
+    let (committed, written, staged_bytes, recovered, shadow_copies) = if not_committed.is_none() {
         let out = staged.finish()?;
         let written = out.commit.as_ref().map(|c| Written {
             path: c.path.display().to_string(),
@@ -280,10 +284,18 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
             journal: c.journal.as_ref().map(|j| j.display().to_string()),
             journal_bytes: c.journal_bytes,
         });
-        (written.is_some(), written, out.staged_bytes, out.recovered)
+        let shadow = out.shadow_copies;
+        (
+            written.is_some(),
+            written,
+            out.staged_bytes,
+            out.recovered,
+            shadow,
+        )
     } else {
         let out = staged.discard();
-        (false, None, out.staged_bytes, out.recovered)
+        let shadow = out.shadow_copies;
+        (false, None, out.staged_bytes, out.recovered, shadow)
     };
     Ok(FixReport {
         image: name,
@@ -296,6 +308,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
         not_committed,
         written,
         recovered,
+        shadow_copies,
         errors,
         bytes_read,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
