@@ -162,6 +162,9 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
                 f.severity.name(),
                 f.message
             )?;
+            if let Some(why) = &f.cannot_fix {
+                writeln!(out, "    not fixed: {why}")?;
+            }
         }
     }
     match (&r.written, &r.not_committed) {
