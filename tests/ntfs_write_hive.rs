@@ -1,5 +1,6 @@
 //! A real hive on a real volume: the Windows 7 SYSTEM hive, fragmented on the fixture volume
-//! as hives are on used systems (ntfs-3g's tools lay it out, as fixtures.md describes),
+//! as hives are on used systems (ntfs-3g's tools lay it out, as `fragmented_volume` below
+//! and scripts/make-fixtures.sh do),
 //! edited with rehost's hive editor, first in place (the file keeps its clusters and only
 //! the changed pages are written) and then past its allocation (new clusters appended);
 //! ntfs-3g must return the same bytes and hivex must read the edited keys.
