@@ -310,6 +310,55 @@ fn put_refuses_an_existing_output_and_writes_take_no_stats() {
     assert_eq!(common::sha256_file(&copy), common::sha256_file(&sample));
 }
 
+/// reg set's --output, into an image or from a bare hive, into a directory that is not
+/// there (or onto an image that is): refused before anything is printed or written, naming
+/// the directory and not the temporary file rehost would have made in it.
+#[test]
+fn reg_output_into_a_missing_directory_names_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let hive = dir.path().join("minimal");
+    std::fs::copy(common::root().join("testdata/hives/hivex/minimal"), &hive).unwrap();
+    let nowhere = dir.path().join("no/such/dir/new");
+    let edit = |target: &Path, key: &str, output: &Path| {
+        rehost(&[
+            "reg",
+            "set",
+            target.to_str().unwrap(),
+            key,
+            "--value",
+            "Foo",
+            "--type",
+            "REG_DWORD",
+            "--data",
+            "1",
+            "--output",
+            output.to_str().unwrap(),
+        ])
+    };
+    for (target, key) in [(&sample, "HKLM\\SYSTEM\\Select"), (&hive, "\\")] {
+        let out = edit(target, key, &nowhere);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(out.stdout.is_empty(), "{}", text(&out));
+        let said = text(&out);
+        assert!(
+            said.contains("there is no directory") && said.contains("no/such/dir"),
+            "{said}"
+        );
+        assert!(
+            !said.contains("rehost-partial") && !said.contains("rehost-new"),
+            "{said}"
+        );
+        assert!(!dir.path().join("no").exists());
+    }
+    let existing = write(dir.path(), "new.vhd", b"keep me");
+    let out = edit(&sample, "HKLM\\SYSTEM\\Select", &existing);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(text(&out).contains("exists"), "{}", text(&out));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let sample = common::root().join("testdata/sample/sample.vhd");

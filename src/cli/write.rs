@@ -42,25 +42,7 @@ impl WriteMode {
         match (self.dry_run, &self.output, self.in_place) {
             (true, _, _) => Ok(Mode::DryRun),
             (_, Some(o), _) => {
-                // A symlink, even a dangling one, counts as there: nothing is written
-                // through it.
-                if o.symlink_metadata().is_ok() {
-                    bail!(
-                        "{}: --output {} exists; rehost writes a new image only where there \
-                         is none (remove it, or name another file)",
-                        image.display(),
-                        o.display()
-                    );
-                }
-                let dir = o.parent().filter(|d| !d.as_os_str().is_empty());
-                if let Some(dir) = dir.filter(|d| !d.is_dir()) {
-                    bail!(
-                        "{}: --output {}: there is no directory {}",
-                        image.display(),
-                        o.display(),
-                        dir.display()
-                    );
-                }
+                new_output(image, o)?;
                 Ok(Mode::Output(o.clone()))
             }
             (_, _, true) => Ok(Mode::InPlace),
@@ -71,6 +53,34 @@ impl WriteMode {
             .into()),
         }
     }
+}
+
+/// Refuses, before anything is done, an `--output` that is there already (a symlink, even a
+/// dangling one, counts: nothing is written through it) or whose directory is not.
+pub fn new_output(image: &Path, o: &Path) -> Result<()> {
+    if o.symlink_metadata().is_ok() {
+        bail!(
+            "{}: --output {} exists; rehost writes a new image only where there is none \
+             (remove it, or name another file)",
+            image.display(),
+            o.display()
+        );
+    }
+    output_dir(image, o)
+}
+
+/// Refuses an `--output` whose directory is not there, naming the directory.
+pub fn output_dir(image: &Path, o: &Path) -> Result<()> {
+    let dir = o.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+        bail!(
+            "{}: --output {}: there is no directory {}",
+            image.display(),
+            o.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// One file operation.

@@ -236,6 +236,17 @@ fn a_writer_holds_the_lock() {
     c.commit_to(&nc, &CommitOptions::default()).unwrap();
     assert_eq!(std::fs::read(&nb).unwrap()[10], b'b');
     assert_eq!(std::fs::read(&nc).unwrap()[10], b'c');
+    // An output into a directory that is not there names the directory.
+    let d = disk::open_for_write(&p, &WriteOptions::new_image()).unwrap();
+    let e = d
+        .commit_to(&dir.path().join("gone/new.raw"), &CommitOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("there is no directory") && e.contains("gone"),
+        "{e}"
+    );
+    assert!(!e.contains("rehost-partial"), "{e}");
     // An output never overwrites a file.
     let d = disk::open_for_write(&p, &WriteOptions::new_image()).unwrap();
     let e = d
