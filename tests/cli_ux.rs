@@ -359,6 +359,64 @@ fn reg_output_into_a_missing_directory_names_the_directory() {
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
 }
 
+/// The deepest nesting of parentheses in `line`.
+fn nesting(line: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in line.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The HAL fix's lines read plainly: what the change does in short sentences, then each
+/// finding it repairs on a line of its own, said once for the set of changes; no line nests
+/// parentheses.
+#[test]
+fn the_hal_fix_says_what_it_does_and_what_it_repairs_line_by_line() {
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let out = rehost(&[
+        "fix",
+        sample.to_str().unwrap(),
+        "-t",
+        "hyperv-gen1",
+        "--dry-run",
+    ]);
+    let said = String::from_utf8(out.stdout).unwrap();
+    for l in said
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(['+', '-', '[']))
+    {
+        assert!(nesting(l) <= 1, "nested parentheses: {l}");
+    }
+    let lines: Vec<&str> = said.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  hal-target: a new boot.ini entry loads halmacpi.dll"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        lines[at]
+            .ends_with("ntkrpamp.exe is the PAE kernel: the loader enables PAE for this entry"),
+        "{said}"
+    );
+    assert!(
+        lines[at + 1].starts_with("    repairs hal-target: the HAL is halaacpi.dll"),
+        "{said}"
+    );
+    assert!(
+        lines[at + 2].starts_with("    repairs version-skew: "),
+        "{said}"
+    );
+    assert_eq!(said.matches("repairs hal-target").count(), 1, "{said}");
+    assert!(!said.contains("(repairs"), "{said}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let sample = common::root().join("testdata/sample/sample.vhd");

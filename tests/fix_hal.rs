@@ -259,7 +259,7 @@ fn the_seeds_restore_gets_the_sp2_pair_from_sp2_cab() {
     assert!(hal_changes.iter().all(|c| c["why"]
         .as_str()
         .unwrap()
-        .contains("also repairs version-skew")));
+        .contains("Also repairs version-skew")));
     for (path, _, why) in puts(&r) {
         assert!(
             why.contains("5.2.3790.3959 from \\WINDOWS\\Driver Cache\\i386\\sp2.cab"),
@@ -594,7 +594,7 @@ fn one_set_repairs_the_pair_and_the_record_of_a_mixed_restore() {
         "{hal:#?}"
     );
     assert!(hal.iter().all(|c| c["why"].as_str().unwrap().contains(
-        "also repairs hal-target: hal.dll is halmacpi.dll but setup recorded acpiapic_up"
+        "Also repairs hal-target: hal.dll is halmacpi.dll but setup recorded acpiapic_up"
     )));
     for (path, _, why) in puts(&r) {
         assert!(
