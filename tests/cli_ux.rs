@@ -417,6 +417,56 @@ fn the_hal_fix_says_what_it_does_and_what_it_repairs_line_by_line() {
     assert!(!said.contains("(repairs"), "{said}");
 }
 
+/// put and reg set say what their change writes in plain words (bytes of the disk, in how
+/// many places), not "staged".
+#[test]
+fn writes_say_what_the_change_writes_not_what_was_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = write(dir.path(), "s.txt", b"hello");
+    let copy = dir.path().join("c.vhd");
+    std::fs::copy(common::root().join("testdata/sample/sample.vhd"), &copy).unwrap();
+    let c = copy.to_str().unwrap();
+    let l = local.to_str().unwrap();
+    let said = |args: &[&str]| {
+        let out = rehost(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        let t = text(&out);
+        assert!(!t.contains("staged"), "{args:?}: {t}");
+        t
+    };
+    let dry = said(&["put", c, l, "/s.txt", "--dry-run"]);
+    let line = dry
+        .lines()
+        .find(|l| l.starts_with("the change would write "))
+        .unwrap_or_else(|| panic!("{dry}"));
+    assert!(line.ends_with(" places"), "{line}");
+    let done = said(&["put", c, l, "/s.txt", "--in-place"]);
+    assert!(
+        done.contains(&line.replace("would write", "writes")),
+        "{line}: {done}"
+    );
+    let reg = said(&[
+        "reg",
+        "set",
+        c,
+        "HKLM\\SYSTEM\\Select",
+        "--value",
+        "Foo",
+        "--type",
+        "REG_DWORD",
+        "--data",
+        "1",
+        "--in-place",
+    ]);
+    assert!(
+        reg.contains(&format!(
+            "rehost: {c}: 1 change to write into \\WINDOWS\\System32\\config\\SYSTEM on volume 1"
+        )),
+        "{reg}"
+    );
+    assert!(reg.contains("the change writes "), "{reg}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let sample = common::root().join("testdata/sample/sample.vhd");

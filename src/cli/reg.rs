@@ -395,8 +395,12 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
     for s in edits.stage(&mut writers)? {
         if mode != Mode::DryRun {
             eprintln!(
-                "rehost: {}: {} changes staged into {} on volume {}",
-                s.source, s.changes, s.path, s.volume
+                "rehost: {}: {} change{} to write into {} on volume {}",
+                t.target.display(),
+                s.changes,
+                if s.changes == 1 { "" } else { "s" },
+                s.path,
+                s.volume
             );
         }
     }
@@ -451,9 +455,10 @@ fn edit_hive(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32
     }
     registry::write_host(&dest, &edited.bytes)?;
     eprintln!(
-        "rehost: wrote {} ({} changes{})",
+        "rehost: wrote {} ({} change{}{})",
         dest.display(),
         edited.changes.len(),
+        if edited.changes.len() == 1 { "" } else { "s" },
         if hive.replayed.is_some() {
             "; its transaction logs were replayed first and are now behind the clean hive, which Windows loads without them"
         } else {

@@ -148,10 +148,21 @@ pub fn report(image: &Path, mode: &Mode, out: Outcome) {
     if let Some(r) = &out.recovered {
         println!("{}: {r}", image.display());
     }
-    println!(
-        "staged {} extents, {} bytes",
-        out.staged_extents, out.staged_bytes
-    );
+    // What the change writes, in the disk's own bytes (the image file's writes, which the
+    // container's format and whole sectors add to, are said when they are made).
+    if out.staged_extents > 0 {
+        println!(
+            "the change {} {} bytes of the disk, in {} place{}",
+            if *mode == Mode::DryRun {
+                "would write"
+            } else {
+                "writes"
+            },
+            out.staged_bytes,
+            out.staged_extents,
+            if out.staged_extents == 1 { "" } else { "s" }
+        );
+    }
     match (mode, &out.commit) {
         (Mode::DryRun, _) => println!("dry run: nothing written"),
         (_, None) => println!("nothing to write"),
