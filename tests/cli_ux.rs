@@ -310,6 +310,163 @@ fn put_refuses_an_existing_output_and_writes_take_no_stats() {
     assert_eq!(common::sha256_file(&copy), common::sha256_file(&sample));
 }
 
+/// reg set's --output, into an image or from a bare hive, into a directory that is not
+/// there (or onto an image that is): refused before anything is printed or written, naming
+/// the directory and not the temporary file rehost would have made in it.
+#[test]
+fn reg_output_into_a_missing_directory_names_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let hive = dir.path().join("minimal");
+    std::fs::copy(common::root().join("testdata/hives/hivex/minimal"), &hive).unwrap();
+    let nowhere = dir.path().join("no/such/dir/new");
+    let edit = |target: &Path, key: &str, output: &Path| {
+        rehost(&[
+            "reg",
+            "set",
+            target.to_str().unwrap(),
+            key,
+            "--value",
+            "Foo",
+            "--type",
+            "REG_DWORD",
+            "--data",
+            "1",
+            "--output",
+            output.to_str().unwrap(),
+        ])
+    };
+    for (target, key) in [(&sample, "HKLM\\SYSTEM\\Select"), (&hive, "\\")] {
+        let out = edit(target, key, &nowhere);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(out.stdout.is_empty(), "{}", text(&out));
+        let said = text(&out);
+        assert!(
+            said.contains("there is no directory") && said.contains("no/such/dir"),
+            "{said}"
+        );
+        assert!(
+            !said.contains("rehost-partial") && !said.contains("rehost-new"),
+            "{said}"
+        );
+        assert!(!dir.path().join("no").exists());
+    }
+    let existing = write(dir.path(), "new.vhd", b"keep me");
+    let out = edit(&sample, "HKLM\\SYSTEM\\Select", &existing);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(out.stdout.is_empty(), "{}", text(&out));
+    assert!(text(&out).contains("exists"), "{}", text(&out));
+    assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+}
+
+/// The deepest nesting of parentheses in `line`.
+fn nesting(line: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for c in line.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// The HAL fix's lines read plainly: what the change does in short sentences, then each
+/// finding it repairs on a line of its own, said once for the set of changes; no line nests
+/// parentheses.
+#[test]
+fn the_hal_fix_says_what_it_does_and_what_it_repairs_line_by_line() {
+    let sample = common::root().join("testdata/sample/sample.vhd");
+    let out = rehost(&[
+        "fix",
+        sample.to_str().unwrap(),
+        "-t",
+        "hyperv-gen1",
+        "--dry-run",
+    ]);
+    let said = String::from_utf8(out.stdout).unwrap();
+    for l in said
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(['+', '-', '[']))
+    {
+        assert!(nesting(l) <= 1, "nested parentheses: {l}");
+    }
+    let lines: Vec<&str> = said.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  hal-target: a new boot.ini entry loads halmacpi.dll"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        lines[at]
+            .ends_with("ntkrpamp.exe is the PAE kernel: the loader enables PAE for this entry"),
+        "{said}"
+    );
+    assert!(
+        lines[at + 1].starts_with("    repairs hal-target: the HAL is halaacpi.dll"),
+        "{said}"
+    );
+    assert!(
+        lines[at + 2].starts_with("    repairs version-skew: "),
+        "{said}"
+    );
+    assert_eq!(said.matches("repairs hal-target").count(), 1, "{said}");
+    assert!(!said.contains("(repairs"), "{said}");
+}
+
+/// put and reg set say what their change writes in plain words (bytes of the disk, in how
+/// many places), not "staged".
+#[test]
+fn writes_say_what_the_change_writes_not_what_was_staged() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = write(dir.path(), "s.txt", b"hello");
+    let copy = dir.path().join("c.vhd");
+    std::fs::copy(common::root().join("testdata/sample/sample.vhd"), &copy).unwrap();
+    let c = copy.to_str().unwrap();
+    let l = local.to_str().unwrap();
+    let said = |args: &[&str]| {
+        let out = rehost(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out));
+        let t = text(&out);
+        assert!(!t.contains("staged"), "{args:?}: {t}");
+        t
+    };
+    let dry = said(&["put", c, l, "/s.txt", "--dry-run"]);
+    let line = dry
+        .lines()
+        .find(|l| l.starts_with("the change would write "))
+        .unwrap_or_else(|| panic!("{dry}"));
+    assert!(line.ends_with(" places"), "{line}");
+    let done = said(&["put", c, l, "/s.txt", "--in-place"]);
+    assert!(
+        done.contains(&line.replace("would write", "writes")),
+        "{line}: {done}"
+    );
+    let reg = said(&[
+        "reg",
+        "set",
+        c,
+        "HKLM\\SYSTEM\\Select",
+        "--value",
+        "Foo",
+        "--type",
+        "REG_DWORD",
+        "--data",
+        "1",
+        "--in-place",
+    ]);
+    assert!(
+        reg.contains(&format!(
+            "rehost: {c}: 1 change to write into \\WINDOWS\\System32\\config\\SYSTEM on volume 1"
+        )),
+        "{reg}"
+    );
+    assert!(reg.contains("the change writes "), "{reg}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let sample = common::root().join("testdata/sample/sample.vhd");

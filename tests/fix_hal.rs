@@ -259,7 +259,7 @@ fn the_seeds_restore_gets_the_sp2_pair_from_sp2_cab() {
     assert!(hal_changes.iter().all(|c| c["why"]
         .as_str()
         .unwrap()
-        .contains("also repairs version-skew")));
+        .contains("Also repairs version-skew")));
     for (path, _, why) in puts(&r) {
         assert!(
             why.contains("5.2.3790.3959 from \\WINDOWS\\Driver Cache\\i386\\sp2.cab"),
@@ -585,7 +585,7 @@ fn one_set_repairs_the_pair_and_the_record_of_a_mixed_restore() {
         "{hal:#?}"
     );
     assert!(hal.iter().all(|c| c["why"].as_str().unwrap().contains(
-        "also repairs hal-target: hal.dll is halmacpi.dll but setup recorded acpiapic_up"
+        "Also repairs hal-target: hal.dll is halmacpi.dll but setup recorded acpiapic_up"
     )));
     for (path, _, why) in puts(&r) {
         assert!(
@@ -612,4 +612,97 @@ fn whys(install: &Value, rule: &str) -> Vec<String> {
         .filter(|f| rule.is_empty() || f["rule"] == rule)
         .filter_map(|f| f["cannot_fix"].as_str().map(str::to_string));
     planned.chain(told).collect()
+}
+
+/// `rehost inspect IMAGE --json`, parsed.
+fn inspect_json(image: &Path) -> Value {
+    let out = rehost(&["inspect", "--json", s(image)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// After the fix adds a boot.ini entry that loads another HAL and kernel, inspect reports
+/// what that default entry loads (as check judges it), not hal.dll and ntoskrnl.exe, and
+/// marks only it as the default; undone, it reports hal.dll again, naming the HAL in its
+/// version-skew line as its HAL line does.
+#[test]
+fn inspect_reports_the_hal_and_kernel_the_default_entry_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("s.vhd");
+    std::fs::copy(common::root().join("testdata/sample/sample.vhd"), &img).unwrap();
+    let sha = common::sha256_file(&img);
+
+    let before = inspect_json(&img);
+    let i = &before["installs"][0];
+    assert_eq!(i["hal"]["file"], "hal.dll");
+    assert_eq!(i["hal"]["original_filename"], "halaacpi.dll");
+    assert_eq!(i["versions"]["skew"], true);
+    let text = String::from_utf8(rehost(&["inspect", s(&img)]).stdout).unwrap();
+    assert!(
+        text.contains(
+            "! version skew: service pack levels differ: the HAL (hal.dll, halaacpi.dll)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("    HAL halaacpi.dll 5.2.3790.1830 ("),
+        "{text}"
+    );
+
+    fix(&img, "hyperv-gen1", &["--in-place"]);
+    assert_eq!(check(&img, "hyperv-gen1").verdict, Verdict::Boots);
+    let after = inspect_json(&img);
+    // boot.ini has two lines with the install's path now: ntldr starts the first.
+    let entries = after["boot_stores"][0]["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let defaults: Vec<&Value> = entries.iter().filter(|e| e["default"] == true).collect();
+    assert_eq!(defaults.len(), 1, "{entries:?}");
+    assert_eq!(defaults[0]["hal"], "halmacpi.dll");
+    assert_eq!(defaults[0]["kernel"], "ntkrpamp.exe");
+    let i = &after["installs"][0];
+    let links = i["boot"]["entries"].as_array().unwrap();
+    assert_eq!(
+        links.iter().filter(|l| l["default"] == true).count(),
+        1,
+        "{links:?}"
+    );
+    // The HAL and kernel that entry loads, and their versions, without skew.
+    assert_eq!(i["hal"]["file"], "halmacpi.dll");
+    assert_eq!(i["hal"]["original_filename"], "halmacpi.dll");
+    assert_eq!(i["hal"]["file_version"], "5.2.3790.3959");
+    assert_eq!(i["hal"]["loaded_by"], "/HAL= of the default boot.ini entry");
+    let loaded: Vec<&str> = i["kernels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["loaded"] == true)
+        .map(|k| k["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(loaded, ["ntkrpamp.exe"]);
+    assert_eq!(i["versions"]["hal"], "5.2.3790.3959");
+    assert_eq!(i["versions"]["ntoskrnl"], "5.2.3790.3959");
+    assert_eq!(i["versions"]["skew"], false, "{}", i["versions"]);
+    assert_eq!(i["flags"], serde_json::json!([]));
+    let text = String::from_utf8(rehost(&["inspect", s(&img)]).stdout).unwrap();
+    assert!(
+        text.contains(
+            "    HAL halmacpi.dll 5.2.3790.3959, loaded by /HAL= of the default boot.ini entry"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "    kernel ntkrpamp.exe 5.2.3790.3959, loaded by /KERNEL= of the default boot.ini \
+             entry"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("version skew"), "{text}");
+
+    undo_restores(&img, &sha);
+    assert_eq!(inspect_json(&img)["installs"][0]["hal"]["file"], "hal.dll");
 }

@@ -164,9 +164,9 @@ fn each_fault_is_flagged_and_the_clean_ones_are_not() {
     }
     let restored = flags("w2k3-restored");
     assert!(
-        restored
-            .iter()
-            .any(|f| f.contains("version skew") && f.contains("kernel32.dll 3959")),
+        restored.iter().any(|f| f.contains("version skew")
+            && f.contains("the HAL (hal.dll, halaacpi.dll)")
+            && f.contains("kernel32.dll and ntdll.dll 5.2.3790.3959")),
         "{restored:?}"
     );
     let r = inspect("xp-mismatch");

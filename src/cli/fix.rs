@@ -111,39 +111,39 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
             v(i.before, &i.before_stop),
             v(i.after, &i.after_stop)
         )?;
-        // A set of changes made for one reason says it once, with the first of them.
+        // A set of changes made for one reason says it once, with the first of them: the
+        // change on its line, then each finding it repairs on a line of its own.
         let mut last_reason: Option<(&String, &str)> = None;
         for c in &i.changes {
-            let (what, reason) = match c.why.find(" (repairs ") {
-                Some(at) => c.why.split_at(at),
+            let (what, reason) = match c.why.find(". Repairs ") {
+                Some(at) => (&c.why[..at], &c.why[at + 2..]),
                 None => (c.why.as_str(), ""),
             };
-            let why = if !reason.is_empty() && last_reason == Some((&c.rule, reason)) {
-                what
-            } else {
-                c.why.as_str()
-            };
+            let repeated = !reason.is_empty() && last_reason == Some((&c.rule, reason));
             last_reason = Some((&c.rule, reason));
+            writeln!(out, "  {}: {what}", c.rule)?;
+            if !repeated {
+                for r in reason.split(". Also repairs ").filter(|r| !r.is_empty()) {
+                    let r = r.strip_prefix("Repairs ").unwrap_or(r);
+                    writeln!(out, "    repairs {r}")?;
+                }
+            }
             match c.kind {
                 "registry" | "boot.ini" => {
-                    writeln!(out, "  {}: {why}", c.rule)?;
                     for l in c.diff.as_deref().unwrap_or("").lines() {
                         writeln!(out, "    {l}")?;
                     }
                 }
-                _ => {
-                    writeln!(out, "  {}: {why}", c.rule)?;
-                    writeln!(
-                        out,
-                        "    {} {}{}",
-                        c.kind,
-                        c.file.as_deref().unwrap_or(""),
-                        c.sha256
-                            .as_deref()
-                            .map(|h| format!(" ({} bytes, sha256 {h})", c.bytes.unwrap_or(0)))
-                            .unwrap_or_default()
-                    )?
-                }
+                _ => writeln!(
+                    out,
+                    "    {} {}{}",
+                    c.kind,
+                    c.file.as_deref().unwrap_or(""),
+                    c.sha256
+                        .as_deref()
+                        .map(|h| format!(" ({} bytes, sha256 {h})", c.bytes.unwrap_or(0)))
+                        .unwrap_or_default()
+                )?,
             }
         }
         for n in &i.not_fixed {

@@ -27,6 +27,14 @@ fn opt(s: &Option<String>) -> &str {
     s.as_deref().unwrap_or("?")
 }
 
+/// The name a file was built under, only where it differs from its own: ` (built as X)`.
+fn built(file: &str, original: &Option<String>) -> String {
+    match original {
+        Some(o) if o.eq_ignore_ascii_case(file) => String::new(),
+        o => format!(" (built as {})", opt(o)),
+    }
+}
+
 fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
     let scheme = serde_json::to_value(r.partitioning)?
         .as_str()
@@ -81,23 +89,35 @@ fn summary(out: &mut dyn Write, r: &ImageReport) -> Result<()> {
             Some(false) => "DISAGREES",
             None => "not compared",
         };
-        writeln!(
-            out,
-            "    HAL {} {} (setup recorded {}: {agree})",
-            opt(&i.hal.original_filename),
-            opt(&i.hal.file_version),
-            opt(&i.hal.hardware_id)
-        )?;
+        match &i.hal.loaded_by {
+            None => writeln!(
+                out,
+                "    HAL {} {} (setup recorded {}: {agree})",
+                opt(&i.hal.original_filename),
+                opt(&i.hal.file_version),
+                opt(&i.hal.hardware_id)
+            )?,
+            // Setup's record is of hal.dll, which this entry does not load.
+            Some(by) => writeln!(
+                out,
+                "    HAL {}{} {}, loaded by {by} (setup recorded {} for hal.dll)",
+                opt(&i.hal.original_filename),
+                built(&i.hal.file, &i.hal.original_filename),
+                opt(&i.hal.file_version),
+                opt(&i.hal.hardware_id)
+            )?,
+        }
         for k in &i.kernels {
-            // The name the file was built under, only where it differs from its own.
-            let built = match &k.original_filename {
-                Some(o) if o.eq_ignore_ascii_case(&k.file) => String::new(),
-                o => format!(" (built as {})", opt(o)),
+            let how = match (&k.loaded_by, k.loaded) {
+                (Some(by), _) => format!(", loaded by {by}"),
+                (None, false) => ", not loaded by the default boot entry".to_string(),
+                (None, true) => String::new(),
             };
             writeln!(
                 out,
-                "    kernel {}{built} {}{}",
+                "    kernel {}{} {}{how}{}",
                 k.file,
+                built(&k.file, &k.original_filename),
                 opt(&k.file_version),
                 if k.matches_hal == Some(false) {
                     " (does not match the HAL)"

@@ -354,7 +354,10 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
     }
     let mode = match (w.dry_run, &w.output, w.in_place) {
         (true, _, _) => Mode::DryRun,
-        (_, Some(o), _) => Mode::Output(o.clone()),
+        (_, Some(o), _) => {
+            super::write::new_output(&t.target, o)?;
+            Mode::Output(o.clone())
+        }
         (_, _, true) => Mode::InPlace,
         _ => bail!(
             "{}: say where the edit goes: --dry-run (show it, write nothing), --output NEW (a new image) or --in-place (this image, behind an undo journal)",
@@ -392,8 +395,12 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
     for s in edits.stage(&mut writers)? {
         if mode != Mode::DryRun {
             eprintln!(
-                "rehost: {}: {} changes staged into {} on volume {}",
-                s.source, s.changes, s.path, s.volume
+                "rehost: {}: {} change{} to write into {} on volume {}",
+                t.target.display(),
+                s.changes,
+                if s.changes == 1 { "" } else { "s" },
+                s.path,
+                s.volume
             );
         }
     }
@@ -414,6 +421,9 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
 
 /// An edit of a bare hive file: rewritten atomically in place, or into --output.
 fn edit_hive(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32> {
+    if let (Some(o), false) = (&w.output, w.dry_run) {
+        super::write::output_dir(&t.target, o)?;
+    }
     let (hive, _) = open(t, key)?;
     warn_dirty(&hive);
     // Keys named relative to a bare hive's root get its prefix, as `open` resolved them.
@@ -445,9 +455,10 @@ fn edit_hive(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32
     }
     registry::write_host(&dest, &edited.bytes)?;
     eprintln!(
-        "rehost: wrote {} ({} changes{})",
+        "rehost: wrote {} ({} change{}{})",
         dest.display(),
         edited.changes.len(),
+        if edited.changes.len() == 1 { "" } else { "s" },
         if hive.replayed.is_some() {
             "; its transaction logs were replayed first and are now behind the clean hive, which Windows loads without them"
         } else {

@@ -42,25 +42,7 @@ impl WriteMode {
         match (self.dry_run, &self.output, self.in_place) {
             (true, _, _) => Ok(Mode::DryRun),
             (_, Some(o), _) => {
-                // A symlink, even a dangling one, counts as there: nothing is written
-                // through it.
-                if o.symlink_metadata().is_ok() {
-                    bail!(
-                        "{}: --output {} exists; rehost writes a new image only where there \
-                         is none (remove it, or name another file)",
-                        image.display(),
-                        o.display()
-                    );
-                }
-                let dir = o.parent().filter(|d| !d.as_os_str().is_empty());
-                if let Some(dir) = dir.filter(|d| !d.is_dir()) {
-                    bail!(
-                        "{}: --output {}: there is no directory {}",
-                        image.display(),
-                        o.display(),
-                        dir.display()
-                    );
-                }
+                new_output(image, o)?;
                 Ok(Mode::Output(o.clone()))
             }
             (_, _, true) => Ok(Mode::InPlace),
@@ -71,6 +53,34 @@ impl WriteMode {
             .into()),
         }
     }
+}
+
+/// Refuses, before anything is done, an `--output` that is there already (a symlink, even a
+/// dangling one, counts: nothing is written through it) or whose directory is not.
+pub fn new_output(image: &Path, o: &Path) -> Result<()> {
+    if o.symlink_metadata().is_ok() {
+        bail!(
+            "{}: --output {} exists; rehost writes a new image only where there is none \
+             (remove it, or name another file)",
+            image.display(),
+            o.display()
+        );
+    }
+    output_dir(image, o)
+}
+
+/// Refuses an `--output` whose directory is not there, naming the directory.
+pub fn output_dir(image: &Path, o: &Path) -> Result<()> {
+    let dir = o.parent().filter(|d| !d.as_os_str().is_empty());
+    if let Some(dir) = dir.filter(|d| !d.is_dir()) {
+        bail!(
+            "{}: --output {}: there is no directory {}",
+            image.display(),
+            o.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// One file operation.
@@ -138,10 +148,21 @@ pub fn report(image: &Path, mode: &Mode, out: Outcome) {
     if let Some(r) = &out.recovered {
         println!("{}: {r}", image.display());
     }
-    println!(
-        "staged {} extents, {} bytes",
-        out.staged_extents, out.staged_bytes
-    );
+    // What the change writes, in the disk's own bytes (the image file's writes, which the
+    // container's format and whole sectors add to, are said when they are made).
+    if out.staged_extents > 0 {
+        println!(
+            "the change {} {} bytes of the disk, in {} place{}",
+            if *mode == Mode::DryRun {
+                "would write"
+            } else {
+                "writes"
+            },
+            out.staged_bytes,
+            out.staged_extents,
+            if out.staged_extents == 1 { "" } else { "s" }
+        );
+    }
     match (mode, &out.commit) {
         (Mode::DryRun, _) => println!("dry run: nothing written"),
         (_, None) => println!("nothing to write"),

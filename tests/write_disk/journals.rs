@@ -72,6 +72,63 @@ fn damaged_journals_are_refused() {
     assert!(e.contains("nothing to undo"), "{e}");
 }
 
+/// A damaged journal's refusal says what the journal is, what is wrong, what its end still
+/// says about the image, and what the user can do; moving it aside, as it says, lets the
+/// image be written again, as it stands.
+#[test]
+fn a_damaged_journal_says_what_it_is_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("d.raw");
+    std::fs::write(&p, common::pattern(MB, 8)).unwrap();
+    let w = workload(&mut Rng(17), MB as u64, 64 * 1024, 10, 1);
+    stage(&p, true, &w)
+        .commit(&CommitOptions::default())
+        .unwrap();
+    let j = journal_of(&p);
+    let good = std::fs::read(&j).unwrap();
+    let said = |j: &[u8]| {
+        std::fs::write(journal_of(&p), j).unwrap();
+        let undo = disk::undo(&p, None).unwrap_err().to_string();
+        let open = disk::open_for_write(&p, &WriteOptions::in_place())
+            .err()
+            .expect("opened for writing")
+            .to_string();
+        assert_eq!(undo, open);
+        undo
+    };
+    let mut bad = good.clone();
+    bad[20] ^= 1; // the header: the completion marker at the end is whole
+    let e = said(&bad);
+    let jn = j.display().to_string();
+    for words in [
+        "header's checksum",
+        &format!("{jn} is the undo journal of {}", p.display()),
+        "`rehost undo` can put them back",
+        "will not undo",
+        "last write finished",
+        "keep a copy of the journal",
+        "restore it from a backup",
+        &format!("move the journal aside (mv '{jn}' '{jn}.damaged')"),
+    ] {
+        assert!(e.contains(words), "{words:?} not in: {e}");
+    }
+    let mut bad = good.clone();
+    let n = bad.len();
+    bad[n - 5] ^= 1; // the completion marker
+    let e = said(&bad);
+    assert!(e.contains("does not say whether"), "{e}");
+    assert!(!e.contains("last write finished,"), "{e}");
+    // Moved aside as it says: the image is written again, and undone to where it stood.
+    std::fs::rename(&j, dir.path().join("d.raw.rehost-undo.damaged")).unwrap();
+    let now = std::fs::read(&p).unwrap();
+    let w = workload(&mut Rng(18), MB as u64, 64 * 1024, 3, 1);
+    stage(&p, true, &w)
+        .commit(&CommitOptions::default())
+        .unwrap();
+    disk::undo(&p, None).unwrap();
+    assert_eq!(std::fs::read(&p).unwrap(), now);
+}
+
 #[test]
 fn a_journal_beside_another_image_is_refused() {
     if !common::have_tool("qemu-img") {
@@ -179,6 +236,17 @@ fn a_writer_holds_the_lock() {
     c.commit_to(&nc, &CommitOptions::default()).unwrap();
     assert_eq!(std::fs::read(&nb).unwrap()[10], b'b');
     assert_eq!(std::fs::read(&nc).unwrap()[10], b'c');
+    // An output into a directory that is not there names the directory.
+    let d = disk::open_for_write(&p, &WriteOptions::new_image()).unwrap();
+    let e = d
+        .commit_to(&dir.path().join("gone/new.raw"), &CommitOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("there is no directory") && e.contains("gone"),
+        "{e}"
+    );
+    assert!(!e.contains("rehost-partial"), "{e}");
     // An output never overwrites a file.
     let d = disk::open_for_write(&p, &WriteOptions::new_image()).unwrap();
     let e = d

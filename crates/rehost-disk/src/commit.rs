@@ -279,6 +279,17 @@ impl WriteSession {
                 "the output exists; rehost never writes over it: remove it or choose another name",
             ));
         }
+        // Named here: the first file made in it is the temporary one, which the error of its
+        // creation would name instead.
+        if let Some(dir) = new
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+        {
+            return Err(ctx.invalid(format!(
+                "there is no directory {} to write the new image in",
+                dir.display()
+            )));
+        }
         let mut tmp = new.as_os_str().to_os_string();
         tmp.push(".rehost-partial");
         let tmp = PathBuf::from(tmp);

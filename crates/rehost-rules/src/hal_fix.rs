@@ -50,7 +50,7 @@ pub fn plan(
     if let Some(first) = plan.changes.iter().position(|p| RULES.contains(&p.rule)) {
         let by = plan.changes[first].rule;
         for p in plan.changes.iter_mut().filter(|p| p.rule == by) {
-            p.why.push_str(&format!("; also repairs {rule}: {what}"));
+            p.why.push_str(&format!(". Also repairs {rule}: {what}"));
         }
         return Ok(());
     }
@@ -73,7 +73,7 @@ pub fn plan(
         ),
         Ok(list) => {
             for (why, change) in list {
-                plan.add(rule, format!("{why} (repairs {rule}: {what})"), change);
+                plan.add(rule, format!("{why}. Repairs {rule}: {what}"), change);
             }
         }
         Err(why) => plan.cannot(rule, format!("{what}: {why}")),
@@ -225,13 +225,21 @@ fn changes(
             .unwrap_or(&entry.description);
         out.push((
             format!(
-                "a boot.ini entry loading {} and {} ({}), made the default; the old entry kept",
+                "a new boot.ini entry loads {} and {}, and is the default. The old entry \
+                 stays. {}",
                 set.hal.name,
                 chosen.name,
                 if pae {
-                    "the PAE kernel: the loader enables PAE for this entry"
+                    format!(
+                        "{} is the PAE kernel: the loader enables PAE for this entry",
+                        chosen.name
+                    )
                 } else {
-                    "the non-PAE kernel: the loader does not enable PAE for this entry"
+                    format!(
+                        "{} is the kernel without PAE: the loader does not enable PAE for this \
+                         entry",
+                        chosen.name
+                    )
                 }
             ),
             Change::BootIni {

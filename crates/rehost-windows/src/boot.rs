@@ -53,11 +53,15 @@ pub fn stores(scene: &Scene, errors: &mut Vec<String>) -> Vec<BootStore> {
 
 fn from_boot_ini(scene: &Scene, volume: u32, path: &str, bytes: &[u8]) -> BootStore {
     let ini = bootini::parse(bytes);
-    let default = ini.default_entry().map(|e| e.target.clone());
+    // ntldr starts the first line whose path `default=` names: several lines may have
+    // that path (an entry added with other switches, the old one kept), and only the
+    // first is the default.
+    let default = ini.default_index();
     let entries = ini
         .entries
         .iter()
-        .filter_map(|e| {
+        .enumerate()
+        .filter_map(|(at, e)| {
             let arc = e.arc.as_ref()?;
             // rdisk(0) is the disk the BIOS boots, this one; a signature() path names it
             // by its MBR signature.
@@ -73,7 +77,7 @@ fn from_boot_ini(scene: &Scene, volume: u32, path: &str, bytes: &[u8]) -> BootSt
             Some(BootEntry {
                 id: e.target.clone(),
                 description: e.description.clone(),
-                default: default.as_deref() == Some(e.target.as_str()),
+                default: default == Some(at),
                 device: None,
                 os_device: Some(DeviceRef {
                     device: format!("rdisk({}) partition({})", arc.rdisk, arc.partition),

@@ -206,9 +206,10 @@ fn inspect_install(
     i.control_sets = install::control_sets(&system)?;
     let cs = i.control_sets.current.or(i.control_sets.default);
     install::identity(&mut i, software.as_ref(), &system, cs)?;
-    hal::analyse(scene, &mut i, &system, cs, errors);
-    devices::mounted(scene, &mut i, &system)?;
-    devices::services(scene, &mut i, &system)?;
+    // The entries that start the install, first: the HAL and kernel are those its default
+    // entry loads.
+    let mut default: Option<(&report::BootEntry, &str)> = None;
+    let mut first: Option<(&report::BootEntry, &str)> = None;
     for s in stores {
         for e in &s.entries {
             let here = e.os_device.as_ref().and_then(|d| d.volume) == Some(volume)
@@ -222,9 +223,16 @@ fn inspect_install(
                     entry: e.id.clone(),
                     default: e.default,
                 });
+                first = first.or(Some((e, s.kind.as_str())));
+                if e.default && default.is_none() {
+                    default = Some((e, s.kind.as_str()));
+                }
             }
         }
     }
+    hal::analyse(scene, &mut i, &system, cs, default.or(first), errors);
+    devices::mounted(scene, &mut i, &system)?;
+    devices::services(scene, &mut i, &system)?;
     i.boot.default_entry = i.boot.entries.iter().find(|b| b.default).cloned();
     i.boot.system_volume = i
         .boot
@@ -253,7 +261,8 @@ fn flag(i: &mut Install, volumes: &[VolumeReport]) {
     }
     if i.hal.agrees == Some(false) {
         f.push(format!(
-            "hal.dll is {} but setup recorded {}",
+            "{} is {} but setup recorded {}",
+            i.hal.file,
             i.hal.original_filename.as_deref().unwrap_or("?"),
             i.hal.hardware_id.as_deref().unwrap_or("?")
         ));

@@ -300,6 +300,12 @@ pub fn write_host(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|f| f.to_string_lossy().to_string())
         .unwrap_or_default();
+    if !dir.is_dir() {
+        return Err(ctx.invalid(format!(
+            "there is no directory {} to write the hive in",
+            dir.display()
+        )));
+    }
     let tmp: PathBuf = dir.join(format!(".{name}.rehost-new"));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;

@@ -135,12 +135,18 @@ pub struct ControlSets {
     pub failed: Option<u32>,
 }
 
-/// The HAL: the file and what setup recorded.
+/// The HAL the default boot entry loads (hal.dll, or the file its `/HAL=` or BCD `hal`
+/// names), and what setup recorded.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct HalReport {
-    /// OriginalFilename of System32\hal.dll.
+    /// The file in System32 the loader loads as the HAL.
+    pub file: String,
+    /// What names that file when it is not hal.dll (`/HAL= of the default boot.ini
+    /// entry`, ...); `None` for hal.dll, which the loader loads by default.
+    pub loaded_by: Option<String>,
+    /// OriginalFilename of that file.
     pub original_filename: Option<String>,
-    /// FileVersion of hal.dll.
+    /// FileVersion of that file.
     pub file_version: Option<String>,
     /// HardwareID under Enum\Root\ACPI_HAL\0000 or PCI_HAL\0000.
     pub hardware_id: Option<String>,
@@ -148,7 +154,8 @@ pub struct HalReport {
     pub hardware_id_key: Option<String>,
     /// The kernel flavour the HAL needs ("up" or "mp").
     pub processors: Option<String>,
-    /// hal.dll is a variant setup records under this HardwareID.
+    /// hal.dll is a variant setup records under this HardwareID. Not compared (`None`)
+    /// when the boot entry loads another file: setup's record is of hal.dll.
     pub agrees: Option<bool>,
 }
 
@@ -157,6 +164,12 @@ pub struct HalReport {
 pub struct KernelReport {
     /// File name in System32.
     pub file: String,
+    /// Whether the default boot entry loads it: the file its `/KERNEL=` (or BCD `kernel`)
+    /// names, else ntoskrnl.exe and ntkrnlpa.exe (the loader chooses one by PAE).
+    pub loaded: bool,
+    /// What names it when it is not ntoskrnl.exe or ntkrnlpa.exe (`/KERNEL= of the default
+    /// boot.ini entry`, ...).
+    pub loaded_by: Option<String>,
     /// OriginalFilename.
     pub original_filename: Option<String>,
     /// FileVersion.
@@ -165,16 +178,16 @@ pub struct KernelReport {
     pub processors: Option<String>,
     /// Physical Address Extension.
     pub pae: Option<bool>,
-    /// Its flavour is the one the HAL needs.
+    /// Its flavour is the one the HAL needs (compared for the kernels loaded only).
     pub matches_hal: Option<bool>,
 }
 
 /// The versions of the four files that must come from one build.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Versions {
-    /// hal.dll.
+    /// The HAL the default boot entry loads ([`HalReport::file`]).
     pub hal: Option<String>,
-    /// ntoskrnl.exe.
+    /// The kernel it loads: ntoskrnl.exe, or the file `/KERNEL=` names.
     pub ntoskrnl: Option<String>,
     /// kernel32.dll.
     pub kernel32: Option<String>,
@@ -332,7 +345,8 @@ pub struct Install {
     pub control_sets: ControlSets,
     /// HAL file and record.
     pub hal: HalReport,
-    /// ntoskrnl.exe and ntkrnlpa.exe.
+    /// ntoskrnl.exe and ntkrnlpa.exe, and the kernel the default boot entry names by
+    /// `/KERNEL=` (first) when it names another.
     pub kernels: Vec<KernelReport>,
     /// hal, ntoskrnl, kernel32, ntdll side by side.
     pub versions: Versions,

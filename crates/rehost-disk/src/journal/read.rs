@@ -15,7 +15,69 @@ pub fn read(image: &Path) -> Result<Option<Journal>> {
         _ => {}
     }
     let f = WriteFile::open_read(&path, Layer::Journal)?;
-    parse(&f, &path).map(Some)
+    parse(&f, &path)
+        .map(Some)
+        .map_err(|e| unusable(image, &path, e))
+}
+
+/// A journal that cannot be read, said with what it is, what its end still says, and what
+/// the user can do: undo, and any write into the image, are refused while it is there.
+fn unusable(image: &Path, path: &Path, e: rehost_core::Error) -> rehost_core::Error {
+    use rehost_core::error::ErrorKind;
+    let (img, j) = (image.display(), path.display());
+    let what = format!(
+        "{j} is the undo journal of {img}: the bytes that rehost's writes in place replaced, \
+         kept so that `rehost undo` can put them back"
+    );
+    let kind = match e.kind {
+        ErrorKind::Unsupported(m) => ErrorKind::Unsupported(format!(
+            "{m}. {what}. It was written by another version of rehost: undo with that \
+             version. This one will not undo {img} or write into it while the journal is there"
+        )),
+        ErrorKind::Corrupt(m) => {
+            let last = match tail_marker(path) {
+                Some(State::Committed) => format!(
+                    "Its last record says that rehost's last write finished, so {img} holds \
+                     each change rehost made, whole"
+                ),
+                Some(State::Undoing) => format!(
+                    "Its last record says that an undo began and did not finish: {img} may \
+                     hold part of it, so restore it from a backup rather than keep it"
+                ),
+                _ => format!(
+                    "Its end does not say whether rehost's last write finished: {img} may hold \
+                     part of it, so check it (rehost check) before you keep it"
+                ),
+            };
+            ErrorKind::Corrupt(format!(
+                "{m}. {what}. Damaged, it cannot be used: rehost will not undo {img} or write \
+                 into it (in place or into a new image) while it is there. {last}. What you \
+                 can do: keep a copy of the journal; to have {img} as it was before rehost \
+                 wrote into it, restore it from a backup; to keep {img} as it is now and give \
+                 up undoing rehost's changes, move the journal aside (mv '{j}' '{j}.damaged')"
+            ))
+        }
+        other => other,
+    };
+    rehost_core::Error { kind, ..e }
+}
+
+/// What the journal's last 32 bytes say, when they are a whole marker (its own checksum
+/// right): a commit finished, or an undo began. `None` when they are not.
+fn tail_marker(path: &Path) -> Option<State> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let mut m = [0u8; MARKER_LEN as usize];
+    f.read_exact_at(&mut m, len.checked_sub(MARKER_LEN)?).ok()?;
+    if u32_at(&m, 28) != crc32c::crc32c(&m[..28]) {
+        return None;
+    }
+    match &m[..8] {
+        t if t == COMMITTED => Some(State::Committed),
+        t if t == UNDOING => Some(State::Undoing),
+        _ => None,
+    }
 }
 
 /// What the end of the journal of `image` says, without checking the journal: `None`

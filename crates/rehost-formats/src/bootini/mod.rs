@@ -49,12 +49,18 @@ pub struct BootIni {
 }
 
 impl BootIni {
-    /// The entry `default=` names (compared without regard to case).
+    /// The entry `default=` names (compared without regard to case): the first with that
+    /// path, as ntldr chooses.
     pub fn default_entry(&self) -> Option<&Entry> {
+        self.entries.get(self.default_index()?)
+    }
+
+    /// The position in [`BootIni::entries`] of [`BootIni::default_entry`].
+    pub fn default_index(&self) -> Option<usize> {
         let d = self.default.as_deref()?;
         self.entries
             .iter()
-            .find(|e| e.target.eq_ignore_ascii_case(d))
+            .position(|e| e.target.eq_ignore_ascii_case(d))
     }
 }
 
