@@ -168,8 +168,9 @@ pub fn valid(b: &[u8]) -> bool {
     }
     let field = |at: usize| u32_at(b, at).map(|v| v as usize).unwrap_or(usize::MAX);
     let (owner, group, sacl, dacl) = (field(4), field(8), field(12), field(16));
-    let sid_ok = |o: usize| o >= 20 && sid_len(b, o).is_some();
-    let acl_at = |o: usize| o == 0 || (o >= 20 && acl_ok(b, o));
+    let inside = |o: usize| (20..b.len()).contains(&o);
+    let sid_ok = |o: usize| inside(o) && sid_len(b, o).is_some();
+    let acl_at = |o: usize| o == 0 || (inside(o) && acl_ok(b, o));
     sid_ok(owner) && sid_ok(group) && acl_at(sacl) && acl_at(dacl)
 }
 
@@ -201,5 +202,24 @@ mod tests {
         let mut bad_acl = d.clone();
         bad_acl[22] = 0xFF;
         assert!(!valid(&bad_acl));
+    }
+
+    #[test]
+    fn any_bytes_are_judged_without_panicking() {
+        let d = default_descriptor();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut b = d[..(x as usize) % (d.len() + 1)].to_vec();
+            if let Some(byte) = b.get_mut((x >> 20) as usize % d.len()) {
+                *byte = (x >> 40) as u8;
+            }
+            if i % 7 == 0 {
+                b = x.to_le_bytes().repeat(i % 9);
+            }
+            let _ = valid(&b);
+        }
     }
 }
