@@ -16,6 +16,8 @@
 #![warn(missing_docs)]
 
 pub mod bcd;
+pub mod bcd_build;
+pub mod bcd_ids;
 pub mod bootini;
 pub mod cab;
 pub mod inf;
