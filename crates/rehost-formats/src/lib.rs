@@ -18,6 +18,7 @@
 pub mod bcd;
 pub mod bcd_build;
 pub mod bcd_ids;
+pub mod bcdboot;
 pub mod bootini;
 pub mod cab;
 pub mod inf;
