@@ -125,42 +125,35 @@ impl Ledger {
             .map_err(|e| self.err(e))
     }
 
-    /// The identities that have a final outcome for `options`, before or after their
-    /// work (an image fixed in place is done in the state the fix left it in).
-    pub fn finals(&self, options: &Options) -> Result<HashSet<Key>> {
+    /// The identities that have a final outcome for `command`, with the key of their
+    /// options, before or after their work (an image fixed in place is done in the state
+    /// the fix left it in).
+    pub fn finals(&self, command: &str) -> Result<HashSet<Key>> {
         let mut out = HashSet::new();
-        let sql = "SELECT path, size, mtime_ns, hash, after_size, after_mtime_ns, after_hash \
-                   FROM outcomes WHERE options_key = ?1 AND status = 'ok' AND path IS NOT NULL";
+        let sql = "SELECT path, size, mtime_ns, hash, after_size, after_mtime_ns, after_hash, \
+                   options_key FROM outcomes \
+                   WHERE command = ?1 AND status = 'ok' AND path IS NOT NULL";
         let mut st = self.conn.prepare(sql).map_err(|e| self.err(e))?;
         type Row = (
+            (String, i64, i64, String),
+            (Option<i64>, Option<i64>, Option<String>),
             String,
-            i64,
-            i64,
-            String,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
         );
         let rows = st
-            .query_map([&options.key], |r| {
+            .query_map([command], |r| {
                 Ok::<Row, _>((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
+                    (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?),
+                    (r.get(4)?, r.get(5)?, r.get(6)?),
+                    r.get(7)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
         for row in rows {
-            let (path, size, mtime, hash, a_size, a_mtime, a_hash) =
-                row.map_err(|e| self.err(e))?;
-            if let (Some(s), Some(m), Some(h)) = (a_size, a_mtime, a_hash) {
-                out.insert((options.key.clone(), path.clone(), s as u64, m, h));
+            let ((path, size, mtime, hash), after, key) = row.map_err(|e| self.err(e))?;
+            if let (Some(s), Some(m), Some(h)) = after {
+                out.insert((key.clone(), path.clone(), s as u64, m, h));
             }
-            out.insert((options.key.clone(), path, size as u64, mtime, hash));
+            out.insert((key, path, size as u64, mtime, hash));
         }
         Ok(out)
     }
