@@ -271,11 +271,7 @@ fn mark(items: &mut [Item]) {
             continue;
         }
         let problem = match std::fs::metadata(items[i].image()) {
-            Err(e) => Some(format!(
-                "{}: {}: {e}",
-                items[i].source,
-                items[i].image().display()
-            )),
+            Err(e) => Some(format!("{}: {e}", items[i].source)),
             Ok(m) if m.is_dir() => Some(format!("{}: is a directory", items[i].source)),
             Ok(m) => match seen.get(&(m.dev(), m.ino())) {
                 Some(&first) => Some(format!(

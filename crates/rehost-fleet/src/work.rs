@@ -246,7 +246,7 @@ impl Work for Fix {
             (None, None) => return Err("no target: give --target or a target on the row".into()),
         };
         let mode = match (&item.row.output, &self.mode) {
-            (Some(out), _) if out.exists() => {
+            (Some(out), _) if out.symlink_metadata().is_ok() => {
                 return Err(format!("the output {} exists already", out.display()))
             }
             (Some(out), _) => Mode::Output(out.clone()),
