@@ -89,6 +89,9 @@ fn a_manifest_reports_each_bad_row_on_its_row_and_does_the_rest() {
     );
 }
 
+/// An outcome's image, status, report, hash and hash scheme.
+type Row = (String, String, String, Option<String>, Option<String>);
+
 #[test]
 fn the_ledger_holds_each_image_as_its_json_line_says() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,7 +112,7 @@ fn the_ledger_holds_each_image_as_its_json_line_says() {
     let mut st = db
         .prepare("SELECT image, status, report, hash, hash_scheme FROM outcomes ORDER BY row")
         .unwrap();
-    let rows: Vec<(String, String, String, Option<String>, Option<String>)> = st
+    let rows: Vec<Row> = st
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })
