@@ -1,10 +1,12 @@
 //! `rehost check`: will each install of each image boot on each target, and if not, why.
 
 use super::fleet::{self, Output};
+use super::scale::FleetArgs;
 use anyhow::{bail, Result};
-use rehost::rules::{self, CheckReport, FixOptions, InstallCheck, Target};
+use rehost::rules::{self, CheckReport, InstallCheck, Target};
+use rehost_fleet::input::Item;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The profiles `names` asks for ("all": every one), from the built-in ones and `dir`.
 pub fn targets(names: &[String], dir: Option<&Path>) -> Result<Vec<Target>> {
@@ -35,14 +37,14 @@ pub fn targets(names: &[String], dir: Option<&Path>) -> Result<Vec<Target>> {
 }
 
 pub fn run(
-    images: &[PathBuf],
-    targets: &[Target],
-    opts: &FixOptions,
+    items: &[Item],
+    f: &FleetArgs,
+    work: &rehost_fleet::work::Check,
     output: Output,
     jobs: Option<usize>,
     stats: bool,
 ) -> Result<i32> {
-    let done = rehost_fleet::check(images, targets, opts, jobs, fleet::stream(output))?;
+    let done = f.run(work, items, jobs, &fleet::stream(output))?.done;
     fleet::finish(output, &done, |out, rep| text(out, rep))?;
     if stats {
         for rep in done.iter().filter_map(|d| d.result.as_ref().ok()) {

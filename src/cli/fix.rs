@@ -2,21 +2,18 @@
 //! the rules that found it; many images in parallel, one report (or JSON line) each.
 
 use super::fleet::{self, Output};
+use super::scale::FleetArgs;
 use anyhow::Result;
 use rehost::fs::staged::Mode;
 use rehost::rules::fix::run::FixReport;
-use rehost::rules::fix::FixOptions;
-use rehost::rules::Target;
+use rehost_fleet::input::Item;
 use std::io::Write;
-use std::path::PathBuf;
 
 /// Everything `rehost fix` was asked.
 pub struct Args<'a> {
-    pub images: &'a [PathBuf],
-    pub target: &'a Target,
-    pub mode: Mode,
-    pub options: FixOptions,
-    pub force: bool,
+    pub items: &'a [Item],
+    pub fleet: &'a FleetArgs,
+    pub work: rehost_fleet::work::Fix,
     pub output: Output,
     pub jobs: Option<usize>,
     /// Print the bytes read from each image (on stderr).
@@ -25,13 +22,7 @@ pub struct Args<'a> {
 
 pub fn run(a: Args) -> Result<i32> {
     let started = std::time::Instant::now();
-    let job = rehost_fleet::FixJob {
-        target: a.target,
-        mode: a.mode,
-        options: a.options,
-        force: a.force,
-    };
-    let results = rehost_fleet::fix(a.images, &job, a.jobs, |d| match (a.output, &d.result) {
+    let sink = |d: &rehost_fleet::Done<FixReport>| match (a.output, &d.result) {
         (Output::Jsonl, _) => fleet::line(d),
         (Output::Text, Ok(rep)) => {
             let mut out = std::io::stdout().lock();
@@ -39,7 +30,9 @@ pub fn run(a: Args) -> Result<i32> {
         }
         (Output::Text, Err(e)) => println!("{}: not fixed: {e:#}", d.image.display()),
         (Output::Json, _) => {}
-    })?;
+    };
+    let ran = a.fleet.run(&a.work, a.items, a.jobs, &sink)?;
+    let results = ran.done;
     if a.output == Output::Json {
         fleet::json(&results)?;
     }
@@ -62,12 +55,15 @@ pub fn run(a: Args) -> Result<i32> {
             );
         }
     }
-    if a.images.len() > 1 || a.output != Output::Text {
+    let target = match &a.work.target {
+        Some(t) => t.name.clone(),
+        None => "each row's target".into(),
+    };
+    if a.items.len() > 1 || a.output != Output::Text {
         eprintln!(
-            "rehost fix: {} image{} for {}: {booting} boot, {} do not, {failed} failed (read or refused); {committed} written; {:.2} s, {:.1} images/s",
+            "rehost fix: {} image{} for {target}: {booting} boot, {} do not, {failed} failed (read or refused); {committed} written; {:.2} s, {:.1} images/s",
             results.len(),
             if results.len() == 1 { "" } else { "s" },
-            a.target.name,
             ok.len() - booting,
             secs,
             results.len() as f64 / secs.max(1e-9)

@@ -26,12 +26,10 @@ impl Output {
     }
 }
 
-/// A finished image as one JSON value: its report, or its failure record.
+/// A finished image as one JSON value: its report, or its failure record (the value the
+/// ledger keeps too).
 fn value<R: Serialize>(d: &Done<R>) -> serde_json::Value {
-    match (&d.result, d.failure()) {
-        (Ok(rep), _) => serde_json::to_value(rep).unwrap_or_default(),
-        (Err(_), f) => serde_json::to_value(f).unwrap_or_default(),
-    }
+    d.json()
 }
 
 /// Writes a finished image as one JSON line on stdout, as it finishes.

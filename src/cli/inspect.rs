@@ -2,13 +2,21 @@
 
 use super::fleet::{self, Output};
 use super::image::{human, shadow_copy_lines};
+use super::scale::FleetArgs;
 use anyhow::Result;
 use rehost::windows::report::ImageReport;
+use rehost_fleet::input::Item;
 use std::io::Write;
-use std::path::PathBuf;
 
-pub fn run(images: &[PathBuf], output: Output, jobs: Option<usize>, stats: bool) -> Result<i32> {
-    let done = rehost_fleet::inspect(images, jobs, fleet::stream(output))?;
+pub fn run(
+    items: &[Item],
+    f: &FleetArgs,
+    output: Output,
+    jobs: Option<usize>,
+    stats: bool,
+) -> Result<i32> {
+    let work = rehost_fleet::work::Inspect;
+    let done = f.run(&work, items, jobs, &fleet::stream(output))?.done;
     fleet::finish(output, &done, |out, rep| summary(out, rep))?;
     if stats {
         for rep in done.iter().filter_map(|d| d.result.as_ref().ok()) {

@@ -8,7 +8,9 @@ mod fleet;
 mod image;
 mod inspect;
 mod ls;
+mod progress;
 mod reg;
+mod scale;
 mod targets;
 mod undo;
 mod volumes;
@@ -66,8 +68,9 @@ enum Command {
     /// every image was read, 1 when one could not be or its report carries errors (printed
     /// as `error:` lines), 2 on a usage error.
     Inspect {
-        /// Raw, VHD or VHDX images.
-        #[arg(required = true)]
+        /// Raw, VHD or VHDX images, directories (searched for images), `-` (paths on
+        /// standard input, one a line).
+        #[arg(required_unless_present = "manifest")]
         images: Vec<PathBuf>,
         /// Print one JSON document (an array for several images).
         #[arg(long, conflicts_with = "jsonl")]
@@ -78,6 +81,8 @@ enum Command {
         /// Images read at once (default: all cores).
         #[arg(short, long)]
         jobs: Option<usize>,
+        #[command(flatten)]
+        fleet: scale::FleetArgs,
     },
     /// Read and edit the registry of a hive file or of an image's install: query, export,
     /// import .reg files, set and delete values and keys. Dirty hives are replayed from their
@@ -91,12 +96,13 @@ enum Command {
     /// repair it). Read-only; images run in parallel. Exit code 0 when every install boots
     /// on every target, 3 when one does not (or cannot be told), 1 on read errors.
     Check {
-        /// Raw, VHD or VHDX images.
-        #[arg(required = true)]
+        /// Raw, VHD or VHDX images, directories (searched for images), `-` (paths on
+        /// standard input, one a line).
+        #[arg(required_unless_present = "manifest")]
         images: Vec<PathBuf>,
         /// A target profile (`rehost targets` lists them; "all" for every one). Repeat it
-        /// or separate names with commas.
-        #[arg(long = "target", short = 't', required = true)]
+        /// or separate names with commas. A manifest row's target replaces them.
+        #[arg(long = "target", short = 't', required_unless_present = "manifest")]
         targets: Vec<String>,
         /// A directory of target profiles (*.toml) over the built-in ones.
         #[arg(long)]
@@ -112,6 +118,8 @@ enum Command {
         /// Images read at once (default: all cores).
         #[arg(short, long)]
         jobs: Option<usize>,
+        #[command(flatten)]
+        fleet: scale::FleetArgs,
     },
     /// Repair what stops each install from booting on a target, through the rule that found
     /// it: storage drivers and their StartOverride, CriticalDeviceDatabase and
@@ -119,12 +127,14 @@ enum Command {
     /// is checked again and written only when it then boots there (--force writes anyway).
     /// Exit code 0 when every install boots after the fix, 3 when one does not, 1 on errors.
     Fix {
-        /// Raw, VHD or VHDX images.
-        #[arg(required = true)]
+        /// Raw, VHD or VHDX images, directories (searched for images), `-` (paths on
+        /// standard input, one a line).
+        #[arg(required_unless_present = "manifest")]
         images: Vec<PathBuf>,
-        /// The target profile (`rehost targets` lists them).
-        #[arg(long = "target", short = 't')]
-        target: String,
+        /// The target profile (`rehost targets` lists them). A manifest row's target
+        /// replaces it.
+        #[arg(long = "target", short = 't', required_unless_present = "manifest")]
+        target: Option<String>,
         /// A directory of target profiles (*.toml) over the built-in ones.
         #[arg(long)]
         profiles: Option<PathBuf>,
@@ -144,6 +154,8 @@ enum Command {
         /// Images fixed at once (default: all cores).
         #[arg(short, long)]
         jobs: Option<usize>,
+        #[command(flatten)]
+        fleet: scale::FleetArgs,
     },
     /// List the target profiles `check` knows, one line each.
     Targets {
@@ -336,9 +348,11 @@ pub fn main() -> i32 {
             json,
             jsonl,
             jobs,
+            fleet: f,
         } => {
             let output = fleet::Output::from_flags(*json, *jsonl);
-            inspect::run(images, output, *jobs, cli.stats)
+            f.items(images)
+                .and_then(|items| inspect::run(&items, f, output, *jobs, cli.stats))
         }
         Command::Fix {
             images,
@@ -350,47 +364,75 @@ pub fn main() -> i32 {
             json,
             jsonl,
             jobs,
+            fleet: f,
         } => {
-            let output = fleet::Output::from_flags(*json, *jsonl);
-            let t = match check::targets(std::slice::from_ref(target), profiles.as_deref()) {
-                Ok(t) if t.len() == 1 => t,
-                Ok(_) => {
-                    eprintln!("rehost: fix takes one target");
-                    return 2;
-                }
+            if let Err(e) = check_rule_names(&fixing.only, &fixing.skip) {
+                eprintln!("rehost: {e}");
+                return 2;
+            }
+            let all = match rehost::rules::target::load(profiles.as_deref()) {
+                Ok(all) => all,
                 Err(e) => {
                     eprintln!("rehost: {e:#}");
                     return 2;
                 }
             };
-            if let Err(e) = check_rule_names(&fixing.only, &fixing.skip) {
-                eprintln!("rehost: {e}");
-                return 2;
-            }
-            let first = images.first().cloned().unwrap_or_default();
-            if mode.output.is_some() && images.len() > 1 {
-                eprintln!(
-                    "rehost: --output writes one new image: give one image, or use \
-                     --in-place or --dry-run"
-                );
-                return 2;
-            }
-            match mode.mode(&first) {
-                Ok(m) => fix::run(fix::Args {
-                    images,
-                    target: &t[0],
-                    mode: m,
-                    options: rehost::rules::fix::FixOptions {
-                        allow_shadow_copies: mode.allow_shadow_copies,
-                        ..fixing.options()
+            let t = match target {
+                Some(name) => match check::targets(std::slice::from_ref(name), profiles.as_deref())
+                {
+                    Ok(t) if t.len() == 1 => t.into_iter().next(),
+                    Ok(_) => {
+                        eprintln!("rehost: fix takes one target");
+                        return 2;
+                    }
+                    Err(e) => {
+                        eprintln!("rehost: {e:#}");
+                        return 2;
+                    }
+                },
+                None => None,
+            };
+            f.items(images).and_then(|items| {
+                if mode.output.is_some() && items.len() > 1 {
+                    return Err(Usage(
+                        "--output writes one new image: give one image, or use --in-place or \
+                         --dry-run (or an output on each manifest row)"
+                            .into(),
+                    )
+                    .into());
+                }
+                let first = items[0].image().to_path_buf();
+                let m = match mode.mode(&first) {
+                    Ok(m) => Some(m),
+                    // Each manifest row may give its own output.
+                    Err(_)
+                        if f.manifest.is_some()
+                            && !mode.dry_run
+                            && !mode.in_place
+                            && mode.output.is_none() =>
+                    {
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                fix::run(fix::Args {
+                    items: &items,
+                    fleet: f,
+                    work: rehost_fleet::work::Fix {
+                        target: t,
+                        all,
+                        mode: m,
+                        options: rehost::rules::fix::FixOptions {
+                            allow_shadow_copies: mode.allow_shadow_copies,
+                            ..fixing.options()
+                        },
+                        force: *force,
                     },
-                    force: *force,
-                    output,
+                    output: fleet::Output::from_flags(*json, *jsonl),
                     jobs: *jobs,
                     stats: cli.stats,
-                }),
-                Err(e) => Err(e),
-            }
+                })
+            })
         }
         Command::Check {
             images,
@@ -400,14 +442,23 @@ pub fn main() -> i32 {
             json,
             jsonl,
             jobs,
+            fleet: f,
         } => {
             let output = fleet::Output::from_flags(*json, *jsonl);
             if let Err(e) = check_rule_names(&fixing.only, &fixing.skip) {
                 eprintln!("rehost: {e}");
                 return 2;
             }
-            match check::targets(targets, profiles.as_deref()) {
-                Ok(t) => check::run(images, &t, &fixing.options(), output, *jobs, cli.stats),
+            let all = rehost::rules::target::load(profiles.as_deref());
+            match check::targets(targets, profiles.as_deref()).and_then(|t| Ok((t, all?))) {
+                Ok((targets, all)) => f.items(images).and_then(|items| {
+                    let work = rehost_fleet::work::Check {
+                        targets,
+                        all,
+                        options: fixing.options(),
+                    };
+                    check::run(&items, f, &work, output, *jobs, cli.stats)
+                }),
                 Err(e) => {
                     eprintln!("rehost: {e:#}");
                     return 2;

@@ -8,6 +8,11 @@
 //! [`rehost_core::Error`], not a string. [`Summary`] counts what happened. A bad image
 //! never stops the others.
 //!
+//! At scale, [`input::gather`] turns arguments, directories, a manifest and standard input
+//! into [`input::Item`]s (a row that cannot run keeps its place with its problem), and
+//! [`execute::execute`] runs a command's [`work::Work`] on them with an
+//! [`execute::Observer`] (progress), a ledger ([`rehost_ledger`]) and `--resume`.
+//!
 //! ```no_run
 //! use std::path::PathBuf;
 //! let images = vec![PathBuf::from("a.vhdx"), PathBuf::from("b.vhd")];
@@ -24,6 +29,10 @@
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod execute;
+pub mod input;
+pub mod work;
 
 use rayon::prelude::*;
 use rehost_core::error::{Ctx, Layer, Result};
@@ -54,6 +63,17 @@ impl<R> Done<R> {
             image: self.image.display().to_string(),
             errors: vec![format!("{e:#}")],
         })
+    }
+}
+
+impl<R: Serialize> Done<R> {
+    /// The image's result as one JSON value, as `--jsonl` writes it and the ledger keeps
+    /// it: its report, or its [`Failure`] record.
+    pub fn json(&self) -> serde_json::Value {
+        match (&self.result, self.failure()) {
+            (Ok(rep), _) => serde_json::to_value(rep).unwrap_or_default(),
+            (Err(_), f) => serde_json::to_value(f).unwrap_or_default(),
+        }
     }
 }
 

@@ -1,0 +1,76 @@
+//! What inspect, check and fix take to run at scale: a manifest, directories and `-` among
+//! the images, a ledger, `--resume`, `--quiet`; and the run itself with its progress.
+
+use super::progress::Progress;
+use anyhow::Result;
+use rehost_fleet::execute::{self, Config, Ran};
+use rehost_fleet::input::{self, Item};
+use rehost_fleet::work::Work;
+use rehost_fleet::Done;
+use std::path::PathBuf;
+
+/// The fleet options of inspect, check and fix.
+#[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "Fleet options")]
+pub struct FleetArgs {
+    /// A manifest of images: CSV with a header, or JSON Lines. Columns (keys): image (the
+    /// only one required; relative to the manifest's folder), target, drivers, skip (rules,
+    /// comma-separated), output (fix: a new image). A row's own values replace --target,
+    /// --drivers and the mode, and add to --skip.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Record each image's identity and outcome in this SQLite database (created when
+    /// missing).
+    #[arg(long)]
+    pub ledger: Option<PathBuf>,
+    /// Skip the images the ledger already has a final outcome for, with the same command
+    /// and options (a fixed image is recognised as the fix left it).
+    #[arg(long, requires = "ledger")]
+    pub resume: bool,
+    /// No progress bar (it is drawn on stderr only when stderr is a terminal).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl FleetArgs {
+    /// The items of the run: the images (files, directories, `-` for paths on standard
+    /// input) and the manifest's rows.
+    pub fn items(&self, images: &[PathBuf]) -> Result<Vec<Item>> {
+        let items = input::gather(images, self.manifest.as_deref(), std::io::stdin().lock())?;
+        if items.is_empty() {
+            return Err(super::Usage("no images: none given, found or listed".into()).into());
+        }
+        Ok(items)
+    }
+
+    /// Runs `work` on `items`, drawing progress, with `sink` seeing each finished image.
+    pub fn run<W: Work>(
+        &self,
+        work: &W,
+        items: &[Item],
+        jobs: Option<usize>,
+        sink: &(dyn Fn(&Done<W::Report>) + Sync),
+    ) -> Result<Ran<W::Report>> {
+        let workers =
+            jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let progress = Progress::new(items.len(), workers.min(items.len()), !self.quiet, sink);
+        let cfg = Config {
+            jobs,
+            ledger: self.ledger.as_deref(),
+            resume: self.resume,
+            argv: std::env::args().collect(),
+        };
+        let ran = execute::execute(work, items, &cfg, &progress);
+        progress.done();
+        let ran = ran?;
+        if ran.skipped > 0 && !self.quiet {
+            eprintln!(
+                "rehost {}: {} image{} skipped: the ledger has their outcome (--resume)",
+                work.command(),
+                ran.skipped,
+                if ran.skipped == 1 { "" } else { "s" }
+            );
+        }
+        Ok(ran)
+    }
+}
