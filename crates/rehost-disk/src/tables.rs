@@ -46,8 +46,11 @@ impl TableCache {
 /// The last few decompressed units (grains, clusters) by their offset in the host file: a
 /// reader above asks for a unit in 4 KiB blocks, and each must not inflate it again.
 pub(crate) struct UnitCache {
-    slots: Mutex<(usize, Vec<(u64, Arc<[u8]>)>)>,
+    slots: Mutex<(usize, Vec<Unit>)>,
 }
+
+/// A decompressed unit and its offset in the host file.
+type Unit = (u64, Arc<[u8]>);
 
 /// Decompressed units kept.
 const UNITS: usize = 8;

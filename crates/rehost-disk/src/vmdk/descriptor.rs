@@ -39,7 +39,7 @@ pub struct Extent {
 pub struct Descriptor {
     /// Content id.
     pub cid: Option<u32>,
-    /// The parent's content id ([`NO_PARENT`]: none).
+    /// The parent's content id (`ffffffff`: none).
     pub parent_cid: Option<u32>,
     /// `createType`.
     pub create_type: String,

@@ -39,7 +39,7 @@ pub struct SparseExtentHeader {
     pub num_gtes_per_gt: u32,
     /// Sector of the redundant grain directory.
     pub rgd_offset: u64,
-    /// Sector of the grain directory, or [`GD_AT_END`].
+    /// Sector of the grain directory, or all ones (in the footer).
     pub gd_offset: u64,
     /// 0: none; 1: deflate.
     pub compress_algorithm: u16,

@@ -50,7 +50,7 @@ struct Placed {
 
 enum Store {
     Flat { file: HostFile, offset: u64 },
-    Sparse(SparseExtent),
+    Sparse(Box<SparseExtent>),
     Zero,
 }
 
@@ -143,12 +143,12 @@ impl Vmdk {
                                 .map(|f| Path::new(f).file_name().map(|n| n.to_os_string()))
                                 == Some(own_name.clone())) =>
                 {
-                    Store::Sparse(own.take().expect("checked above"))
+                    Store::Sparse(Box::new(own.take().expect("checked above")))
                 }
                 ExtentType::Sparse => {
                     let f = open_extent(&path, e, parents, &ctx, false)?;
                     let ectx = f.ctx().with_layer(Layer::Vmdk);
-                    Store::Sparse(SparseExtent::open(f, &ectx, &mut notes)?)
+                    Store::Sparse(Box::new(SparseExtent::open(f, &ectx, &mut notes)?))
                 }
                 ExtentType::Flat => {
                     let f = open_extent(&path, e, parents, &ctx, true)?;

@@ -64,9 +64,15 @@ impl SparseExtent {
         let primary = read_gd(&file, ctx, &header, header.gd_offset);
         let (gd, gd_offset) = match primary {
             Ok(gd) => (gd, header.gd_offset),
-            Err(e) if header.rgd_offset != 0 && header.flags & FLAG_REDUNDANT_GT != 0 => {
+            // A streamOptimized extent keeps no redundant copy (its rgdOffset names room
+            // left empty); an all-empty copy would read the whole extent as unallocated.
+            Err(e)
+                if header.rgd_offset != 0
+                    && header.flags & FLAG_REDUNDANT_GT != 0
+                    && !header.compressed() =>
+            {
                 match read_gd(&file, ctx, &header, header.rgd_offset) {
-                    Ok(gd) => {
+                    Ok(gd) if gd.iter().any(|&e| e != 0) => {
                         notes.push(format!(
                             "{}: the grain directory is unusable ({}); the redundant one was read",
                             file.name(),
@@ -74,7 +80,7 @@ impl SparseExtent {
                         ));
                         (gd, header.rgd_offset)
                     }
-                    Err(_) => return Err(e),
+                    _ => return Err(e),
                 }
             }
             Err(e) => return Err(e),
