@@ -68,9 +68,7 @@ fn images_of_formats_rehost_does_not_read_are_named_with_how_to_convert_them() {
     }
     let dir = tempfile::tempdir().unwrap();
     // qcow2 and VMDK are read (tests/qemu_formats.rs); VDI is not.
-    let made = [
-        ("a.vdi", "vdi", "", "VirtualBox VDI"),
-    ];
+    let made = [("a.vdi", "vdi", "", "VirtualBox VDI")];
     for (name, fmt, opts, what) in made {
         let p = dir.path().join(name);
         let mut cmd = Command::new("qemu-img");
