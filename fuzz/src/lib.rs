@@ -17,10 +17,12 @@ pub mod ntfs_volume;
 pub mod ntfs_write;
 pub mod partition_table;
 pub mod pe;
+pub mod qcow2;
 pub mod regf_edit;
 pub mod regf_hive;
 pub mod vhd;
 pub mod vhdx;
+pub mod vmdk;
 pub mod vss;
 
 /// Any bytes as a volume holding `content`: open it, walk it, read up to 64 of its files
@@ -64,10 +66,12 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("ntfs_write", ntfs_write::run),
     ("partition_table", partition_table::run),
     ("pe", pe::run),
+    ("qcow2", qcow2::run),
     ("regf_edit", regf_edit::run),
     ("regf_hive", regf_hive::run),
     ("vhd", vhd::run),
     ("vhdx", vhdx::run),
+    ("vmdk", vmdk::run),
     ("vss", vss::run),
 ];
 
@@ -94,7 +98,7 @@ pub fn with_file<T>(data: &[u8], f: impl FnOnce(&std::path::Path) -> T) -> Optio
     out
 }
 
-/// Opens `data` as an image file (raw, VHD or VHDX by its content) and reads its first
+/// Opens `data` as an image file (raw, VHD, VHDX, VMDK or qcow2 by its content) and reads its first
 /// 16 MiB, block by block.
 pub fn open_and_read(data: &[u8]) {
     use rehost::disk::{self, ReadAt};

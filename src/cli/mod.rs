@@ -37,7 +37,7 @@ enum Command {
     /// Exit code 0, 1 when the image cannot be read or the listing carries errors (a
     /// partition past the end of the disk, an unreadable file system), 2 on a usage error.
     Volumes {
-        /// A raw, VHD or VHDX image (the format is read from the content).
+        /// A raw, VHD, VHDX, VMDK or qcow2 image (the format is read from the content).
         image: PathBuf,
         /// Print JSON.
         #[arg(long)]

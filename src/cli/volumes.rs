@@ -86,7 +86,7 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
         };
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
-        let mut kind = format!("{} {:?}", info.format, info.subformat).to_lowercase();
+        let mut kind = container_kind(info);
         if let Some(b) = info.block_size {
             kind.push_str(&format!(", {} blocks", human(b as u64)));
         }
@@ -97,6 +97,12 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
             info.virtual_size,
             info.logical_sector_size
         );
+        // The chain below it, child to base.
+        let mut parent = info.parent.as_deref();
+        while let Some(p) = parent {
+            println!("  parent: {} ({})", p.path, container_kind(p));
+            parent = p.parent.as_deref();
+        }
         let l = img.layout();
         let id = match (&l.mbr_signature, &l.disk_guid) {
             (_, Some(g)) => format!(", disk GUID {g}"),
@@ -164,4 +170,13 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
     // error the user has to see in the exit code too, though the rest was listed.
     let unreadable = filesystems.iter().any(|f| f.error.is_some());
     Ok(i32::from(unreadable || !img.layout().errors.is_empty()))
+}
+
+/// "vhdx dynamic", "vmdk dynamic (streamOptimized)", "qcow2 differencing (v3, zstd)".
+fn container_kind(info: &rehost::disk::DiskInfo) -> String {
+    let mut kind = format!("{} {:?}", info.format, info.subformat).to_lowercase();
+    if let Some(v) = &info.variant {
+        kind.push_str(&format!(" ({v})"));
+    }
+    kind
 }

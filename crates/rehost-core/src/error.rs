@@ -19,6 +19,10 @@ pub enum Layer {
     Vhd,
     /// A VHDX container.
     Vhdx,
+    /// A VMware VMDK container: its descriptor, extents and sparse extents.
+    Vmdk,
+    /// A QEMU qcow2 container.
+    Qcow2,
     /// The undo journal beside an image written in place.
     Journal,
     /// A partition table or volume detection.
@@ -61,6 +65,8 @@ impl Layer {
             Layer::Raw => "raw",
             Layer::Vhd => "vhd",
             Layer::Vhdx => "vhdx",
+            Layer::Vmdk => "vmdk",
+            Layer::Qcow2 => "qcow2",
             Layer::Journal => "journal",
             Layer::Volume => "volume",
             Layer::Mbr => "mbr",

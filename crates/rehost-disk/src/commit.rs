@@ -153,6 +153,9 @@ pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> 
     };
     let stats = IoStats::new();
     let target = Arc::new(detect::open_target(path, &opts.open, stats.clone())?);
+    if opts.in_place {
+        target.refuse_write()?;
+    }
     let base = detect::cached(target.clone(), &opts.open);
     Ok(WriteSession {
         path: path.to_path_buf(),

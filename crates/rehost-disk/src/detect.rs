@@ -133,7 +133,15 @@ impl ParentOpener {
             Target::Raw(r) => Arc::new(r),
             Target::Vhd(v) => Arc::new(v),
             Target::Vhdx(v) => Arc::new(v),
+            Target::ReadOnly(c) => c,
         })
+    }
+
+    /// Opens a file that holds part of an image's data as it stands (a VMDK extent, a qcow2
+    /// external data file), its reads counted with the image's; `map` to memory-map it
+    /// when raw images are.
+    pub fn open_data(&self, path: &Path, map: bool) -> Result<HostFile> {
+        HostFile::open(path, map && self.opts.map_raw, self.stats.clone())
     }
 
     fn open_typed(&self, path: &Path) -> Result<Target> {
@@ -149,6 +157,12 @@ impl ParentOpener {
         match detect_format(&probe)? {
             Format::Vhdx => Ok(Target::Vhdx(super::vhdx::Vhdx::open(probe, &next)?)),
             Format::Vhd => Ok(Target::Vhd(super::vhd::Vhd::open(probe, &next)?)),
+            Format::Vmdk => Ok(Target::ReadOnly(Arc::new(super::vmdk::Vmdk::open(
+                probe, &next,
+            )?))),
+            Format::Qcow2 => Ok(Target::ReadOnly(Arc::new(super::qcow2::Qcow2::open(
+                probe, &next,
+            )?))),
             Format::Raw => {
                 drop(probe);
                 let file = HostFile::open(path, self.opts.map_raw, self.stats.clone())?;
@@ -170,8 +184,9 @@ pub(crate) fn open_target(path: &Path, opts: &OpenOptions, stats: Arc<IoStats>) 
 }
 
 /// Tells the container format from the file's content: `vhdxfile` at offset 0 is VHDX; a
-/// `conectix` footer at the end (or its copy at offset 0) is VHD; a format rehost does not
-/// read (qcow2, VMDK, VDI, E01, ISO 9660, LUKS, LVM2, BitLocker) is an error of kind
+/// `conectix` footer at the end (or its copy at offset 0) is VHD; `QFI\xfb` is qcow2; `KDMV`
+/// (a sparse extent) or descriptor text is VMDK; a format rehost does not
+/// read (VMware's COWD and seSparse, VDI, E01, ISO 9660, LUKS, LVM2, BitLocker) is an error of kind
 /// [`rehost_core::ErrorKind::Unsupported`] saying what it is and how to convert it, and a
 /// VHD whose footers are both damaged an error of kind `Corrupt`; anything else is raw.
 pub fn detect_format(file: &HostFile) -> Result<Format> {
@@ -183,6 +198,15 @@ pub fn detect_format(file: &HostFile) -> Result<Format> {
     }
     if n == 8 && &head == b"conectix" {
         return Ok(Format::Vhd);
+    }
+    if n >= 4 && &head[..4] == b"QFI\xfb" {
+        return Ok(Format::Qcow2);
+    }
+    if n >= 4 && &head[..4] == b"KDMV" {
+        return Ok(Format::Vmdk);
+    }
+    if is_descriptor(file)? {
+        return Ok(Format::Vmdk);
     }
     // A VHD footer is 512 bytes at the end; images from before Virtual PC 2004 have 511.
     for tail in [512u64, 511] {
@@ -198,8 +222,26 @@ pub fn detect_format(file: &HostFile) -> Result<Format> {
     Ok(Format::Raw)
 }
 
+/// Whether the file is a VMDK descriptor: small text that starts with the descriptor's
+/// comment line, or whose first lines set `createType` (a descriptor written by hand).
+fn is_descriptor(file: &HostFile) -> Result<bool> {
+    if file.size() > super::vmdk::MAX_DESCRIPTOR {
+        return Ok(false);
+    }
+    let mut head = vec![0u8; 4096];
+    let n = file.read_some_at(0, &mut head)?;
+    let head = &head[..n];
+    if head.starts_with(b"# Disk DescriptorFile") {
+        return Ok(true);
+    }
+    let text = head
+        .iter()
+        .all(|&c| c == b'\n' || c == b'\r' || c == b'\t' || (0x20..0x7f).contains(&c));
+    Ok(text && head.windows(12).any(|w| w == b"\ncreateType="))
+}
+
 /// Fails with an error naming what the file is when it is a format rehost does not read
-/// (qcow2, VMDK, VDI, EWF, ISO 9660, LUKS, LVM2, BitLocker) or a VHD whose footers are
+/// (VMware COWD, VDI, EWF, ISO 9660, LUKS, LVM2, BitLocker) or a VHD whose footers are
 /// both damaged, rather than let it pass for a raw disk.
 fn refuse_foreign(file: &HostFile) -> Result<()> {
     let mut head = vec![0u8; 4096];
@@ -216,40 +258,11 @@ fn refuse_foreign(file: &HostFile) -> Result<()> {
         )
     };
     let at = |o: usize, sig: &[u8]| head.get(o..o + sig.len()) == Some(sig);
-    let (offset, what, how) = if at(0, b"QFI\xfb") {
-        let version = head
-            .get(4..8)
-            .map_or(0, |v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]));
+    let (offset, what, how) = if at(0, b"COWD") {
         (
             0,
-            format!("a QEMU qcow2 image (version {version})"),
-            qemu("qcow2"),
-        )
-    } else if at(0, b"KDMV") {
-        // The header's flags (bit 16: compressed grains) and compression algorithm (1:
-        // deflate) mark the streamOptimized VMDK that OVA exports carry.
-        let flags = head
-            .get(8..12)
-            .map_or(0, |v| u32::from_le_bytes([v[0], v[1], v[2], v[3]]));
-        let algo = head
-            .get(77..79)
-            .map_or(0, |v| u16::from_le_bytes([v[0], v[1]]));
-        let kind = if flags & 0x1_0000 != 0 || algo == 1 {
-            "streamOptimized: compressed, as in an OVA"
-        } else {
-            "monolithic sparse"
-        };
-        (0, format!("a VMware VMDK image ({kind})"), qemu("vmdk"))
-    } else if at(0, b"# Disk DescriptorFile") {
-        let how = format!(
-            "{} (qemu-img reads the extent files the descriptor names, beside it)",
-            qemu("vmdk")
-        );
-        (
-            0,
-            "a VMware VMDK descriptor (text naming the extent files that hold the disk)"
-                .to_string(),
-            how,
+            "a VMware ESX sparse extent (COWD: a vmfsSparse snapshot's delta)".to_string(),
+            "clone the disk from its snapshot's descriptor on the ESXi host (`vmkfstools -i DISK.vmdk -d thin NEW.vmdk`), or consolidate the snapshots, and give rehost the result".to_string(),
         )
     } else if head.get(0x40..0x44) == Some(&0xbeda_107f_u32.to_le_bytes()[..]) {
         (0x40, "a VirtualBox VDI image".to_string(), qemu("vdi"))

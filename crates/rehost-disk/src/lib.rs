@@ -1,4 +1,5 @@
-//! The disk layer: virtual disks (raw, VHD, VHDX) as one positional, shared interface.
+//! The disk layer: virtual disks (raw, VHD, VHDX, VMDK, qcow2) as one positional, shared
+//! interface.
 //!
 //! Everything above this layer reads through [`ReadAt`]: a positional read with no hidden
 //! cursor, callable from many threads at once. [`open`] detects the container format from
@@ -35,16 +36,20 @@ mod cache;
 mod commit;
 mod detect;
 mod file;
+mod inflate;
 pub mod journal;
 mod lock;
 mod overlay;
 mod plan;
+pub mod qcow2;
 mod raw;
 mod sync;
+mod tables;
 mod target;
 mod undo;
 pub mod vhd;
 pub mod vhdx;
+pub mod vmdk;
 
 pub use cache::{BlockCache, BLOCK_SIZE};
 pub use commit::{open_for_write, CommitOptions, CommitReport, WriteOptions, WriteSession};
@@ -75,6 +80,10 @@ pub enum Format {
     Vhd,
     /// Microsoft VHDX (Hyper-V 2012+, Azure).
     Vhdx,
+    /// VMware VMDK (Workstation, ESXi, OVA exports): a descriptor and its extents.
+    Vmdk,
+    /// QEMU qcow2 (KVM, OpenStack, Proxmox).
+    Qcow2,
 }
 
 impl std::fmt::Display for Format {
@@ -83,6 +92,8 @@ impl std::fmt::Display for Format {
             Format::Raw => "raw",
             Format::Vhd => "vhd",
             Format::Vhdx => "vhdx",
+            Format::Vmdk => "vmdk",
+            Format::Qcow2 => "qcow2",
         })
     }
 }
@@ -108,6 +119,10 @@ pub struct DiskInfo {
     pub format: Format,
     /// Fixed, dynamic or differencing.
     pub subformat: Subformat,
+    /// The format's own name for how the image is laid out, where it has one (a VMDK's
+    /// `createType` such as `streamOptimized`, a qcow2's version).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     /// Size of the virtual disk in bytes.
     pub virtual_size: u64,
     /// Logical sector size in bytes (512 or 4096).
@@ -133,6 +148,7 @@ impl DiskInfo {
             path: path.to_string(),
             format: Format::Raw,
             subformat: Subformat::Fixed,
+            variant: None,
             virtual_size: size,
             logical_sector_size: 512,
             physical_sector_size: 512,

@@ -10,6 +10,7 @@ use super::{Container, DiskInfo, Format, Raw, ReadAt};
 use crate::vhd::Vhd;
 use crate::vhdx::Vhdx;
 use rehost_core::error::Result;
+use std::sync::Arc;
 
 /// The top image of a chain, by type.
 pub(crate) enum Target {
@@ -19,6 +20,8 @@ pub(crate) enum Target {
     Vhd(Vhd),
     /// A VHDX.
     Vhdx(Vhdx),
+    /// A format rehost reads but does not write (VMDK, qcow2).
+    ReadOnly(Arc<dyn Container>),
 }
 
 impl Target {
@@ -27,7 +30,32 @@ impl Target {
             Target::Raw(r) => r,
             Target::Vhd(v) => v,
             Target::Vhdx(v) => v,
+            Target::ReadOnly(c) => c.as_ref(),
         }
+    }
+
+    /// The refusal of a write into a format rehost does not write, if this is one.
+    pub fn refuse_write(&self) -> Result<()> {
+        let Target::ReadOnly(c) = self else {
+            return Ok(());
+        };
+        let info = c.info();
+        let name = &info.path;
+        let stem = std::path::Path::new(name).with_extension("");
+        Err(
+            rehost_core::Ctx::new(name.as_str(), rehost_core::Layer::File).refused(
+                "",
+                format!(
+                    "rehost reads {} images but does not write them (in place or as a new {} \
+                 image) yet: convert it first, with `qemu-img convert -f {} -O vhdx {name} \
+                 {}.vhdx` (or `-O raw`), and write into the copy",
+                    info.format,
+                    info.format,
+                    info.format,
+                    stem.display()
+                ),
+            ),
+        )
     }
 
     /// The host writes that store `extents` (sorted, disjoint virtual-disk extents);
@@ -42,6 +70,7 @@ impl Target {
             Target::Raw(r) => Ok(direct(Format::Raw, r.size(), extents)),
             Target::Vhd(v) => v.plan(view, extents),
             Target::Vhdx(v) => v.plan(view, extents, ids),
+            Target::ReadOnly(_) => self.refuse_write().map(|()| Plan::empty(Format::Raw, 0)),
         }
     }
 }

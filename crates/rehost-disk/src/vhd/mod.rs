@@ -65,6 +65,7 @@ impl Vhd {
                 DYNAMIC => Subformat::Dynamic,
                 _ => Subformat::Differencing,
             },
+            variant: None,
             virtual_size: footer.current_size,
             logical_sector_size: 512,
             physical_sector_size: 512,

@@ -91,6 +91,7 @@ impl Vhdx {
             path,
             format: Format::Vhdx,
             subformat,
+            variant: None,
             virtual_size: meta.virtual_size,
             logical_sector_size: meta.logical_sector_size,
             physical_sector_size: meta.physical_sector_size,
