@@ -22,6 +22,7 @@ pub mod base;
 pub mod cells;
 pub mod diff;
 pub mod edit;
+pub mod error;
 pub mod export;
 pub mod hive;
 pub mod lists;
@@ -36,4 +37,5 @@ pub mod verify;
 
 pub use apply::{apply, Mapping};
 pub use edit::Editor;
+pub use error::Error;
 pub use replay::{recover, Log, Recovery};

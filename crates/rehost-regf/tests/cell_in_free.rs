@@ -36,7 +36,9 @@ fn a_key_inside_a_free_cell_is_refused_by_the_check() {
     hive[at(a.offset)..at(a.offset) + 4].copy_from_slice(&widened.to_le_bytes());
 
     let ed = Editor::open(hive).unwrap();
-    let e = ed.check().expect_err("refused");
-    assert_eq!(e.offset, b.offset);
-    assert!(e.what.contains("inside a free cell"), "{}", e.what);
+    let rehost_regf::Error::Cell { offset, what } = ed.check().expect_err("refused") else {
+        panic!("not a cell error");
+    };
+    assert_eq!(offset, b.offset);
+    assert!(what.contains("inside a free cell"), "{what}");
 }
