@@ -36,7 +36,7 @@ pub enum NoPackage {
         /// The controller's name.
         controller: String,
         /// The install, as INF decorations read it.
-        install: inf::Target,
+        install: Box<inf::Target>,
         /// The packages left out, each with why.
         skipped: Vec<String>,
     },
@@ -155,9 +155,9 @@ pub enum NoHalSet {
         /// Which: "the HAL loaded" or "the HAL setup recorded".
         what: &'static str,
         /// That HAL.
-        installed: HalNamed,
+        installed: Box<HalNamed>,
         /// The target's.
-        target: HalNamed,
+        target: Box<HalNamed>,
     },
     /// No kernels are known for the target's HAL.
     NoKernels {
@@ -263,8 +263,8 @@ mod tests {
         };
         let r = NoHalSet::OtherKind {
             what: "the HAL loaded",
-            installed: hal("hal.dll", false),
-            target: hal("halaacpi.dll", true),
+            installed: Box::new(hal("hal.dll", false)),
+            target: Box::new(hal("halaacpi.dll", true)),
         };
         assert!(r.to_string().starts_with(
             "the HAL loaded is hal.dll (d), a non-ACPI HAL, and the target needs halaacpi.dll, \
@@ -274,13 +274,13 @@ mod tests {
             dir: "drv".into(),
             service: "viostor".into(),
             controller: "virtio-blk".into(),
-            install: inf::Target {
+            install: Box::new(inf::Target {
                 arch: "x86".into(),
                 major: 5,
                 minor: 1,
                 build: 2600,
                 product_type: 1,
-            },
+            }),
             skipped: vec!["a.inf: x".into()],
         };
         assert_eq!(

@@ -280,12 +280,12 @@ fn same_kind(s: &Subject, hal: &Hal) -> std::result::Result<(), NoHalSet> {
 }
 
 /// A HAL as a reason names it.
-fn named(h: &Hal) -> HalNamed {
-    HalNamed {
+fn named(h: &Hal) -> Box<HalNamed> {
+    Box::new(HalNamed {
         file: h.file.clone(),
         description: h.description.clone(),
         acpi: h.acpi,
-    }
+    })
 }
 
 /// Puts `c` at `System32\<name>` unless it holds those bytes already; a different file

@@ -106,7 +106,7 @@ pub fn package(
         dir: dir.clone(),
         service: service.to_string(),
         controller: t.controller.name.clone(),
-        install: target,
+        install: Box::new(target),
         skipped,
     })
 }
