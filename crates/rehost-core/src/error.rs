@@ -103,6 +103,11 @@ pub enum Location {
     Offset(u64),
     /// A path inside a file system.
     Path(String),
+    /// A line of a text file (a .reg file, an INF file), counted from 1.
+    Line(usize),
+    /// A cell of a registry hive, by its offset from the start of the hive bins data (the
+    /// offset in the hive file less the 4096 bytes of the base block).
+    Cell(u32),
 }
 
 impl fmt::Display for Location {
@@ -111,6 +116,8 @@ impl fmt::Display for Location {
             Location::None => Ok(()),
             Location::Offset(o) => write!(f, " at offset {o:#x}"),
             Location::Path(p) => write!(f, " at {p}"),
+            Location::Line(n) => write!(f, " at line {n}"),
+            Location::Cell(c) => write!(f, " at cell {c:#x}"),
         }
     }
 }
@@ -208,6 +215,15 @@ impl fmt::Display for Error {
 /// reporter walking the chain would print it twice).
 impl std::error::Error for Error {}
 
+/// An error of a layer's own, made where the image is not known (a parser given bytes or
+/// text, not a device): it knows what kind of error it is and where in its input it
+/// happened, and [`Ctx::locate`] makes it an [`Error`] of the context's image and layer,
+/// keeping that location.
+pub trait Located: Into<ErrorKind> {
+    /// Where in its input the error happened.
+    fn location(&self) -> Location;
+}
+
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -248,6 +264,13 @@ impl Ctx {
             location,
             kind,
         }
+    }
+
+    /// A layer's own error ([`Located`]) as an error of this image and layer, at the
+    /// location it knows.
+    pub fn locate(&self, e: impl Located) -> Error {
+        let location = e.location();
+        self.error(location, e.into())
     }
 
     /// A damaged structure at a byte offset.
@@ -322,5 +345,43 @@ mod tests {
             e.to_string(),
             "disk.vhdx: ntfs at \\Windows\\x: no such file or directory"
         );
+    }
+
+    /// A parser's error that knows its line, made an error of an image.
+    struct BadLine(usize);
+
+    impl From<BadLine> for ErrorKind {
+        fn from(_: BadLine) -> ErrorKind {
+            ErrorKind::Invalid("no '=' after the value name".into())
+        }
+    }
+
+    impl Located for BadLine {
+        fn location(&self) -> Location {
+            Location::Line(self.0)
+        }
+    }
+
+    #[test]
+    fn a_located_error_keeps_its_line_and_a_cell_reads_as_one() {
+        let e = Ctx::new("fix.reg", Layer::Hive).locate(BadLine(7));
+        assert!(matches!(
+            e,
+            Error {
+                layer: Layer::Hive,
+                location: Location::Line(7),
+                kind: ErrorKind::Invalid(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "fix.reg: hive at line 7: no '=' after the value name"
+        );
+        let e = Ctx::new("SYSTEM", Layer::Hive).error(
+            Location::Cell(0x20),
+            ErrorKind::Corrupt("not a key node".into()),
+        );
+        assert_eq!(e.to_string(), "SYSTEM: hive at cell 0x20: not a key node");
     }
 }

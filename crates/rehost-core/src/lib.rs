@@ -25,4 +25,4 @@ pub mod io;
 pub mod le;
 pub mod names;
 
-pub use error::{Ctx, Error, ErrorKind, Layer, Location, Result};
+pub use error::{Ctx, Error, ErrorKind, Layer, Located, Location, Result};

@@ -136,7 +136,7 @@ pub fn encode(code: u32, e: &Element) -> Option<(u32, Vec<u8>)> {
 /// Refused, with nothing written: an identifier that is no GUID, an element whose value
 /// does not fit its code's format, a device this writer does not make.
 pub fn write(objects: &[Object], file: &StoreFile, ctx: &Ctx) -> Result<Vec<u8>> {
-    let bad = |e: rehost_regf::cells::CellError| ctx.invalid(format!("new BCD store: {e}"));
+    let bad = |e: rehost_regf::Error| ctx.invalid(format!("new BCD store: {e}"));
     let spec = NewHive {
         root_name: ROOT_NAME.into(),
         minor: MINOR,

@@ -156,7 +156,9 @@ impl Ntfs {
         let second = if second_at + 512 <= s.size() {
             self.restart_page(&s, second_at)?
         } else {
-            Err("no second restart page".into())
+            Err(self
+                .ctx()
+                .corrupt_at_path("\\$LogFile", "no second restart page"))
         };
         let page = match (first, second) {
             (Ok(a), Ok(b)) => {
@@ -171,7 +173,7 @@ impl Ntfs {
                 return Ok(LogFileState {
                     clean: false,
                     version: None,
-                    detail: why,
+                    detail: why.kind.to_string(),
                 })
             }
         };
@@ -190,36 +192,34 @@ impl Ntfs {
         })
     }
 
-    /// The restart page at `off` of `$LogFile`, or why it is not one.
-    fn restart_page(
-        &self,
-        s: &super::stream::Stream,
-        off: u64,
-    ) -> Result<std::result::Result<RestartPage, String>> {
+    /// The restart page at `off` of `$LogFile`, or why it is not one (a corrupt error at
+    /// `$LogFile` whose message says why).
+    fn restart_page(&self, s: &super::stream::Stream, off: u64) -> Result<Result<RestartPage>> {
+        let not = |why: String| Ok(Err(self.ctx().corrupt_at_path("\\$LogFile", why)));
         let mut head = [0u8; 512];
         s.read_at(off, &mut head)?;
         let magic = &head[..4];
         if magic != b"RSTR" && magic != b"CHKD" {
-            return Ok(Err(format!(
+            return not(format!(
                 "restart page at {off:#x} has signature {:?}",
                 String::from_utf8_lossy(magic)
-            )));
+            ));
         }
         let sys = u32_at(&head, 0x10);
         if !(512..=65536).contains(&sys) || !sys.is_power_of_two() || off + sys as u64 > s.size() {
-            return Ok(Err(format!("restart page at {off:#x} has page size {sys}")));
+            return not(format!("restart page at {off:#x} has page size {sys}"));
         }
         let mut page = vec![0u8; sys as usize];
         s.read_at(off, &mut page)?;
         let magic: [u8; 4] = page[..4].try_into().unwrap_or([0; 4]);
         if let Err(e) = fixup::unprotect(&mut page, &magic, self.ctx(), off) {
-            return Ok(Err(format!("restart page at {off:#x} damaged: {}", e.kind)));
+            return not(format!("restart page at {off:#x} damaged: {}", e.kind));
         }
         let ra = u16_at(&page, 0x18) as usize;
         if ra + 0x10 > page.len() {
-            return Ok(Err(format!(
+            return not(format!(
                 "restart area of the page at {off:#x} lies outside it"
-            )));
+            ));
         }
         Ok(Ok(RestartPage {
             system_page_size: sys,

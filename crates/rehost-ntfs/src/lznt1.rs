@@ -8,8 +8,11 @@
 /// Size of the output of one chunk.
 pub const CHUNK: usize = 4096;
 
-/// Why compressed data could not be decoded.
-#[derive(Debug, PartialEq, Eq)]
+/// Why compressed data could not be decoded: the codec's own error, each variant with the
+/// byte of the compressed data where decoding stopped. The codec is given bytes, not a
+/// volume: the stream reading a compressed file makes it a corrupt [`rehost_core::Error`]
+/// at the file's path, naming the compression unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lznt1Error {
     /// A chunk runs past the end of the compressed data.
     Truncated(usize),
@@ -33,6 +36,8 @@ impl std::fmt::Display for Lznt1Error {
         }
     }
 }
+
+impl std::error::Error for Lznt1Error {}
 
 /// Decompresses `input` into `out`, whose length is the uncompressed unit size. Chunks that
 /// decode to less than 4 KiB, and everything after the last chunk, read as zeros.

@@ -3,7 +3,7 @@
 //! the smallest free cell that fits); when none fits, a new hive bin is appended.
 
 use super::base::{put_u32, u32_at, BASE};
-use super::cells::CellError;
+use crate::Error;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Size of a hive bin header.
@@ -14,10 +14,10 @@ pub const HBIN_ALIGN: u32 = 4096;
 /// 2 GiB).
 pub const MAX_BINS: u32 = 0x7FFF_F000;
 
-type R<T> = Result<T, CellError>;
+type R<T> = Result<T, Error>;
 
 fn err<T>(offset: u32, what: impl Into<String>) -> R<T> {
-    Err(CellError {
+    Err(Error::Cell {
         offset,
         what: what.into(),
     })
@@ -135,7 +135,7 @@ impl Bins {
             .checked_add(4 + 7)
             .map(|n| n & !7)
             .filter(|n| *n <= (MAX_BINS - HBIN_HEADER) as usize)
-            .ok_or(CellError {
+            .ok_or(Error::Cell {
                 offset: self.bins_size,
                 what: format!("a cell of {len} bytes is larger than a hive allows"),
             })? as u32;

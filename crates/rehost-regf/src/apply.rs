@@ -3,9 +3,9 @@
 //! `CurrentControlSet` resolved through `Select`, then keys created and deleted and values
 //! set and deleted, as regedit would import the file.
 
-use super::cells::CellError;
 use super::edit::Editor;
 use super::regtext::Op;
+use crate::Error;
 
 /// How the key names of a .reg file map to paths in one hive.
 #[derive(Debug, Clone, Default)]
@@ -18,27 +18,17 @@ pub struct Mapping {
     pub control_sets: Vec<u32>,
 }
 
-/// A key of a .reg file that does not belong to the hive.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MapError(pub String);
-
-impl std::fmt::Display for MapError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 impl Mapping {
     /// The path (below the root) or paths (one per control set) in the hive of the key
     /// named `key`; the root itself maps to "".
-    pub fn map(&self, key: &str) -> Result<Vec<String>, MapError> {
+    pub fn map(&self, key: &str) -> Result<Vec<String>, Error> {
         let key = key.trim_matches('\\');
         let rest = self
             .roots
             .iter()
             .find_map(|r| strip_prefix_ci(key, r.trim_matches('\\')))
             .ok_or_else(|| {
-                MapError(format!(
+                Error::Key(format!(
                     "{key} is not in this hive (its keys are named below {})",
                     self.roots.first().map(String::as_str).unwrap_or("?")
                 ))
@@ -52,7 +42,7 @@ impl Mapping {
             return Ok(vec![rest.to_string()]);
         }
         if self.control_sets.is_empty() {
-            return Err(MapError(format!(
+            return Err(Error::Key(format!(
                 "{key} names CurrentControlSet but this hive has no Select key"
             )));
         }
@@ -76,7 +66,7 @@ fn strip_prefix_ci<'a>(s: &'a str, p: &str) -> Option<&'a str> {
 
 /// The control sets `Select` names in the SYSTEM hive file `hive`, current first, each once
 /// (empty when the hive has no `Select` key).
-pub fn control_sets(hive: &[u8], all: bool) -> Result<Vec<u32>, CellError> {
+pub fn control_sets(hive: &[u8], all: bool) -> Result<Vec<u32>, Error> {
     let mut out = Vec::new();
     let Some(select) = super::query::key(hive, "Select")? else {
         return Ok(out);
@@ -101,71 +91,47 @@ pub fn control_sets(hive: &[u8], all: bool) -> Result<Vec<u32>, CellError> {
     Ok(out)
 }
 
-/// Why an operation could not be applied.
-#[derive(Debug, Clone)]
-pub enum ApplyError {
-    /// A key does not belong to the hive.
-    Map(MapError),
-    /// The hive refused the edit.
-    Cell {
-        /// The key path in the hive.
-        key: String,
-        /// The cause.
-        error: CellError,
-    },
-}
-
-impl std::fmt::Display for ApplyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ApplyError::Map(m) => write!(f, "{m}"),
-            ApplyError::Cell { key, error } => write!(f, "at {key}: {error}"),
-        }
-    }
-}
-
 /// A key an edit touched, for the diff: its path and whether its whole subtree changed.
 pub type Touched = (String, bool);
 
 /// Applies `ops` in order, as regedit imports a file: `[KEY]` creates the key and its
 /// parents, values set and deleted belong to the last key named, `[-KEY]` deletes a key
 /// and its subtree, a deletion of something absent does nothing. Returns what was touched.
-pub fn apply(ed: &mut Editor, ops: &[Op], map: &Mapping) -> Result<Vec<Touched>, ApplyError> {
+/// A key that does not map into the hive is an [`Error::Key`]; a cell that refuses an edit,
+/// an [`Error::Edit`] naming the key.
+pub fn apply(ed: &mut Editor, ops: &[Op], map: &Mapping) -> Result<Vec<Touched>, Error> {
     let mut touched: Vec<Touched> = Vec::new();
     let mut current: Vec<String> = Vec::new();
-    let cell = |key: &str| {
-        let key = key.to_string();
-        move |error| ApplyError::Cell { key, error }
-    };
     for op in ops {
         match op {
             Op::Key(k) => {
-                current = map.map(k).map_err(ApplyError::Map)?;
+                current = map.map(k)?;
                 for p in &current {
-                    let (_, created) = ed.create_key(p).map_err(cell(p))?;
+                    let (_, created) = ed.create_key(p).map_err(|e| e.at_key(p))?;
                     touched.push((p.clone(), created));
                 }
             }
             Op::DeleteKey(k) => {
-                for p in map.map(k).map_err(ApplyError::Map)? {
+                for p in map.map(k)? {
                     if p.is_empty() {
-                        return Err(ApplyError::Map(MapError(format!(
+                        return Err(Error::Key(format!(
                             "{k} is the root of the hive, which cannot be deleted"
-                        ))));
+                        )));
                     }
                     touched.push((p.clone(), true));
-                    ed.delete_key(&p).map_err(cell(&p))?;
+                    ed.delete_key(&p).map_err(|e| e.at_key(&p))?;
                 }
                 current.clear();
             }
             Op::Set { name, kind, data } => {
                 for p in &current {
-                    ed.set_value(p, name, *kind, data).map_err(cell(p))?;
+                    ed.set_value(p, name, *kind, data)
+                        .map_err(|e| e.at_key(p))?;
                 }
             }
             Op::DeleteValue(name) => {
                 for p in &current {
-                    ed.delete_value(p, name).map_err(cell(p))?;
+                    ed.delete_value(p, name).map_err(|e| e.at_key(p))?;
                 }
             }
         }

@@ -4,6 +4,7 @@
 //! bounds-checked.
 
 use super::base::{u32_at, BASE};
+use crate::Error;
 
 /// A cell offset that points nowhere.
 pub const NONE: u32 = 0xFFFF_FFFF;
@@ -14,25 +15,10 @@ pub const VALUE_COMP_NAME: u16 = 0x0001;
 /// Largest data a single cell holds before big data (`db`) is used.
 pub const BIG_DATA_THRESHOLD: usize = 16344;
 
-/// Why a cell could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CellError {
-    /// Cell offset (relative to the hive bins data).
-    pub offset: u32,
-    /// What is wrong.
-    pub what: String,
-}
-
-impl std::fmt::Display for CellError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cell {:#x}: {}", self.offset, self.what)
-    }
-}
-
-type R<T> = Result<T, CellError>;
+type R<T> = Result<T, Error>;
 
 fn err<T>(offset: u32, what: impl Into<String>) -> R<T> {
-    Err(CellError {
+    Err(Error::Cell {
         offset,
         what: what.into(),
     })

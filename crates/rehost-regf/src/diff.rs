@@ -10,9 +10,10 @@
 //! -[HKEY_LOCAL_MACHINE\SYSTEM\ControlSet001\Services\rhelscsi]
 //! ```
 
-use super::cells::{CellError, Cells, Nk};
+use super::cells::{Cells, Nk};
 use super::export::value_line;
 use super::names::upcase_unit;
+use crate::Error;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashSet};
 
@@ -83,7 +84,7 @@ fn join(parent: &str, name: &str) -> String {
 impl Snapshot {
     /// Reads the key at each `(path, recursive)` of `hive` (a missing key reads as absent),
     /// with its whole subtree when `recursive`.
-    pub fn read(hive: &[u8], paths: &[(String, bool)]) -> Result<Snapshot, CellError> {
+    pub fn read(hive: &[u8], paths: &[(String, bool)]) -> Result<Snapshot, Error> {
         let cells = Cells::new(hive);
         let root = cells.root(hive)?;
         let mut snap = Snapshot::default();
@@ -97,18 +98,12 @@ impl Snapshot {
         Ok(snap)
     }
 
-    fn add(
-        &mut self,
-        cells: &Cells,
-        k: Nk,
-        path: String,
-        recursive: bool,
-    ) -> Result<(), CellError> {
+    fn add(&mut self, cells: &Cells, k: Nk, path: String, recursive: bool) -> Result<(), Error> {
         let mut stack = vec![(k, path, 0usize)];
         let mut seen = HashSet::new();
         while let Some((k, path, depth)) = stack.pop() {
             if !seen.insert(k.offset) || depth > MAX_DEPTH {
-                return Err(CellError {
+                return Err(Error::Cell {
                     offset: k.offset,
                     what: "key tree loops back on itself or is too deep".into(),
                 });
@@ -134,7 +129,7 @@ impl Snapshot {
 }
 
 /// The path of the key at `path` with each component as the hive stores it.
-fn stored_path(cells: &Cells, root: &Nk, path: &str) -> Result<String, CellError> {
+fn stored_path(cells: &Cells, root: &Nk, path: &str) -> Result<String, Error> {
     let mut cur = root.clone();
     let mut out = String::new();
     for comp in path.split('\\').filter(|c| !c.is_empty()) {

@@ -6,12 +6,13 @@
 
 use super::alloc::Bins;
 use super::base::{checksum, put_u32, u32_at, BaseBlock, BASE};
-use super::cells::{CellError, Cells, Nk, KEY_COMP_NAME, NONE};
+use super::cells::{Cells, Nk, KEY_COMP_NAME, NONE};
 use super::lists::{self, Kind};
 use super::names;
+use crate::Error;
 use std::collections::HashSet;
 
-pub(super) type R<T> = Result<T, CellError>;
+pub(super) type R<T> = Result<T, Error>;
 
 /// Key node fields, as offsets in the cell's data.
 pub(super) mod nk {
@@ -42,7 +43,7 @@ mod sk {
 const MAX_DEPTH: usize = 512;
 
 pub(super) fn err<T>(offset: u32, what: impl Into<String>) -> R<T> {
-    Err(CellError {
+    Err(Error::Cell {
         offset,
         what: what.into(),
     })

@@ -1,7 +1,8 @@
 //! Export to .reg text, as regedit writes it ("Windows Registry Editor Version 5.00"):
 //! every type, strings quoted when they round-trip, `hex(N):` otherwise.
 
-use super::cells::{CellError, Cells, Nk, Vk};
+use super::cells::{Cells, Nk, Vk};
+use crate::Error;
 
 /// Deepest key tree exported (a loop in a damaged hive stops here).
 pub const MAX_DEPTH: usize = 512;
@@ -110,7 +111,7 @@ pub fn value_into(out: &mut String, name: &str, kind: u32, data: &[u8]) {
     hex_into(out, col, data);
 }
 
-fn key_block(out: &mut String, path: &str, cells: &Cells, nk: &Nk) -> Result<(), CellError> {
+fn key_block(out: &mut String, path: &str, cells: &Cells, nk: &Nk) -> Result<(), Error> {
     out.push('[');
     out.push_str(path);
     out.push_str("]\r\n");
@@ -126,19 +127,19 @@ fn key_block(out: &mut String, path: &str, cells: &Cells, nk: &Nk) -> Result<(),
 
 /// Exports the key `nk` and everything below it, under the name `path`
 /// (`HKEY_LOCAL_MACHINE\SYSTEM\Select`).
-pub fn export(cells: &Cells, nk: &Nk, path: &str) -> Result<String, CellError> {
+pub fn export(cells: &Cells, nk: &Nk, path: &str) -> Result<String, Error> {
     let mut out = format!("{HEADER}\r\n\r\n");
     let mut stack = vec![(nk.clone(), path.to_string(), 0usize)];
     let mut seen = std::collections::HashSet::new();
     while let Some((k, p, depth)) = stack.pop() {
         if !seen.insert(k.offset) {
-            return Err(CellError {
+            return Err(Error::Cell {
                 offset: k.offset,
                 what: "key tree loops back on itself".into(),
             });
         }
         if depth > MAX_DEPTH {
-            return Err(CellError {
+            return Err(Error::Cell {
                 offset: k.offset,
                 what: format!("key tree deeper than {MAX_DEPTH}"),
             });

@@ -355,7 +355,7 @@ impl SubkeyIndex {
             return Ok(None);
         };
         let cells = Cells::new(&hive.bytes);
-        let corrupt = |e: crate::cells::CellError| {
+        let corrupt = |e: crate::Error| {
             hive.ctx
                 .corrupt_at_path(&format!("{}\\{name}", self.path), e.to_string())
         };
@@ -383,7 +383,7 @@ impl Hive {
     /// An index of the names of the subkeys of `path` (`None` when it does not exist).
     pub fn subkey_index(&self, path: &str) -> Result<Option<SubkeyIndex>> {
         let cells = Cells::new(&self.bytes);
-        let corrupt = |e: crate::cells::CellError| self.ctx.corrupt_at_path(path, e.to_string());
+        let corrupt = |e: crate::Error| self.ctx.corrupt_at_path(path, e.to_string());
         let root = cells.root(&self.bytes).map_err(corrupt)?;
         let Some(nk) = cells.find(&root, path).map_err(corrupt)? else {
             return Ok(None);

@@ -4,11 +4,12 @@
 
 use super::alloc::Bins;
 use super::base::{put_u32, u32_at};
-use super::cells::{CellError, Cells, NONE};
+use super::cells::{Cells, NONE};
 use super::names;
+use crate::Error;
 use std::cmp::Ordering;
 
-type R<T> = Result<T, CellError>;
+type R<T> = Result<T, Error>;
 
 /// The kind of a leaf.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl Kind {
 }
 
 fn err<T>(offset: u32, what: impl Into<String>) -> R<T> {
-    Err(CellError {
+    Err(Error::Cell {
         offset,
         what: what.into(),
     })

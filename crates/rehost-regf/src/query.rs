@@ -1,7 +1,8 @@
 //! One key read for showing: its values (name, type, data) and the names of its subkeys,
 //! as stored and in list order.
 
-use super::cells::{CellError, Cells};
+use super::cells::Cells;
+use crate::Error;
 use serde::Serialize;
 
 /// A key, read.
@@ -30,7 +31,7 @@ pub struct ValueView {
 
 /// The key at `path` of the hive file `hive` (case-insensitive, `\`-separated; "" is the
 /// root), if it exists.
-pub fn key(hive: &[u8], path: &str) -> Result<Option<KeyView>, CellError> {
+pub fn key(hive: &[u8], path: &str) -> Result<Option<KeyView>, Error> {
     let cells = Cells::new(hive);
     let mut cur = cells.root(hive)?;
     let mut stored = Vec::new();

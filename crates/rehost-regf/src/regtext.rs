@@ -1,6 +1,8 @@
 //! Reading .reg text (regedit's "Windows Registry Editor Version 5.00" format, UTF-8 or
 //! UTF-16 with a byte order mark): keys to create or delete, values to set or delete.
 
+use crate::Error;
+
 /// One line of meaning in a .reg file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -19,21 +21,6 @@ pub enum Op {
     },
     /// `"name"=-`: delete the value.
     DeleteValue(String),
-}
-
-/// A .reg line that could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
-    /// Line number, from 1.
-    pub line: usize,
-    /// What is wrong.
-    pub what: String,
-}
-
-impl std::fmt::Display for ParseError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {}: {}", self.line, self.what)
-    }
 }
 
 /// Text of a .reg file: UTF-16LE when it starts with FF FE, else UTF-8 (a BOM skipped).
@@ -64,11 +51,21 @@ fn quoted(s: &str) -> Option<(String, &str)> {
     None
 }
 
-fn hex_bytes(s: &str) -> Result<Vec<u8>, String> {
+/// An error at line `line`.
+fn at(line: usize, what: impl Into<String>) -> Error {
+    Error::Line {
+        line,
+        what: what.into(),
+    }
+}
+
+fn hex_bytes(s: &str, line: usize) -> Result<Vec<u8>, Error> {
     s.split(',')
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .map(|t| u8::from_str_radix(t, 16).map_err(|_| format!("{t:?} is not a hex byte")))
+        .map(|t| {
+            u8::from_str_radix(t, 16).map_err(|_| at(line, format!("{t:?} is not a hex byte")))
+        })
         .collect()
 }
 
@@ -79,38 +76,41 @@ fn utf16z(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The data of `value` (everything after `=`).
-fn data(value: &str) -> Result<Option<(u32, Vec<u8>)>, String> {
+/// The data of `value` (everything after `=`) on line `line`.
+fn data(value: &str, line: usize) -> Result<Option<(u32, Vec<u8>)>, Error> {
     let v = value.trim();
     if v == "-" {
         return Ok(None);
     }
     if v.starts_with('"') {
-        let (s, rest) = quoted(v).ok_or("unterminated string")?;
+        let (s, rest) = quoted(v).ok_or_else(|| at(line, "unterminated string"))?;
         if !rest.trim().is_empty() {
-            return Err(format!("text after the string: {rest:?}"));
+            return Err(at(line, format!("text after the string: {rest:?}")));
         }
         return Ok(Some((1, utf16z(&s))));
     }
     if let Some(d) = v.strip_prefix("dword:") {
         let n = u32::from_str_radix(d.trim(), 16)
-            .map_err(|_| format!("dword {d:?} is not 8 hex digits"))?;
+            .map_err(|_| at(line, format!("dword {d:?} is not 8 hex digits")))?;
         return Ok(Some((4, n.to_le_bytes().to_vec())));
     }
     if let Some(h) = v.strip_prefix("hex:") {
-        return Ok(Some((3, hex_bytes(h)?)));
+        return Ok(Some((3, hex_bytes(h, line)?)));
     }
     if let Some(rest) = v.strip_prefix("hex(") {
-        let (kind, h) = rest.split_once("):").ok_or("hex( without ):")?;
-        let kind =
-            u32::from_str_radix(kind, 16).map_err(|_| format!("type {kind:?} is not hex"))?;
-        return Ok(Some((kind, hex_bytes(h)?)));
+        let (kind, h) = rest
+            .split_once("):")
+            .ok_or_else(|| at(line, "hex( without ):"))?;
+        let kind = u32::from_str_radix(kind, 16)
+            .map_err(|_| at(line, format!("type {kind:?} is not hex")))?;
+        return Ok(Some((kind, hex_bytes(h, line)?)));
     }
-    Err(format!("cannot read value data {v:?}"))
+    Err(at(line, format!("cannot read value data {v:?}")))
 }
 
-/// Parses .reg text into operations, in order.
-pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
+/// Parses .reg text into operations, in order; a line that cannot be read is an
+/// [`Error::Line`] with its number.
+pub fn parse(text: &str) -> Result<Vec<Op>, Error> {
     let mut ops = Vec::new();
     let mut lines = text.lines().enumerate().peekable();
     let mut in_key = false;
@@ -125,7 +125,7 @@ pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
             }
         }
         let t = line.trim();
-        let err = |what: String| ParseError { line: n + 1, what };
+        let err = |what: String| at(n + 1, what);
         if t.is_empty()
             || t.starts_with(';')
             || t.starts_with("Windows Registry Editor")
@@ -157,7 +157,7 @@ pub fn parse(text: &str) -> Result<Vec<Op>, ParseError> {
             .trim_start()
             .strip_prefix('=')
             .ok_or_else(|| err("no '=' after the value name".into()))?;
-        match data(v).map_err(err)? {
+        match data(v, n + 1)? {
             Some((kind, data)) => ops.push(Op::Set { name, kind, data }),
             None => ops.push(Op::DeleteValue(name)),
         }
@@ -218,5 +218,23 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("line 2"));
+    }
+
+    #[test]
+    fn a_line_that_cannot_be_read_is_matched_by_its_number() {
+        let text = "Windows Registry Editor Version 5.00\r\n\r\n[K]\r\n\"a\"=dword:1\r\n\
+            \"b\"=hex:01,\\\r\n  zz\r\n";
+        match parse(text) {
+            Err(Error::Line { line: 5, what }) => assert_eq!(what, "\"zz\" is not a hex byte"),
+            other => panic!("{other:?}"),
+        }
+        let e = rehost_core::Ctx::new("fix.reg", rehost_core::Layer::Hive)
+            .locate(parse("\"x\"=dword:1\r\n").unwrap_err());
+        assert!(matches!(e.location, rehost_core::Location::Line(1)));
+        assert!(matches!(e.kind, rehost_core::ErrorKind::Invalid(_)));
+        assert_eq!(
+            e.to_string(),
+            "fix.reg: hive at line 1: a value outside any key"
+        );
     }
 }

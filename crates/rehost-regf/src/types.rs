@@ -44,6 +44,8 @@ pub fn parse(name: &str) -> Option<u32> {
     }
 }
 
+use crate::Error;
+
 fn utf16z(s: &str) -> Vec<u8> {
     s.encode_utf16()
         .chain([0])
@@ -51,19 +53,19 @@ fn utf16z(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn number(text: &str) -> Result<u64, String> {
+fn number(text: &str) -> Result<u64, Error> {
     let t = text.trim();
     let r = match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
         Some(h) => u64::from_str_radix(h, 16),
         None => t.parse(),
     };
-    r.map_err(|_| format!("{t:?} is not a number (decimal, or hex with 0x)"))
+    r.map_err(|_| Error::Data(format!("{t:?} is not a number (decimal, or hex with 0x)")))
 }
 
 /// Value data from command-line text, by type: strings as they are (REG_MULTI_SZ items
 /// separated by `\0`, as reg.exe takes them), numbers in decimal or `0x` hex, anything else
-/// as hex bytes (`01,02,ff` or `0102ff`).
-pub fn data(kind: u32, text: &str) -> Result<Vec<u8>, String> {
+/// as hex bytes (`01,02,ff` or `0102ff`). Text that cannot be read is an [`Error::Data`].
+pub fn data(kind: u32, text: &str) -> Result<Vec<u8>, Error> {
     match kind {
         1 | 2 => Ok(utf16z(text)),
         7 => {
@@ -80,25 +82,28 @@ pub fn data(kind: u32, text: &str) -> Result<Vec<u8>, String> {
             let n = number(text)?;
             u32::try_from(n)
                 .map(|v| v.to_le_bytes().to_vec())
-                .map_err(|_| format!("{n} does not fit in a REG_DWORD"))
+                .map_err(|_| Error::Data(format!("{n} does not fit in a REG_DWORD")))
         }
         5 => {
             let n = number(text)?;
             u32::try_from(n)
                 .map(|v| v.to_be_bytes().to_vec())
-                .map_err(|_| format!("{n} does not fit in a REG_DWORD_BIG_ENDIAN"))
+                .map_err(|_| Error::Data(format!("{n} does not fit in a REG_DWORD_BIG_ENDIAN")))
         }
         11 => Ok(number(text)?.to_le_bytes().to_vec()),
         _ => {
             let digits: String = text.chars().filter(|c| !matches!(c, ',' | ' ')).collect();
             if digits.len() % 2 != 0 {
-                return Err(format!("{text:?}: an odd number of hex digits"));
+                return Err(Error::Data(format!(
+                    "{text:?}: an odd number of hex digits"
+                )));
             }
             (0..digits.len())
                 .step_by(2)
                 .map(|i| {
-                    u8::from_str_radix(&digits[i..i + 2], 16)
-                        .map_err(|_| format!("{:?} is not a hex byte", &digits[i..i + 2]))
+                    u8::from_str_radix(&digits[i..i + 2], 16).map_err(|_| {
+                        Error::Data(format!("{:?} is not a hex byte", &digits[i..i + 2]))
+                    })
                 })
                 .collect()
         }
@@ -180,6 +185,9 @@ mod tests {
         }
         assert_eq!(data(4, "42").unwrap(), 42u32.to_le_bytes());
         assert!(data(4, "0x100000000").is_err());
-        assert!(data(3, "0").is_err());
+        assert_eq!(
+            data(3, "0"),
+            Err(Error::Data("\"0\": an odd number of hex digits".into()))
+        );
     }
 }

@@ -6,21 +6,14 @@ use super::apply::Touched;
 use super::cells::Cells;
 use std::collections::BTreeMap;
 
-/// Why an edited hive was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejected(pub String);
-
-impl std::fmt::Display for Rejected {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the edited hive did not read back: {}", self.0)
-    }
-}
+use crate::Error;
+use crate::Error::Rejected;
 
 /// Values of a key by lower-cased name: (type, data); subkey names lower-cased.
 type Read = (BTreeMap<String, (u32, Vec<u8>)>, Vec<String>);
 
-fn ours(hive: &[u8], path: &str) -> Result<Option<Read>, Rejected> {
-    let bad = |e: super::cells::CellError| Rejected(format!("{path}: {e}"));
+fn ours(hive: &[u8], path: &str) -> Result<Option<Read>, Error> {
+    let bad = |e: Error| Rejected(format!("{path}: {e}"));
     let c = Cells::new(hive);
     let root = c.root(hive).map_err(bad)?;
     let Some(k) = c.find(&root, path).map_err(bad)? else {
@@ -39,7 +32,7 @@ fn ours(hive: &[u8], path: &str) -> Result<Option<Read>, Rejected> {
     Ok(Some((values, subkeys)))
 }
 
-fn theirs(h: &nt_hive::Hive<&[u8]>, path: &str) -> Result<Option<Read>, Rejected> {
+fn theirs(h: &nt_hive::Hive<&[u8]>, path: &str) -> Result<Option<Read>, Error> {
     let bad = |e: nt_hive::NtHiveError| Rejected(format!("nt-hive at {path}: {e}"));
     let root = h.root_key_node().map_err(bad)?;
     let trimmed = path.trim_matches('\\');
@@ -73,8 +66,9 @@ fn theirs(h: &nt_hive::Hive<&[u8]>, path: &str) -> Result<Option<Read>, Rejected
 }
 
 /// Validates `hive` with nt-hive and compares every touched key (and, for a touched
-/// subtree, its direct subkeys) as both parsers read it.
-pub fn read_back(hive: &[u8], touched: &[Touched]) -> Result<(), Rejected> {
+/// subtree, its direct subkeys) as both parsers read it; a difference is an
+/// [`Error::Rejected`] saying what each read.
+pub fn read_back(hive: &[u8], touched: &[Touched]) -> Result<(), Error> {
     let h = nt_hive::Hive::new(hive).map_err(|e| Rejected(format!("nt-hive: {e}")))?;
     for (path, _) in touched {
         let a = ours(hive, path)?;

@@ -37,6 +37,18 @@ fn a_key_inside_a_free_cell_is_refused_by_the_check() {
 
     let ed = Editor::open(hive).unwrap();
     let e = ed.check().expect_err("refused");
-    assert_eq!(e.offset, b.offset);
-    assert!(e.what.contains("inside a free cell"), "{}", e.what);
+    let rehost_regf::Error::Cell { offset, what } = &e else {
+        panic!("not a cell error: {e}");
+    };
+    assert_eq!(*offset, b.offset);
+    assert!(what.contains("inside a free cell"), "{what}");
+    // As an error of an image: corrupt, at the cell.
+    let e = rehost_core::Ctx::new("SYSTEM", rehost_core::Layer::Hive).locate(e);
+    assert!(
+        matches!(
+            (&e.location, &e.kind),
+            (rehost_core::Location::Cell(c), rehost_core::ErrorKind::Corrupt(_)) if *c == b.offset
+        ),
+        "{e}"
+    );
 }

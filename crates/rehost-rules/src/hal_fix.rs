@@ -12,6 +12,7 @@
 //! `Select` names. The first of the three rules to run plans it; the others' findings are
 //! repaired by the same changes, and say so.
 
+use super::cannot::{HalNamed, NoHalSet};
 use super::finding::Finding;
 use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
@@ -86,21 +87,26 @@ fn changes(
     s: &Subject,
     t: &Target,
     o: &FixOptions,
-) -> std::result::Result<Vec<(String, Change)>, String> {
+) -> std::result::Result<Vec<(String, Change)>, NoHalSet> {
     match s.install.arch.as_deref() {
         Some("x86") => {}
-        Some(arch) => return Err(format!("{arch} NT 5.x has a single HAL and kernel")),
-        None => return Err("the kernel's machine type could not be read".into()),
+        Some(arch) => {
+            return Err(NoHalSet::SingleHal {
+                arch: arch.to_string(),
+            })
+        }
+        None => return Err(NoHalSet::UnknownMachine),
     }
     let k = Knowledge::builtin();
     let hal = k
         .hals_named(&t.hal)
         .into_iter()
         .find(|h| !h.modern)
-        .ok_or_else(|| format!("the target's HAL {} is not one rehost knows", t.hal))?;
+        .ok_or_else(|| NoHalSet::UnknownHal { hal: t.hal.clone() })?;
     same_kind(s, hal)?;
-    let (kernel, kernel_pae) = halsource::kernels_for(hal)
-        .ok_or_else(|| format!("no kernels are known for {}", hal.file))?;
+    let (kernel, kernel_pae) = halsource::kernels_for(hal).ok_or_else(|| NoHalSet::NoKernels {
+        hal: hal.file.clone(),
+    })?;
     let (volume, root) = (s.install.volume, s.install.system_root.as_str());
     let cache = s.software.and_then(halsource::driver_cache_path);
     let names = [hal.file.as_str(), &kernel.file, &kernel_pae.file];
@@ -141,25 +147,22 @@ fn changes(
         t
     };
     let set = halsource::choose(&found, &hal.file, &kernel.file, &kernel_pae.file, wanted)
-        .ok_or_else(|| {
-            format!(
-                "no build of {}, {} and {} is complete in the install ({})",
-                hal.file,
-                kernel.file,
-                kernel_pae.file,
-                inventory()
-            )
+        .ok_or_else(|| NoHalSet::Incomplete {
+            files: [
+                hal.file.clone(),
+                kernel.file.clone(),
+                kernel_pae.file.clone(),
+            ],
+            inventory: inventory(),
         })?;
     if let (Some(w), false) = (wanted, set.matches_kernel32) {
-        return Err(format!(
-            "{wanted_by} is {w}, and no set of that build is in the install ({}): a HAL and \
-             kernels of another build would not match it",
-            inventory()
-        ));
+        return Err(NoHalSet::OtherBuild {
+            by: wanted_by,
+            version: w.to_string(),
+            inventory: inventory(),
+        });
     }
-    let entry = s
-        .default_entry()
-        .ok_or("no boot entry starts the install".to_string())?;
+    let entry = s.default_entry().ok_or(NoHalSet::NoBootEntry)?;
     let link = s
         .install
         .boot
@@ -167,13 +170,13 @@ fn changes(
         .as_ref()
         .or(s.install.boot.entries.first())
         .filter(|l| l.store == "boot.ini")
-        .ok_or("the install is not started from a boot.ini".to_string())?;
+        .ok_or(NoHalSet::NotBootIni)?;
     let store = s
         .image
         .boot_stores
         .iter()
         .find(|b| b.kind == "boot.ini" && b.volume == link.store_volume)
-        .ok_or("the boot.ini that starts the install was not read".to_string())?;
+        .ok_or(NoHalSet::BootIniNotRead)?;
     let pae = halsource::boots_pae(&set.kernel.version, &entry.switches);
     let sys32 = format!("{root}\\System32");
     let mut out = Vec::new();
@@ -181,15 +184,13 @@ fn changes(
     if o.replace_hal {
         let loads_other = entry.hal.is_some() || entry.kernel.is_some();
         if loads_other {
-            return Err(format!(
-                "the default boot.ini entry loads {} by /HAL= or /KERNEL=, not hal.dll and \
-                 ntoskrnl.exe: --replace-hal would not change what it loads (fix without it)",
-                [entry.hal.as_deref(), entry.kernel.as_deref()]
+            return Err(NoHalSet::LoadsOther {
+                files: [entry.hal.as_deref(), entry.kernel.as_deref()]
                     .into_iter()
                     .flatten()
                     .collect::<Vec<_>>()
-                    .join(" and ")
-            ));
+                    .join(" and "),
+            });
         }
         for (installed, c) in [
             ("hal.dll", &set.hal),
@@ -259,38 +260,40 @@ fn changes(
 
 /// Windows moves only between HALs of one kind: the HAL loaded now and the one setup
 /// recorded must be ACPI when the target's is, or neither.
-fn same_kind(s: &Subject, hal: &Hal) -> std::result::Result<(), String> {
+fn same_kind(s: &Subject, hal: &Hal) -> std::result::Result<(), NoHalSet> {
     let k = Knowledge::builtin();
     let loaded = s
         .loaded_hal()
         .and_then(|l| l.variant.clone())
-        .ok_or("the HAL the boot entry loads is not one rehost knows".to_string())?;
+        .ok_or(NoHalSet::UnknownLoadedHal)?;
     let recorded = s
         .install
         .hal
         .hardware_id
         .as_deref()
         .and_then(|id| k.hals_with_id(id).into_iter().find(|h| !h.modern));
-    let kind = |acpi: bool| if acpi { "an ACPI" } else { "a non-ACPI" };
     for (what, h) in [
         ("the HAL loaded", Some(&loaded)),
         ("the HAL setup recorded", recorded),
     ] {
         if let Some(h) = h.filter(|h| h.acpi != hal.acpi) {
-            return Err(format!(
-                "{what} is {} ({}), {} HAL, and the target needs {}, {} HAL: Windows does \
-                 not move between ACPI and non-ACPI HALs without setup, as the two enumerate \
-                 the machine's devices differently (KB Q246236); reinstall or repair-install \
-                 for the target",
-                h.file,
-                h.description,
-                kind(h.acpi),
-                hal.file,
-                kind(hal.acpi)
-            ));
+            return Err(NoHalSet::OtherKind {
+                what,
+                installed: named(h),
+                target: named(hal),
+            });
         }
     }
     Ok(())
+}
+
+/// A HAL as a reason names it.
+fn named(h: &Hal) -> Box<HalNamed> {
+    Box::new(HalNamed {
+        file: h.file.clone(),
+        description: h.description.clone(),
+        acpi: h.acpi,
+    })
 }
 
 /// Puts `c` at `System32\<name>` unless it holds those bytes already; a different file

@@ -4,6 +4,7 @@
 //! 0x7B (KB 309283). A hal.dll that is not the variant setup recorded is a restore that
 //! mixed machines.
 
+use super::cannot::NoDetectHal;
 use super::finding::{Evidence, Finding};
 use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
@@ -148,7 +149,7 @@ pub fn fix(
 }
 
 /// The BCD change that sets detecthal on the entry that starts the install.
-fn detecthal(s: &Subject, t: &Target) -> std::result::Result<Change, String> {
+fn detecthal(s: &Subject, t: &Target) -> std::result::Result<Change, NoDetectHal> {
     let link = s
         .install
         .boot
@@ -156,16 +157,11 @@ fn detecthal(s: &Subject, t: &Target) -> std::result::Result<Change, String> {
         .as_ref()
         .or(s.install.boot.entries.first())
         .filter(|l| l.store == "bcd")
-        .ok_or("no BCD entry starts the install".to_string())?;
-    let entry = s
-        .default_entry()
-        .ok_or("the BCD entry was not read".to_string())?;
+        .ok_or(NoDetectHal::NoBcdEntry)?;
+    let entry = s.default_entry().ok_or(NoDetectHal::EntryNotRead)?;
     let hal = format!("{}\\System32\\{}", s.install.system_root, t.hal);
     if !s.is_file(&hal) {
-        return Err(format!(
-            "{hal} is not there for the loader to choose (rehost does not take HALs from \
-             the driver store)"
-        ));
+        return Err(NoDetectHal::NoHal { path: hal });
     }
     let guid = &entry.id;
     let valid = guid.len() == 38
@@ -175,7 +171,7 @@ fn detecthal(s: &Subject, t: &Target) -> std::result::Result<Change, String> {
             .iter()
             .all(|b| b.is_ascii_hexdigit() || *b == b'-');
     if !valid || link.entry != *guid {
-        return Err(format!("the boot entry {guid} is not a BCD object"));
+        return Err(NoDetectHal::NotBcdObject { id: guid.clone() });
     }
     Ok(Change::Registry {
         hive: "BCD".into(),

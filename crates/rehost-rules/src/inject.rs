@@ -3,6 +3,7 @@
 //! folder for a service, a driver file from the install's own cabinets, the minimal
 //! service key, and the values a registry change leaves after the changes planned before it.
 
+use super::cannot::NoPackage;
 use super::fix::{reg, Change, FixOptions, Plan};
 use super::subject::Subject;
 use super::target::Target;
@@ -64,32 +65,33 @@ pub fn devices(t: &Target) -> Vec<PciDevice> {
 
 /// The package of the `--drivers` folder that installs `service` for the target's
 /// controller on this install, best first; `Err` says why there is none.
-pub fn package(s: &Subject, t: &Target, o: &FixOptions, service: &str) -> Result<Package, String> {
+pub fn package(
+    s: &Subject,
+    t: &Target,
+    o: &FixOptions,
+    service: &str,
+) -> Result<Package, NoPackage> {
     let Some(dir) = &o.drivers else {
-        return Err("no driver folder was given (--drivers)".into());
+        return Err(NoPackage::NoFolder);
     };
     let Some(target) = inf_target(s) else {
-        return Err("the install's version or architecture is unknown".into());
+        return Err(NoPackage::UnknownInstall);
     };
     let devs = devices(t);
     if devs.is_empty() {
+        let controller = t.controller.name.clone();
         return Err(match &t.controller.class {
-            Some(class) => format!(
-                "the target names the {} by its class code ({class}), not by a vendor and \
-                 device ID, and INF files install drivers by device ID: a target profile \
-                 (--profiles) with the controller's PCI ID lets rehost pick the package",
-                t.controller.name
-            ),
-            None => format!(
-                "the {} has no PCI ID in the target profile to look up in INF files",
-                t.controller.name
-            ),
+            Some(class) => NoPackage::ByClass {
+                controller,
+                class: class.clone(),
+            },
+            None => NoPackage::NoPciId { controller },
         });
     }
     let mut skipped = Vec::new();
     for dev in &devs {
         let found =
-            drivers::find_packages(dir, &target, dev, &mut skipped).map_err(|e| e.to_string())?;
+            drivers::find_packages(dir, &target, dev, &mut skipped).map_err(NoPackage::Read)?;
         if let Some(p) = found
             .into_iter()
             .find(|p| p.service.name.eq_ignore_ascii_case(service))
@@ -97,22 +99,16 @@ pub fn package(s: &Subject, t: &Target, o: &FixOptions, service: &str) -> Result
             return Ok(p);
         }
     }
-    let mut why = format!(
-        "no INF below {} installs {service} for the {} on {} {}.{} build {}",
-        dir.display(),
-        t.controller.name,
-        target.arch,
-        target.major,
-        target.minor,
-        target.build
-    );
     // Each device's search meets the same INF files.
     skipped.sort();
     skipped.dedup();
-    if !skipped.is_empty() {
-        why.push_str(&format!(" (left out: {})", skipped.join("; ")));
-    }
-    Err(why)
+    Err(NoPackage::NoneInstalls {
+        dir: dir.clone(),
+        service: service.to_string(),
+        controller: t.controller.name.clone(),
+        install: Box::new(target),
+        skipped,
+    })
 }
 
 /// The driver file `file` (`atapi.sys`) from the install's own cabinets (`spN.cab` and

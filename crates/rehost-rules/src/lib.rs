@@ -33,6 +33,7 @@ pub mod version;
 
 mod boot_config;
 mod boot_driver;
+mod cannot;
 mod class_filter;
 mod cpu_driver;
 mod critical_device;

@@ -212,25 +212,19 @@ pub fn edit(hive: &HiveFile, ops: &[Op], map: &apply::Mapping) -> Result<Edited>
             ),
         ));
     }
-    let mut ed =
-        Editor::open(hive.bytes.clone()).map_err(|e| ctx.corrupt(e.offset as u64, e.what))?;
+    let mut ed = Editor::open(hive.bytes.clone()).map_err(|e| ctx.locate(e))?;
     ed.check().map_err(|e| {
-        ctx.corrupt(
-            e.offset as u64,
-            format!("{}; the hive is not edited", e.what),
-        )
+        let mut e = ctx.locate(e);
+        if let rehost_core::ErrorKind::Corrupt(what) = &mut e.kind {
+            what.push_str("; the hive is not edited");
+        }
+        e
     })?;
-    let touched = apply::apply(&mut ed, ops, map).map_err(|e| {
-        ctx.error(
-            rehost_core::Location::None,
-            rehost_core::ErrorKind::Invalid(e.to_string()),
-        )
-    })?;
+    let touched = apply::apply(&mut ed, ops, map).map_err(|e| ctx.locate(e))?;
     let bytes = ed.save_beyond(hive.log_sequence);
-    verify::read_back(&bytes, &touched).map_err(|e| ctx.corrupt(0, e.to_string()))?;
-    let cell = |e: regf::cells::CellError| ctx.corrupt(e.offset as u64, e.what);
-    let before = Snapshot::read(&hive.bytes, &touched).map_err(cell)?;
-    let after = Snapshot::read(&bytes, &touched).map_err(cell)?;
+    verify::read_back(&bytes, &touched).map_err(|e| ctx.locate(e))?;
+    let before = Snapshot::read(&hive.bytes, &touched).map_err(|e| ctx.locate(e))?;
+    let after = Snapshot::read(&bytes, &touched).map_err(|e| ctx.locate(e))?;
     Ok(Edited {
         changes: diff::changes(&before, &after),
         bytes,

@@ -40,7 +40,9 @@ pub struct Inf {
     pub sections: Vec<Section>,
 }
 
-/// Why an INF could not be read.
+/// Why an INF could not be read, or gave no driver for a target: the INF parser's own
+/// error (it is given text, not an image), matched by its line;
+/// [`rehost_core::Ctx::locate`] makes it a corrupt [`rehost_core::Error`] at that line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InfError {
     /// Line number, from 1 (0 for the file as a whole).
@@ -55,6 +57,25 @@ impl std::fmt::Display for InfError {
             f.write_str(&self.what)
         } else {
             write!(f, "line {}: {}", self.line, self.what)
+        }
+    }
+}
+
+impl std::error::Error for InfError {}
+
+/// An INF that cannot be read, or says less than a driver needs, is a damaged file.
+impl From<InfError> for rehost_core::ErrorKind {
+    fn from(e: InfError) -> rehost_core::ErrorKind {
+        rehost_core::ErrorKind::Corrupt(e.what)
+    }
+}
+
+/// The line, or the file as a whole for line 0.
+impl rehost_core::Located for InfError {
+    fn location(&self) -> rehost_core::Location {
+        match self.line {
+            0 => rehost_core::Location::None,
+            n => rehost_core::Location::Line(n),
         }
     }
 }
@@ -322,5 +343,27 @@ impl Inf {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rehost_core::{Ctx, ErrorKind, Layer, Location};
+
+    #[test]
+    fn an_unreadable_line_is_matched_and_located_by_its_number() {
+        let e =
+            Inf::parse("[Version]\r\nSignature=\"$Windows NT$\"\r\n[Manufacturer\r\n").unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = Ctx::new("viostor.inf", Layer::Inf).locate(e);
+        assert!(matches!(
+            (&e.location, &e.kind),
+            (Location::Line(3), ErrorKind::Corrupt(_))
+        ));
+        assert_eq!(
+            e.to_string(),
+            "viostor.inf: inf at line 3: a section name without its closing bracket"
+        );
     }
 }

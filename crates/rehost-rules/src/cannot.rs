@@ -1,0 +1,297 @@
+//! Why a fix that searches for what it needs (a driver package, a HAL with its kernels, a
+//! boot entry to change) finds nothing it can plan: typed reasons, each shown as the
+//! sentence the fix's "not fixed" entry gives.
+
+use rehost_formats::inf;
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why the `--drivers` folder gives no package for a service.
+#[derive(Debug)]
+pub enum NoPackage {
+    /// No driver folder was given.
+    NoFolder,
+    /// The install's version or architecture is unknown, so INF decorations cannot be read.
+    UnknownInstall,
+    /// The target names its controller by PCI class code only.
+    ByClass {
+        /// The controller's name.
+        controller: String,
+        /// Its class code.
+        class: String,
+    },
+    /// The target gives its controller no PCI ID.
+    NoPciId {
+        /// The controller's name.
+        controller: String,
+    },
+    /// The folder could not be read.
+    Read(rehost_core::Error),
+    /// No INF of the folder installs the service for the controller on the install.
+    NoneInstalls {
+        /// The folder.
+        dir: PathBuf,
+        /// The service.
+        service: String,
+        /// The controller's name.
+        controller: String,
+        /// The install, as INF decorations read it.
+        install: Box<inf::Target>,
+        /// The packages left out, each with why.
+        skipped: Vec<String>,
+    },
+}
+
+impl fmt::Display for NoPackage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoPackage::NoFolder => f.write_str("no driver folder was given (--drivers)"),
+            NoPackage::UnknownInstall => {
+                f.write_str("the install's version or architecture is unknown")
+            }
+            NoPackage::ByClass { controller, class } => write!(
+                f,
+                "the target names the {controller} by its class code ({class}), not by a \
+                 vendor and device ID, and INF files install drivers by device ID: a target \
+                 profile (--profiles) with the controller's PCI ID lets rehost pick the package"
+            ),
+            NoPackage::NoPciId { controller } => write!(
+                f,
+                "the {controller} has no PCI ID in the target profile to look up in INF files"
+            ),
+            NoPackage::Read(e) => write!(f, "{e}"),
+            NoPackage::NoneInstalls {
+                dir,
+                service,
+                controller,
+                install: t,
+                skipped,
+            } => {
+                write!(
+                    f,
+                    "no INF below {} installs {service} for the {controller} on {} {}.{} build {}",
+                    dir.display(),
+                    t.arch,
+                    t.major,
+                    t.minor,
+                    t.build
+                )?;
+                if !skipped.is_empty() {
+                    write!(f, " (left out: {})", skipped.join("; "))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Why detecthal cannot be set on the boot entry of a Windows Vista x86 install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoDetectHal {
+    /// The install is not started from a BCD entry.
+    NoBcdEntry,
+    /// The BCD entry that starts it was not read.
+    EntryNotRead,
+    /// The target's HAL is not in System32 for the loader to choose.
+    NoHal {
+        /// Its path.
+        path: String,
+    },
+    /// The entry's identifier is not a BCD object's GUID.
+    NotBcdObject {
+        /// The identifier.
+        id: String,
+    },
+}
+
+impl fmt::Display for NoDetectHal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoDetectHal::NoBcdEntry => f.write_str("no BCD entry starts the install"),
+            NoDetectHal::EntryNotRead => f.write_str("the BCD entry was not read"),
+            NoDetectHal::NoHal { path } => write!(
+                f,
+                "{path} is not there for the loader to choose (rehost does not take HALs from \
+                 the driver store)"
+            ),
+            NoDetectHal::NotBcdObject { id } => {
+                write!(f, "the boot entry {id} is not a BCD object")
+            }
+        }
+    }
+}
+
+/// One HAL as a reason names it: its file, description and kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HalNamed {
+    /// Its file (`halaacpi.dll`).
+    pub file: String,
+    /// What it is.
+    pub description: String,
+    /// Whether it is an ACPI HAL.
+    pub acpi: bool,
+}
+
+/// Why the HAL and kernels of an NT 5.x install cannot be set for the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoHalSet {
+    /// An architecture with a single HAL and kernel (not x86).
+    SingleHal {
+        /// The architecture.
+        arch: String,
+    },
+    /// The kernel's machine type could not be read.
+    UnknownMachine,
+    /// The target's HAL is not one rehost knows.
+    UnknownHal {
+        /// Its name.
+        hal: String,
+    },
+    /// The HAL the boot entry loads is not one rehost knows.
+    UnknownLoadedHal,
+    /// The HAL loaded, or the one setup recorded, is of the other kind (ACPI or not) than
+    /// the target's.
+    OtherKind {
+        /// Which: "the HAL loaded" or "the HAL setup recorded".
+        what: &'static str,
+        /// That HAL.
+        installed: Box<HalNamed>,
+        /// The target's.
+        target: Box<HalNamed>,
+    },
+    /// No kernels are known for the target's HAL.
+    NoKernels {
+        /// The HAL's file.
+        hal: String,
+    },
+    /// No build of the three files is complete in the install.
+    Incomplete {
+        /// The HAL, the kernel and the PAE kernel, by file name.
+        files: [String; 3],
+        /// What was searched and found.
+        inventory: String,
+    },
+    /// The install's own DLLs are of a build none of the complete sets is of.
+    OtherBuild {
+        /// The DLL whose version was read (kernel32.dll or ntdll.dll).
+        by: &'static str,
+        /// Its version.
+        version: String,
+        /// What was searched and found.
+        inventory: String,
+    },
+    /// No boot entry starts the install.
+    NoBootEntry,
+    /// The install is not started from a boot.ini.
+    NotBootIni,
+    /// The boot.ini that starts it was not read.
+    BootIniNotRead,
+    /// `--replace-hal` on an entry that loads other files by `/HAL=` or `/KERNEL=`.
+    LoadsOther {
+        /// Those files, joined with "and".
+        files: String,
+    },
+}
+
+impl fmt::Display for NoHalSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = |acpi: bool| if acpi { "an ACPI" } else { "a non-ACPI" };
+        match self {
+            NoHalSet::SingleHal { arch } => write!(f, "{arch} NT 5.x has a single HAL and kernel"),
+            NoHalSet::UnknownMachine => f.write_str("the kernel's machine type could not be read"),
+            NoHalSet::UnknownHal { hal } => {
+                write!(f, "the target's HAL {hal} is not one rehost knows")
+            }
+            NoHalSet::UnknownLoadedHal => {
+                f.write_str("the HAL the boot entry loads is not one rehost knows")
+            }
+            NoHalSet::OtherKind {
+                what,
+                installed: h,
+                target: hal,
+            } => write!(
+                f,
+                "{what} is {} ({}), {} HAL, and the target needs {}, {} HAL: Windows does \
+                 not move between ACPI and non-ACPI HALs without setup, as the two enumerate \
+                 the machine's devices differently (KB Q246236); reinstall or repair-install \
+                 for the target",
+                h.file,
+                h.description,
+                kind(h.acpi),
+                hal.file,
+                kind(hal.acpi)
+            ),
+            NoHalSet::NoKernels { hal } => write!(f, "no kernels are known for {hal}"),
+            NoHalSet::Incomplete { files, inventory } => write!(
+                f,
+                "no build of {}, {} and {} is complete in the install ({inventory})",
+                files[0], files[1], files[2]
+            ),
+            NoHalSet::OtherBuild {
+                by,
+                version,
+                inventory,
+            } => write!(
+                f,
+                "{by} is {version}, and no set of that build is in the install ({inventory}): \
+                 a HAL and kernels of another build would not match it"
+            ),
+            NoHalSet::NoBootEntry => f.write_str("no boot entry starts the install"),
+            NoHalSet::NotBootIni => f.write_str("the install is not started from a boot.ini"),
+            NoHalSet::BootIniNotRead => {
+                f.write_str("the boot.ini that starts the install was not read")
+            }
+            NoHalSet::LoadsOther { files } => write!(
+                f,
+                "the default boot.ini entry loads {files} by /HAL= or /KERNEL=, not hal.dll and \
+                 ntoskrnl.exe: --replace-hal would not change what it loads (fix without it)"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_read_as_the_sentences_the_fixes_gave() {
+        let hal = |file: &str, acpi| HalNamed {
+            file: file.into(),
+            description: "d".into(),
+            acpi,
+        };
+        let r = NoHalSet::OtherKind {
+            what: "the HAL loaded",
+            installed: Box::new(hal("hal.dll", false)),
+            target: Box::new(hal("halaacpi.dll", true)),
+        };
+        assert!(r.to_string().starts_with(
+            "the HAL loaded is hal.dll (d), a non-ACPI HAL, and the target needs halaacpi.dll, \
+             an ACPI HAL: Windows does not move"
+        ));
+        let r = NoPackage::NoneInstalls {
+            dir: "drv".into(),
+            service: "viostor".into(),
+            controller: "virtio-blk".into(),
+            install: Box::new(inf::Target {
+                arch: "x86".into(),
+                major: 5,
+                minor: 1,
+                build: 2600,
+                product_type: 1,
+            }),
+            skipped: vec!["a.inf: x".into()],
+        };
+        assert_eq!(
+            r.to_string(),
+            "no INF below drv installs viostor for the virtio-blk on x86 5.1 build 2600 \
+             (left out: a.inf: x)"
+        );
+        assert!(matches!(r, NoPackage::NoneInstalls { ref skipped, .. } if skipped.len() == 1));
+        assert_eq!(
+            NoDetectHal::NotBcdObject { id: "{x}".into() }.to_string(),
+            "the boot entry {x} is not a BCD object"
+        );
+    }
+}
