@@ -48,7 +48,7 @@ pub trait Work: Sync {
     /// The job of `item`, and the options that decide its outcome as canonical JSON
     /// (lists whose order does not matter sorted); `Err`: why the row cannot run (an
     /// unknown target, say).
-    fn prepare(&self, item: &Item) -> std::result::Result<(Self::Job, Value), String>;
+    fn prepare(&self, item: &Item) -> std::result::Result<(Self::Job, Value), RowError>;
     /// Does the job on `image`.
     fn run(&self, job: &Self::Job, image: &Path) -> Result<Self::Report>;
     /// What the ledger keeps of `report`.
@@ -73,7 +73,7 @@ impl Work for Inspect {
     fn command(&self) -> &'static str {
         "inspect"
     }
-    fn prepare(&self, _item: &Item) -> std::result::Result<((), Value), String> {
+    fn prepare(&self, _item: &Item) -> std::result::Result<((), Value), RowError> {
         Ok(((), json!({})))
     }
     fn run(&self, _job: &(), image: &Path) -> Result<ImageReport> {
@@ -89,22 +89,59 @@ impl Work for Inspect {
 }
 
 /// Finds a target by name among `all`.
-fn target(all: &[Target], name: &str) -> std::result::Result<Target, String> {
+fn target(all: &[Target], name: &str) -> std::result::Result<Target, RowError> {
     all.iter()
         .find(|t| t.name.eq_ignore_ascii_case(name.trim()))
         .cloned()
-        .ok_or_else(|| {
-            let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
-            format!(
-                "no target profile {name:?}; the targets are: {}",
-                names.join(", ")
-            )
+        .ok_or_else(|| RowError::UnknownTarget {
+            name: name.to_string(),
+            known: all.iter().map(|t| t.name.clone()).collect(),
         })
 }
 
+/// Why a row of the input cannot be run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RowError {
+    /// The row names a target no profile has.
+    UnknownTarget {
+        /// The name on the row.
+        name: String,
+        /// The targets there are.
+        known: Vec<String>,
+    },
+    /// The row skips a rule that has no fix.
+    UnknownRule(String),
+    /// Neither the row nor the command names a target.
+    NoTarget,
+    /// Neither the row nor the command says where a fix writes.
+    NoMode,
+    /// The row's output exists already.
+    OutputExists(std::path::PathBuf),
+}
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RowError::UnknownTarget { name, known } => write!(
+                f,
+                "no target profile {name:?}; the targets are: {}",
+                known.join(", ")
+            ),
+            RowError::UnknownRule(r) => write!(f, "no rule with a fix is named {r:?}"),
+            RowError::NoTarget => f.write_str("no target: give --target or a target on the row"),
+            RowError::NoMode => {
+                f.write_str("no write mode: give --dry-run or --in-place, or the row an output")
+            }
+            RowError::OutputExists(p) => write!(f, "the output {} exists already", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for RowError {}
+
 /// The fix options of a row: its driver folder instead of the command's, its rules to
 /// skip beside the command's (each a rule with a fix).
-fn row_options(base: &FixOptions, item: &Item) -> std::result::Result<FixOptions, String> {
+fn row_options(base: &FixOptions, item: &Item) -> std::result::Result<FixOptions, RowError> {
     let mut o = base.clone();
     if let Some(d) = &item.row.drivers {
         o.drivers = Some(d.clone());
@@ -114,7 +151,7 @@ fn row_options(base: &FixOptions, item: &Item) -> std::result::Result<FixOptions
             .iter()
             .any(|r| r.fix.is_some() && r.id == s)
         {
-            return Err(format!("no rule with a fix is named {s:?}"));
+            return Err(RowError::UnknownRule(s.clone()));
         }
         if !o.skip.contains(s) {
             o.skip.push(s.clone());
@@ -179,12 +216,10 @@ impl Work for Check {
     fn command(&self) -> &'static str {
         "check"
     }
-    fn prepare(&self, item: &Item) -> std::result::Result<(Self::Job, Value), String> {
+    fn prepare(&self, item: &Item) -> std::result::Result<(Self::Job, Value), RowError> {
         let targets = match &item.row.target {
             Some(n) => vec![target(&self.all, n)?],
-            None if self.targets.is_empty() => {
-                return Err("no target: give --target or a target on the row".into())
-            }
+            None if self.targets.is_empty() => return Err(RowError::NoTarget),
             None => self.targets.clone(),
         };
         let opts = row_options(&self.options, item)?;
@@ -239,23 +274,19 @@ impl Work for Fix {
     fn command(&self) -> &'static str {
         "fix"
     }
-    fn prepare(&self, item: &Item) -> std::result::Result<(Self::Job, Value), String> {
+    fn prepare(&self, item: &Item) -> std::result::Result<(Self::Job, Value), RowError> {
         let t = match (&item.row.target, &self.target) {
             (Some(n), _) => target(&self.all, n)?,
             (None, Some(t)) => t.clone(),
-            (None, None) => return Err("no target: give --target or a target on the row".into()),
+            (None, None) => return Err(RowError::NoTarget),
         };
         let mode = match (&item.row.output, &self.mode) {
             (Some(out), _) if out.symlink_metadata().is_ok() => {
-                return Err(format!("the output {} exists already", out.display()))
+                return Err(RowError::OutputExists(out.clone()))
             }
             (Some(out), _) => Mode::Output(out.clone()),
             (None, Some(m)) => m.clone(),
-            (None, None) => {
-                return Err(
-                    "no write mode: give --dry-run or --in-place, or the row an output".into(),
-                )
-            }
+            (None, None) => return Err(RowError::NoMode),
         };
         let opts = row_options(&self.options, item)?;
         let mode_json = match &mode {

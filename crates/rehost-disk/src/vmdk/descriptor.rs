@@ -78,11 +78,12 @@ impl Descriptor {
             if d.extents.len() >= MAX_EXTENTS {
                 return Err(bad(&format!("more than {MAX_EXTENTS} extents")));
             }
-            let extent =
-                parse_extent(line).map_err(|why| match why.starts_with("extent type") {
-                    true => ctx.unsupported(at, format!("descriptor line {}: {why}", n + 1)),
-                    false => bad(&why),
-                })?;
+            let extent = parse_extent(line).map_err(|why| match why {
+                BadExtent::Unsupported(why) => {
+                    ctx.unsupported(at, format!("descriptor line {}: {why}", n + 1))
+                }
+                BadExtent::Malformed(why) => bad(&why),
+            })?;
             d.extents.push(extent);
         }
         if d.extents.is_empty() {
@@ -92,8 +93,28 @@ impl Descriptor {
     }
 }
 
+/// Why an extent line is not read.
+enum BadExtent {
+    /// A well-formed line of an extent type rehost does not read.
+    Unsupported(String),
+    /// A line that is not an extent line.
+    Malformed(String),
+}
+
+impl From<&str> for BadExtent {
+    fn from(s: &str) -> BadExtent {
+        BadExtent::Malformed(s.to_string())
+    }
+}
+
+impl From<String> for BadExtent {
+    fn from(s: String) -> BadExtent {
+        BadExtent::Malformed(s)
+    }
+}
+
 /// `ACCESS SECTORS TYPE ["FILE" [OFFSET]]`.
-fn parse_extent(line: &str) -> std::result::Result<Extent, String> {
+fn parse_extent(line: &str) -> std::result::Result<Extent, BadExtent> {
     let (head, quoted) = match line.split_once('"') {
         Some((h, rest)) => (h, Some(rest)),
         None => (line, None),
@@ -103,7 +124,7 @@ fn parse_extent(line: &str) -> std::result::Result<Extent, String> {
         return Err("not an extent line (access, size, type, file)".into());
     };
     if !["RW", "RDONLY", "NOACCESS"].contains(&access) {
-        return Err(format!("unknown access {access}"));
+        return Err(format!("unknown access {access}").into());
     }
     let sectors: u64 = sectors
         .parse()
@@ -128,9 +149,9 @@ fn parse_extent(line: &str) -> std::result::Result<Extent, String> {
         "SPARSE" => ExtentType::Sparse,
         "ZERO" => ExtentType::Zero,
         other => {
-            return Err(format!(
+            return Err(BadExtent::Unsupported(format!(
                 "extent type {other} is not read (FLAT, VMFS, SPARSE and ZERO are)"
-            ))
+            )))
         }
     };
     if kind != ExtentType::Zero && file.as_deref().is_none_or(str::is_empty) {
