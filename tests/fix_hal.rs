@@ -415,7 +415,7 @@ fn a_standard_pc_hal_is_not_swapped_for_an_acpi_one() {
     assert!(changes(&r)
         .iter()
         .all(|c| !hal_rule(c["rule"].as_str().unwrap())));
-    let why = whys(i, "hal-target");
+    let why = common::fix_whys(i, "hal-target");
     assert!(
         why.iter().any(|w| w.contains("a non-ACPI HAL")),
         "hal-target says why it did not fix: {why:?}"
@@ -445,7 +445,7 @@ fn no_set_of_kernel32s_build_means_no_fix() {
         .iter()
         .all(|c| !hal_rule(c["rule"].as_str().unwrap())));
     for rule in ["hal-target", "version-skew"] {
-        let why = whys(&r["installs"][0], rule);
+        let why = common::fix_whys(&r["installs"][0], rule);
         assert!(!why.is_empty(), "{rule} says why: {r}");
         assert!(
             why.iter().all(
@@ -454,7 +454,7 @@ fn no_set_of_kernel32s_build_means_no_fix() {
             "{why:?}"
         );
     }
-    assert!(whys(&r["installs"][0], "hal-target")
+    assert!(common::fix_whys(&r["installs"][0], "hal-target")
         .iter()
         .any(|w| w.contains("5.2.3790.1830")));
 }
@@ -594,24 +594,6 @@ fn one_set_repairs_the_pair_and_the_record_of_a_mixed_restore() {
         );
     }
     assert!(i["not_fixed"].as_array().unwrap().is_empty(), "{i:#}");
-}
-
-/// Why a fix left `rule`'s findings: what fix could not do (`not_fixed`), and what check
-/// already said it would not (each remaining finding's `cannot_fix`).
-fn whys(install: &Value, rule: &str) -> Vec<String> {
-    let planned = install["not_fixed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| rule.is_empty() || n["rule"] == rule)
-        .map(|n| n["why"].as_str().unwrap().to_string());
-    let told = install["remaining"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| rule.is_empty() || f["rule"] == rule)
-        .filter_map(|f| f["cannot_fix"].as_str().map(str::to_string));
-    planned.chain(told).collect()
 }
 
 /// `rehost inspect IMAGE --json`, parsed.

@@ -576,7 +576,7 @@ fn xp_on_ahci_gets_the_vendor_driver_from_its_f6_folder() {
     assert_eq!(out.status.code(), Some(3));
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["committed"], false);
-    let why = whys(&r["installs"][0], "");
+    let why = common::fix_whys(&r["installs"][0], "");
     assert!(why.iter().any(|w| w.contains("--drivers")), "{why:?}");
     assert_eq!(common::sha256_file(&image), before);
     // With it: iaStor injected as its INF says, bound to the ICH9 by CriticalDeviceDatabase.
@@ -752,7 +752,7 @@ fn a_vendor_driver_not_in_the_image_needs_drivers_and_nothing_is_written() {
         assert_eq!(out.status.code(), Some(3), "{name}");
         let r: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(r["committed"], false);
-        let why = whys(&r["installs"][0], "");
+        let why = common::fix_whys(&r["installs"][0], "");
         assert!(
             !why.is_empty() && why.iter().all(|w| w.contains("--drivers")),
             "{name}: {why:?}"
@@ -777,7 +777,7 @@ fn a_vendor_driver_not_in_the_image_needs_drivers_and_nothing_is_written() {
         s(empty.path()),
     ]);
     let r: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let why = whys(&r["installs"][0], "storage-driver");
+    let why = common::fix_whys(&r["installs"][0], "storage-driver");
     assert!(
         why.iter()
             .any(|w| w.contains("no INF below") && w.contains("x86 6.1")),
@@ -1006,22 +1006,4 @@ fn show_stop_screen_applies_without_a_san_policy_finding() {
         );
     }
     assert!(diffs.contains("\"AutoReboot\"=dword:00000000"), "{diffs}");
-}
-
-/// Why a fix left `rule`'s findings: what fix could not do (`not_fixed`), and what check
-/// already said it would not (each remaining finding's `cannot_fix`).
-fn whys(install: &Value, rule: &str) -> Vec<String> {
-    let planned = install["not_fixed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| rule.is_empty() || n["rule"] == rule)
-        .map(|n| n["why"].as_str().unwrap().to_string());
-    let told = install["remaining"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| rule.is_empty() || f["rule"] == rule)
-        .filter_map(|f| f["cannot_fix"].as_str().map(str::to_string));
-    planned.chain(told).collect()
 }

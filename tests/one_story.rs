@@ -19,22 +19,9 @@
 mod common;
 
 use serde_json::Value;
-use std::path::Path;
 use std::process::Command;
 
-fn rehost() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_rehost"))
-}
-
-fn json(args: &[&str], image: &Path) -> Value {
-    let out = rehost().args(args).arg(image).output().unwrap();
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(3)),
-        "rehost {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use common::{json_report as json, rehost_command as rehost};
 
 fn findings(check: &Value) -> Vec<Value> {
     check["installs"][0]["findings"].as_array().unwrap().clone()

@@ -516,3 +516,39 @@ pub fn windows_image(name: &str) -> PathBuf {
     let spec: serde_json::Value = serde_json::from_str(&text).unwrap();
     fixture(&format!("windows/{}.zst", spec["image"].as_str().unwrap()))
 }
+
+/// The `rehost` binary under test.
+pub fn rehost_command() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rehost"))
+}
+
+/// `rehost ARGS IMAGE` with `--json` among ARGS: its report, parsed. The command must
+/// exit 0 (every install boots) or 3 (one does not).
+pub fn json_report(args: &[&str], image: &Path) -> serde_json::Value {
+    let out = rehost_command().args(args).arg(image).output().unwrap();
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(3)),
+        "rehost {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Why a fix left `rule`'s findings (every rule's for ""): what the fix could not do
+/// (`not_fixed`), and what check already said it would not (each remaining finding's
+/// `cannot_fix`).
+pub fn fix_whys(install: &serde_json::Value, rule: &str) -> Vec<String> {
+    let planned = install["not_fixed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| rule.is_empty() || n["rule"] == rule)
+        .map(|n| n["why"].as_str().unwrap().to_string());
+    let told = install["remaining"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| rule.is_empty() || f["rule"] == rule)
+        .filter_map(|f| f["cannot_fix"].as_str().map(str::to_string));
+    planned.chain(told).collect()
+}
