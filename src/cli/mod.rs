@@ -11,6 +11,7 @@ mod ls;
 mod progress;
 mod reg;
 mod scale;
+mod shell;
 mod targets;
 mod undo;
 mod volumes;
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 
 /// Open Windows disk images offline: read them, tell whether they boot, fix what stops them.
 #[derive(Parser)]
-#[command(name = "rehost", version, about, long_about = None)]
+#[command(name = "rehost", version, about, long_about = None, after_help = shell::exit_codes())]
 struct Cli {
     /// Print, on stderr, the bytes read from the image files (inspect, check, fix, volumes,
     /// ls, cat; the other commands refuse it).
@@ -224,6 +225,18 @@ enum Command {
         volume: Option<u32>,
         #[command(flatten)]
         mode: write::WriteMode,
+    },
+    /// Print a completion script for a shell on standard output (for bash:
+    /// `rehost completions bash > /etc/bash_completion.d/rehost`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (`rehost.1`, `rehost-check.1`, ...) into a directory (for
+    /// `man -M` or a `man1` folder on the MANPATH).
+    Man {
+        /// The directory, made if it does not exist.
+        dir: PathBuf,
     },
 }
 
@@ -513,6 +526,8 @@ pub fn main() -> i32 {
             };
             write::run(image, *volume, &op, mode)
         }
+        Command::Completions { shell } => shell::completions(*shell),
+        Command::Man { dir } => shell::man(dir),
     };
     match result {
         Ok(code) => code,
