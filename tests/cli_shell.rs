@@ -149,5 +149,9 @@ fn no_color_means_no_escape_sequences() {
         "on a terminal, the help is styled (else this test proves nothing)"
     );
     let plain = help(true);
-    assert!(!plain.contains(&0x1b), "{}", String::from_utf8_lossy(&plain));
+    assert!(
+        !plain.contains(&0x1b),
+        "{}",
+        String::from_utf8_lossy(&plain)
+    );
 }

@@ -10,6 +10,7 @@ mod inspect;
 mod ls;
 mod progress;
 mod reg;
+mod report;
 mod scale;
 mod shell;
 mod targets;
@@ -225,6 +226,23 @@ enum Command {
         volume: Option<u32>,
         #[command(flatten)]
         mode: write::WriteMode,
+    },
+    /// Read fleet ledgers (`--ledger`) back: verdicts by target, the Windows versions,
+    /// findings by rule, predicted STOP codes, fix outcomes, time and bytes read per image,
+    /// and each image's latest outcome; as a table, CSV, JSON, or a self-contained HTML page.
+    Report {
+        /// Ledgers: several (a sharded run's) read as one, an image's newest outcome winning.
+        #[arg(required = true)]
+        ledgers: Vec<PathBuf>,
+        /// The command reported on (default: that of the latest run in the ledgers).
+        #[arg(long, value_parser = ["inspect", "check", "fix"])]
+        command: Option<String>,
+        /// Print it as a table, CSV (a row per install and target) or JSON.
+        #[arg(long, value_enum, default_value = "table")]
+        format: report::Format,
+        /// Write a self-contained HTML page here instead (no network needed to view it).
+        #[arg(long, conflicts_with = "format")]
+        html: Option<PathBuf>,
     },
     /// Print a completion script for a shell on standard output (for bash:
     /// `rehost completions bash > /etc/bash_completion.d/rehost`).
@@ -526,6 +544,12 @@ pub fn main() -> i32 {
             };
             write::run(image, *volume, &op, mode)
         }
+        Command::Report {
+            ledgers,
+            command,
+            format,
+            html,
+        } => report::run(ledgers, command.as_deref(), *format, html.as_deref()),
         Command::Completions { shell } => shell::completions(*shell),
         Command::Man { dir } => shell::man(dir),
     };

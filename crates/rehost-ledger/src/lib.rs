@@ -17,6 +17,7 @@
 
 pub mod identity;
 pub mod record;
+pub mod report;
 pub mod schema;
 pub mod writer;
 
