@@ -3,6 +3,7 @@
 
 mod cat;
 mod check;
+mod convert;
 mod fix;
 mod fleet;
 mod image;
@@ -227,6 +228,19 @@ enum Command {
         #[command(flatten)]
         mode: write::WriteMode,
     },
+    /// Copy a virtual disk into a new image of another format (raw, VHD fixed or dynamic,
+    /// VHDX), from any format rehost reads (raw, VHD, VHDX, VMDK, qcow2, with their
+    /// chains). Blocks that read as zeros stay holes; the new image is read back and
+    /// compared before it gets its name, and an existing file is never written over.
+    Convert {
+        /// The image to copy.
+        input: PathBuf,
+        /// The new image (its extension names the format: .raw, .img, .vhd, .vhdx).
+        output: PathBuf,
+        /// The new image's format: raw, vhd (dynamic), vhd-fixed, vhdx (dynamic).
+        #[arg(long, short = 'O')]
+        output_format: Option<String>,
+    },
     /// Read fleet ledgers (`--ledger`) back: verdicts by target, the Windows versions,
     /// findings by rule, predicted STOP codes, fix outcomes, time and bytes read per image,
     /// and each image's latest outcome; as a table, CSV, JSON, or a self-contained HTML page.
@@ -281,6 +295,7 @@ fn takes_stats(c: &Command) -> bool {
             | Command::Check { .. }
             | Command::Fix { .. }
             | Command::Cat { .. }
+            | Command::Convert { .. }
     )
 }
 
@@ -544,6 +559,11 @@ pub fn main() -> i32 {
             };
             write::run(image, *volume, &op, mode)
         }
+        Command::Convert {
+            input,
+            output,
+            output_format,
+        } => convert::run(input, output, output_format.as_deref(), cli.stats),
         Command::Report {
             ledgers,
             command,

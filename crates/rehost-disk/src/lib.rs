@@ -34,6 +34,7 @@
 
 mod cache;
 mod commit;
+pub mod create;
 mod detect;
 mod file;
 mod inflate;
@@ -53,6 +54,7 @@ pub mod vmdk;
 
 pub use cache::{BlockCache, BLOCK_SIZE};
 pub use commit::{open_for_write, CommitOptions, CommitReport, WriteOptions, WriteSession};
+pub use create::{create, CreateOptions, CreateReport, NewFormat};
 pub use detect::{
     detect_format, open, open_container, parent_candidates, OpenOptions, ParentOpener,
     MAX_CHAIN_DEPTH, SESSION_CACHE_BLOCKS,
@@ -207,6 +209,9 @@ impl ReadAt for Disk {
     }
     fn size(&self) -> u64 {
         self.reader.size()
+    }
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        self.reader.allocated()
     }
 }
 
