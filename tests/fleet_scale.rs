@@ -268,7 +268,7 @@ fn a_second_rehost_process_finds_the_image_busy_at_once_and_the_fleet_goes_on() 
     // writes the file and closes the FIFO.
     let fifo = d.join("file.fifo");
     common::run(Command::new("mkfifo").arg(&fifo));
-    let mut first = rehost()
+    let first = rehost()
         .arg("put")
         .arg(&images[0])
         .arg(&fifo)

@@ -247,37 +247,28 @@ fn outcomes(ledger: &Path) -> BTreeMap<(String, i64), (String, Seen)> {
     let mut st = db
         .prepare("SELECT id, command, row, image, status, committed, size, hash FROM outcomes")
         .unwrap();
-    let rows: Vec<(
-        i64,
-        String,
-        i64,
-        String,
-        String,
-        bool,
-        Option<i64>,
-        Option<String>,
-    )> = st
+    // Each outcome: its id, command, row, image, and its Seen before the details.
+    type Head = (i64, String, i64, String, Seen);
+    let rows: Vec<Head> = st
         .query_map([], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            ))
+            let size: Option<i64> = r.get(6)?;
+            let hash: Option<String> = r.get(7)?;
+            let seen = Seen {
+                status: r.get(4)?,
+                committed: r.get(5)?,
+                before: size.zip(hash),
+                verdicts: vec![],
+                findings: vec![],
+                changes: vec![],
+            };
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, seen))
         })
         .unwrap()
         .map(Result::unwrap)
         .collect();
     let mut out = BTreeMap::new();
-    for (id, command, row, image, status, committed, size, hash) in rows {
+    for (id, command, row, image, head) in rows {
         let seen = Seen {
-            status,
-            committed,
-            before: size.zip(hash),
             verdicts: details(
                 "SELECT install || '|' || target || '|' || coalesce(before, '') || '|' || \
                  verdict || '|' || coalesce(stop, '') FROM verdicts WHERE outcome = ?1",
@@ -293,6 +284,7 @@ fn outcomes(ledger: &Path) -> BTreeMap<(String, i64), (String, Seen)> {
                  '|' || why FROM changes WHERE outcome = ?1",
                 id,
             ),
+            ..head
         };
         let old = out.insert((command.clone(), row), (image, seen));
         assert!(

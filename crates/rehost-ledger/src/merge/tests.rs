@@ -181,7 +181,7 @@ fn inputs_that_are_not_ledgers_or_are_the_output_are_refused() {
     let d = dir.path();
     let out = d.join("out.db");
     shard(&out, 0..2, "boots");
-    let e = merge(&out, &[out.clone()]).unwrap_err();
+    let e = merge(&out, std::slice::from_ref(&out)).unwrap_err();
     assert!(
         e.to_string().contains("the output is among the inputs"),
         "{e}"
