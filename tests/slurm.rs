@@ -9,8 +9,9 @@
 //! Every fixed image then checks as booting; the one that cannot be fixed (Windows 2000
 //! has no AHCI driver) says why.
 //!
-//! Needs root and Debian's slurm-wlm and munge: outside CI it skips without them, and says
-//! so; in CI (`CI=1`) their absence fails it.
+//! Needs Debian's slurm-wlm and munge, and root or `sudo -n` to start the daemons (the
+//! jobs run as the user running the test): outside CI it skips without them, and says so;
+//! in CI (`CI=1`) their absence fails it.
 
 mod common;
 
@@ -51,42 +52,60 @@ const NOT_FIXABLE: (&str, &str) = ("w2k-sp4", "Windows 2000 has no driver rehost
 const IMAGES: usize = 200;
 const SHARDS: usize = 4;
 
-fn slurm_ready() -> bool {
+/// How this test runs the cluster's daemons as root: directly when it is root, through
+/// `sudo -n` when that works (the jobs then run as this user); `None` (and a skip, or a
+/// failure in CI) when Slurm is missing or neither works.
+fn slurm_ready() -> Option<Vec<&'static str>> {
     for tool in ["munged", "slurmctld", "slurmd", "sbatch", "sinfo"] {
         if !common::have_tool(tool) {
-            return false;
+            return None;
         }
     }
     let uid = Command::new("id").arg("-u").output().unwrap();
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        assert!(
-            !common::in_ci(),
-            "the Slurm test starts slurmctld and slurmd, which needs root"
-        );
-        eprintln!("SKIP: the Slurm test needs root to start its cluster; it did not run");
-        common::record_skip("root");
-        return false;
+    if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
+        return Some(vec![]);
     }
-    true
+    let sudo = Command::new("sudo")
+        .args(["-n", "true"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if sudo {
+        return Some(vec!["sudo", "-n"]);
+    }
+    assert!(
+        !common::in_ci(),
+        "the Slurm test starts slurmctld and slurmd, which needs root or sudo without a password"
+    );
+    eprintln!("SKIP: the Slurm test needs root (or sudo -n) to start its cluster; it did not run");
+    common::record_skip("root");
+    None
 }
 
-/// A running test cluster, stopped when dropped.
+/// A running test cluster, stopped (and its root-owned files removed) when dropped.
 struct Cluster {
     dir: PathBuf,
     conf: PathBuf,
+    root: Vec<&'static str>,
 }
 
-fn cluster_sh() -> PathBuf {
-    common::root().join("deploy/slurm/test/cluster.sh")
+/// `cluster.sh ARG DIR`, as root.
+fn cluster_sh(root: &[&str], arg: &str, dir: &Path) -> Command {
+    let script = common::root().join("deploy/slurm/test/cluster.sh");
+    let mut c = match root.split_first() {
+        Some((sudo, args)) => {
+            let mut c = Command::new(sudo);
+            c.args(args).arg(script);
+            c
+        }
+        None => Command::new(script),
+    };
+    c.arg(arg).arg(dir);
+    c
 }
 
 impl Cluster {
-    fn start(dir: &Path) -> Cluster {
-        let out = Command::new(cluster_sh())
-            .arg("start")
-            .arg(dir)
-            .output()
-            .unwrap();
+    fn start(dir: &Path, root: Vec<&'static str>) -> Cluster {
+        let out = cluster_sh(&root, "start", dir).output().unwrap();
         assert!(
             out.status.success(),
             "cluster.sh start: {}",
@@ -96,16 +115,23 @@ impl Cluster {
         Cluster {
             dir: dir.to_path_buf(),
             conf,
+            root,
         }
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new(cluster_sh())
-            .arg("stop")
-            .arg(&self.dir)
-            .status();
+        let _ = cluster_sh(&self.root, "stop", &self.dir).status();
+        let _ = match self.root.split_first() {
+            Some((sudo, args)) => Command::new(sudo)
+                .args(args)
+                .args(["rm", "-rf"])
+                .arg(&self.dir)
+                .status()
+                .map(|_| ()),
+            None => std::fs::remove_dir_all(&self.dir),
+        };
     }
 }
 
@@ -298,13 +324,11 @@ fn outcomes(ledger: &Path) -> BTreeMap<(String, i64), (String, Seen)> {
 
 #[test]
 fn a_slurm_array_job_runs_each_image_once_as_one_process_would() {
-    if !slurm_ready() {
+    let Some(root) = slurm_ready() else {
         return;
-    }
+    };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    // munged wants every folder above its socket open to all.
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let clock = Instant::now();
     let lap = |what: &str| {
         eprintln!(
@@ -333,7 +357,10 @@ fn a_slurm_array_job_runs_each_image_once_as_one_process_would() {
 
     // A fresh fleet, the same bytes at the same paths, through the array job.
     let (manifest, _) = fleet(dir);
-    let cluster = Cluster::start(&dir.join("cluster"));
+    // The cluster's folder, made by root: munged wants every folder above its socket, key
+    // and log owned by root and open to all but its own.
+    let cluster_dir = std::env::temp_dir().join(format!("rehost-slurm-{}", std::process::id()));
+    let cluster = Cluster::start(&cluster_dir, root);
     lap("fresh copies made, the cluster started");
     let mut in_shards = [0usize; SHARDS];
     for (command, extra) in [("check", &[][..]), ("fix", &["--in-place"][..])] {
