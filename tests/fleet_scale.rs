@@ -268,7 +268,7 @@ fn a_second_rehost_process_finds_the_image_busy_at_once_and_the_fleet_goes_on() 
     // writes the file and closes the FIFO.
     let fifo = d.join("file.fifo");
     common::run(Command::new("mkfifo").arg(&fifo));
-    let first = rehost()
+    let mut first = rehost()
         .arg("put")
         .arg(&images[0])
         .arg(&fifo)
@@ -277,8 +277,27 @@ fn a_second_rehost_process_finds_the_image_busy_at_once_and_the_fleet_goes_on() 
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Opening the FIFO returns once the first process opened it: it holds the lock now.
-    let mut writer = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+    // The FIFO opens for writing once the first process opened it for reading: it holds
+    // the lock then. (Not blocking: a first process that failed would hang the test.)
+    let opened = std::time::Instant::now();
+    let mut writer = loop {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+        {
+            Ok(f) => break f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if let Some(status) = first.try_wait().unwrap() {
+                    panic!("the first rehost ended before it read the file: {status}");
+                }
+                assert!(opened.elapsed() < std::time::Duration::from_secs(60));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("{}: {e}", fifo.display()),
+        }
+    };
     let ledger = d.join("ledger.db");
     let started = std::time::Instant::now();
     let mut second = rehost()
