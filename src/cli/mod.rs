@@ -8,6 +8,7 @@ mod fix;
 mod fleet;
 mod image;
 mod inspect;
+mod ledger;
 mod ls;
 mod progress;
 mod reg;
@@ -159,6 +160,12 @@ enum Command {
         jobs: Option<usize>,
         #[command(flatten)]
         fleet: scale::FleetArgs,
+    },
+    /// Work on fleet ledgers (the SQLite databases --ledger writes): merge the ledgers of
+    /// a fleet's shards into one.
+    Ledger {
+        #[command(subcommand)]
+        command: ledger::LedgerCommand,
     },
     /// List the target profiles `check` knows, one line each.
     Targets {
@@ -447,7 +454,11 @@ pub fn main() -> i32 {
                     )
                     .into());
                 }
-                let first = items[0].image().to_path_buf();
+                // A shard may hold none of the rows.
+                let first = items
+                    .first()
+                    .map(|i| i.image().to_path_buf())
+                    .unwrap_or_default();
                 let m = match mode.mode(&first) {
                     Ok(m) => Some(m),
                     // Each manifest row may give its own output.
@@ -521,6 +532,7 @@ pub fn main() -> i32 {
             stream,
         } => cat::run(image, path, *volume, stream, cli.stats),
         Command::Reg { command } => reg::run(command),
+        Command::Ledger { command } => ledger::run(command),
         Command::Undo { image } => undo::run(image),
         Command::Put {
             image,

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod identity;
+pub mod merge;
 pub mod record;
 pub mod report;
 pub mod schema;
