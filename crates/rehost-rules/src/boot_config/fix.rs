@@ -2,13 +2,15 @@
 //! loader path, the NTFS boot sector's head count (Windows 2000 / XP) and the UEFI
 //! fallback loader, each from the findings of its case.
 
-use super::ID;
+use super::{rebuild, ID};
+use crate::cannot::NoBootFiles;
 use crate::finding::Finding;
 use crate::fix::{reg, Change, FixOptions, Plan};
 use crate::subject::Subject;
 use crate::target::Target;
 use rehost_core::error::{Layer, Result};
 use rehost_formats::bcd::{self, Device, PartitionRef, RawElement, BOOTMGR};
+use rehost_formats::bcdboot::Firmware;
 use rehost_formats::bootini::{self, edit::Edit};
 use rehost_regf::hive::Hive;
 use rehost_regf::regtext::Op;
@@ -59,7 +61,7 @@ pub fn fix(
     s: &Subject,
     _t: &Target,
     findings: &[&Finding],
-    _o: &FixOptions,
+    o: &FixOptions,
     plan: &mut Plan,
 ) -> Result<()> {
     let of = |case: &str| -> Vec<&Finding> {
@@ -69,12 +71,186 @@ pub fn fix(
             .copied()
             .collect()
     };
-    bootini_arc(s, &of("bootini-arc"), plan);
-    let mut loaders = of("winload-firmware");
-    loaders.extend(of("other-loader"));
-    bcd_store(s, &of("bcd-device"), &loaders, plan)?;
+    not_active(s, &of("not-active"), plan);
+    no_store(s, &of("no-store"), plan)?;
+    let store_cases: Vec<&Finding> = STORE_CASES.iter().flat_map(|c| of(c)).collect();
+    if o.rebuild_boot && !s.nt5() && !store_cases.is_empty() {
+        rebuild_store(s, &store_cases, plan)?;
+    } else {
+        bootini_arc(s, &of("bootini-arc"), plan);
+        let mut loaders = of("winload-firmware");
+        loaders.extend(of("other-loader"));
+        bcd_store(s, &of("bcd-device"), &loaders, plan)?;
+        loader_missing(s, &of("loader-missing"), plan);
+        no_entry(&of("no-entry"), plan);
+        fallback(s, &of("no-fallback"), plan);
+    }
     ntfs_heads(s, &of("ntfs-heads"), plan)?;
-    fallback(s, &of("no-fallback"), plan);
+    Ok(())
+}
+
+/// The cases of a store that exists but does not start the install, which `--rebuild-boot`
+/// repairs by writing the boot files new.
+const STORE_CASES: [&str; 6] = [
+    "bcd-device",
+    "winload-firmware",
+    "other-loader",
+    "loader-missing",
+    "no-entry",
+    "no-fallback",
+];
+
+/// Where the store a finding names lives, and for which firmware.
+fn store_place(f: &Finding) -> Option<(u32, Firmware)> {
+    f.evidence.iter().find_map(|e| {
+        let file = e.file.as_deref()?;
+        let fw = if ["Boot/BCD", "bootmgr"]
+            .iter()
+            .any(|p| file.eq_ignore_ascii_case(p))
+        {
+            Firmware::Bios
+        } else if file.to_ascii_lowercase().starts_with("efi/") {
+            Firmware::Uefi
+        } else {
+            return None;
+        };
+        Some((e.volume?, fw))
+    })
+}
+
+/// `--rebuild-boot`: the boot files written new on the partition holding the store.
+fn rebuild_store(s: &Subject, findings: &[&Finding], plan: &mut Plan) -> Result<()> {
+    let Some((volume, firmware)) = findings.iter().find_map(|f| store_place(f)) else {
+        plan.cannot(
+            ID,
+            "the findings name no store to rebuild (--rebuild-boot rebuilds the store the \
+             firmware reads)",
+        );
+        return Ok(());
+    };
+    rebuild::rebuild(
+        s,
+        volume,
+        firmware,
+        &format!(
+            "the boot configuration on volume {volume} that does not start the install, \
+             rebuilt from the install's own {}\\Boot as bcdboot rebuilds it (--rebuild-boot)",
+            s.install.system_root.trim_end_matches('\\')
+        ),
+        plan,
+    )
+}
+
+/// A missing boot manager is copied from the install's own `\Windows\Boot`; a missing
+/// Windows loader or ntldr is not rebuilt.
+fn loader_missing(s: &Subject, findings: &[&Finding], plan: &mut Plan) {
+    for f in findings {
+        let Some(e) = f.evidence.iter().find(|e| e.file.is_some()) else {
+            continue;
+        };
+        let (Some(volume), Some(path)) = (e.volume, e.file.as_deref()) else {
+            continue;
+        };
+        let source = match store_place(f) {
+            Some((_, Firmware::Bios)) => "PCAT/bootmgr",
+            Some((_, Firmware::Uefi)) if path.to_ascii_lowercase().ends_with("bootmgfw.efi") => {
+                "EFI/bootmgfw.efi"
+            }
+            _ => {
+                plan.cannot(ID, NoBootFiles::Loader { path: path.into() }.to_string());
+                continue;
+            }
+        };
+        let root = s.install.system_root.trim_matches(['\\', '/']);
+        let from = format!("{root}/Boot/{source}");
+        match s.scene.read(s.install.volume, &from) {
+            Ok(bytes) => plan.add(
+                ID,
+                format!(
+                    "\\{} from \\{}, the install's own boot manager",
+                    path.replace('/', "\\"),
+                    from.replace('/', "\\")
+                ),
+                Change::Put {
+                    volume,
+                    path: path.to_string(),
+                    bytes,
+                },
+            ),
+            Err(_) => plan.cannot(
+                ID,
+                NoBootFiles::Missing {
+                    volume: s.install.volume,
+                    path: format!("\\{}", from.replace('/', "\\")),
+                }
+                .to_string(),
+            ),
+        }
+    }
+}
+
+/// No entry of the store starts the install: only a new store (`--rebuild-boot`) has one.
+fn no_entry(findings: &[&Finding], plan: &mut Plan) {
+    if !findings.is_empty() {
+        plan.cannot(ID, NoBootFiles::NoEntry.to_string());
+    }
+}
+
+/// No active partition: the one the check chose (a primary partition holding the boot
+/// files, else the install's own) is made active.
+fn not_active(s: &Subject, findings: &[&Finding], plan: &mut Plan) {
+    for f in findings {
+        let to = f
+            .evidence
+            .iter()
+            .find(|e| e.data.as_deref() == Some("to be made active"))
+            .and_then(|e| e.volume);
+        match to {
+            Some(volume) => plan.add(
+                ID,
+                format!("make volume {volume} the active partition, the one the BIOS starts"),
+                Change::Active { volume },
+            ),
+            None => plan.cannot(
+                ID,
+                NoBootFiles::NoSystemPartition {
+                    volume: s.install.volume,
+                }
+                .to_string(),
+            ),
+        }
+    }
+}
+
+/// No store where the firmware looks: the boot files rebuilt from the install's own
+/// `\Windows\Boot` on the partition the check names.
+fn no_store(s: &Subject, findings: &[&Finding], plan: &mut Plan) -> Result<()> {
+    for f in findings {
+        let place = f
+            .evidence
+            .iter()
+            .find_map(|e| Some((e.volume?, e.file.as_deref()?)));
+        let Some((volume, path)) = place else {
+            plan.cannot(ID, NoBootFiles::NoEsp.to_string());
+            continue;
+        };
+        let firmware = if path.eq_ignore_ascii_case("EFI/Microsoft/Boot/BCD") {
+            Firmware::Uefi
+        } else {
+            Firmware::Bios
+        };
+        rebuild::rebuild(
+            s,
+            volume,
+            firmware,
+            &format!(
+                "the boot files missing from volume {volume}, rebuilt from the install's \
+                 own {}\\Boot as bcdboot rebuilds them",
+                s.install.system_root.trim_end_matches('\\')
+            ),
+            plan,
+        )?;
+    }
     Ok(())
 }
 
