@@ -115,13 +115,12 @@ fn derived_guid(seed: &str) -> String {
     )
 }
 
-/// Now, as a FILETIME (100 ns since 1601).
-fn filetime_now() -> u64 {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    (unix + 11_644_473_600) * 10_000_000
+/// The new store's timestamp: the last-written time of the install's SYSTEM hive, not the
+/// clock (bcdboot's), so that a dry run and the write make the same bytes.
+fn stamp(s: &Subject) -> u64 {
+    rehost_regf::base::BaseBlock::read(s.system.bytes())
+        .map(|b| b.timestamp)
+        .unwrap_or(0)
 }
 
 /// The install's `\Windows\Boot` folder on its volume.
@@ -236,7 +235,7 @@ pub fn rebuild(
         resume: derived_guid(&format!("{seed}|resume")),
     };
     let ctx = s.scene.ctx.with_layer(Layer::Bcd);
-    let store = bcdboot::store_with(&install, memory_tester, filetime_now(), &ctx)?;
+    let store = bcdboot::store_with(&install, memory_tester, stamp(s), &ctx)?;
     // Read back through the store reader before it is planned: the default entry is the
     // loader, and it starts the install from its own volume.
     let objects = bcd::objects(&Hive::parse(store.clone(), ctx.clone())?)?;
