@@ -396,3 +396,34 @@ fn an_install_without_its_own_bootmgr_is_told_why_the_boot_files_are_not_rebuilt
     assert!(changes(&dry).is_empty(), "{dry}");
     assert_eq!(common::sha256_file(&image), sha);
 }
+
+#[test]
+fn the_active_flag_is_staged_in_sector_0_and_refused_where_there_is_none() {
+    use rehost::fs::staged::Mode;
+    use rehost::fs::Image;
+    let path = common::windows_image("win7-nosysres");
+    let image = Image::open_staged(&path, Mode::DryRun).unwrap();
+    assert!(!image.layout().volumes[0].bootable);
+    image.set_active(1).unwrap();
+    // The layout read at open stays as it was; the staged one has the flag, and so has
+    // sector 0 as the session reads it through its overlay.
+    assert!(!image.layout().volumes[0].bootable);
+    assert!(image.staged_layout().volumes[0].bootable);
+    let mut sector = [0u8; 512];
+    image.reader().read_at(0, &mut sector).unwrap();
+    assert_eq!(sector[0x1BE], 0x80);
+    assert_eq!(&sector[510..], &[0x55, 0xAA]);
+    let out = image.discard();
+    assert_eq!(out.staged_bytes, 1, "one status byte");
+    // Only primary partitions of an MBR disk can be active.
+    let image = Image::open_staged(&path, Mode::DryRun).unwrap();
+    let e = image.set_active(5).unwrap_err();
+    assert!(e.to_string().contains("no volume 5"), "{e}");
+    let gpt = common::windows_image("ws2019");
+    let image = Image::open_staged(&gpt, Mode::DryRun).unwrap();
+    let e = image.set_active(3).unwrap_err();
+    assert!(e.to_string().contains("only an MBR disk"), "{e}");
+    // Read-only, nothing can be staged.
+    let image = Image::open(&path).unwrap();
+    assert!(image.set_active(1).is_err());
+}
