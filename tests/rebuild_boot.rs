@@ -269,13 +269,13 @@ fn story(name: &str, active_before: bool, signature: &str, description: &str) {
         .map(|c| c.1.as_str())
         .collect();
     let want: BTreeSet<&str> = [
-        "bootmgr",
-        "Boot/BCD",
-        "Boot/memtest.exe",
-        "Boot/en-US/bootmgr.exe.mui",
-        "Boot/en-US/memtest.exe.mui",
-        "Boot/Fonts/segmono_boot.ttf",
-        "Boot/Fonts/wgl4_boot.ttf",
+        "\\bootmgr",
+        "\\Boot\\BCD",
+        "\\Boot\\memtest.exe",
+        "\\Boot\\en-US\\bootmgr.exe.mui",
+        "\\Boot\\en-US\\memtest.exe.mui",
+        "\\Boot\\Fonts\\segmono_boot.ttf",
+        "\\Boot\\Fonts\\wgl4_boot.ttf",
     ]
     .into_iter()
     .collect();

@@ -12,6 +12,7 @@ use crate::fix::{Change, Plan};
 use crate::subject::Subject;
 use rehost_core::error::{Layer, Result};
 use rehost_formats::bcd;
+use rehost_formats::bcd_ids::{bootmgr, osloader};
 use rehost_formats::bcdboot::{self, Firmware, Install};
 use rehost_regf::hive::Hive;
 use serde::Deserialize;
@@ -236,28 +237,35 @@ pub fn rebuild(
     };
     let ctx = s.scene.ctx.with_layer(Layer::Bcd);
     let store = bcdboot::store_with(&install, memory_tester, stamp(s), &ctx)?;
-    // Read back through the store reader before it is planned: the default entry is the
-    // loader, and it starts the install from its own volume.
+    // Read back through the store reader before it is planned: the boot manager's default
+    // is the loader, whose OS device is the install's volume of this disk.
     let objects = bcd::objects(&Hive::parse(store.clone(), ctx.clone())?)?;
-    let loader = objects.iter().find(|o| o.id == install.loader);
-    if loader.is_none() {
-        return Err(ctx.invalid("the new store read back holds no OS loader object"));
+    let object = |id: &str| objects.iter().find(|o| o.id == id);
+    let default = object(bcd::BOOTMGR).and_then(|m| match m.element(bootmgr::DEFAULT_OBJECT) {
+        Some(bcd::Element::Object(id)) => Some(id.clone()),
+        _ => None,
+    });
+    let os_volume = object(&install.loader).and_then(|l| match l.element(osloader::OS_DEVICE) {
+        Some(bcd::Element::Device(bcd::Device::Partition { partition })) => {
+            s.scene.resolve(partition)
+        }
+        _ => None,
+    });
+    if default.as_deref() != Some(install.loader.as_str()) || os_volume != Some(i.volume) {
+        return Err(ctx.invalid(format!(
+            "the new store read back does not start the install from volume {}",
+            i.volume
+        )));
     }
-    let store_path = firmware
-        .store_path()
-        .trim_start_matches('\\')
-        .replace('\\', "/");
+    let store_path = firmware.store_path();
+    let win = |p: &str| format!("\\{}", p.replace('/', "\\"));
     for (to, bytes, from) in copies.files {
         plan.add(
             ID,
-            format!(
-                "\\{} from \\{}. Repairs {why}",
-                to.replace('/', "\\"),
-                from.replace('/', "\\")
-            ),
+            format!("{} from {}. Repairs {why}", win(&to), win(&from)),
             Change::Put {
                 volume: system,
-                path: to,
+                path: win(&to),
                 bytes,
             },
         );
@@ -265,9 +273,9 @@ pub fn rebuild(
     plan.add(
         ID,
         format!(
-            "\\{} written new for {} (boot manager, OS loader {} with winload.{}, resume \
+            "{} written new for {} (boot manager, OS loader {} with winload.{}, resume \
              loader, settings{}), as bcdboot makes it. Repairs {why}",
-            store_path.replace('/', "\\"),
+            store_path,
             install.description,
             install.loader,
             firmware.extension(),
@@ -275,7 +283,7 @@ pub fn rebuild(
         ),
         Change::Put {
             volume: system,
-            path: store_path,
+            path: store_path.to_string(),
             bytes: store,
         },
     );
