@@ -15,8 +15,13 @@
 //!   a real store), its devices naming this disk's signature and the partition at 1 MiB;
 //! - `rehost undo` restores every byte (SHA-256 of the image file).
 //!
+//! The same for UEFI on `ws2019-espempty`, whose EFI system partition lost its files:
+//! `fsck.vfat -n` clean after the fix, bootmgfw.efi and the fallback bootx64.efi byte for
+//! byte the install's `\Windows\Boot\EFI\bootmgfw.efi` (mtools against ntfs-3g), the new
+//! store read alike by hivex and rehost.
+//!
 //! And the image whose install lacks `\Windows\Boot\PCAT\bootmgr`: the finding is not
-//! fixable and says why.
+//! fixable and says why; and the MBR's active flag as the session stages it.
 
 mod common;
 
@@ -426,4 +431,108 @@ fn the_active_flag_is_staged_in_sector_0_and_refused_where_there_is_none() {
     // Read-only, nothing can be staged.
     let image = Image::open(&path).unwrap();
     assert!(image.set_active(1).is_err());
+}
+
+/// A file of a FAT volume, through mtools.
+fn mtype(vol: &Path, path: &str) -> Vec<u8> {
+    common::run(
+        Command::new("mtype")
+            .arg("-i")
+            .arg(vol)
+            .arg(format!("::{path}")),
+    )
+}
+
+#[test]
+fn server_2019_whose_efi_system_partition_lost_its_files_boots_after_the_rebuild() {
+    let name = "ws2019-espempty";
+    let target = "hyperv-gen2";
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy(name, dir.path());
+    let sha = common::sha256_file(&image);
+    let before = json_report(&["check", "--json", "-t", target], &image);
+    let store = &cases(&before)["no-store"];
+    assert_eq!(store["fixable"], true, "{store}");
+    assert!(
+        store["message"]
+            .as_str()
+            .unwrap()
+            .contains("fix rebuilds the boot files from the install's own \\Windows\\Boot\\EFI"),
+        "{store}"
+    );
+    let dry = json_report(&["fix", "--dry-run", "--json", "-t", target], &image);
+    assert_eq!(common::sha256_file(&image), sha);
+    let files: BTreeSet<String> = changes(&dry).into_iter().map(|c| c.1).collect();
+    let want: BTreeSet<String> = [
+        "\\EFI\\Microsoft\\Boot\\BCD",
+        "\\EFI\\Microsoft\\Boot\\bootmgfw.efi",
+        "\\EFI\\Boot\\bootx64.efi",
+        "\\EFI\\Microsoft\\Boot\\memtest.efi",
+        "\\EFI\\Microsoft\\Boot\\Fonts\\segmono_boot.ttf",
+        "\\EFI\\Microsoft\\Boot\\Fonts\\wgl4_boot.ttf",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(files, want, "{dry}");
+    let done = json_report(&["fix", "--in-place", "--json", "-t", target], &image);
+    assert_eq!(done["committed"], true, "{done}");
+    assert_eq!(changes(&done), changes(&dry));
+    let after = json_report(&["check", "--json", "-t", target], &image);
+    assert_eq!(after["installs"][0]["verdict"], "boots", "{after}");
+
+    let tools = [
+        "qemu-img",
+        "sfdisk",
+        "ntfscat",
+        "mtype",
+        "fsck.vfat",
+        "hivexregedit",
+    ];
+    if tools.iter().all(|t| common::have_tool(t)) {
+        let disk = raw(&image, dir.path());
+        let (esp, _) = common::partition_file(&disk, 1, dir.path());
+        let (c, _) = common::partition_file(&disk, 3, dir.path());
+        let fsck = Command::new("fsck.vfat")
+            .arg("-n")
+            .arg(&esp)
+            .output()
+            .unwrap();
+        assert!(
+            fsck.status.success(),
+            "fsck.vfat -n: {}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+        let own = ntfscat(&c, "/Windows/Boot/EFI/bootmgfw.efi");
+        assert_eq!(mtype(&esp, "/EFI/Microsoft/Boot/bootmgfw.efi"), own);
+        assert_eq!(mtype(&esp, "/EFI/Boot/bootx64.efi"), own);
+        let store = mtype(&esp, "/EFI/Microsoft/Boot/BCD");
+        let f = dir.path().join("BCD");
+        std::fs::write(&f, &store).unwrap();
+        assert_eq!(
+            Tree::from_rehost(&store, "").difference(&Tree::from_hivex(&f, "")),
+            None
+        );
+        let h = Hive::parse(store, Ctx::new(name, Layer::Bcd)).unwrap();
+        let objects = bcd::objects(&h).unwrap();
+        let manager = objects.iter().find(|o| o.id == bcd::BOOTMGR).unwrap();
+        assert_eq!(
+            string(manager, 0x12000002),
+            "\\EFI\\Microsoft\\Boot\\bootmgfw.efi"
+        );
+        assert!(matches!(
+            device(manager, 0x11000001),
+            PartitionRef::Gpt { .. }
+        ));
+        let loader = objects
+            .iter()
+            .find(|o| o.id == object_ref(manager, 0x23000003))
+            .unwrap();
+        assert_eq!(
+            string(loader, 0x12000002),
+            "\\Windows\\system32\\winload.efi"
+        );
+    }
+    common::run(common::rehost_command().arg("undo").arg(&image));
+    assert_eq!(common::sha256_file(&image), sha, "undo restores every byte");
 }

@@ -182,11 +182,20 @@ fn uefi(s: &Subject, out: &mut Out) {
         .iter()
         .find(|b| b.kind == "bcd" && b.volume == e && b.path.eq_ignore_ascii_case(path));
     let Some(store) = store else {
+        let source = format!(
+            "{}\\Boot\\EFI",
+            s.install.system_root.trim_end_matches('\\')
+        );
+        let how = if s.is_file(&format!("{source}\\bootmgfw.efi")) {
+            format!("fix rebuilds the boot files from the install's own {source}, as bcdboot does")
+        } else {
+            format!("the install's {source} holds no bootmgfw.efi to rebuild them from")
+        };
         out.findings.push(
             Finding::new(
                 ID,
                 "no-store",
-                format!("the EFI system partition (volume {e}) holds no {path}"),
+                format!("the EFI system partition (volume {e}) holds no {path}: {how}"),
             )
             .with(Evidence::file(e, path, "missing")),
         );
