@@ -536,3 +536,114 @@ fn server_2019_whose_efi_system_partition_lost_its_files_boots_after_the_rebuild
     common::run(common::rehost_command().arg("undo").arg(&image));
     assert_eq!(common::sha256_file(&image), sha, "undo restores every byte");
 }
+
+/// Check, fix in place with `args`, check again on a copy of `name`: the fix's report.
+fn fix_to_boot(name: &str, args: &[&str], dir: &Path) -> (PathBuf, String, Value) {
+    let image = copy(name, dir);
+    let sha = common::sha256_file(&image);
+    let before = json_report(&["check", "--json", "-t", TARGET], &image);
+    assert_ne!(
+        before["installs"][0]["verdict"], "boots",
+        "{name}: {before}"
+    );
+    let fix = [&["fix", "--in-place", "--json", "-t", TARGET], args].concat();
+    let done = json_report(&fix, &image);
+    assert_eq!(done["committed"], true, "{name}: {done}");
+    let after = json_report(&["check", "--json", "-t", TARGET], &image);
+    assert_eq!(after["installs"][0]["verdict"], "boots", "{name}: {after}");
+    (image, sha, done)
+}
+
+#[test]
+fn a_missing_bootmgr_beside_a_store_is_copied_from_the_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "ws2019-nobootmgr";
+    let before = json_report(
+        &["check", "--json", "-t", TARGET],
+        &common::windows_image(name),
+    );
+    let missing = &cases(&before)["loader-missing"];
+    assert_eq!(missing["fixable"], true, "{missing}");
+    let (image, sha, done) = fix_to_boot(name, &[], dir.path());
+    let put: Vec<_> = changes(&done);
+    assert_eq!(put.len(), 1, "{done}");
+    assert_eq!((put[0].0.as_str(), put[0].1.as_str()), ("put", "\\bootmgr"));
+    if ["qemu-img", "sfdisk", "ntfscat"]
+        .iter()
+        .all(|t| common::have_tool(t))
+    {
+        let disk = raw(&image, dir.path());
+        let (reserved, _) = common::partition_file(&disk, 2, dir.path());
+        let (c, _) = common::partition_file(&disk, 1, dir.path());
+        assert_eq!(
+            ntfscat(&reserved, "/bootmgr"),
+            ntfscat(&c, "/Windows/Boot/PCAT/bootmgr")
+        );
+    }
+    common::run(common::rehost_command().arg("undo").arg(&image));
+    assert_eq!(common::sha256_file(&image), sha);
+}
+
+#[test]
+fn rebuild_boot_writes_a_new_store_where_the_old_one_names_another_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "ws2019-newsig-boot";
+    // Without the option, the old store's elements are rewritten (tests/fix_boot.rs).
+    let other = tempfile::tempdir().unwrap();
+    let (_, _, edited) = fix_to_boot(name, &[], other.path());
+    assert!(
+        changes(&edited)
+            .iter()
+            .all(|c| c.0 == "registry" && c.1.is_empty()),
+        "{edited}"
+    );
+    let (image, sha, done) = fix_to_boot(name, &["--rebuild-boot"], dir.path());
+    let files: BTreeSet<String> = changes(&done)
+        .into_iter()
+        .filter(|c| c.0 == "put")
+        .map(|c| c.1)
+        .collect();
+    assert!(files.contains("\\Boot\\BCD"), "{done}");
+    assert!(files.contains("\\bootmgr"), "{done}");
+    if ["qemu-img", "sfdisk", "ntfscat"]
+        .iter()
+        .all(|t| common::have_tool(t))
+    {
+        let disk = raw(&image, dir.path());
+        let (reserved, offset) = common::partition_file(&disk, 2, dir.path());
+        let store = ntfscat(&reserved, "/Boot/BCD");
+        let h = Hive::parse(store, Ctx::new(name, Layer::Bcd)).unwrap();
+        let objects = bcd::objects(&h).unwrap();
+        let manager = objects.iter().find(|o| o.id == bcd::BOOTMGR).unwrap();
+        let new = |offset| PartitionRef::Mbr {
+            signature: "2019c10f".into(),
+            offset,
+        };
+        assert_eq!(device(manager, 0x11000001), new(offset));
+        let loader = objects
+            .iter()
+            .find(|o| o.id == object_ref(manager, 0x23000003))
+            .unwrap();
+        assert_eq!(device(loader, 0x21000001), new(1 << 20));
+        // The old store's WinRE entry is not kept.
+        assert_eq!(objects.len(), 11, "{:?}", objects.iter().map(|o| &o.id));
+    }
+    common::run(common::rehost_command().arg("undo").arg(&image));
+    assert_eq!(common::sha256_file(&image), sha);
+}
+
+#[test]
+fn rebuild_boot_without_the_install_s_boot_manager_says_why() {
+    let image = common::windows_image("win7-uefibcd");
+    let dry = json_report(
+        &["fix", "--dry-run", "--json", "--rebuild-boot", "-t", TARGET],
+        &image,
+    );
+    assert_ne!(dry["installs"][0]["after"], "boots", "{dry}");
+    let whys = common::fix_whys(&dry["installs"][0], "boot-config");
+    assert!(
+        whys.iter()
+            .any(|w| w.contains("no \\Windows\\Boot\\PCAT\\bootmgr on volume 1")),
+        "{whys:?}"
+    );
+}

@@ -173,7 +173,7 @@ fn loader_missing(s: &Subject, findings: &[&Finding], plan: &mut Plan) {
                 ),
                 Change::Put {
                     volume,
-                    path: path.to_string(),
+                    path: format!("\\{}", path.replace('/', "\\")),
                     bytes,
                 },
             ),
