@@ -647,3 +647,56 @@ fn rebuild_boot_without_the_install_s_boot_manager_says_why() {
         "{whys:?}"
     );
 }
+
+#[test]
+fn xp_gets_ntldr_ntdetect_and_boot_ini_from_its_own_copies_or_is_told_why_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "xp-nobootfiles";
+    let before = json_report(
+        &["check", "--json", "-t", TARGET],
+        &common::windows_image(name),
+    );
+    let store = &cases(&before)["no-store"];
+    assert_eq!(store["fixable"], true, "{store}");
+    let (image, sha, done) = fix_to_boot(name, &[], dir.path());
+    let files: Vec<String> = changes(&done)
+        .into_iter()
+        .filter(|c| c.0 == "put")
+        .map(|c| c.1)
+        .collect();
+    assert_eq!(files, ["\\ntldr", "\\NTDETECT.COM", "\\boot.ini"], "{done}");
+    if ["qemu-img", "sfdisk", "ntfscat"]
+        .iter()
+        .all(|t| common::have_tool(t))
+    {
+        let disk = raw(&image, dir.path());
+        let (vol, _) = common::partition_file(&disk, 1, dir.path());
+        assert_eq!(
+            ntfscat(&vol, "/ntldr"),
+            ntfscat(&vol, "/WINDOWS/ServicePackFiles/i386/ntldr")
+        );
+        let ini = String::from_utf8(ntfscat(&vol, "/boot.ini")).unwrap();
+        assert!(
+            ini.contains(
+                "multi(0)disk(0)rdisk(0)partition(1)\\WINDOWS=\"Microsoft Windows XP\" /fastdetect\r\n"
+            ),
+            "{ini}"
+        );
+    }
+    common::run(common::rehost_command().arg("undo").arg(&image));
+    assert_eq!(common::sha256_file(&image), sha);
+
+    let check = json_report(
+        &["check", "--json", "-t", TARGET],
+        &common::windows_image("xp-nobootfiles-nocopy"),
+    );
+    let store = &cases(&check)["no-store"];
+    assert_eq!(store["fixable"], false, "{store}");
+    assert!(
+        store["cannot_fix"]
+            .as_str()
+            .unwrap()
+            .contains("no \\WINDOWS\\ServicePackFiles\\i386\\ntldr or \\I386\\NTLDR"),
+        "{store}"
+    );
+}

@@ -7,6 +7,7 @@
 
 mod fix;
 mod rebuild;
+mod rebuild_nt5;
 pub use fix::fix;
 
 use super::finding::{Evidence, Finding};
@@ -131,7 +132,22 @@ fn bios(s: &Subject, nt5: bool, out: &mut Out) {
                  (a System Reserved partition left behind?): {how}"
             )
         } else if nt5 {
-            format!("the active partition (volume {a}) holds no {path}")
+            let lacks: Vec<String> = rebuild_nt5::loader_files()
+                .into_iter()
+                .filter_map(|l| rebuild_nt5::source(s, l).err())
+                .collect();
+            if lacks.is_empty() {
+                format!(
+                    "the active partition (volume {a}) holds no {path}: fix rebuilds it, ntldr \
+                     and NTDETECT.COM from the install's own copies"
+                )
+            } else {
+                format!(
+                    "the active partition (volume {a}) holds no {path}, and the install keeps \
+                     no copy of its loader files to rebuild them from (none of {})",
+                    lacks.join("; ")
+                )
+            }
         } else {
             format!(
                 "the active partition (volume {a}) holds no {path}: fix writes a new store \

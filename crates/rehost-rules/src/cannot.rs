@@ -279,11 +279,13 @@ pub enum NoBootFiles {
         /// What the limit is, in words.
         limit: String,
     },
-    /// Windows 2000, XP and Server 2003 start from ntldr and boot.ini, which rehost does
-    /// not rebuild.
-    Nt5,
     /// The GPT disk has no EFI system partition to hold the boot files.
     NoEsp,
+    /// The install's partition has no ARC number for a boot.ini entry to name.
+    NoArc {
+        /// The volume.
+        volume: u32,
+    },
     /// A loader other than the boot manager is missing (the install's winload, ntldr).
     Loader {
         /// Its path.
@@ -299,7 +301,8 @@ impl fmt::Display for NoBootFiles {
             NoBootFiles::Missing { volume, path } => write!(
                 f,
                 "the install has no {path} on volume {volume} to rebuild the boot files from \
-                 (bcdboot on the running system, or the file copied from the install's media)"
+                 (copy the file from the install's media; on Vista and later, bcdboot on the \
+                 running system rebuilds them)"
             ),
             NoBootFiles::NoSystemPartition { volume } => write!(
                 f,
@@ -322,13 +325,13 @@ impl fmt::Display for NoBootFiles {
                 "no entry of the store starts the install: fix --rebuild-boot writes a new \
                  store for it, as bcdboot does (the old store's entries are not kept)",
             ),
+            NoBootFiles::NoArc { volume } => write!(
+                f,
+                "volume {volume} has no ARC partition number for a boot.ini entry to name"
+            ),
             NoBootFiles::NoEsp => f.write_str(
                 "the GPT disk has no EFI system partition to rebuild the boot files on, and \
                  rehost does not create one here",
-            ),
-            NoBootFiles::Nt5 => f.write_str(
-                "Windows 2000, XP and Server 2003 start from ntldr, NTDETECT.COM and boot.ini, \
-                 which rehost does not rebuild: copy them from the install's media",
             ),
         }
     }

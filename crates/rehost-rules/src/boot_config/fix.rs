@@ -2,7 +2,7 @@
 //! loader path, the NTFS boot sector's head count (Windows 2000 / XP) and the UEFI
 //! fallback loader, each from the findings of its case.
 
-use super::{rebuild, ID};
+use super::{rebuild, rebuild_nt5, ID};
 use crate::cannot::NoBootFiles;
 use crate::finding::Finding;
 use crate::fix::{reg, Change, FixOptions, Plan};
@@ -151,23 +151,41 @@ fn loader_missing(s: &Subject, findings: &[&Finding], plan: &mut Plan) {
         let (Some(volume), Some(path)) = (e.volume, e.file.as_deref()) else {
             continue;
         };
-        let source = match store_place(f) {
-            Some((_, Firmware::Bios)) => "PCAT/bootmgr",
-            Some((_, Firmware::Uefi)) if path.to_ascii_lowercase().ends_with("bootmgfw.efi") => {
-                "EFI/bootmgfw.efi"
+        let root = s.install.system_root.trim_matches(['\\', '/']);
+        let nt5 = rebuild_nt5::loader_files()
+            .into_iter()
+            .find(|l| l.eq_ignore_ascii_case(path));
+        let from = match (store_place(f), nt5) {
+            (_, Some(l)) => match rebuild_nt5::source(s, l) {
+                Ok(from) => from,
+                Err(looked) => {
+                    plan.cannot(
+                        ID,
+                        NoBootFiles::Missing {
+                            volume: s.install.volume,
+                            path: looked,
+                        }
+                        .to_string(),
+                    );
+                    continue;
+                }
+            },
+            (Some((_, Firmware::Bios)), None) => format!("{root}/Boot/PCAT/bootmgr"),
+            (Some((_, Firmware::Uefi)), None)
+                if path.to_ascii_lowercase().ends_with("bootmgfw.efi") =>
+            {
+                format!("{root}/Boot/EFI/bootmgfw.efi")
             }
             _ => {
                 plan.cannot(ID, NoBootFiles::Loader { path: path.into() }.to_string());
                 continue;
             }
         };
-        let root = s.install.system_root.trim_matches(['\\', '/']);
-        let from = format!("{root}/Boot/{source}");
         match s.scene.read(s.install.volume, &from) {
             Ok(bytes) => plan.add(
                 ID,
                 format!(
-                    "\\{} from \\{}, the install's own boot manager",
+                    "\\{} from \\{}, the install's own",
                     path.replace('/', "\\"),
                     from.replace('/', "\\")
                 ),
@@ -243,11 +261,18 @@ fn no_store(s: &Subject, findings: &[&Finding], plan: &mut Plan) -> Result<()> {
             s,
             volume,
             firmware,
-            &format!(
-                "the boot files missing from volume {volume}, rebuilt from the install's \
-                 own {}\\Boot as bcdboot rebuilds them",
-                s.install.system_root.trim_end_matches('\\')
-            ),
+            &if s.nt5() {
+                format!(
+                    "the boot files missing from volume {volume}, rebuilt from the install's \
+                     own copies"
+                )
+            } else {
+                format!(
+                    "the boot files missing from volume {volume}, rebuilt from the install's \
+                     own {}\\Boot as bcdboot rebuilds them",
+                    s.install.system_root.trim_end_matches('\\')
+                )
+            },
             plan,
         )?;
     }

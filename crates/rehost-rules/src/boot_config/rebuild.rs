@@ -29,12 +29,16 @@ const DEFAULT_LOCALE: &str = "en-US";
 
 /// One row of `boot_files` in `profiles/boot.toml`.
 #[derive(Deserialize)]
-struct BootFile {
-    firmware: String,
-    from: String,
-    to: String,
+pub(super) struct BootFile {
+    pub(super) firmware: String,
+    /// Below the install's `\Windows\Boot`, or below what `base` names.
+    pub(super) from: String,
+    /// `system-root` (the install's `\WINDOWS`) or `volume` (its volume's root).
     #[serde(default)]
-    required: bool,
+    pub(super) base: Option<String>,
+    pub(super) to: String,
+    #[serde(default)]
+    pub(super) required: bool,
     #[serde(default)]
     dir: bool,
     #[serde(default)]
@@ -48,7 +52,7 @@ struct BootFiles {
     boot_files: Vec<BootFile>,
 }
 
-fn rows() -> &'static [BootFile] {
+pub(super) fn rows() -> &'static [BootFile] {
     static D: OnceLock<BootFiles> = OnceLock::new();
     &D.get_or_init(|| {
         toml::from_str(include_str!("../../../../profiles/boot.toml"))
@@ -146,8 +150,7 @@ pub fn rebuild(
 ) -> Result<()> {
     let i = s.install;
     if s.nt5() {
-        plan.cannot(ID, NoBootFiles::Nt5.to_string());
-        return Ok(());
+        return super::rebuild_nt5::rebuild(s, system, why, plan);
     }
     let (Some(sys_id), Some(os_id)) = (s.scene.identity(system), s.scene.identity(i.volume)) else {
         let volume = if s.scene.identity(system).is_none() {
