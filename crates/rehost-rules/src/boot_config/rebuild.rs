@@ -88,16 +88,20 @@ struct Copies {
 }
 
 impl Copies {
-    fn push(&mut self, to: String, bytes: Vec<u8>, from: String) -> Option<NoBootFiles> {
-        self.bytes = self.bytes.saturating_add(bytes.len() as u64);
+    /// Reads `from` on the install's volume to copy as `to`, its size weighed against the
+    /// limits before it is read.
+    fn add(&mut self, s: &Subject, from: String, to: String) -> Result<Option<NoBootFiles>> {
+        let size = s.scene.stat(s.install.volume, &from).map_or(0, |e| e.size);
+        self.bytes = self.bytes.saturating_add(size);
         if self.files.len() >= MAX_FILES || self.bytes > MAX_BYTES {
-            return Some(NoBootFiles::TooMuch {
-                path: from,
+            return Ok(Some(NoBootFiles::TooMuch {
+                path: format!("\\{}", from.replace('/', "\\")),
                 limit: format!("at most {MAX_FILES} files, {} MiB", MAX_BYTES >> 20),
-            });
+            }));
         }
+        let bytes = s.scene.read(s.install.volume, &from)?;
         self.files.push((to, bytes, from));
-        None
+        Ok(None)
     }
 }
 
@@ -212,8 +216,7 @@ pub fn rebuild(
         }
         memory_tester |= row.memory_tester && !found.is_empty();
         for (src, to) in found {
-            let bytes = s.scene.read(i.volume, &src)?;
-            if let Some(no) = copies.push(to, bytes, src) {
+            if let Some(no) = copies.add(s, src, to)? {
                 plan.cannot(ID, no.to_string());
                 return Ok(());
             }
