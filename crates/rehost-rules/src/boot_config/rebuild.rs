@@ -52,6 +52,7 @@ struct BootFiles {
     boot_files: Vec<BootFile>,
 }
 
+/// The rows of `boot_files` in `profiles/boot.toml`.
 pub(super) fn rows() -> &'static [BootFile] {
     static D: OnceLock<BootFiles> = OnceLock::new();
     &D.get_or_init(|| {
