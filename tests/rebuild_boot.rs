@@ -700,3 +700,37 @@ fn xp_gets_ntldr_ntdetect_and_boot_ini_from_its_own_copies_or_is_told_why_not() 
         "{store}"
     );
 }
+
+#[test]
+fn a_system_reserved_partition_that_lost_its_active_flag_gets_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "ws2019-noactive";
+    let before = json_report(
+        &["check", "--json", "-t", TARGET],
+        &common::windows_image(name),
+    );
+    let found = cases(&before);
+    assert_eq!(found.len(), 1, "{before}");
+    assert!(
+        found["not-active"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the fix makes volume 2 active"),
+        "{before}"
+    );
+    let (image, sha, done) = fix_to_boot(name, &[], dir.path());
+    let made = changes(&done);
+    assert_eq!(made.len(), 1, "{done}");
+    assert_eq!(made[0].0, "active");
+    if ["qemu-img", "sfdisk"].iter().all(|t| common::have_tool(t)) {
+        let disk = raw(&image, dir.path());
+        let j: Value =
+            serde_json::from_slice(&common::run(Command::new("sfdisk").arg("-J").arg(&disk)))
+                .unwrap();
+        let parts = j["partitiontable"]["partitions"].as_array().unwrap();
+        assert_ne!(parts[0]["bootable"], true, "{j}");
+        assert_eq!(parts[1]["bootable"], true, "{j}");
+    }
+    common::run(common::rehost_command().arg("undo").arg(&image));
+    assert_eq!(common::sha256_file(&image), sha);
+}
