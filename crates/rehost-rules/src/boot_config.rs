@@ -21,6 +21,9 @@ use rehost_windows::report::{BootEntry, BootStore};
 
 const ID: &str = "boot-config";
 
+/// The evidence data of a `not-active` finding that names the volume its fix makes active.
+const TO_BE_ACTIVE: &str = "to be made active";
+
 /// The head counts Windows 2000 / XP boot code accepts on any geometry.
 const GOOD_HEADS: [u16; 3] = [0x40, 0x80, 0xFF];
 
@@ -56,7 +59,7 @@ fn missing(volume: u32, path: &str, what: &str) -> Finding {
 /// The partition the fix makes active when none is: a primary one that holds the boot
 /// files already (a System Reserved partition that lost its flag), else the install's own
 /// volume when it is a primary partition (the boot files are then rebuilt there).
-pub(crate) fn system_candidate(s: &Subject, kind: &str, path: &str) -> Option<u32> {
+fn system_candidate(s: &Subject, kind: &str, path: &str) -> Option<u32> {
     let primary = |index: u32| {
         s.scene
             .volume(index)
@@ -99,7 +102,7 @@ fn bios(s: &Subject, nt5: bool, out: &mut Out) {
             if let Some(v) = to {
                 f = f.with(Evidence {
                     volume: Some(v),
-                    data: Some("to be made active".into()),
+                    data: Some(TO_BE_ACTIVE.into()),
                     ..Default::default()
                 });
             }

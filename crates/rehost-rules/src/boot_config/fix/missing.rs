@@ -3,7 +3,7 @@
 //! does not start the install), a missing boot manager or NT 5.x loader file copied from
 //! the install.
 
-use super::super::{rebuild, rebuild_nt5, ID};
+use super::super::{rebuild, rebuild_nt5, ID, TO_BE_ACTIVE};
 use crate::cannot::NoBootFiles;
 use crate::finding::Finding;
 use crate::fix::{Change, Plan};
@@ -144,7 +144,7 @@ pub(super) fn not_active(s: &Subject, findings: &[&Finding], plan: &mut Plan) {
         let to = f
             .evidence
             .iter()
-            .find(|e| e.data.as_deref() == Some("to be made active"))
+            .find(|e| e.data.as_deref() == Some(TO_BE_ACTIVE))
             .and_then(|e| e.volume);
         match to {
             Some(volume) => plan.add(
