@@ -13,6 +13,25 @@ pub fn array<const N: usize>(b: &[u8], off: usize) -> [u8; N] {
     out
 }
 
+/// The GUID at `off` as Windows prints it (lower case, no braces), from the mixed-endian
+/// form Windows stores (its first three fields little-endian, the last eight bytes as they
+/// stand); zeros if it does not lie inside `b`.
+pub fn guid(b: &[u8], off: usize) -> String {
+    let g: [u8; 16] = array(b, off);
+    let mut s = format!(
+        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-",
+        u32_at(&g, 0),
+        u16_at(&g, 4),
+        u16_at(&g, 6),
+        g[8],
+        g[9]
+    );
+    for x in &g[10..] {
+        s.push_str(&format!("{x:02x}"));
+    }
+    s
+}
+
 /// `len` bytes at `off`, if they all lie inside `b`.
 pub fn slice(b: &[u8], off: usize, len: usize) -> Option<&[u8]> {
     b.get(off..off.checked_add(len)?)

@@ -5,7 +5,7 @@
 //! bytes, whichever container it is written into and whenever it runs.
 
 /// 100-nanosecond intervals between 1601-01-01 (FILETIME's epoch) and 1970-01-01.
-const FILETIME_UNIX_EPOCH: u64 = 116_444_736_000_000_000;
+pub const FILETIME_UNIX_EPOCH: u64 = 116_444_736_000_000_000;
 
 /// Now (or `SOURCE_DATE_EPOCH`) as a FILETIME: 100 ns intervals since 1601-01-01 UTC.
 pub fn filetime_now() -> u64 {

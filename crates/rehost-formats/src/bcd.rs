@@ -105,8 +105,7 @@ fn u32_at(b: &[u8], o: usize) -> Option<u32> {
 }
 
 fn guid_at(b: &[u8], o: usize) -> Option<String> {
-    let a: [u8; 16] = b.get(o..o + 16)?.try_into().ok()?;
-    Some(uuid::Uuid::from_bytes_le(a).to_string())
+    rehost_core::le::slice(b, o, 16).map(|g| rehost_core::le::guid(g, 0))
 }
 
 /// A partition descriptor starting at `p`: type 6 and length 0x48 at `p + 8`.

@@ -12,9 +12,7 @@ pub const MAX_ARRAY: u64 = 4 << 20;
 
 /// A GUID as Windows prints it, from its mixed-endian on-disk form.
 pub fn guid(b: &[u8]) -> String {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[..16]);
-    uuid::Uuid::from_bytes_le(a).to_string()
+    rehost_core::le::guid(b, 0)
 }
 
 /// A checked GPT header.

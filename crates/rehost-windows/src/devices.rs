@@ -22,9 +22,8 @@ pub fn decode(bytes: &[u8]) -> MountedData {
         };
     }
     if bytes.len() == 24 && &bytes[..8] == b"DMIO:ID:" {
-        let g: [u8; 16] = bytes[8..24].try_into().unwrap_or_default();
         return MountedData::Gpt {
-            partition: uuid::Uuid::from_bytes_le(g).to_string(),
+            partition: rehost_core::le::guid(bytes, 8),
         };
     }
     let units: Vec<u16> = bytes

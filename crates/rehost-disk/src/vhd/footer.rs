@@ -88,5 +88,5 @@ impl Footer {
 /// A VHD GUID as Windows prints it. VHD stores GUIDs in the order Windows keeps them in
 /// memory, so the first three fields are little-endian.
 pub fn guid(b: &[u8; 16]) -> String {
-    uuid::Uuid::from_bytes_le(*b).to_string()
+    rehost_core::le::guid(b, 0)
 }

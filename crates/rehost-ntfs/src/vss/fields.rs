@@ -1,27 +1,10 @@
 //! Field forms the VSS structures share: GUIDs and FILETIME stamps.
 
-use rehost_core::le::{array, u16_at, u32_at};
-
-/// A GUID at `off` as Windows prints it (lower case, no braces): its first three fields
-/// are stored little-endian, the last eight bytes as they stand.
-pub fn guid_at(b: &[u8], off: usize) -> String {
-    let g: [u8; 16] = array(b, off);
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:02x}{:02x}-{}",
-        u32_at(&g, 0),
-        u16_at(&g, 4),
-        u16_at(&g, 6),
-        g[8],
-        g[9],
-        g[10..]
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<String>()
-    )
-}
+/// A GUID at `off` as Windows prints it (lower case, no braces).
+pub use rehost_core::le::guid as guid_at;
 
 /// FILETIME ticks (100 ns) from 1601-01-01 to 1970-01-01.
-const UNIX_EPOCH_TICKS: u64 = 116_444_736_000_000_000;
+use rehost_core::time::FILETIME_UNIX_EPOCH as UNIX_EPOCH_TICKS;
 
 /// A FILETIME (100 ns ticks since 1601-01-01, UTC) as ISO 8601 in UTC with its seven
 /// fractional digits: `2013-12-03T06:35:09.7363787Z`. Times before 1970 are written too.
