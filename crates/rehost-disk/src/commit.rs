@@ -28,11 +28,12 @@
 //! where its locators find the parent (the same directory as the source, for relative
 //! locators).
 
+use super::ids::Ids;
 use super::journal;
 use super::lock::ImageLock;
 use super::plan::Plan;
 use super::sync::{self, Observer, Steps, WriteFile};
-use super::target::{Ids, Target};
+use super::target::Target;
 use super::undo::{self, Recovery};
 use super::{detect, DiskInfo, IoStats, OpenOptions, Overlay, ReadAt};
 use rehost_core::error::{Ctx, ErrorKind, Layer, Location, Result};

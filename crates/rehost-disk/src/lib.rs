@@ -36,6 +36,7 @@ mod cache;
 mod commit;
 mod detect;
 mod file;
+mod ids;
 mod inflate;
 pub mod journal;
 mod lock;
@@ -58,6 +59,7 @@ pub use detect::{
     MAX_CHAIN_DEPTH, SESSION_CACHE_BLOCKS,
 };
 pub use file::{HostFile, IoStats};
+pub use ids::Ids;
 pub use lock::ImageLock;
 pub use overlay::{Overlay, WindowMut, MAX_STAGED};
 pub use plan::{HostWrite, Phase, Plan};
