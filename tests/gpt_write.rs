@@ -215,3 +215,115 @@ fn fdisk_reads_a_4k_sector_table() {
         assert_eq!(row[2], q.last_lba.to_string(), "{out}");
     }
 }
+
+/// An MBR disk as Windows 7 setup lays it out (System Reserved, then Windows to the end
+/// but the last MiB), made by sfdisk; its volumes' first sectors say NTFS.
+fn win7_mbr(path: &Path, size: u64) {
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    let end = size / 512 - 2048;
+    let script = format!(
+        "label: dos\nlabel-id: 0x5cbea03e\nunit: sectors\n\
+         start=2048, size=204800, type=7, bootable\nstart=206848, size={}, type=7\n",
+        end - 206848
+    );
+    let mut child = Command::new("sfdisk")
+        .args(["-q", path.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    for lba in [2048u64, 206848] {
+        let mut vbr = [0u8; 512];
+        vbr[3..11].copy_from_slice(b"NTFS    ");
+        vbr[510..].copy_from_slice(&[0x55, 0xAA]);
+        f.write_all_at(&vbr, lba * 512).unwrap();
+    }
+}
+
+/// MBR to GPT on a file: scan, plan (System Reserved taken over; then growing the file),
+/// write; sgdisk calls it clean and lists the partitions at their old offsets.
+#[test]
+fn an_mbr_disk_planned_and_written_is_clean_gpt() {
+    use rehost::volume::gpt_plan::{plan, EspSource, Profile, Request};
+    if !common::have_tool("sgdisk") || !common::have_tool("sfdisk") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for reuse in [true, false] {
+        let path = dir.path().join(format!("win7-{reuse}.raw"));
+        let size = 2u64 << 30;
+        win7_mbr(&path, size);
+        let disk = rehost::disk::open(&path, &Default::default()).unwrap();
+        let ctx = Ctx::new("win7.raw", Layer::Volume);
+        let layout = rehost::volume::scan(disk.reader(), 512, &ctx).unwrap();
+        let req = Request {
+            disk_size: size,
+            esp_size: Profile::builtin().esp_size(512),
+            can_grow: true,
+            reuse_system_reserved: reuse,
+            install_volumes: vec![2],
+        };
+        let p = plan(&layout, &req).unwrap();
+        let want = if reuse {
+            EspSource::SystemReserved { volume: 1 }
+        } else {
+            EspSource::Grown
+        };
+        assert_eq!(p.esp_source, want, "{}", p.esp_reason);
+        drop(disk);
+        let mut sector0 = vec![0u8; 512];
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .read(true)
+            .open(&path)
+            .unwrap();
+        f.read_exact_at(&mut sector0, 0).unwrap();
+        f.set_len(p.disk_size).unwrap();
+        let s = build(
+            &p.table(Some(sector0.clone())),
+            &mut Ids::new(Some(3)),
+            &ctx,
+        )
+        .unwrap();
+        for (at, bytes) in &s.writes {
+            f.write_all_at(bytes, *at).unwrap();
+        }
+        let v = Command::new("sgdisk")
+            .arg("-v")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&v.stdout);
+        assert!(text.contains("No problems found"), "sgdisk -v: {text}");
+        let json: serde_json::Value = serde_json::from_slice(&common::run(
+            Command::new("sfdisk").arg("--json").arg(&path),
+        ))
+        .unwrap();
+        let starts: Vec<u64> = json["partitiontable"]["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["start"].as_u64().unwrap())
+            .collect();
+        if reuse {
+            assert_eq!(starts, [2048, 206848]);
+        } else {
+            assert_eq!(starts, [2048, 206848, size / 512 - 2048]);
+        }
+        let mut now = vec![0u8; 512];
+        f.read_exact_at(&mut now, 0).unwrap();
+        assert_eq!(
+            now[..444],
+            sector0[..444],
+            "boot code and disk signature kept"
+        );
+    }
+}

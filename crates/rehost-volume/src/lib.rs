@@ -22,6 +22,7 @@
 
 mod content;
 pub mod gpt;
+pub mod gpt_plan;
 pub mod gpt_write;
 pub mod mbr;
 
