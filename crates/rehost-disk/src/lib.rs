@@ -53,7 +53,9 @@ pub mod vhdx;
 pub mod vmdk;
 
 pub use cache::{BlockCache, BLOCK_SIZE};
-pub use commit::{open_for_write, CommitOptions, CommitReport, WriteOptions, WriteSession};
+pub use commit::{
+    open_for_write, refuse_growth, CommitOptions, CommitReport, WriteOptions, WriteSession,
+};
 pub use detect::{
     detect_format, open, open_container, parent_candidates, OpenOptions, ParentOpener,
     MAX_CHAIN_DEPTH, SESSION_CACHE_BLOCKS,

@@ -60,21 +60,72 @@ impl Target {
         )
     }
 
-    /// The host writes that store `extents` (sorted, disjoint virtual-disk extents);
-    /// `view` reads the disk as staged (for the rest of partly written sectors).
+    /// Refuses growing the disk to `new_size` bytes where the container cannot (the reason
+    /// says why and what would do it).
+    pub fn refuse_growth(&self, new_size: u64) -> Result<()> {
+        let info = self.container().info();
+        let ctx = rehost_core::Ctx::new(info.path.as_str(), rehost_core::Layer::File);
+        let why = match self {
+            Target::Raw(_) if new_size % 512 != 0 => {
+                Some(format!("{new_size} bytes is not a whole number of sectors"))
+            }
+            Target::Raw(_) => None,
+            Target::Vhd(v) => v.growth_refusal(new_size),
+            Target::Vhdx(_) => Some(
+                "rehost does not grow VHDX images yet (the metadata region's virtual disk \
+                 size and the BAT would change through the log): grow it first with \
+                 `qemu-img resize` or Hyper-V's Resize-VHD"
+                    .to_string(),
+            ),
+            Target::ReadOnly(_) => return self.refuse_write(),
+        };
+        match why {
+            Some(why) if new_size > self.size() => {
+                Err(ctx.refused("", format!("the disk cannot grow: {why}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The host writes that store `extents` (sorted, disjoint virtual-disk extents) on a
+    /// disk of `new_size` bytes (its size, or more when it was grown); `view` reads the disk
+    /// as staged (for the rest of partly written sectors).
     pub fn plan(
         &self,
         view: &dyn ReadAt,
         extents: &[(u64, Vec<u8>)],
         ids: &mut Ids,
+        new_size: u64,
     ) -> Result<Plan> {
+        self.refuse_growth(new_size)?;
         match self {
-            Target::Raw(r) => Ok(direct(Format::Raw, r.size(), extents)),
-            Target::Vhd(v) => v.plan(view, extents),
+            Target::Raw(r) => Ok(grown_raw(direct(Format::Raw, r.size(), extents), new_size)),
+            Target::Vhd(v) => v.plan(view, extents, new_size),
             Target::Vhdx(v) => v.plan(view, extents, ids),
             Target::ReadOnly(_) => self.refuse_write().map(|()| Plan::empty(Format::Raw, 0)),
         }
     }
+}
+
+/// A raw image's plan for a disk of `new_size` bytes: the file's length set first.
+fn grown_raw(mut plan: Plan, new_size: u64) -> Plan {
+    if new_size <= plan.file_len {
+        return plan;
+    }
+    plan.notes.push(format!(
+        "the disk grows from {} to {new_size} bytes (the file's length)",
+        plan.file_len
+    ));
+    plan.new_len = new_size;
+    match plan.phases.first_mut() {
+        Some(p) => p.set_len = Some(new_size),
+        None => plan.phases.push(Phase {
+            name: "grow",
+            set_len: Some(new_size),
+            writes: Vec::new(),
+        }),
+    }
+    plan
 }
 
 /// The plan of a container that stores the disk at offset 0 of the file.
