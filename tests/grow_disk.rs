@@ -3,9 +3,9 @@
 //! MiB) converted to GPT with its EFI system partition in space added at the end. The
 //! container then has the new size (qemu-img info), its GPT is what `sgdisk -v` calls clean,
 //! the ESP is what `fsck.vfat -n` finds nothing to repair in, the volumes' bytes are
-//! unchanged, and undo gives back the original file, size and SHA-256. A VHDX, and a
-//! dynamic VHD whose table has no room, are refused with their reasons and left as they
-//! were.
+//! unchanged, and undo gives back the original file, size and SHA-256 (raw, fixed and
+//! dynamic VHD, dynamic and fixed VHDX, which `qemu-img check` also calls clean). A dynamic
+//! VHD whose table has no room is refused with its reason and left as it was.
 
 mod common;
 
@@ -148,6 +148,9 @@ fn grown_gpt_disks_check_clean_and_undo_restores_them() {
         ("raw", ""),
         ("vpc", "subformat=fixed,force_size=on"),
         ("vpc", "subformat=dynamic,force_size=on"),
+        ("vhdx", "subformat=dynamic"),
+        ("vhdx", "subformat=dynamic,block_size=1M"),
+        ("vhdx", "subformat=fixed"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let image = make(dir.path(), fmt, opts, size);
@@ -171,6 +174,13 @@ fn grown_gpt_disks_check_clean_and_undo_restores_them() {
         assert!(c.notes.iter().any(|n| n.contains("grows")), "{:?}", c.notes);
         assert_eq!(virtual_size(&image, fmt), new_size, "{fmt} {opts}");
         assert_eq!(new_size, size + 100 * MIB);
+        if fmt == "vhdx" {
+            common::run(
+                Command::new("qemu-img")
+                    .args(["check", "-f", "vhdx"])
+                    .arg(&image),
+            );
+        }
         let raw = dir.path().join("after.raw");
         to_raw(&image, fmt, &raw);
         let v = Command::new("sgdisk").arg("-v").arg(&raw).output().unwrap();
@@ -236,7 +246,6 @@ fn containers_that_cannot_grow_are_refused_and_untouched() {
         return;
     }
     for (fmt, opts, size, why) in [
-        ("vhdx", "subformat=dynamic", 300 * MIB, "does not grow VHDX"),
         // 256 MiB of 2 MiB blocks: a BAT of 128 entries fills its one sector.
         (
             "vpc",
@@ -258,4 +267,17 @@ fn containers_that_cannot_grow_are_refused_and_untouched() {
         assert_eq!(common::sha256_file(&image), before);
         assert!(!disk::journal::journal_path(&image).exists());
     }
+    let dir = tempfile::tempdir().unwrap();
+    let image = make(dir.path(), "raw", "", 128 * MIB);
+    let img = Image::open_staged(&image, Mode::InPlace).unwrap();
+    let e = img.grow(1000).unwrap_err().to_string();
+    assert!(e.contains("not a whole number of sectors"), "{e}");
+    assert_eq!(img.disk_size(), 128 * MIB);
+    let e = img.write_outside(MIB, &[0; 512]).unwrap_err().to_string();
+    assert!(e.contains("reach into volume 1"), "{e}");
+    let e = img
+        .write_outside(128 * MIB, &[0; 512])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("past the end"), "{e}");
 }

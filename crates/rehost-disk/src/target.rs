@@ -71,12 +71,7 @@ impl Target {
             }
             Target::Raw(_) => None,
             Target::Vhd(v) => v.growth_refusal(new_size),
-            Target::Vhdx(_) => Some(
-                "rehost does not grow VHDX images yet (the metadata region's virtual disk \
-                 size and the BAT would change through the log): grow it first with \
-                 `qemu-img resize` or Hyper-V's Resize-VHD"
-                    .to_string(),
-            ),
+            Target::Vhdx(v) => v.growth_refusal(new_size),
             Target::ReadOnly(_) => return self.refuse_write(),
         };
         match why {
@@ -101,7 +96,7 @@ impl Target {
         match self {
             Target::Raw(r) => Ok(grown_raw(direct(Format::Raw, r.size(), extents), new_size)),
             Target::Vhd(v) => v.plan(view, extents, new_size),
-            Target::Vhdx(v) => v.plan(view, extents, ids),
+            Target::Vhdx(v) => v.plan(view, extents, ids, new_size),
             Target::ReadOnly(_) => self.refuse_write().map(|()| Plan::empty(Format::Raw, 0)),
         }
     }
