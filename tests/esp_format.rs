@@ -182,3 +182,43 @@ fn sizes_fat32_cannot_hold_are_refused_with_nothing_written() {
     o.label = "LABEL TOO LONG".into();
     assert!(format(d, &o, &ctx()).is_err());
 }
+
+/// Sizes around the smallest FAT32 volume (about 32.5 MiB at 512-byte sectors, 256.5 MiB
+/// at 4 KiB): each is refused or formatted as FAT32 that fsck.vfat calls clean.
+#[test]
+fn sizes_around_the_smallest_fat32_volume() {
+    if !common::have_tool("fsck.vfat") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut refused, mut made) = (0, 0);
+    for (ss, base) in [(512u32, 32u64 << 20), (4096, 256 << 20)] {
+        for k in 0..6u64 {
+            let size = base + k * (ss as u64 * 64) + (k % 2) * ss as u64;
+            let img = dir.path().join("edge.img");
+            let d = dev(&img, size);
+            match format(d.clone(), &opts(ss), &ctx()) {
+                Err(e) => {
+                    assert!(e.to_string().contains("FAT32 needs"), "{e}");
+                    refused += 1;
+                }
+                Ok(f) => {
+                    assert_eq!(f.cluster_size, ss, "{size}");
+                    assert_eq!(Fat::open(d, ctx()).unwrap().fat_type(), Content::Fat32);
+                    let out = Command::new("fsck.vfat")
+                        .arg("-n")
+                        .arg(&img)
+                        .output()
+                        .unwrap();
+                    assert!(
+                        out.status.success(),
+                        "{size}: {}",
+                        String::from_utf8_lossy(&out.stdout)
+                    );
+                    made += 1;
+                }
+            }
+        }
+    }
+    assert!(refused > 0 && made > 0, "{refused} refused, {made} made");
+}

@@ -169,6 +169,29 @@ fn grown_gpt_disks_check_clean_and_undo_restores_them() {
             "{fmt} {opts}: dry run wrote"
         );
 
+        // Into a new image: the source stays as it was, the new one has the new size.
+        let copy = dir.path().join(format!("copy.{fmt}"));
+        let (_, _, img) = convert(&image, Mode::Output(copy.clone())).unwrap();
+        img.finish().unwrap().commit.expect("written");
+        assert_eq!(
+            common::sha256_file(&image),
+            before,
+            "{fmt} {opts}: source written"
+        );
+        assert_eq!(
+            virtual_size(&copy, fmt),
+            size + 100 * MIB,
+            "{fmt} {opts}: new image"
+        );
+        if fmt == "vhdx" {
+            common::run(
+                Command::new("qemu-img")
+                    .args(["check", "-f", "vhdx"])
+                    .arg(&copy),
+            );
+        }
+        std::fs::remove_file(&copy).unwrap();
+
         let (new_size, esp_at, img) = convert(&image, Mode::InPlace).unwrap();
         let c = img.finish().unwrap().commit.expect("committed");
         assert!(c.notes.iter().any(|n| n.contains("grows")), "{:?}", c.notes);

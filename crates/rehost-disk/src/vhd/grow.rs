@@ -110,7 +110,7 @@ impl Vhd {
         for e in d.bat.iter().filter(|e| **e != u32::MAX) {
             consider(u64::from(*e) * SECTOR);
         }
-        (after - start) / 4
+        after.saturating_sub(start) / 4
     }
 
     /// The writes of a fixed VHD grown from its current size to `new_size`: the footer at

@@ -154,7 +154,12 @@ pub(super) fn place(
         return Err(Refusal::TooManyPartitions(entries.len()));
     }
 
-    let new_last_usable = new_sectors - backup - 1;
+    let Some(new_last_usable) = new_sectors.checked_sub(backup + 1) else {
+        return Err(Refusal::NoRoomForBackup {
+            last_lba: end_used.unwrap_or(0),
+            last_usable: 0,
+        });
+    };
     let msr_sectors = profile.msr.mib * align;
     let esp_end = entries
         .iter()

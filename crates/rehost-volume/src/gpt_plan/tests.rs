@@ -383,3 +383,49 @@ fn refusals_say_why() {
     assert!(matches!(e, Refusal::Type(1, 0x42, _)));
     assert!(e.to_string().contains("dynamic disk"), "{e}");
 }
+
+/// Random layouts (any types, offsets, sizes, flags, disk sizes): the planner never panics,
+/// and every plan it gives is one the writer accepts.
+#[test]
+fn random_layouts_never_panic_and_plans_are_writable() {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let kinds = [0x07u8, 0x0C, 0x27, 0xEF, 0x42, 0x12, 0x83, 0x00, 0xEE];
+    let mut planned = 0;
+    for _ in 0..3000 {
+        let ss = if next() % 4 == 0 { 4096 } else { 512 };
+        let disk_sectors = next() % (1 << (next() % 40 + 1)) + 1;
+        let n = (next() % 4) as u32;
+        let parts: Vec<P> = (0..n)
+            .map(|i| {
+                let start = next() % (disk_sectors + 10);
+                let len = next() % (disk_sectors / 2 + 2);
+                let content = [NTFS, FAT, Content::Unknown][(next() % 3) as usize];
+                let kind = kinds[(next() % kinds.len() as u64) as usize];
+                (i + 1, kind, start, len, next() % 2 == 0, i >= 4, content)
+            })
+            .collect();
+        let l = layout(ss, &parts);
+        let mut r = req(
+            disk_sectors * ss as u64,
+            ss,
+            next() % 2 == 0,
+            next() % 2 == 0,
+            &[1],
+        );
+        if next() % 5 == 0 {
+            r.esp_size = next() % (1 << 30);
+        }
+        if let Ok(p) = plan(&l, &r) {
+            writable(&p);
+            assert!(p.disk_size >= r.disk_size / ss as u64 * ss as u64);
+            planned += 1;
+        }
+    }
+    assert!(planned > 300, "only {planned} layouts planned");
+}

@@ -246,3 +246,40 @@ fn a_partition_may_fill_the_usable_range_exactly() {
     assert_eq!(s.writes.last().unwrap().0, (64 << 20) - 512);
     assert_eq!(s.writes[3].0, (64 << 20) - 33 * 512);
 }
+
+/// Random tables: built or refused, never a panic; what is built reads back.
+#[test]
+fn random_tables_never_panic() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut built = 0;
+    for _ in 0..2000 {
+        let ss = [512u32, 4096, 1024][(next() % 3) as usize];
+        let size = next() % (1 << (next() % 36 + 1));
+        let n = next() % 5;
+        let sectors = size / ss as u64 + 1;
+        let parts = (0..n)
+            .map(|_| {
+                let first = next() % sectors;
+                let mut p = part(first, first + next() % (sectors / 2 + 1), BASIC, "p");
+                p.attributes = next();
+                p
+            })
+            .collect();
+        let t = table(size, ss, parts);
+        if let Ok(s) = build_seeded(&t) {
+            built += 1;
+            if t.disk_size <= 64 << 20 {
+                let disk = written(&t, &s);
+                let layout = scan(disk as Arc<dyn ReadAt>, ss, &ctx()).unwrap();
+                assert_eq!(layout.volumes.len(), t.partitions.len());
+            }
+        }
+    }
+    assert!(built > 100, "only {built} tables built");
+}
