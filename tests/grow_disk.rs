@@ -163,6 +163,7 @@ fn grown_gpt_disks_check_clean_and_undo_restores_them() {
         let (_, _, img) = convert(&image, Mode::DryRun).unwrap();
         let out = img.finish().unwrap();
         assert!(out.commit.is_none() && out.staged_bytes > 100 * MIB / 100);
+        assert_eq!(out.grown_to, Some(size + 100 * MIB));
         assert_eq!(
             common::sha256_file(&image),
             before,
@@ -303,4 +304,17 @@ fn containers_that_cannot_grow_are_refused_and_untouched() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("past the end"), "{e}");
+    // Growth alone, nothing written: still committed, and undone.
+    let before = common::sha256_file(&image);
+    assert_eq!(img.grow(MIB).unwrap(), 129 * MIB);
+    let c = img
+        .finish()
+        .unwrap()
+        .commit
+        .expect("the growth is committed");
+    assert_eq!((c.len_before, c.len_after), (128 * MIB, 129 * MIB));
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 129 * MIB);
+    disk::undo(&image, None).unwrap();
+    assert_eq!(common::sha256_file(&image), before);
+    assert_eq!(std::fs::metadata(&image).unwrap().len(), 128 * MIB);
 }

@@ -562,10 +562,17 @@ impl Image {
         Outcome {
             staged_extents: extents.len(),
             staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
+            grown_to: self.grown_to(),
             commit: None,
             recovered,
             shadow_copies: self.shadow_copies_written(),
         }
+    }
+
+    /// The disk's new size, if it was grown.
+    fn grown_to(&self) -> Option<u64> {
+        let o = &self.staging.as_ref()?.overlay;
+        (o.grown_by() > 0).then(|| o.size())
     }
 
     fn recovered(&self) -> Option<String> {
@@ -588,6 +595,7 @@ impl Image {
     fn end(self, commit: bool) -> Result<Outcome> {
         let recovered = self.recovered();
         let shadow_copies = self.shadow_copies_written();
+        let grown_to = self.grown_to();
         let Some(staging) = self.staging else {
             return Err(self.ctx.invalid("the image was opened read-only"));
         };
@@ -597,13 +605,14 @@ impl Image {
         let commit = match (staging.session, &staging.mode) {
             _ if !commit => None,
             (None, _) | (_, Mode::DryRun) => None,
-            (Some(_), Mode::InPlace) if extents.is_empty() => None,
+            (Some(_), Mode::InPlace) if extents.is_empty() && grown_to.is_none() => None,
             (Some(s), Mode::InPlace) => Some(s.commit(&opts)?),
             (Some(s), Mode::Output(p)) => Some(s.commit_to(p, &opts)?),
         };
         Ok(Outcome {
             staged_extents: extents.len(),
             staged_bytes,
+            grown_to,
             commit,
             recovered,
             shadow_copies,
