@@ -318,3 +318,123 @@ fn containers_that_cannot_grow_are_refused_and_untouched() {
     assert_eq!(common::sha256_file(&image), before);
     assert_eq!(std::fs::metadata(&image).unwrap().len(), 128 * MIB);
 }
+
+/// A commit that grows the disk, stopped before each of its steps (a panic from the commit's
+/// observer, in this process): opening the image for writing again leaves it with its old
+/// bytes and length (rolled back) or those of the complete commit (stopped after its journal
+/// said so, and then undone to the old ones), in every container that grows.
+#[test]
+fn a_growth_interrupted_at_any_step_rolls_back() {
+    if !common::have_tool("qemu-img") {
+        return;
+    }
+    let size = 16 * MIB;
+    // The stops are panics of this test's own: not worth a message each.
+    let quiet = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<&str>() != Some(&"stopped") {
+            quiet(info);
+        }
+    }));
+    for (fmt, opts) in [
+        ("raw", ""),
+        ("vpc", "subformat=fixed,force_size=on"),
+        ("vpc", "subformat=dynamic,force_size=on"),
+        ("vhdx", "subformat=dynamic,block_size=1M"),
+        ("vhdx", "subformat=fixed,block_size=1M"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("src.raw");
+        std::fs::write(&raw, common::pattern(size as usize, 3)).unwrap();
+        let image = if fmt == "raw" {
+            raw
+        } else {
+            let out = dir.path().join(format!("disk.{fmt}"));
+            common::run(
+                Command::new("qemu-img")
+                    .args(["convert", "-f", "raw", "-O", fmt, "-o", opts])
+                    .arg(&raw)
+                    .arg(&out),
+            );
+            out
+        };
+        let before = common::sha256_file(&image);
+        let len = std::fs::metadata(&image).unwrap().len();
+        let new = common::pattern(70_000, 4);
+        let stage = |path: &Path| {
+            let s = disk::open_for_write(path, &disk::WriteOptions::in_place()).unwrap();
+            s.grow(size + 3 * MIB).unwrap();
+            use rehost::disk::WriteAt;
+            s.overlay().write_at(size + MIB + 512, &new).unwrap();
+            s.overlay().write_at(4096, &new[..512]).unwrap();
+            s
+        };
+        // The complete commit, on a copy.
+        let done = dir.path().join(format!("done.{fmt}"));
+        std::fs::copy(&image, &done).unwrap();
+        let commit = disk::CommitOptions {
+            observer: None,
+            seed: Some(1),
+        };
+        stage(&done).commit(&commit).unwrap();
+        let after = (
+            std::fs::metadata(&done).unwrap().len(),
+            common::sha256_file(&done),
+        );
+        let (mut stopped, mut rolled_back) = (0, 0);
+        for at in 0.. {
+            let s = stage(&image);
+            let observer = move |step: &disk::Step| {
+                if step.number == at {
+                    panic!("stopped");
+                }
+            };
+            let commit = disk::CommitOptions {
+                observer: Some(&observer),
+                seed: Some(1),
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.commit(&commit)));
+            match r {
+                Ok(done) => {
+                    done.unwrap();
+                    break;
+                }
+                Err(_) => stopped += 1,
+            }
+            // Opening for writing rolls an interrupted commit back; one stopped after its
+            // journal said complete stays committed.
+            drop(disk::open_for_write(&image, &disk::WriteOptions::in_place()).unwrap());
+            let now = (
+                std::fs::metadata(&image).unwrap().len(),
+                common::sha256_file(&image),
+            );
+            if now == (len, before.clone()) {
+                rolled_back += 1;
+                continue;
+            }
+            assert_eq!(now, after, "{fmt} {opts}: step {at} left neither image");
+            disk::undo(&image, None).unwrap();
+            assert_eq!(common::sha256_file(&image), before, "{fmt} {opts}: undo");
+        }
+        assert_eq!(
+            (
+                std::fs::metadata(&image).unwrap().len(),
+                common::sha256_file(&image)
+            ),
+            after
+        );
+        assert!(
+            rolled_back > 3,
+            "{fmt}: {rolled_back} of {stopped} stops rolled back"
+        );
+        let d = disk::open(&image, &Default::default()).unwrap();
+        assert_eq!(d.size(), size + 3 * MIB);
+        let mut got = vec![0u8; new.len()];
+        d.reader().read_at(size + MIB + 512, &mut got).unwrap();
+        assert!(got == new);
+        eprintln!(
+            "{fmt} {opts}: stopped at each of {stopped} steps: {rolled_back} rolled back, \
+             the others complete (and undone)"
+        );
+    }
+}
