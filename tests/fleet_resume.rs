@@ -165,3 +165,38 @@ fn an_image_fixed_before_its_outcome_was_recorded_is_not_fixed_again() {
     assert_eq!(undo.status.code(), Some(0), "{undo:?}");
     assert_eq!(common::sha256_file(image), original);
 }
+
+#[test]
+fn a_target_profile_changed_under_its_name_is_not_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = &fleet(dir.path(), 1)[0];
+    let ledger = dir.path().join("ledger.db");
+    // The same name, another machine: kvm-sata's profile with an AMD processor.
+    let profiles = dir.path().join("profiles");
+    std::fs::create_dir(&profiles).unwrap();
+    let text = std::fs::read_to_string(common::root().join("profiles/targets/kvm-sata.toml"))
+        .unwrap()
+        .replace("cpu_vendor = \"any\"", "cpu_vendor = \"amd\"");
+    std::fs::write(profiles.join("kvm-sata.toml"), text).unwrap();
+    let check = |profiles: Option<&Path>| {
+        let mut cmd = rehost();
+        cmd.args(["check", "--jsonl", "-t", "kvm-sata", "--resume", "--ledger"])
+            .arg(&ledger)
+            .arg(image);
+        if let Some(p) = profiles {
+            cmd.arg("--profiles").arg(p);
+        }
+        let out = cmd.output().unwrap();
+        assert!(matches!(out.status.code(), Some(0 | 3)), "{out:?}");
+        lines(&out).len()
+    };
+    assert_eq!(check(None), 1, "first run: checked");
+    assert_eq!(check(None), 0, "the same profile: resumed");
+    assert_eq!(
+        check(Some(&profiles)),
+        1,
+        "a profile changed under its name: checked again"
+    );
+    assert_eq!(check(Some(&profiles)), 0, "then resumed");
+    assert_eq!(outcomes(&ledger), 2);
+}

@@ -1,6 +1,7 @@
 //! Fleets at scale: a manifest whose bad rows are reported on their rows while the rest is
 //! done, directory and standard-input inputs, the ledger beside the JSON lines, a busy
-//! image, and no progress drawn on a pipe.
+//! image (locked by this test, and by another rehost process writing it: the second process
+//! says so at once and does the rest), and no progress drawn on a pipe.
 
 mod common;
 
@@ -255,4 +256,118 @@ fn an_image_locked_by_another_process_is_busy_and_the_fleet_goes_on() {
     let l = lines(&out);
     assert_eq!(l.len(), 1);
     assert_eq!(l[0]["committed"], true, "{}", l[0]);
+}
+
+#[test]
+fn a_second_rehost_process_finds_the_image_busy_at_once_and_the_fleet_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let images = copies(d, &["ws2019-override", "ws2019-xen"]);
+    // The first rehost writes ws2019-override in place: it takes the image's lock when it
+    // opens it, then reads the file to put from a FIFO, which blocks until this test
+    // writes the file and closes the FIFO.
+    let fifo = d.join("file.fifo");
+    common::run(Command::new("mkfifo").arg(&fifo));
+    let mut first = rehost()
+        .arg("put")
+        .arg(&images[0])
+        .arg(&fifo)
+        .args(["/rehost-test.txt", "--in-place"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The FIFO opens for writing once the first process opened it for reading: it holds
+    // the lock then. (Not blocking: a first process that failed would hang the test.)
+    let opened = std::time::Instant::now();
+    let mut writer = loop {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+        {
+            Ok(f) => break f,
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if let Some(status) = first.try_wait().unwrap() {
+                    panic!("the first rehost ended before it read the file: {status}");
+                }
+                assert!(opened.elapsed() < std::time::Duration::from_secs(60));
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("{}: {e}", fifo.display()),
+        }
+    };
+    let ledger = d.join("ledger.db");
+    let started = std::time::Instant::now();
+    let mut second = rehost()
+        .args(["fix", "--in-place", "--jsonl", "-t", "kvm-sata", "--ledger"])
+        .arg(&ledger)
+        .args(&images)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // It does not wait for the lock: it is done well within a minute (about a second).
+    while second.try_wait().unwrap().is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(60) {
+            second.kill().unwrap();
+            panic!("the second rehost waited for the image's lock");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = second.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let l = lines(&out);
+    let busy = by_image(&l, images[0].to_str().unwrap())[0];
+    assert!(
+        errors(busy).contains("locked by another rehost process"),
+        "{busy}"
+    );
+    let other = by_image(&l, images[1].to_str().unwrap())[0];
+    assert_eq!(other["committed"], true, "the rest is done: {other}");
+    let db = rusqlite::Connection::open(&ledger).unwrap();
+    let status = |image: &Path| -> String {
+        db.query_row(
+            "SELECT status FROM outcomes WHERE image = ?1 ORDER BY id DESC",
+            [image.to_str().unwrap()],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(status(&images[0]), "busy");
+    assert_eq!(status(&images[1]), "ok");
+    // The first process finishes its write, untroubled.
+    writer.write_all(b"written by the first process\n").unwrap();
+    drop(writer);
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cat = rehost()
+        .arg("cat")
+        .arg(&images[0])
+        .arg("/rehost-test.txt")
+        .output()
+        .unwrap();
+    assert_eq!(cat.stdout, b"written by the first process\n");
+    // Then --resume fixes the image that was busy, and only it.
+    let out = rehost()
+        .args([
+            "fix",
+            "--in-place",
+            "--jsonl",
+            "-t",
+            "kvm-sata",
+            "--resume",
+            "--ledger",
+        ])
+        .arg(&ledger)
+        .args(&images)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let l = lines(&out);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(l[0]["image"], images[0].to_str().unwrap());
+    assert_eq!(l[0]["committed"], true, "{}", l[0]);
+    assert_eq!(status(&images[0]), "ok");
 }

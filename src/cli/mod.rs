@@ -3,14 +3,18 @@
 
 mod cat;
 mod check;
+mod convert;
 mod fix;
 mod fleet;
 mod image;
 mod inspect;
+mod ledger;
 mod ls;
 mod progress;
 mod reg;
+mod report;
 mod scale;
+mod shell;
 mod targets;
 mod undo;
 mod volumes;
@@ -21,7 +25,7 @@ use std::path::PathBuf;
 
 /// Open Windows disk images offline: read them, tell whether they boot, fix what stops them.
 #[derive(Parser)]
-#[command(name = "rehost", version, about, long_about = None)]
+#[command(name = "rehost", version, about, long_about = None, after_help = shell::exit_codes())]
 struct Cli {
     /// Print, on stderr, the bytes read from the image files (inspect, check, fix, volumes,
     /// ls, cat; the other commands refuse it).
@@ -157,6 +161,12 @@ enum Command {
         #[command(flatten)]
         fleet: scale::FleetArgs,
     },
+    /// Work on fleet ledgers (the SQLite databases --ledger writes): merge the ledgers of
+    /// a fleet's shards into one.
+    Ledger {
+        #[command(subcommand)]
+        command: ledger::LedgerCommand,
+    },
     /// List the target profiles `check` knows, one line each.
     Targets {
         /// A directory of target profiles (*.toml) over the built-in ones.
@@ -225,6 +235,48 @@ enum Command {
         #[command(flatten)]
         mode: write::WriteMode,
     },
+    /// Copy a virtual disk into a new image of another format (raw, VHD fixed or dynamic,
+    /// VHDX), from any format rehost reads (raw, VHD, VHDX, VMDK, qcow2, with their
+    /// chains). Blocks that read as zeros stay holes; the new image is read back and
+    /// compared before it gets its name, and an existing file is never written over.
+    Convert {
+        /// The image to copy.
+        input: PathBuf,
+        /// The new image (its extension names the format: .raw, .img, .vhd, .vhdx).
+        output: PathBuf,
+        /// The new image's format: raw, vhd (dynamic), vhd-fixed, vhdx (dynamic).
+        #[arg(long, short = 'O')]
+        output_format: Option<String>,
+    },
+    /// Read fleet ledgers (`--ledger`) back: verdicts by target, the Windows versions,
+    /// findings by rule, predicted STOP codes, fix outcomes, time and bytes read per image,
+    /// and each image's latest outcome; as a table, CSV, JSON, or a self-contained HTML page.
+    Report {
+        /// Ledgers: several (a sharded run's) read as one, an image's newest outcome winning.
+        #[arg(required = true)]
+        ledgers: Vec<PathBuf>,
+        /// The command reported on (default: that of the latest run in the ledgers).
+        #[arg(long, value_parser = ["inspect", "check", "fix"])]
+        command: Option<String>,
+        /// Print it as a table, CSV (a row per install and target) or JSON.
+        #[arg(long, value_enum, default_value = "table")]
+        format: report::Format,
+        /// Write a self-contained HTML page here instead (no network needed to view it).
+        #[arg(long, conflicts_with = "format")]
+        html: Option<PathBuf>,
+    },
+    /// Print a completion script for a shell on standard output (for bash:
+    /// `rehost completions bash > /etc/bash_completion.d/rehost`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (`rehost.1`, `rehost-check.1`, ...) into a directory (for
+    /// `man -M` or a `man1` folder on the MANPATH).
+    Man {
+        /// The directory, made if it does not exist.
+        dir: PathBuf,
+    },
 }
 
 /// A usage error found after parsing (a missing write mode, a rule name that does not
@@ -250,6 +302,7 @@ fn takes_stats(c: &Command) -> bool {
             | Command::Check { .. }
             | Command::Fix { .. }
             | Command::Cat { .. }
+            | Command::Convert { .. }
     )
 }
 
@@ -401,7 +454,11 @@ pub fn main() -> i32 {
                     )
                     .into());
                 }
-                let first = items[0].image().to_path_buf();
+                // A shard may hold none of the rows.
+                let first = items
+                    .first()
+                    .map(|i| i.image().to_path_buf())
+                    .unwrap_or_default();
                 let m = match mode.mode(&first) {
                     Ok(m) => Some(m),
                     // Each manifest row may give its own output.
@@ -475,6 +532,7 @@ pub fn main() -> i32 {
             stream,
         } => cat::run(image, path, *volume, stream, cli.stats),
         Command::Reg { command } => reg::run(command),
+        Command::Ledger { command } => ledger::run(command),
         Command::Undo { image } => undo::run(image),
         Command::Put {
             image,
@@ -513,6 +571,19 @@ pub fn main() -> i32 {
             };
             write::run(image, *volume, &op, mode)
         }
+        Command::Convert {
+            input,
+            output,
+            output_format,
+        } => convert::run(input, output, output_format.as_deref(), cli.stats),
+        Command::Report {
+            ledgers,
+            command,
+            format,
+            html,
+        } => report::run(ledgers, command.as_deref(), *format, html.as_deref()),
+        Command::Completions { shell } => shell::completions(*shell),
+        Command::Man { dir } => shell::man(dir),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,7 @@ use super::progress::Progress;
 use anyhow::Result;
 use rehost_fleet::execute::{self, Config, Ran};
 use rehost_fleet::input::{self, Item};
+use rehost_fleet::shard::{Origin, Shard};
 use rehost_fleet::work::Work;
 use rehost_fleet::Done;
 use std::path::PathBuf;
@@ -30,6 +31,15 @@ pub struct FleetArgs {
     /// No progress bar (it is drawn on stderr only when stderr is a terminal).
     #[arg(short, long)]
     pub quiet: bool,
+    /// Run only shard K of N (from 0): the rows whose name in the input (a manifest's
+    /// image cell, a path below a directory given, an argument as written) hashes to K.
+    /// N processes given the same input and --shard 0/N to N-1/N run every row once, each
+    /// with its own --ledger (`rehost ledger merge` combines them). Default: from a Slurm
+    /// array task (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX, and REHOST_SHARD_COUNT, which the Job must set to its
+    /// completions); --shard 0/1 runs every row there.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
 }
 
 impl FleetArgs {
@@ -39,6 +49,24 @@ impl FleetArgs {
         let items = input::gather(images, self.manifest.as_deref(), std::io::stdin().lock())?;
         if items.is_empty() {
             return Err(super::Usage("no images: none given, found or listed".into()).into());
+        }
+        let (shard, origin) = match self.shard {
+            Some(s) => (s, "--shard"),
+            None => match Shard::from_env(|k| std::env::var(k).ok()) {
+                Ok(Some((s, Origin::Slurm))) => (s, "Slurm array task"),
+                Ok(Some((s, Origin::Kubernetes))) => (s, "Kubernetes Indexed Job"),
+                Ok(None) => return Ok(items),
+                Err(e) => return Err(super::Usage(e.to_string()).into()),
+            },
+        };
+        let total = items.len();
+        let items = shard.select(items);
+        if !self.quiet {
+            eprintln!(
+                "rehost: shard {shard} ({origin}): {} of {total} row{}",
+                items.len(),
+                if total == 1 { "" } else { "s" }
+            );
         }
         Ok(items)
     }

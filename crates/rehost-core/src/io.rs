@@ -24,6 +24,31 @@ pub trait ReadAt: Send + Sync {
 
     /// The size of the device in bytes.
     fn size(&self) -> u64;
+
+    /// The parts of the device that may hold bytes other than zeros, as sorted, disjoint
+    /// `(offset, length)` ranges; `None` when the device cannot tell (then any byte may).
+    /// A container answers from its allocation table, so that a copy of a mostly empty
+    /// disk skips what was never written without reading it.
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        Ok(None)
+    }
+}
+
+/// `ranges` sorted, with overlapping and touching ranges joined.
+pub fn merge_ranges(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.retain(|r| r.1 > 0);
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (o, l) in ranges {
+        match out.last_mut() {
+            Some(last) if o <= last.0.saturating_add(last.1) => {
+                let end = last.0.saturating_add(last.1).max(o.saturating_add(l));
+                last.1 = end - last.0;
+            }
+            _ => out.push((o, l)),
+        }
+    }
+    out
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
@@ -32,6 +57,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     }
     fn size(&self) -> u64 {
         (**self).size()
+    }
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        (**self).allocated()
     }
 }
 
@@ -42,6 +70,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Box<T> {
     fn size(&self) -> u64 {
         (**self).size()
     }
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        (**self).allocated()
+    }
 }
 
 impl<T: ReadAt + ?Sized> ReadAt for &T {
@@ -50,6 +81,9 @@ impl<T: ReadAt + ?Sized> ReadAt for &T {
     }
     fn size(&self) -> u64 {
         (**self).size()
+    }
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        (**self).allocated()
     }
 }
 

@@ -6,6 +6,7 @@
 //!   adapters for crates that want `Read + Seek`.
 //! - [`entry`]: what a file system's directory listing says.
 //! - [`names`]: names from input checked to stay inside the directory they are joined to.
+//! - [`time`]: the time stamped on what rehost writes (`SOURCE_DATE_EPOCH` honoured).
 //!
 //! ```
 //! use rehost_core::io::{Memory, ReadAt};
@@ -24,5 +25,6 @@ pub mod error;
 pub mod io;
 pub mod le;
 pub mod names;
+pub mod time;
 
 pub use error::{Ctx, Error, ErrorKind, Layer, Located, Location, Result};

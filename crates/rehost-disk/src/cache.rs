@@ -220,6 +220,10 @@ impl<D: ReadAt> ReadAt for BlockCache<D> {
     fn size(&self) -> u64 {
         self.inner.size()
     }
+
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        self.inner.allocated()
+    }
 }
 
 #[cfg(test)]

@@ -347,6 +347,45 @@ pub fn refuse_growth(path: &Path, new_size: u64) -> Result<()> {
     detect::open_target(path, &OpenOptions::default(), IoStats::new())?.refuse_growth(new_size)
 }
 
+impl WriteSession {
+    /// Writes the disk as staged into a new image of another format at `new` (which must
+    /// not exist): the source as it is with the staged extents over it, copied block by
+    /// block (see [`crate::create`]), read back and compared. The source is not written.
+    pub fn convert_to(
+        self,
+        new: &Path,
+        format: crate::NewFormat,
+        opts: &CommitOptions,
+    ) -> Result<CommitReport> {
+        let extents = self.overlay.extents();
+        let len_before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        let created = crate::create(
+            self.overlay.as_ref(),
+            new,
+            format,
+            &crate::CreateOptions { seed: opts.seed },
+        )?;
+        Ok(CommitReport {
+            path: created.path,
+            staged_extents: extents.len(),
+            staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
+            host_writes: created.blocks_written as usize,
+            bytes_written: created.bytes_written,
+            len_before,
+            len_after: created.file_len,
+            journal: None,
+            journal_bytes: 0,
+            steps: 0,
+            notes: vec![format!(
+                "written as a {format} from the {} source: {} of {} blocks hold data",
+                self.info().format,
+                created.blocks_written,
+                created.blocks
+            )],
+        })
+    }
+}
+
 /// Reads every staged extent back from `path` through a fresh, uncached reader.
 fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
     let opts = OpenOptions {

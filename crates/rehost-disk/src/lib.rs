@@ -34,6 +34,7 @@
 
 mod cache;
 mod commit;
+pub mod create;
 mod detect;
 mod file;
 mod ids;
@@ -56,6 +57,7 @@ pub use cache::{BlockCache, BLOCK_SIZE};
 pub use commit::{
     open_for_write, refuse_growth, CommitOptions, CommitReport, WriteOptions, WriteSession,
 };
+pub use create::{create, CreateOptions, CreateReport, NewFormat};
 pub use detect::{
     detect_format, open, open_container, parent_candidates, OpenOptions, ParentOpener,
     MAX_CHAIN_DEPTH, SESSION_CACHE_BLOCKS,
@@ -211,6 +213,9 @@ impl ReadAt for Disk {
     }
     fn size(&self) -> u64 {
         self.reader.size()
+    }
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        self.reader.allocated()
     }
 }
 

@@ -119,6 +119,16 @@ impl ReadAt for Overlay {
     fn size(&self) -> u64 {
         self.base.size().max(self.grown.load(Ordering::Relaxed))
     }
+
+    /// What the disk below has, and every staged extent.
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        let Some(mut ranges) = self.base.allocated()? else {
+            return Ok(None);
+        };
+        let map = self.extents.read().unwrap_or_else(|p| p.into_inner());
+        ranges.extend(map.iter().map(|(o, b)| (*o, b.len() as u64)));
+        Ok(Some(rehost_core::io::merge_ranges(ranges)))
+    }
 }
 
 impl WriteAt for Overlay {

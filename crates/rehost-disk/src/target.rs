@@ -49,9 +49,8 @@ impl Target {
                 "",
                 format!(
                     "rehost reads {} images but does not write them (in place or as a new {} \
-                 image) yet: convert it first, with `qemu-img convert -f {} -O vhdx {name} \
-                 {}.vhdx` (or `-O raw`), and write into the copy",
-                    info.format,
+                 image) yet: write the result as a new image of another format instead, \
+                 `--output {}.vhdx` (or .vhd, .raw), which converts and writes in one pass",
                     info.format,
                     info.format,
                     stem.display()
@@ -151,6 +150,9 @@ impl ReadAt for Target {
     }
     fn size(&self) -> u64 {
         self.container().size()
+    }
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        self.container().allocated()
     }
 }
 

@@ -230,7 +230,7 @@ impl<W: Work> One<'_, W> {
             },
         };
         let _ = tx.send(Outcome {
-            row: done.index,
+            row: item.index,
             source: item.source.clone(),
             image: done.image.display().to_string(),
             options,

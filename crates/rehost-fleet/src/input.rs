@@ -60,23 +60,53 @@ pub struct Item {
     pub row: Row,
     /// Why it cannot be run, if it cannot.
     pub problem: Option<String>,
+    /// Its position in the whole input, from 0 (the ledger's `row`), whatever shard runs it.
+    pub index: usize,
+    /// The name its input gave the image, relative to that input's own root: an argument
+    /// or a line of standard input as written, a manifest's `image` cell as written (or
+    /// `line N` for a row without one), a found file's path below the directory searched.
+    /// Every shard of a run reads the same input and so gives each row the same key,
+    /// wherever the shared storage is mounted ([`crate::shard`]).
+    pub key: String,
 }
 
 impl Item {
-    fn new(source: String, image: PathBuf) -> Item {
+    fn new(source: String, image: PathBuf, key: &Path) -> Item {
         Item {
             source,
+            key: key_of(key),
             row: Row {
                 image,
                 ..Row::default()
             },
-            problem: None,
+            ..Item::default()
         }
     }
 
     /// The image.
     pub fn image(&self) -> &Path {
         &self.row.image
+    }
+}
+
+/// A path as a shard key: its components joined by `/`, without `.` components or
+/// repeated separators (`./a//b.vhd` is `a/b.vhd`); `..` is kept as written.
+fn key_of(p: &Path) -> String {
+    use std::path::Component;
+    let mut parts: Vec<String> = Vec::new();
+    let mut absolute = false;
+    for c in p.components() {
+        match c {
+            Component::RootDir => absolute = true,
+            Component::CurDir => {}
+            c => parts.push(c.as_os_str().to_string_lossy().into_owned()),
+        }
+    }
+    let joined = parts.join("/");
+    if absolute {
+        format!("/{joined}")
+    } else {
+        joined
     }
 }
 
@@ -149,9 +179,10 @@ pub fn manifest(path: &Path) -> Result<Vec<Item>> {
                 continue;
             }
             let source = format!("{name} line {}", n + 1);
+            let key = format!("line {}", n + 1);
             items.push(match serde_json::from_str::<Row>(line) {
-                Ok(row) => row_item(source, row, &base),
-                Err(e) => bad(source, e),
+                Ok(row) => row_item(source, row, &base, key),
+                Err(e) => bad(source, e, key),
             });
         }
         return Ok(items);
@@ -180,9 +211,10 @@ pub fn manifest(path: &Path) -> Result<Vec<Item>> {
             Err(e) => (e.position().map_or(0, |p| p.line()), Err(e.to_string())),
         };
         let source = format!("{name} line {line}");
+        let key = format!("line {line}");
         items.push(match row {
-            Ok(row) => row_item(source, blank_is_none(row), &base),
-            Err(e) => bad(source, e),
+            Ok(row) => row_item(source, blank_is_none(row), &base, key),
+            Err(e) => bad(source, e, key),
         });
     }
     Ok(items)
@@ -196,31 +228,36 @@ fn blank_is_none(mut row: Row) -> Row {
     row
 }
 
-fn bad(source: String, e: impl std::fmt::Display) -> Item {
+/// A manifest row that cannot be read; `key` names its line.
+fn bad(source: String, e: impl std::fmt::Display, key: String) -> Item {
     Item {
         problem: Some(format!("{source}: cannot be read: {e}")),
         source,
+        key,
         ..Item::default()
     }
 }
 
-/// A manifest row with its relative paths taken from the manifest's folder.
-fn row_item(source: String, mut row: Row, base: &Path) -> Item {
+/// A manifest row with its relative paths taken from the manifest's folder; its key is
+/// its image as written (`line_key`, its line, when it has none).
+fn row_item(source: String, mut row: Row, base: &Path, line_key: String) -> Item {
     let rel = |p: &mut PathBuf| {
         if p.is_relative() {
             *p = base.join(&*p);
         }
     };
     if row.image.as_os_str().is_empty() {
-        return bad(source, "no image");
+        return bad(source, "no image", line_key);
     }
+    let key = key_of(&row.image);
     rel(&mut row.image);
     row.drivers.as_mut().map(rel);
     row.output.as_mut().map(rel);
     Item {
         source,
         row,
-        problem: None,
+        key,
+        ..Item::default()
     }
 }
 
@@ -242,7 +279,8 @@ pub fn gather(
                     .map_err(|e| Ctx::new("standard input", Layer::Fleet).invalid(e.to_string()))?;
                 if !line.trim().is_empty() {
                     let source = format!("standard input line {}", l + 1);
-                    items.push(Item::new(source, PathBuf::from(line.trim_end())));
+                    let image = PathBuf::from(line.trim_end());
+                    items.push(Item::new(source, image.clone(), &image));
                 }
             }
         } else if a.is_dir() {
@@ -251,13 +289,19 @@ pub fn gather(
                 Ctx::new(a.display().to_string(), Layer::Fleet).invalid(e.to_string())
             })?;
             let source = format!("directory {}", a.display());
-            items.extend(found.into_iter().map(|p| Item::new(source.clone(), p)));
+            items.extend(found.into_iter().map(|p| {
+                let below = p.strip_prefix(a).unwrap_or(&p).to_path_buf();
+                Item::new(source.clone(), p, &below)
+            }));
         } else {
-            items.push(Item::new(format!("argument {}", n + 1), a.clone()));
+            items.push(Item::new(format!("argument {}", n + 1), a.clone(), a));
         }
     }
     if let Some(m) = manifest_path {
         items.extend(manifest(m)?);
+    }
+    for (i, item) in items.iter_mut().enumerate() {
+        item.index = i;
     }
     mark(&mut items);
     Ok(items)

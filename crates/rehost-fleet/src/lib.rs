@@ -32,6 +32,7 @@
 
 pub mod execute;
 pub mod input;
+pub mod shard;
 pub mod work;
 
 use rayon::prelude::*;

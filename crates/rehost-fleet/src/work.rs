@@ -160,6 +160,16 @@ fn row_options(base: &FixOptions, item: &Item) -> std::result::Result<FixOptions
     Ok(o)
 }
 
+/// A target in canonical JSON: its name and a digest of its whole definition, so that a
+/// profile of the same name changed (`--profiles`) is not taken for the one an outcome in
+/// the ledger was judged against.
+fn target_json(t: &Target) -> Value {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{t:?}").as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    json!({"name": t.name, "definition": hex})
+}
+
 /// The canonical JSON of fix options.
 fn options_json(o: &FixOptions) -> Value {
     let sorted = |v: &[String]| {
@@ -223,9 +233,9 @@ impl Work for Check {
             None => self.targets.clone(),
         };
         let opts = row_options(&self.options, item)?;
-        let mut names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-        names.sort();
-        let canonical = json!({"targets": names, "fix": options_json(&opts)});
+        let mut named: Vec<Value> = targets.iter().map(target_json).collect();
+        named.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        let canonical = json!({"targets": named, "fix": options_json(&opts)});
         Ok(((targets, opts), canonical))
     }
     fn run(&self, (targets, opts): &Self::Job, image: &Path) -> Result<CheckReport> {
@@ -295,7 +305,7 @@ impl Work for Fix {
             Mode::Output(p) => json!({"output": p.display().to_string()}),
         };
         let canonical = json!({
-            "target": t.name,
+            "target": target_json(&t),
             "mode": mode_json,
             "force": self.force,
             "fix": options_json(&opts),

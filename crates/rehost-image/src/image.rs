@@ -607,7 +607,13 @@ impl Image {
             (None, _) | (_, Mode::DryRun) => None,
             (Some(_), Mode::InPlace) if extents.is_empty() && grown_to.is_none() => None,
             (Some(s), Mode::InPlace) => Some(s.commit(&opts)?),
-            (Some(s), Mode::Output(p)) => Some(s.commit_to(p, &opts)?),
+            // An output whose extension names another container format is a conversion.
+            (Some(s), Mode::Output(p)) => Some(
+                match disk::NewFormat::from_path(p).filter(|f| f.format() != s.info().format) {
+                    Some(format) => s.convert_to(p, format, &opts)?,
+                    None => s.commit_to(p, &opts)?,
+                },
+            ),
         };
         Ok(Outcome {
             staged_extents: extents.len(),

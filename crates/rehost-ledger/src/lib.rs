@@ -16,7 +16,9 @@
 #![warn(missing_docs)]
 
 pub mod identity;
+pub mod merge;
 pub mod record;
+pub mod report;
 pub mod schema;
 pub mod writer;
 

@@ -55,14 +55,7 @@ pub struct Editor {
     pub(super) minor: u32,
 }
 
-/// The current time as a FILETIME (100 ns since 1601).
-pub fn filetime_now() -> u64 {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() / 100)
-        .unwrap_or(0) as u64;
-    unix + 116_444_736_000_000_000
-}
+pub use rehost_core::time::filetime_now;
 
 impl Editor {
     /// Opens a whole hive file for editing. A dirty hive is refused: replay its logs first.

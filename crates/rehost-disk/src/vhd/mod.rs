@@ -8,7 +8,7 @@
 //! (differencing). The specification makes the bitmap authoritative for both, and so does
 //! this reader.
 
-mod footer;
+pub(crate) mod footer;
 mod grow;
 mod header;
 mod write;
@@ -170,6 +170,29 @@ impl ReadAt for Vhd {
 
     fn size(&self) -> u64 {
         self.footer.current_size
+    }
+
+    /// A dynamic or differencing disk's blocks in its BAT (and its parent's); a fixed
+    /// disk cannot tell.
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        let Some(d) = &self.dynamic else {
+            return Ok(None);
+        };
+        let mut ranges = match &d.parent {
+            Some(p) => match p.allocated()? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+            None => Vec::new(),
+        };
+        let (bs, size) = (u64::from(d.header.block_size), self.footer.current_size);
+        for (block, entry) in d.bat.iter().enumerate() {
+            let at = block as u64 * bs;
+            if *entry != u32::MAX && at < size {
+                ranges.push((at, bs.min(size - at)));
+            }
+        }
+        Ok(Some(rehost_core::io::merge_ranges(ranges)))
     }
 }
 

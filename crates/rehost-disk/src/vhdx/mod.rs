@@ -133,6 +133,30 @@ impl ReadAt for Vhdx {
     fn size(&self) -> u64 {
         self.info.virtual_size
     }
+
+    /// The payload blocks the BAT has present (and, for a differencing disk, what its
+    /// parent has).
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        let mut ranges = match &self.parent {
+            Some(p) => match p.allocated()? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+            None => Vec::new(),
+        };
+        let (bs, size) = (self.bat.block_size, self.info.virtual_size);
+        for block in 0..self.bat.payload_blocks {
+            let present = self
+                .bat
+                .payload(block)
+                .is_some_and(|e| matches!(e.state, bat::FULLY_PRESENT | bat::PARTIALLY_PRESENT));
+            let at = block * bs;
+            if present && at < size {
+                ranges.push((at, bs.min(size - at)));
+            }
+        }
+        Ok(Some(rehost_core::io::merge_ranges(ranges)))
+    }
 }
 
 impl Container for Vhdx {

@@ -103,14 +103,7 @@ pub fn standard_information(
     b
 }
 
-/// The current time as a FILETIME (100 ns since 1601).
-pub fn filetime_now() -> u64 {
-    let unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64 / 100)
-        .unwrap_or(0);
-    unix + 116_444_736_000_000_000
-}
+pub use rehost_core::time::filetime_now;
 
 /// Checks a name Windows could create: 1 to 255 UTF-16 units, not `.` or `..`, none of
 /// `"*/:<>?\|` nor control characters, not ending in a space or a dot, not a device name

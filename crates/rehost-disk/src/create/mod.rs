@@ -1,0 +1,305 @@
+//! New images made from a virtual disk: raw, VHD (fixed or dynamic) and VHDX (dynamic),
+//! whatever the source's container, and with the staged writes of a [`crate::Overlay`]
+//! applied on the way when the source is one (a fix written as a new image of another
+//! format).
+//!
+//! The source is read block by block, in the new image's own block size; a block that
+//! reads as zeros is left a hole (unallocated in VHD and VHDX, a sparse hole in a raw
+//! file), so a disk's free space costs nothing in the copy. The image is written under a
+//! temporary name beside the output, flushed, renamed into place and its directory
+//! flushed: the output appears whole or not at all, and an existing file is never written
+//! over. Then it is opened again by this crate's own reader and every block compared with
+//! the source.
+
+mod raw;
+mod vhd;
+mod vhdx;
+
+use crate::ids::Ids;
+use crate::ReadAt;
+use rehost_core::error::{Ctx, Layer, Result};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The format of a new image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewFormat {
+    /// A raw image, sparse where the disk reads as zeros.
+    Raw,
+    /// A fixed VHD: the disk, then a 512-byte footer (what Azure takes).
+    VhdFixed,
+    /// A dynamic VHD with 2 MiB blocks.
+    VhdDynamic,
+    /// A dynamic VHDX with 32 MiB blocks (Hyper-V's default).
+    Vhdx,
+}
+
+impl NewFormat {
+    /// The format named `name` (`raw`, `vhd` or `vhd-dynamic`, `vhd-fixed`, `vhdx`).
+    pub fn from_name(name: &str) -> Option<NewFormat> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "raw" | "img" => NewFormat::Raw,
+            "vhd" | "vhd-dynamic" | "vpc" => NewFormat::VhdDynamic,
+            "vhd-fixed" => NewFormat::VhdFixed,
+            "vhdx" => NewFormat::Vhdx,
+            _ => return None,
+        })
+    }
+
+    /// The format a file name's extension asks for (`.raw`, `.img`, `.vhd`, `.vhdx`).
+    pub fn from_path(path: &Path) -> Option<NewFormat> {
+        let ext = path.extension()?.to_str()?;
+        NewFormat::from_name(ext).filter(|_| !ext.eq_ignore_ascii_case("vpc"))
+    }
+
+    /// The names `from_name` takes, for messages.
+    pub const NAMES: &'static str = "raw, vhd (dynamic), vhd-fixed, vhdx";
+
+    /// The container format it is.
+    pub fn format(self) -> crate::Format {
+        match self {
+            NewFormat::Raw => crate::Format::Raw,
+            NewFormat::VhdFixed | NewFormat::VhdDynamic => crate::Format::Vhd,
+            NewFormat::Vhdx => crate::Format::Vhdx,
+        }
+    }
+}
+
+impl std::fmt::Display for NewFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NewFormat::Raw => "raw",
+            NewFormat::VhdFixed => "fixed VHD",
+            NewFormat::VhdDynamic => "dynamic VHD",
+            NewFormat::Vhdx => "dynamic VHDX",
+        })
+    }
+}
+
+/// How to make a new image.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CreateOptions {
+    /// Derive the new image's identifiers from this seed (reproducible bytes), instead of
+    /// the system's random source.
+    pub seed: Option<u64>,
+}
+
+/// What making a new image did.
+#[derive(Debug, Clone)]
+pub struct CreateReport {
+    /// The new image.
+    pub path: PathBuf,
+    /// Its format.
+    pub format: NewFormat,
+    /// The virtual disk's size.
+    pub virtual_size: u64,
+    /// Blocks of the new image's block size that hold data (the rest are holes).
+    pub blocks_written: u64,
+    /// Blocks in all.
+    pub blocks: u64,
+    /// Bytes written into the new file.
+    pub bytes_written: u64,
+    /// The new file's length.
+    pub file_len: u64,
+}
+
+/// The new image being written: its file, and the bytes written so far.
+struct Out<'a> {
+    file: File,
+    ctx: &'a Ctx,
+    written: u64,
+}
+
+impl Out<'_> {
+    fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all_at(data, offset)
+            .map_err(|e| self.ctx.io(offset, e))?;
+        self.written += data.len() as u64;
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> Result<()> {
+        self.file.set_len(len).map_err(|e| self.ctx.io(len, e))
+    }
+}
+
+/// Whether every byte of `b` is zero.
+fn is_zero(b: &[u8]) -> bool {
+    let mut words = b.chunks_exact(16);
+    words
+        .by_ref()
+        .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
+        && words.remainder().iter().all(|&x| x == 0)
+}
+
+/// The granularity of the holes left inside a block that holds data.
+const PIECE: usize = 64 << 10;
+
+/// Reads the source's blocks of `block` bytes in turn, skipping those its allocation map
+/// says were never written; calls `data` with the index and bytes of each that is not all
+/// zeros. Returns the blocks with data, and the number of blocks.
+fn each_block(
+    src: &dyn ReadAt,
+    block: u64,
+    mut data: impl FnMut(u64, &[u8]) -> Result<()>,
+) -> Result<(Vec<u64>, u64)> {
+    let size = src.size();
+    let blocks = size.div_ceil(block);
+    let allocated = src.allocated()?;
+    let mut ranges = allocated.as_deref().unwrap_or(&[]).iter().peekable();
+    let mut buf = vec![0u8; block.min(size.max(1)) as usize];
+    let mut with_data = Vec::new();
+    for k in 0..blocks {
+        let at = k * block;
+        let n = block.min(size - at) as usize;
+        if allocated.is_some() {
+            while ranges.next_if(|r| r.0.saturating_add(r.1) <= at).is_some() {}
+            if ranges.peek().is_none_or(|r| r.0 >= at + n as u64) {
+                continue;
+            }
+        }
+        src.read_at(at, &mut buf[..n])?;
+        if !is_zero(&buf[..n]) {
+            data(k, &buf[..n])?;
+            with_data.push(k);
+        }
+    }
+    Ok((with_data, blocks))
+}
+
+/// Writes the pieces of `data` that are not all zeros at `at` in the new file: the rest
+/// stay holes, which read as zeros.
+fn write_sparse(o: &mut Out, at: u64, data: &[u8]) -> Result<()> {
+    for (i, piece) in data.chunks(PIECE).enumerate() {
+        if !is_zero(piece) {
+            o.write(at + (i * PIECE) as u64, piece)?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes a new image of `format` at `out` (which must not exist) holding the virtual disk
+/// `src`, then reads it back through this crate's reader and compares it with `src`.
+pub fn create(
+    src: &dyn ReadAt,
+    out: &Path,
+    format: NewFormat,
+    opts: &CreateOptions,
+) -> Result<CreateReport> {
+    let ctx = Ctx::new(out.display().to_string(), Layer::File);
+    if std::fs::symlink_metadata(out).is_ok() {
+        return Err(ctx.invalid(
+            "the output exists; rehost never writes over it: remove it or choose another name",
+        ));
+    }
+    if let Some(dir) = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+    {
+        return Err(ctx.invalid(format!(
+            "there is no directory {} to write the new image in",
+            dir.display()
+        )));
+    }
+    let mut tmp = out.as_os_str().to_os_string();
+    tmp.push(".rehost-partial");
+    let tmp = PathBuf::from(tmp);
+    let tctx = Ctx::new(tmp.display().to_string(), Layer::File);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| tctx.io(0, e))?;
+    let mut o = Out {
+        file,
+        ctx: &tctx,
+        written: 0,
+    };
+    let mut ids = Ids::new(opts.seed);
+    let result = (|| {
+        let ((with_data, blocks), block) = match format {
+            NewFormat::Raw => (raw::write(src, &mut o)?, raw::BLOCK),
+            NewFormat::VhdFixed => (vhd::write_fixed(src, &mut o, &mut ids)?, vhd::BLOCK),
+            NewFormat::VhdDynamic => (vhd::write_dynamic(src, &mut o, &mut ids, &ctx)?, vhd::BLOCK),
+            NewFormat::Vhdx => (vhdx::write(src, &mut o, &mut ids, &ctx)?, vhdx::BLOCK),
+        };
+        o.file.sync_all().map_err(|e| tctx.io(0, e))?;
+        let file_len = o.file.metadata().map_err(|e| tctx.io(0, e))?.len();
+        verify(src, &tmp, format, &with_data, block)?;
+        std::fs::rename(&tmp, out).map_err(|e| ctx.io(0, e))?;
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| ctx.io(0, e))?;
+        }
+        Ok(CreateReport {
+            path: out.to_path_buf(),
+            format,
+            virtual_size: src.size(),
+            blocks_written: with_data.len() as u64,
+            blocks,
+            bytes_written: o.written,
+            file_len,
+        })
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads the new image at `path` through this crate's reader: the blocks that hold data
+/// must read as the source's, and its allocation map (where the format has one) must name
+/// no other block. The rest of a raw or fixed VHD file was never written: holes.
+fn verify(
+    src: &dyn ReadAt,
+    path: &Path,
+    format: NewFormat,
+    with_data: &[u64],
+    block: u64,
+) -> Result<()> {
+    let ctx = Ctx::new(path.display().to_string(), Layer::File);
+    let disk = crate::open(path, &crate::OpenOptions::default())?;
+    if disk.info().format != format.format() || disk.size() != src.size() {
+        return Err(ctx.corrupt(
+            0,
+            format!(
+                "the new image reads back as a {} disk of {} bytes, not a {} of {}",
+                disk.info().format,
+                disk.size(),
+                format.format(),
+                src.size()
+            ),
+        ));
+    }
+    let size = src.size();
+    let mut a = vec![0u8; block.min(size) as usize];
+    let mut b = a.clone();
+    for &k in with_data {
+        let at = k * block;
+        let n = block.min(size - at) as usize;
+        src.read_at(at, &mut a[..n])?;
+        disk.read_at(at, &mut b[..n])?;
+        if a[..n] != b[..n] {
+            return Err(ctx.corrupt(
+                at,
+                "the new image does not read back as the source: it is removed",
+            ));
+        }
+    }
+    if let Some(ranges) = disk.allocated()? {
+        for (o, l) in ranges {
+            let (first, last) = (o / block, (o + l - 1) / block);
+            if (first..=last).any(|k| with_data.binary_search(&k).is_err()) {
+                return Err(ctx.corrupt(
+                    o,
+                    "the new image's allocation table names a block that holds no data",
+                ));
+            }
+        }
+    }
+    Ok(())
+}

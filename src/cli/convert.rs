@@ -1,0 +1,55 @@
+//! `rehost convert`: a virtual disk copied into a new image of another container format,
+//! holes kept as holes, read back and compared before it is given its name.
+
+use super::image::human;
+use anyhow::Result;
+use rehost::disk::{self, NewFormat};
+use std::path::Path;
+
+/// The format of a new image: `--output-format`, else the output's extension.
+pub fn new_format(output: &Path, asked: Option<&str>) -> Result<NewFormat> {
+    match asked {
+        Some(name) => NewFormat::from_name(name).ok_or_else(|| {
+            anyhow::Error::new(super::Usage(format!(
+                "no output format {name:?}; rehost writes {}",
+                NewFormat::NAMES
+            )))
+        }),
+        None => NewFormat::from_path(output).ok_or_else(|| {
+            anyhow::Error::new(super::Usage(format!(
+                "{}: the extension does not say which format to write; name it .raw, .img, \
+                 .vhd or .vhdx, or give --output-format ({})",
+                output.display(),
+                NewFormat::NAMES
+            )))
+        }),
+    }
+}
+
+pub fn run(input: &Path, output: &Path, format: Option<&str>, stats: bool) -> Result<i32> {
+    let format = new_format(output, format)?;
+    let src = disk::open(input, &disk::OpenOptions::default())?;
+    let r = disk::create(&src, output, format, &disk::CreateOptions::default())?;
+    println!(
+        "{}: {} {} disk ({}) written as a {format}: {} of {} blocks hold data, {} written, \
+         the file is {}; read back and compared",
+        output.display(),
+        src.info().format,
+        human(r.virtual_size),
+        input.display(),
+        r.blocks_written,
+        r.blocks,
+        human(r.bytes_written),
+        human(r.file_len)
+    );
+    if stats {
+        let s = src.stats();
+        eprintln!(
+            "stats: read {} bytes in {} reads from {}",
+            s.bytes(),
+            s.reads(),
+            input.display()
+        );
+    }
+    Ok(0)
+}
