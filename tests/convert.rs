@@ -212,9 +212,6 @@ fn fix_into_another_format_equals_convert_then_fix_in_place() {
             .args(["check", "-t", target])
             .arg(&one)))
         .unwrap();
-        assert!(
-            check.contains(target) && check.contains("boots"),
-            "{check}"
-        );
+        assert!(check.contains(target) && check.contains("boots"), "{check}");
     }
 }

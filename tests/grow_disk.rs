@@ -133,6 +133,17 @@ fn convert(image: &Path, mode: Mode) -> rehost::Result<(u64, u64, Image)> {
     format(win.clone(), &opts, &ctx)?;
     let mut w = FatWriter::open(win, ctx)?;
     w.put("EFI/Boot/bootx64.efi", &common::pattern(300_000, 9))?;
+    // The staged disk scanned again: GPT, the two volumes and the ESP.
+    let staged = rehost::volume::scan(img.reader(), 512, &Ctx::new("disk", Layer::Volume))?;
+    assert_eq!(staged.partitioning, rehost::volume::Partitioning::Gpt);
+    let got: Vec<(u64, rehost::volume::Content)> = staged
+        .volumes
+        .iter()
+        .map(|v| (v.offset, v.content))
+        .collect();
+    use rehost::volume::Content::{Fat32, Ntfs};
+    assert_eq!(got, [(MIB, Ntfs), (101 * MIB, Ntfs), (at, Fat32)]);
+    assert_eq!(img.layout().partitioning, rehost::volume::Partitioning::Mbr);
     Ok((new_size, at, img))
 }
 

@@ -443,6 +443,17 @@ fn a_slurm_array_job_runs_each_image_once_as_one_process_would() {
     let out = merge(&dir.join("both.db"), &[single.clone(), merged.clone()]);
     ran("ledger merge of both", &out, &[0]);
 
+    // The fleet's report, from the merged ledger: its numbers (JSON, and the HTML page in
+    // headless Chromium, whose screenshot stays in the test's output folder) equal the
+    // ledger's, and it counts every image once and each bad row (the missing file, the
+    // duplicate) as a row of its own.
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("slurm-report");
+    for command in ["check", "fix"] {
+        let counts = common::report::check_report(&[merged.as_path()], command, &out_dir);
+        assert_eq!(counts["images"], IMAGES as u64 + 2, "{command}: {counts:?}");
+    }
+    lap("report checked");
+
     // Every fixed image checks as booting; the one that cannot be fixed says why.
     let out = rehost()
         .args(["check", "--jsonl", "-q", "-j", "2", "--manifest"])

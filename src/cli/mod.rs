@@ -336,6 +336,12 @@ struct FixArgs {
     /// first: the hibernated session is lost, and Windows starts afresh.
     #[arg(long)]
     discard_hibernation: bool,
+    /// Where a boot store exists but does not start the install (devices of another disk,
+    /// the other firmware's loader, no entry for it, bootmgr missing), write the boot files
+    /// new from the install's own \Windows\Boot, as bcdboot does, instead of editing the
+    /// store: its other entries are lost. Missing boot files are rebuilt without it.
+    #[arg(long)]
+    rebuild_boot: bool,
 }
 
 impl FixArgs {
@@ -348,6 +354,7 @@ impl FixArgs {
             skip: self.skip.clone(),
             accept_dirty_hive: self.accept_dirty_hive,
             discard_hibernation: self.discard_hibernation,
+            rebuild_boot: self.rebuild_boot,
             allow_shadow_copies: false,
         }
     }

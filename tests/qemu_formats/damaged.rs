@@ -259,8 +259,9 @@ fn writes_into_vmdk_and_qcow2_are_refused_with_the_conversion_and_the_file_is_un
         assert!(matches!(e.kind, ErrorKind::Refused(_)), "{e}");
         let msg = e.to_string();
         assert!(
-            msg.contains(&format!("does not write them (in place or as a new {fmt} image)"))
-                && msg.contains("--output")
+            msg.contains(&format!(
+                "does not write them (in place or as a new {fmt} image)"
+            )) && msg.contains("--output")
                 && msg.contains(".vhdx"),
             "{msg}"
         );

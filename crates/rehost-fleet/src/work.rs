@@ -192,6 +192,7 @@ fn options_json(o: &FixOptions) -> Value {
         "skip": sorted(&o.skip),
         "accept_dirty_hive": o.accept_dirty_hive,
         "discard_hibernation": o.discard_hibernation,
+        "rebuild_boot": o.rebuild_boot,
         "allow_shadow_copies": o.allow_shadow_copies,
     })
 }

@@ -240,6 +240,13 @@ pub fn objects(i: &Install) -> Vec<Object> {
 /// loader or resume identifier that is no GUID, or the same for both, and a partition
 /// identity that does not parse.
 pub fn store(i: &Install, timestamp: u64, ctx: &Ctx) -> Result<Vec<u8>> {
+    store_with(i, true, timestamp, ctx)
+}
+
+/// [`store`], with the memory tester's entry (`{memdiag}` and the boot manager's tools
+/// menu naming it) only when `memory_tester` says the system partition gets the tester
+/// (bcdboot adds it when the install's `\Windows\Boot` holds `memtest.exe` / `.efi`).
+pub fn store_with(i: &Install, memory_tester: bool, timestamp: u64, ctx: &Ctx) -> Result<Vec<u8>> {
     let (loader, resume) = (
         bcd_build::identifier(&i.loader),
         bcd_build::identifier(&i.resume),
@@ -272,5 +279,13 @@ pub fn store(i: &Install, timestamp: u64, ctx: &Ctx) -> Result<Vec<u8>> {
         path: i.firmware.store_path().into(),
         timestamp,
     };
-    bcd_build::write(&objects(&i), &file, ctx)
+    let mut all = objects(&i);
+    if !memory_tester {
+        all.retain(|o| o.id != ids::MEMDIAG);
+        for o in &mut all {
+            o.elements
+                .retain(|(c, _)| *c != bootmgr::TOOLS_DISPLAY_ORDER);
+        }
+    }
+    bcd_build::write(&all, &file, ctx)
 }

@@ -80,6 +80,9 @@ pub struct Image {
     allow_shadow_copies: bool,
     /// The volumes written (or, in a dry run, staged) that have shadow copies.
     shadow_copies: Mutex<Vec<ShadowCopiesWritten>>,
+    /// The primary partition made active by a staged write of the MBR's status bytes
+    /// ([`Image::set_active`]).
+    pub(crate) active: Mutex<Option<u32>>,
 }
 
 impl Image {
@@ -169,6 +172,7 @@ impl Image {
             counters,
             allow_shadow_copies: false,
             shadow_copies: Mutex::new(Vec::new()),
+            active: Mutex::new(None),
         })
     }
 
@@ -198,10 +202,25 @@ impl Image {
     }
 
     /// The partition layout, read when the image was opened. No writer of a session can
-    /// change it: the file systems' writers stay inside their volumes, and raw writes
-    /// ([`Image::write_raw`]) outside every volume are refused.
+    /// move a partition: the file systems' writers stay inside their volumes, raw writes
+    /// ([`Image::write_raw`]) outside every volume are refused, and the MBR's active flag
+    /// ([`Image::set_active`]) shows in [`Image::staged_layout`]. A new partition table
+    /// staged outside the volumes ([`Image::write_outside`], after [`Image::grow`]) is read
+    /// by scanning [`Image::reader`] again; this layout stays the one read at open.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The partition layout as the staged writes leave it: [`Image::layout`] with the
+    /// active flag [`Image::set_active`] staged, if any.
+    pub fn staged_layout(&self) -> Layout {
+        let mut l = self.layout.clone();
+        if let Some(a) = *self.active.lock().unwrap_or_else(|p| p.into_inner()) {
+            for v in &mut l.volumes {
+                v.bootable = v.index == a;
+            }
+        }
+        l
     }
 
     /// The image as the layers above read it: the disk, or for a staged image the
@@ -350,6 +369,10 @@ impl Image {
             })
             .collect();
         format!("the volumes are:\n{}", lines.join("\n"))
+    }
+
+    pub(crate) fn staging_overlay(&self) -> Result<Arc<Overlay>> {
+        Ok(self.staging()?.overlay.clone())
     }
 
     fn staging(&self) -> Result<&Staging> {

@@ -24,6 +24,7 @@
 
 pub use rehost_fat as fat;
 pub use rehost_ntfs as ntfs;
+mod active;
 mod image;
 pub mod staged;
 

@@ -6,6 +6,8 @@
 //! The fix, in [`fix`], repairs what it can of that.
 
 mod fix;
+mod rebuild;
+mod rebuild_nt5;
 pub use fix::fix;
 
 use super::finding::{Evidence, Finding};
@@ -18,6 +20,9 @@ use rehost_volume::ESP_TYPE;
 use rehost_windows::report::{BootEntry, BootStore};
 
 const ID: &str = "boot-config";
+
+/// The evidence data of a `not-active` finding that names the volume its fix makes active.
+const TO_BE_ACTIVE: &str = "to be made active";
 
 /// The head counts Windows 2000 / XP boot code accepts on any geometry.
 const GOOD_HEADS: [u16; 3] = [0x40, 0x80, 0xFF];
@@ -51,23 +56,62 @@ fn missing(volume: u32, path: &str, what: &str) -> Finding {
     .with(Evidence::file(volume, path, "missing"))
 }
 
-fn bios(s: &Subject, nt5: bool, out: &mut Out) {
-    let Some(active) = s.scene.layout.volumes.iter().find(|v| v.bootable) else {
-        out.findings.push(
-            Finding::new(
-                ID,
-                "not-active",
-                "no partition of the MBR disk is marked active",
-            )
-            .with(Evidence::fact("no active partition")),
-        );
-        return;
+/// The partition the fix makes active when none is: a primary one that holds the boot
+/// files already (a System Reserved partition that lost its flag), else the install's own
+/// volume when it is a primary partition (the boot files are then rebuilt there).
+fn system_candidate(s: &Subject, kind: &str, path: &str) -> Option<u32> {
+    let primary = |index: u32| {
+        s.scene
+            .volume(index)
+            .is_some_and(|v| !v.logical && (1..=4).contains(&v.index))
     };
-    let a = active.index;
+    let holds = s
+        .image
+        .boot_stores
+        .iter()
+        .filter(|b| b.kind == kind && b.path.eq_ignore_ascii_case(path) && primary(b.volume))
+        .map(|b| b.volume)
+        .find(|v| kind == "boot.ini" || s.scene.is_file(*v, "bootmgr"));
+    holds.or(Some(s.install.volume).filter(|v| primary(*v)))
+}
+
+fn bios(s: &Subject, nt5: bool, out: &mut Out) {
     let (kind, path) = if nt5 {
         ("boot.ini", "boot.ini")
     } else {
         ("bcd", "Boot/BCD")
+    };
+    let a = match s.scene.layout.volumes.iter().find(|v| v.bootable) {
+        Some(active) => active.index,
+        None => {
+            // The fix makes a partition active; the rest is checked as it will be then, so
+            // that the check shows every error the fix will meet.
+            let to = system_candidate(s, kind, path);
+            let mut f = Finding::new(
+                ID,
+                "not-active",
+                match to {
+                    Some(v) => format!(
+                        "no partition of the MBR disk is marked active (the fix makes volume \
+                         {v} active)"
+                    ),
+                    None => "no partition of the MBR disk is marked active".to_string(),
+                },
+            )
+            .with(Evidence::fact("no active partition"));
+            if let Some(v) = to {
+                f = f.with(Evidence {
+                    volume: Some(v),
+                    data: Some(TO_BE_ACTIVE.into()),
+                    ..Default::default()
+                });
+            }
+            out.findings.push(f);
+            match to {
+                Some(v) => v,
+                None => return,
+            }
+        }
     };
     let store = s
         .image
@@ -75,14 +119,49 @@ fn bios(s: &Subject, nt5: bool, out: &mut Out) {
         .iter()
         .find(|b| b.kind == kind && b.volume == a && b.path.eq_ignore_ascii_case(path));
     let Some(store) = store else {
-        out.findings.push(
-            Finding::new(
-                ID,
-                "no-store",
-                format!("the active partition (volume {a}) holds no {path}"),
+        let no_bootmgr = !nt5 && !s.scene.is_file(a, "bootmgr");
+        let message = if no_bootmgr {
+            let source = format!(
+                "{}\\Boot\\PCAT",
+                s.install.system_root.trim_end_matches('\\')
+            );
+            let how = if s.is_file(&format!("{source}\\bootmgr")) {
+                format!("fix rebuilds them from the install's own {source}, as bcdboot does")
+            } else {
+                format!("the install's {source} holds no bootmgr to rebuild them from")
+            };
+            format!(
+                "volume {a}, the partition the BIOS starts, holds neither bootmgr nor \\Boot\\BCD \
+                 (a System Reserved partition left behind?): {how}"
             )
-            .with(Evidence::file(a, path, "missing")),
-        );
+        } else if nt5 {
+            let lacks: Vec<String> = rebuild_nt5::loader_files()
+                .into_iter()
+                .filter_map(|l| rebuild_nt5::source(s, l).err())
+                .collect();
+            if lacks.is_empty() {
+                format!(
+                    "the active partition (volume {a}) holds no {path}: fix rebuilds it, ntldr \
+                     and NTDETECT.COM from the install's own copies"
+                )
+            } else {
+                format!(
+                    "the active partition (volume {a}) holds no {path}, and the install keeps \
+                     no copy of its loader files to rebuild them from (none of {})",
+                    lacks.join("; ")
+                )
+            }
+        } else {
+            format!(
+                "the active partition (volume {a}) holds no {path}: fix writes a new store \
+                 for the install, as bcdboot does"
+            )
+        };
+        let mut f = Finding::new(ID, "no-store", message).with(Evidence::file(a, path, "missing"));
+        if no_bootmgr {
+            f = f.with(Evidence::file(a, "bootmgr", "missing"));
+        }
+        out.findings.push(f);
         return;
     };
     if nt5 {
@@ -122,11 +201,20 @@ fn uefi(s: &Subject, out: &mut Out) {
         .iter()
         .find(|b| b.kind == "bcd" && b.volume == e && b.path.eq_ignore_ascii_case(path));
     let Some(store) = store else {
+        let source = format!(
+            "{}\\Boot\\EFI",
+            s.install.system_root.trim_end_matches('\\')
+        );
+        let how = if s.is_file(&format!("{source}\\bootmgfw.efi")) {
+            format!("fix rebuilds the boot files from the install's own {source}, as bcdboot does")
+        } else {
+            format!("the install's {source} holds no bootmgfw.efi to rebuild them from")
+        };
         out.findings.push(
             Finding::new(
                 ID,
                 "no-store",
-                format!("the EFI system partition (volume {e}) holds no {path}"),
+                format!("the EFI system partition (volume {e}) holds no {path}: {how}"),
             )
             .with(Evidence::file(e, path, "missing")),
         );

@@ -250,6 +250,93 @@ impl fmt::Display for NoHalSet {
     }
 }
 
+/// Why the boot files (the boot manager and a new store) cannot be rebuilt from the
+/// install's own `\Windows\Boot`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoBootFiles {
+    /// The install's `\Windows\Boot` lacks a file the boot needs (bootmgr, bootmgfw.efi).
+    Missing {
+        /// The volume of the install.
+        volume: u32,
+        /// The file's path there.
+        path: String,
+    },
+    /// No partition of the disk can be the one the firmware starts (the install's volume is
+    /// a logical partition of an MBR disk, and no primary partition is active).
+    NoSystemPartition {
+        /// The install's volume.
+        volume: u32,
+    },
+    /// A partition has no identity a store can name (no disk signature or GUID).
+    NoIdentity {
+        /// The volume.
+        volume: u32,
+    },
+    /// The folder holds more than rehost copies.
+    TooMuch {
+        /// The folder.
+        path: String,
+        /// What the limit is, in words.
+        limit: String,
+    },
+    /// The GPT disk has no EFI system partition to hold the boot files.
+    NoEsp,
+    /// The install's partition has no ARC number for a boot.ini entry to name.
+    NoArc {
+        /// The volume.
+        volume: u32,
+    },
+    /// A loader other than the boot manager is missing (the install's winload, ntldr).
+    Loader {
+        /// Its path.
+        path: String,
+    },
+    /// No entry of the store starts the install, and `--rebuild-boot` was not given.
+    NoEntry,
+}
+
+impl fmt::Display for NoBootFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoBootFiles::Missing { volume, path } => write!(
+                f,
+                "the install has no {path} on volume {volume} to rebuild the boot files from \
+                 (copy the file from the install's media; on Vista and later, bcdboot on the \
+                 running system rebuilds them)"
+            ),
+            NoBootFiles::NoSystemPartition { volume } => write!(
+                f,
+                "no partition is active and the install's volume {volume} is a logical \
+                 partition, which the BIOS boot code cannot start"
+            ),
+            NoBootFiles::NoIdentity { volume } => write!(
+                f,
+                "volume {volume} has no identity a BCD can name (no disk signature or GUID)"
+            ),
+            NoBootFiles::TooMuch { path, limit } => {
+                write!(f, "{path} holds more than rehost copies ({limit})")
+            }
+            NoBootFiles::Loader { path } => write!(
+                f,
+                "rehost does not rebuild {path}: it belongs to the install (repair the install \
+                 from its media)"
+            ),
+            NoBootFiles::NoEntry => f.write_str(
+                "no entry of the store starts the install: fix --rebuild-boot writes a new \
+                 store for it, as bcdboot does (the old store's entries are not kept)",
+            ),
+            NoBootFiles::NoArc { volume } => write!(
+                f,
+                "volume {volume} has no ARC partition number for a boot.ini entry to name"
+            ),
+            NoBootFiles::NoEsp => f.write_str(
+                "the GPT disk has no EFI system partition to rebuild the boot files on, and \
+                 rehost does not create one here",
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

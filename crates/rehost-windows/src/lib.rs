@@ -80,7 +80,7 @@ pub fn open_image(image: &Image) -> Result<Opened> {
     let started = std::time::Instant::now();
     let name = image.name().to_string();
     let ctx = Ctx::new(name.clone(), Layer::Windows);
-    let layout = image.layout().clone();
+    let layout = image.staged_layout();
     let d = image.disk();
     let mut errors: Vec<String> = layout.errors.clone();
     let mut volumes = Vec::new();

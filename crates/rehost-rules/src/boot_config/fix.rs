@@ -1,12 +1,16 @@
 //! The fix of `boot-config`: the boot.ini entry's ARC path, the BCD's device elements and
 //! loader path, the NTFS boot sector's head count (Windows 2000 / XP) and the UEFI
-//! fallback loader, each from the findings of its case.
+//! fallback loader, each from the findings of its case; the active flag and the boot files
+//! missing or rebuilt in [`missing`].
+
+mod missing;
 
 use super::ID;
 use crate::finding::Finding;
 use crate::fix::{reg, Change, FixOptions, Plan};
 use crate::subject::Subject;
 use crate::target::Target;
+use missing::{loader_missing, no_entry, no_store, not_active, rebuild_store, STORE_CASES};
 use rehost_core::error::{Layer, Result};
 use rehost_formats::bcd::{self, Device, PartitionRef, RawElement, BOOTMGR};
 use rehost_formats::bootini::{self, edit::Edit};
@@ -59,7 +63,7 @@ pub fn fix(
     s: &Subject,
     _t: &Target,
     findings: &[&Finding],
-    _o: &FixOptions,
+    o: &FixOptions,
     plan: &mut Plan,
 ) -> Result<()> {
     let of = |case: &str| -> Vec<&Finding> {
@@ -69,12 +73,21 @@ pub fn fix(
             .copied()
             .collect()
     };
-    bootini_arc(s, &of("bootini-arc"), plan);
-    let mut loaders = of("winload-firmware");
-    loaders.extend(of("other-loader"));
-    bcd_store(s, &of("bcd-device"), &loaders, plan)?;
+    not_active(s, &of("not-active"), plan);
+    no_store(s, &of("no-store"), plan)?;
+    let store_cases: Vec<&Finding> = STORE_CASES.iter().flat_map(|c| of(c)).collect();
+    if o.rebuild_boot && !s.nt5() && !store_cases.is_empty() {
+        rebuild_store(s, &store_cases, plan)?;
+    } else {
+        bootini_arc(s, &of("bootini-arc"), plan);
+        let mut loaders = of("winload-firmware");
+        loaders.extend(of("other-loader"));
+        bcd_store(s, &of("bcd-device"), &loaders, plan)?;
+        loader_missing(s, &of("loader-missing"), plan);
+        no_entry(&of("no-entry"), plan);
+        fallback(s, &of("no-fallback"), plan);
+    }
     ntfs_heads(s, &of("ntfs-heads"), plan)?;
-    fallback(s, &of("no-fallback"), plan);
     Ok(())
 }
 

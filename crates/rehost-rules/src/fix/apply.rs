@@ -26,7 +26,7 @@ pub struct Applied {
     pub why: String,
     /// The round of the fix that made it (1: from the first check).
     pub round: usize,
-    /// "registry", "boot.ini", "put", "rename" or "bytes".
+    /// "registry", "boot.ini", "put", "rename", "active" (the MBR's active flag) or "bytes".
     pub kind: &'static str,
     /// The hive, for a registry change.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -223,6 +223,18 @@ pub fn apply(
                     "rename",
                     Some(*volume),
                     Some(format!("{from} -> {to}")),
+                    None,
+                    None,
+                )
+            }
+            Change::Active { volume } => {
+                staged.set_active(*volume)?;
+                (
+                    "active",
+                    Some(*volume),
+                    Some(format!(
+                        "the MBR's status bytes: volume {volume} active, every other entry not"
+                    )),
                     None,
                     None,
                 )

@@ -38,6 +38,12 @@ pub struct FixOptions {
     /// ntfs-3g's `remove_hiberfile` deletes it): the hibernated session is lost, and
     /// Windows starts afresh on the new machine.
     pub discard_hibernation: bool,
+    /// Rebuild the boot files (the boot manager and a new store, as bcdboot makes them from
+    /// the install's own `\Windows\Boot`) where a store exists but does not start the
+    /// install (its devices, its loaders, no entry for it), instead of editing it: the old
+    /// store's other entries are not kept. Where there is no store at all, fix rebuilds the
+    /// boot files without being asked.
+    pub rebuild_boot: bool,
     /// Write in place into a volume that has Volume Shadow Copy snapshots (which the image
     /// session otherwise refuses); its snapshots become stale, and the report says so.
     pub allow_shadow_copies: bool,
@@ -93,6 +99,11 @@ pub enum Change {
         path: String,
         /// The edit.
         edit: rehost_formats::bootini::edit::Edit,
+    },
+    /// The MBR's active flag moved to a primary partition (the status bytes of sector 0).
+    Active {
+        /// The volume made active.
+        volume: u32,
     },
     /// Bytes written at an offset of the disk (a boot sector field).
     Bytes {
