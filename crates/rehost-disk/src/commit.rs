@@ -28,11 +28,12 @@
 //! where its locators find the parent (the same directory as the source, for relative
 //! locators).
 
+use super::ids::Ids;
 use super::journal;
 use super::lock::ImageLock;
 use super::plan::Plan;
 use super::sync::{self, Observer, Steps, WriteFile};
-use super::target::{Ids, Target};
+use super::target::Target;
 use super::undo::{self, Recovery};
 use super::{detect, DiskInfo, IoStats, OpenOptions, Overlay, ReadAt};
 use rehost_core::error::{Ctx, ErrorKind, Layer, Location, Result};
@@ -196,8 +197,22 @@ impl WriteSession {
     }
 
     fn plan_of(&self, extents: &[(u64, Vec<u8>)], opts: &CommitOptions) -> Result<Plan> {
-        self.target
-            .plan(&*self.overlay, extents, &mut Ids::new(opts.seed))
+        self.target.plan(
+            &*self.overlay,
+            extents,
+            &mut Ids::new(opts.seed),
+            self.overlay.size(),
+        )
+    }
+
+    /// Grows the virtual disk to `new_size` bytes, staged: the overlay reads zeros past the
+    /// old end until written, and the commit makes the container that size (a raw file's
+    /// length; a fixed VHD's footer moved; a dynamic VHD's footers, header and BAT), behind
+    /// the same journal, so that undo restores the old size and bytes. Refused where the
+    /// container cannot grow, with the reason.
+    pub fn grow(&self, new_size: u64) -> Result<()> {
+        self.target.refuse_growth(new_size)?;
+        self.overlay.grow_to(new_size)
     }
 
     fn report(&self, plan: &Plan, path: &Path, extents: &[(u64, Vec<u8>)]) -> CommitReport {
@@ -324,6 +339,12 @@ impl WriteSession {
         report.steps = steps.taken();
         Ok(report)
     }
+}
+
+/// Refuses growing the image at `path` to `new_size` bytes where its container cannot
+/// grow (what [`WriteSession::grow`] refuses), for a dry run that has no write session.
+pub fn refuse_growth(path: &Path, new_size: u64) -> Result<()> {
+    detect::open_target(path, &OpenOptions::default(), IoStats::new())?.refuse_growth(new_size)
 }
 
 impl WriteSession {

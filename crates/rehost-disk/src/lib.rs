@@ -37,6 +37,7 @@ mod commit;
 pub mod create;
 mod detect;
 mod file;
+mod ids;
 mod inflate;
 pub mod journal;
 mod lock;
@@ -53,13 +54,16 @@ pub mod vhdx;
 pub mod vmdk;
 
 pub use cache::{BlockCache, BLOCK_SIZE};
-pub use commit::{open_for_write, CommitOptions, CommitReport, WriteOptions, WriteSession};
+pub use commit::{
+    open_for_write, refuse_growth, CommitOptions, CommitReport, WriteOptions, WriteSession,
+};
 pub use create::{create, CreateOptions, CreateReport, NewFormat};
 pub use detect::{
     detect_format, open, open_container, parent_candidates, OpenOptions, ParentOpener,
     MAX_CHAIN_DEPTH, SESSION_CACHE_BLOCKS,
 };
 pub use file::{HostFile, IoStats};
+pub use ids::Ids;
 pub use lock::ImageLock;
 pub use overlay::{Overlay, WindowMut, MAX_STAGED};
 pub use plan::{HostWrite, Phase, Plan};

@@ -9,6 +9,7 @@
 use super::{ReadAt, WriteAt};
 use rehost_core::error::{Ctx, Layer, Result};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 /// Most bytes an overlay stages (a fix writes megabytes; this bounds a runaway writer).
@@ -18,6 +19,8 @@ pub const MAX_STAGED: u64 = 8 << 30;
 pub struct Overlay {
     base: Arc<dyn ReadAt>,
     extents: RwLock<BTreeMap<u64, Vec<u8>>>,
+    /// The disk's size once grown ([`Overlay::grow_to`]); 0 while it has the base's.
+    grown: AtomicU64,
     ctx: Ctx,
 }
 
@@ -27,8 +30,27 @@ impl Overlay {
         Overlay {
             base,
             extents: RwLock::new(BTreeMap::new()),
+            grown: AtomicU64::new(0),
             ctx: ctx.with_layer(Layer::Raw),
         }
+    }
+
+    /// Makes the disk `size` bytes long, staged like a write: the bytes past the base's end
+    /// read as zeros until written. The disk never shrinks here.
+    pub fn grow_to(&self, size: u64) -> Result<()> {
+        if size < self.size() {
+            return Err(self.ctx.invalid(format!(
+                "a disk of {} bytes is not grown to {size}: it would shrink",
+                self.size()
+            )));
+        }
+        self.grown.store(size, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes the disk was grown by (0: not grown).
+    pub fn grown_by(&self) -> u64 {
+        self.size() - self.base.size()
     }
 
     /// The device below, as it was before any staged write.
@@ -68,8 +90,16 @@ impl ReadAt for Overlay {
                 .ctx
                 .out_of_bounds(offset, buf.len() as u64, self.size()));
         }
-        self.base.read_at(offset, buf)?;
         let end = offset + buf.len() as u64;
+        // Past the base's end (a grown disk) the bytes are zeros until written.
+        let in_base = self
+            .base
+            .size()
+            .saturating_sub(offset)
+            .min(buf.len() as u64) as usize;
+        self.base
+            .read_at(offset.min(self.base.size()), &mut buf[..in_base])?;
+        buf[in_base..].fill(0);
         let map = self.extents.read().unwrap_or_else(|p| p.into_inner());
         // The extent that starts before `offset` may reach into the read.
         let first = map.range(..=offset).next_back().map(|(o, _)| *o);
@@ -87,7 +117,7 @@ impl ReadAt for Overlay {
     }
 
     fn size(&self) -> u64 {
-        self.base.size()
+        self.base.size().max(self.grown.load(Ordering::Relaxed))
     }
 
     /// What the disk below has, and every staged extent.
@@ -234,6 +264,27 @@ mod tests {
     fn overlay(n: usize) -> Overlay {
         let base: Vec<u8> = (0..n).map(|i| i as u8).collect();
         Overlay::new(Arc::new(Memory::new("m", base)), Ctx::new("m", Layer::Raw))
+    }
+
+    /// A grown disk reads zeros past the base's end until written there; it never shrinks.
+    #[test]
+    fn a_grown_disk_reads_zeros_past_the_base_and_takes_writes_there() {
+        let base = Arc::new(crate::Memory::new("g", vec![7u8; 1000]));
+        let ov = Overlay::new(base, Ctx::new("g", Layer::Raw));
+        assert!(ov.write_at(990, &[1; 20]).is_err());
+        ov.grow_to(1500).unwrap();
+        assert_eq!((ov.size(), ov.grown_by()), (1500, 500));
+        let mut b = vec![9u8; 20];
+        ov.read_at(990, &mut b).unwrap();
+        assert_eq!(b[..10], [7; 10]);
+        assert_eq!(b[10..], [0; 10]);
+        ov.write_at(995, &[1; 10]).unwrap();
+        ov.read_at(990, &mut b).unwrap();
+        assert_eq!(b, [[7u8; 5], [1; 5], [1; 5], [0; 5]].concat());
+        ov.read_at(1500, &mut []).unwrap();
+        assert!(ov.read_at(1490, &mut [0; 11]).is_err());
+        assert!(ov.grow_to(1200).is_err());
+        assert_eq!(ov.extents(), vec![(995, vec![1; 10])]);
     }
 
     /// Random writes against a plain byte vector: reads and extents always agree with it.

@@ -166,6 +166,37 @@ pub(crate) fn align(
     Ok(out)
 }
 
+/// The staged extents with `start..end` of the disk covered too (read from `view`, the disk
+/// as staged), touching or overlapping ranges merged.
+pub(crate) fn cover(
+    view: &dyn ReadAt,
+    extents: &[(u64, Vec<u8>)],
+    start: u64,
+    end: u64,
+) -> Result<Vec<(u64, Vec<u8>)>> {
+    let mut ranges: Vec<(u64, u64)> = extents
+        .iter()
+        .map(|(at, b)| (*at, at + b.len() as u64))
+        .chain([(start, end.min(view.size()))])
+        .filter(|(a, b)| a < b)
+        .collect();
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in ranges {
+        match merged.last_mut() {
+            Some((_, e)) if *e >= a => *e = (*e).max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    let mut out = Vec::with_capacity(merged.len());
+    for (a, b) in merged {
+        let mut buf = vec![0u8; (b - a) as usize];
+        view.read_at(a, &mut buf)?;
+        out.push((a, buf));
+    }
+    Ok(out)
+}
+
 /// Calls `f(block, offset within the block, bytes)` for each piece of each extent cut at
 /// `block`-byte boundaries.
 pub(crate) fn by_block(

@@ -12,6 +12,8 @@ use crate::vhdx::Vhdx;
 use rehost_core::error::Result;
 use std::sync::Arc;
 
+use crate::ids::Ids;
+
 /// The top image of a chain, by type.
 pub(crate) enum Target {
     /// A raw image.
@@ -57,21 +59,67 @@ impl Target {
         )
     }
 
-    /// The host writes that store `extents` (sorted, disjoint virtual-disk extents);
-    /// `view` reads the disk as staged (for the rest of partly written sectors).
+    /// Refuses growing the disk to `new_size` bytes where the container cannot (the reason
+    /// says why and what would do it).
+    pub fn refuse_growth(&self, new_size: u64) -> Result<()> {
+        let info = self.container().info();
+        let ctx = rehost_core::Ctx::new(info.path.as_str(), rehost_core::Layer::File);
+        let why = match self {
+            Target::Raw(_) if new_size % 512 != 0 => {
+                Some(format!("{new_size} bytes is not a whole number of sectors"))
+            }
+            Target::Raw(_) => None,
+            Target::Vhd(v) => v.growth_refusal(new_size),
+            Target::Vhdx(v) => v.growth_refusal(new_size),
+            Target::ReadOnly(_) => return self.refuse_write(),
+        };
+        match why {
+            Some(why) if new_size > self.size() => {
+                Err(ctx.refused("", format!("the disk cannot grow: {why}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The host writes that store `extents` (sorted, disjoint virtual-disk extents) on a
+    /// disk of `new_size` bytes (its size, or more when it was grown); `view` reads the disk
+    /// as staged (for the rest of partly written sectors).
     pub fn plan(
         &self,
         view: &dyn ReadAt,
         extents: &[(u64, Vec<u8>)],
         ids: &mut Ids,
+        new_size: u64,
     ) -> Result<Plan> {
+        self.refuse_growth(new_size)?;
         match self {
-            Target::Raw(r) => Ok(direct(Format::Raw, r.size(), extents)),
-            Target::Vhd(v) => v.plan(view, extents),
-            Target::Vhdx(v) => v.plan(view, extents, ids),
+            Target::Raw(r) => Ok(grown_raw(direct(Format::Raw, r.size(), extents), new_size)),
+            Target::Vhd(v) => v.plan(view, extents, new_size),
+            Target::Vhdx(v) => v.plan(view, extents, ids, new_size),
             Target::ReadOnly(_) => self.refuse_write().map(|()| Plan::empty(Format::Raw, 0)),
         }
     }
+}
+
+/// A raw image's plan for a disk of `new_size` bytes: the file's length set first.
+fn grown_raw(mut plan: Plan, new_size: u64) -> Plan {
+    if new_size <= plan.file_len {
+        return plan;
+    }
+    plan.notes.push(format!(
+        "the disk grows from {} to {new_size} bytes (the file's length)",
+        plan.file_len
+    ));
+    plan.new_len = new_size;
+    match plan.phases.first_mut() {
+        Some(p) => p.set_len = Some(new_size),
+        None => plan.phases.push(Phase {
+            name: "grow",
+            set_len: Some(new_size),
+            writes: Vec::new(),
+        }),
+    }
+    plan
 }
 
 /// The plan of a container that stores the disk at offset 0 of the file.
@@ -112,53 +160,4 @@ impl Container for Target {
     fn info(&self) -> &DiskInfo {
         self.container().info()
     }
-}
-
-/// Where new identifiers (VHDX FileWriteGuid, DataWriteGuid, LogGuid) come from: the
-/// system's random source, or a seed for reproducible output.
-pub(crate) struct Ids {
-    seed: Option<u64>,
-}
-
-impl Ids {
-    /// Identifiers from `seed`, or random ones when `None`.
-    pub fn new(seed: Option<u64>) -> Self {
-        Ids { seed }
-    }
-
-    /// A new version-4 GUID.
-    pub fn guid(&mut self) -> uuid::Uuid {
-        let mut b = [0u8; 16];
-        match &mut self.seed {
-            Some(s) => {
-                for chunk in b.chunks_mut(8) {
-                    // splitmix64
-                    *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
-                    let mut z = *s;
-                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                    chunk.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes());
-                }
-            }
-            None => random_bytes(&mut b),
-        }
-        uuid::Builder::from_random_bytes(b).into_uuid()
-    }
-}
-
-/// Fills `b` from the system's random source; falls back to the time and process id (the
-/// identifiers must differ between writes, not be secret).
-fn random_bytes(b: &mut [u8; 16]) {
-    use std::io::Read;
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(b))
-        .is_ok()
-    {
-        return;
-    }
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let mut ids = Ids::new(Some(t as u64 ^ u64::from(std::process::id()) << 32));
-    b.copy_from_slice(ids.guid().as_bytes());
 }

@@ -3,7 +3,8 @@
 //! The boot sector is checked here before `fatfs` sees it (the crate asserts on some
 //! impossible values), directory listings are bounded by the volume's size, and a file that
 //! ends before its recorded size is an error rather than short data. [`mod@write`] writes files
-//! into a staged volume through the same crate.
+//! into a staged volume through the same crate, and [`mod@format`] makes a FAT32 volume (an
+//! EFI system partition) from nothing.
 //!
 //! ```no_run
 //! use rehost_core::{Ctx, Layer};
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod format;
 pub mod write;
 
 use rehost_core::entry::DirEntry;
@@ -97,6 +99,11 @@ impl Fat {
     /// The volume serial number.
     pub fn serial(&self) -> u32 {
         self.lock().volume_id()
+    }
+
+    /// Bytes per cluster.
+    pub fn cluster_size(&self) -> u32 {
+        self.lock().cluster_size()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {

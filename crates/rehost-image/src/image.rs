@@ -203,9 +203,10 @@ impl Image {
 
     /// The partition layout, read when the image was opened. No writer of a session can
     /// move a partition: the file systems' writers stay inside their volumes, raw writes
-    /// ([`Image::write_raw`]) outside every volume are refused, and the one write of the
-    /// partition table a session stages, the MBR's active flag ([`Image::set_active`]),
-    /// shows in [`Image::staged_layout`].
+    /// ([`Image::write_raw`]) outside every volume are refused, and the MBR's active flag
+    /// ([`Image::set_active`]) shows in [`Image::staged_layout`]. A new partition table
+    /// staged outside the volumes ([`Image::write_outside`], after [`Image::grow`]) is read
+    /// by scanning [`Image::reader`] again; this layout stays the one read at open.
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
@@ -445,6 +446,77 @@ impl Image {
         staging.overlay.write_at(offset, bytes)
     }
 
+    /// Grows the disk by `by` bytes at its end, staged: the bytes past the old end read as
+    /// zeros until written, and the commit makes the container that size behind the undo
+    /// journal (undo restores the old size). Refused where the container cannot grow,
+    /// saying why. The layout stays the one read at open; [`Image::disk_size`] is the new
+    /// size. Returns it.
+    pub fn grow(&self, by: u64) -> Result<u64> {
+        let staging = self.staging()?;
+        let new_size = staging
+            .overlay
+            .size()
+            .checked_add(by)
+            .ok_or_else(|| self.ctx.invalid(format!("growing by {by} bytes overflows")))?;
+        match &staging.session {
+            Some(s) => s.grow(new_size)?,
+            None => {
+                disk::refuse_growth(Path::new(&self.info.path), new_size)?;
+                staging.overlay.grow_to(new_size)?;
+            }
+        }
+        Ok(new_size)
+    }
+
+    /// The disk's size as staged (grown by [`Image::grow`]), or as opened.
+    pub fn disk_size(&self) -> u64 {
+        self.reader.size()
+    }
+
+    /// Checks that `len` bytes at `offset` lie inside the disk (as grown) and outside every
+    /// volume of the layout read at open.
+    fn outside_volumes(&self, offset: u64, len: u64) -> Result<()> {
+        let end = offset
+            .checked_add(len)
+            .filter(|e| *e <= self.disk_size())
+            .ok_or_else(|| self.ctx.out_of_bounds(offset, len, self.disk_size()))?;
+        if let Some(v) = self
+            .layout
+            .volumes
+            .iter()
+            .find(|v| offset < v.offset.saturating_add(v.size) && v.offset < end)
+        {
+            return Err(self.ctx.unsupported(
+                offset,
+                format!(
+                    "{len} bytes at offset {offset} reach into volume {}: a volume is written \
+                     through its writer or write_raw",
+                    v.index
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Stages `bytes` at `offset` of the disk outside every volume of the layout read at
+    /// open: a partition table (the protective MBR, the GPT headers and arrays), or a new
+    /// partition's bytes in free or grown space. The layout stays the one read at open.
+    pub fn write_outside(&self, offset: u64, bytes: &[u8]) -> Result<()> {
+        let staging = self.staging()?;
+        self.outside_volumes(offset, bytes.len() as u64)?;
+        staging.overlay.write_at(offset, bytes)
+    }
+
+    /// A window of the staging overlay over `len` bytes at `offset`, outside every volume
+    /// of the layout read at open (a new partition, such as an EFI system partition to
+    /// format), its errors named for `layer`.
+    pub fn outside_window(&self, offset: u64, len: u64, layer: Layer) -> Result<WindowMut> {
+        let overlay = self.staging()?.overlay.clone();
+        self.outside_volumes(offset, len)?;
+        let inner: Arc<dyn WriteAt> = overlay;
+        WindowMut::new(inner, offset, len, self.ctx.with_layer(layer))
+    }
+
     /// Before a write into volume `v` is staged: refuses it when the image is opened for a
     /// commit in place, the volume (NTFS) has shadow copies (or a damaged catalog that may
     /// list some), and that was not allowed ([`Image::allow_shadow_copies`]); otherwise
@@ -513,10 +585,17 @@ impl Image {
         Outcome {
             staged_extents: extents.len(),
             staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
+            grown_to: self.grown_to(),
             commit: None,
             recovered,
             shadow_copies: self.shadow_copies_written(),
         }
+    }
+
+    /// The disk's new size, if it was grown.
+    fn grown_to(&self) -> Option<u64> {
+        let o = &self.staging.as_ref()?.overlay;
+        (o.grown_by() > 0).then(|| o.size())
     }
 
     fn recovered(&self) -> Option<String> {
@@ -539,6 +618,7 @@ impl Image {
     fn end(self, commit: bool) -> Result<Outcome> {
         let recovered = self.recovered();
         let shadow_copies = self.shadow_copies_written();
+        let grown_to = self.grown_to();
         let Some(staging) = self.staging else {
             return Err(self.ctx.invalid("the image was opened read-only"));
         };
@@ -548,7 +628,7 @@ impl Image {
         let commit = match (staging.session, &staging.mode) {
             _ if !commit => None,
             (None, _) | (_, Mode::DryRun) => None,
-            (Some(_), Mode::InPlace) if extents.is_empty() => None,
+            (Some(_), Mode::InPlace) if extents.is_empty() && grown_to.is_none() => None,
             (Some(s), Mode::InPlace) => Some(s.commit(&opts)?),
             // An output whose extension names another container format is a conversion.
             (Some(s), Mode::Output(p)) => Some(
@@ -561,6 +641,7 @@ impl Image {
         Ok(Outcome {
             staged_extents: extents.len(),
             staged_bytes,
+            grown_to,
             commit,
             recovered,
             shadow_copies,

@@ -115,6 +115,8 @@ pub struct Outcome {
     pub staged_extents: usize,
     /// Bytes staged.
     pub staged_bytes: u64,
+    /// The disk's new size when it was grown ([`Image::grow`]): a dry run says so here.
+    pub grown_to: Option<u64>,
     /// The commit, unless this was a dry run.
     pub commit: Option<CommitReport>,
     /// An interrupted commit or undo the open rolled back or finished first.

@@ -22,6 +22,8 @@
 
 mod content;
 pub mod gpt;
+pub mod gpt_plan;
+pub mod gpt_write;
 pub mod mbr;
 
 pub use content::sniff;

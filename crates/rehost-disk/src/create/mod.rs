@@ -15,7 +15,7 @@ mod raw;
 mod vhd;
 mod vhdx;
 
-use crate::target::Ids;
+use crate::ids::Ids;
 use crate::ReadAt;
 use rehost_core::error::{Ctx, Layer, Result};
 use std::fs::File;

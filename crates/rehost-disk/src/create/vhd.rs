@@ -9,7 +9,7 @@
 //! whole cylinders, reads the same both ways).
 
 use super::{each_block, write_sparse, Out};
-use crate::target::Ids;
+use crate::ids::Ids;
 use crate::vhd::footer::{checksum, DYNAMIC, FIXED};
 use crate::ReadAt;
 use rehost_core::error::{Ctx, Result};

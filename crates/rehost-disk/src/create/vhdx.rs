@@ -14,7 +14,7 @@
 //! parent reads as zeros.
 
 use super::{each_block, write_sparse, Out};
-use crate::target::Ids;
+use crate::ids::Ids;
 use crate::ReadAt;
 use rehost_core::error::{Ctx, Result};
 use uuid::{uuid, Uuid};

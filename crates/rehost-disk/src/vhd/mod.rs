@@ -9,10 +9,12 @@
 //! this reader.
 
 pub(crate) mod footer;
+mod grow;
 mod header;
 mod write;
 
 pub use footer::{Footer, DIFFERENCING, DYNAMIC, FIXED};
+pub use grow::{geometry, MAX_SIZE};
 pub use header::{DynamicHeader, Locator};
 
 use super::{Container, DiskInfo, Format, HostFile, ParentOpener, ReadAt, Subformat};

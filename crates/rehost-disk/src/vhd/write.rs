@@ -11,14 +11,19 @@
 //! - the BAT entries of new blocks are set, and the footer is written at the new end of the
 //!   file. The copy of the footer at offset 0 stays as it is.
 //!
+//! A disk grown (staged past its size) also gets: a fixed disk, the old footer's bytes as
+//! disk bytes and the footer at the new end; a dynamic disk, the new BAT entries (free, or
+//! the new blocks'), the footers' and the dynamic header's new sizes (see `grow`).
+//!
 //! Every write covers whole 512-byte sectors (a partly written sector gets the rest of its
 //! bytes from the disk as staged), since the bitmap has one bit per sector.
 //!
 //! Order: the new data, bitmaps and footer first, then (after a flush) the BAT, so a block
 //! is never named in the BAT before its content is on disk.
 
+use super::grow::resized_footer;
 use super::{Vhd, SECTOR};
-use crate::plan::{align, by_block, HostWrite, Phase, Plan};
+use crate::plan::{align, by_block, cover, HostWrite, Phase, Plan};
 use crate::target::direct;
 use crate::{Format, ReadAt};
 use rehost_core::error::Result;
@@ -54,15 +59,46 @@ impl Vhd {
         Ok((size, b))
     }
 
-    /// The host writes that store `extents` (see the module documentation).
-    pub(crate) fn plan(&self, view: &dyn ReadAt, extents: &[(u64, Vec<u8>)]) -> Result<Plan> {
+    /// The host writes that store `extents` on a disk of `new_size` bytes (see the module
+    /// documentation).
+    pub(crate) fn plan(
+        &self,
+        view: &dyn ReadAt,
+        extents: &[(u64, Vec<u8>)],
+        new_size: u64,
+    ) -> Result<Plan> {
         let size = self.file.size();
+        let old_size = self.footer.current_size;
+        let grows = new_size > old_size;
+        if let Some(why) = grows.then(|| self.growth_refusal(new_size)).flatten() {
+            return Err(self.ctx.refused("", format!("the disk cannot grow: {why}")));
+        }
         let Some(d) = &self.dynamic else {
-            return Ok(direct(Format::Vhd, size, extents));
+            if !grows {
+                return Ok(direct(Format::Vhd, size, extents));
+            }
+            let (footer_at, footer) = self.end_footer()?;
+            // The old footer (and anything before it past the disk) becomes disk bytes.
+            let extents = cover(view, extents, old_size, size)?;
+            let mut plan = direct(Format::Vhd, size, &extents);
+            plan.new_len = new_size + SECTOR;
+            let footer = self.grown_fixed_footer(&footer, new_size);
+            plan.phases.truncate(1);
+            let phase = plan.phases.first_mut();
+            let Some(p) = phase else {
+                return Err(self.ctx.invalid("a grown fixed VHD has nothing to write"));
+            };
+            p.set_len = Some(plan.new_len);
+            p.writes.push(footer);
+            plan.notes.push(format!(
+                "the disk grows from {old_size} to {new_size} bytes: the footer moves from \
+                 {footer_at:#x} to {new_size:#x}"
+            ));
+            return plan.seal(&self.ctx);
         };
         let bs = u64::from(d.header.block_size);
         let extents = align(view, extents, SECTOR)?;
-        let (footer_at, footer) = self.end_footer()?;
+        let (footer_at, mut footer) = self.end_footer()?;
         let block_span = d.bitmap_bytes + bs;
         let mut next = d
             .bat
@@ -74,6 +110,14 @@ impl Vhd {
             * SECTOR;
         let mut bat = d.bat.clone();
         let mut changed_entries = BTreeSet::new();
+        let entries = new_size.div_ceil(bs);
+        if grows && entries > bat.len() as u64 {
+            changed_entries.extend(bat.len() as u64..entries);
+            bat.resize(entries as usize, FREE);
+        }
+        if grows {
+            footer = resized_footer(&footer, new_size);
+        }
         let mut bitmaps: BTreeMap<u64, Bitmap> = BTreeMap::new();
         let mut data = Vec::new();
         by_block(&extents, bs, |block, within, bytes| {
@@ -160,10 +204,10 @@ impl Vhd {
                 }
             }
         }
-        let grown = !changed_entries.is_empty();
+        let grown = bitmaps.values().any(|m| m.old.is_empty());
         if grown {
             plan.new_len = next + SECTOR;
-            data.push(HostWrite::new(next, footer, "footer"));
+            data.push(HostWrite::new(next, footer.clone(), "footer"));
             plan.notes.push(format!(
                 "{} new blocks of {bs} bytes from file offset {:#x}; the footer moves from \
                  {footer_at:#x} to {next:#x} (its copy at offset 0 is kept)",
@@ -179,9 +223,32 @@ impl Vhd {
                 .sum::<usize>(),
             data.iter().filter(|w| w.what.starts_with("data")).count()
         ));
+        let mut resize = Vec::new();
+        if grows {
+            if !grown {
+                // No new block moves it: the footer at the end takes the new size in place.
+                plan.new_len = plan.new_len.max(footer_at + SECTOR);
+                data.push(HostWrite::new(footer_at, footer.clone(), "footer"));
+            }
+            let mut copy = vec![0u8; 512];
+            self.file.read_at(0, &mut copy)?;
+            resize.push(HostWrite::new(
+                0,
+                resized_footer(&copy, new_size),
+                "footer copy",
+            ));
+            if bat.len() > d.bat.len() {
+                resize.push(self.grown_header(bat.len() as u32)?);
+            }
+            plan.notes.push(format!(
+                "the disk grows from {old_size} to {new_size} bytes: {} BAT entries (were {})",
+                bat.len(),
+                d.bat.len()
+            ));
+        }
         plan.phases.push(Phase {
             name: "data",
-            set_len: grown.then_some(plan.new_len),
+            set_len: (plan.new_len > size).then_some(plan.new_len),
             writes: data,
         });
         // The BAT, in runs of one 512-byte sector of the table each.
@@ -201,6 +268,7 @@ impl Vhd {
                 format!("BAT entries {first} to {}", last - 1),
             ));
         }
+        bat_writes.extend(resize);
         plan.phases.push(Phase {
             name: "bat",
             set_len: None,

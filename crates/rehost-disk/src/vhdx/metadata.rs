@@ -45,6 +45,8 @@ pub(super) struct Metadata {
     pub has_parent: bool,
     /// Size of the virtual disk in bytes.
     pub virtual_size: u64,
+    /// File offset of the virtual disk size item (what growing the disk rewrites).
+    pub virtual_size_at: u64,
     /// VirtualDiskId.
     pub disk_id: Uuid,
     /// Logical sector size (512 or 4096).
@@ -60,6 +62,8 @@ struct Item {
     id: Uuid,
     bytes: Vec<u8>,
     entry_at: u64,
+    /// File offset of the item's bytes.
+    at: u64,
 }
 
 /// Reads the metadata table of `region` and its system items.
@@ -119,6 +123,7 @@ pub(super) fn read(src: &Source, region: Region, ctx: &Ctx) -> Result<Metadata> 
             id,
             bytes,
             entry_at,
+            at: region.offset + offset,
         });
     }
     let item = |id: Uuid, what: &str, min: usize| -> Result<&[u8]> {
@@ -181,11 +186,16 @@ pub(super) fn read(src: &Source, region: Region, ctx: &Ctx) -> Result<Metadata> 
     } else {
         None
     };
+    let virtual_size_at = items
+        .iter()
+        .find(|it| it.id == VIRTUAL_DISK_SIZE)
+        .map_or(region.offset, |it| it.at);
     Ok(Metadata {
         block_size,
         leave_blocks_allocated: flags & 1 != 0,
         has_parent,
         virtual_size,
+        virtual_size_at,
         disk_id,
         logical_sector_size,
         physical_sector_size,

@@ -13,6 +13,7 @@
 mod bat;
 mod entry;
 mod fields;
+mod grow;
 mod header;
 mod locator;
 mod log;
@@ -39,6 +40,10 @@ pub struct Vhdx {
     parent: Option<Arc<dyn Container>>,
     header: header::Header,
     regions: region::Regions,
+    /// File offset of the virtual disk size metadata item.
+    virtual_size_at: u64,
+    /// The file parameters' LeaveBlockAllocated flag (a fixed VHDX).
+    leave_allocated: bool,
 }
 
 impl Vhdx {
@@ -110,6 +115,8 @@ impl Vhdx {
             parent,
             header: h,
             regions,
+            virtual_size_at: meta.virtual_size_at,
+            leave_allocated: meta.leave_blocks_allocated,
         })
     }
 }

@@ -34,8 +34,8 @@ use super::bat::{self, Bat};
 use super::entry;
 use super::source::PAGE;
 use super::Vhdx;
+use crate::ids::Ids;
 use crate::plan::{align, by_block, HostWrite, Phase, Plan};
-use crate::target::Ids;
 use crate::{Format, ReadAt};
 use rehost_core::error::Result;
 use std::collections::btree_map::Entry;
@@ -96,16 +96,23 @@ impl Vhdx {
         end.div_ceil(MIB).saturating_mul(MIB)
     }
 
-    /// The host writes that store `extents` (see the module documentation).
+    /// The host writes that store `extents` on a disk of `new_size` bytes (its size, or
+    /// more: see `grow`) (see the module documentation).
     pub(crate) fn plan(
         &self,
         view: &dyn ReadAt,
         extents: &[(u64, Vec<u8>)],
         ids: &mut Ids,
+        new_size: u64,
     ) -> Result<Plan> {
         let file_len = self.file_len();
-        if extents.is_empty() {
+        let old_size = self.info.virtual_size;
+        let grows = new_size > old_size;
+        if extents.is_empty() && !grows {
             return Ok(Plan::empty(Format::Vhdx, file_len));
+        }
+        if let Some(why) = grows.then(|| self.growth_refusal(new_size)).flatten() {
+            return Err(self.ctx.refused("", format!("the disk cannot grow: {why}")));
         }
         if self.src.replayed() {
             return Err(self.ctx.unsupported(
@@ -123,7 +130,7 @@ impl Vhdx {
             extents.to_vec()
         };
         let bs = self.bat.block_size;
-        let vsize = self.info.virtual_size;
+        let vsize = new_size.max(old_size);
         let mut table = Table {
             bat: &self.bat,
             changed: BTreeMap::new(),
@@ -232,10 +239,25 @@ impl Vhdx {
             ));
             Ok(())
         })?;
+        if grows && self.leave_allocated {
+            // A fixed VHDX keeps every block allocated: the new ones too.
+            for block in old_size.div_ceil(bs)..new_size.div_ceil(bs) {
+                let pidx = self.bat.payload_index(block);
+                if let std::collections::btree_map::Entry::Vacant(v) = table.changed.entry(pidx) {
+                    v.insert(next | u64::from(bat::FULLY_PRESENT));
+                    next = grow(next, bs).ok_or_else(|| too_big(self.bat.offset() + pidx * 8))?;
+                    new_blocks += 1;
+                }
+            }
+        }
         let grown = next > grow_from;
         let new_len = if grown { next } else { file_len };
-        // BAT pages with their changed entries.
-        let mut pages: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        // BAT pages with their changed entries (a grown disk's size and new entries first).
+        let mut pages: BTreeMap<u64, Vec<u8>> = if grows {
+            self.grown_pages(new_size)?
+        } else {
+            BTreeMap::new()
+        };
         for (idx, value) in &table.changed {
             let byte = self.bat.offset() + idx * 8;
             let page = byte - byte % PAGE;
@@ -334,6 +356,14 @@ impl Vhdx {
             set_len: None,
             writes: vec![header(Uuid::nil(), "header: the log is empty")],
         });
+        if grows {
+            plan.notes.push(format!(
+                "the disk grows from {old_size} to {new_size} bytes: the virtual disk size \
+                 and {} BAT entries (were {}) through the log",
+                self.bat_entries(new_size),
+                self.bat.len()
+            ));
+        }
         plan.notes.push(format!(
             "{in_place} bytes written into blocks already in the file; {new_blocks} new blocks \
              of {bs} bytes{} from file offset {grow_from:#x}; {} metadata pages through the \
