@@ -219,27 +219,8 @@ fn fdisk_reads_a_4k_sector_table() {
 /// An MBR disk as Windows 7 setup lays it out (System Reserved, then Windows to the end
 /// but the last MiB), made by sfdisk; its volumes' first sectors say NTFS.
 fn win7_mbr(path: &Path, size: u64) {
-    let f = std::fs::File::create(path).unwrap();
-    f.set_len(size).unwrap();
-    let end = size / 512 - 2048;
-    let script = format!(
-        "label: dos\nlabel-id: 0x5cbea03e\nunit: sectors\n\
-         start=2048, size=204800, type=7, bootable\nstart=206848, size={}, type=7\n",
-        end - 206848
-    );
-    let mut child = Command::new("sfdisk")
-        .args(["-q", path.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    common::sfdisk_win7_mbr(path, size);
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     for lba in [2048u64, 206848] {
         let mut vbr = [0u8; 512];
         vbr[3..11].copy_from_slice(b"NTFS    ");

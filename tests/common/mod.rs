@@ -553,3 +553,31 @@ pub fn fix_whys(install: &serde_json::Value, rule: &str) -> Vec<String> {
         .filter_map(|f| f["cannot_fix"].as_str().map(str::to_string));
     planned.chain(told).collect()
 }
+
+/// A sparse raw disk of `size` bytes partitioned by sfdisk as Windows 7 setup lays one out
+/// (disk signature 5cbea03e; System Reserved, 100 MiB from sector 2048, active; Windows from
+/// sector 206848 to the last MiB). Returns the sector where the last MiB begins.
+pub fn sfdisk_win7_mbr(path: &Path, size: u64) -> u64 {
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+    let end = size / 512 - 2048;
+    let script = format!(
+        "label: dos\nlabel-id: 0x5cbea03e\nunit: sectors\n\
+         start=2048, size=204800, type=7, bootable\nstart=206848, size={}, type=7\n",
+        end - 206848
+    );
+    let mut child = Command::new("sfdisk")
+        .args(["-q", path.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    end
+}

@@ -55,7 +55,7 @@ impl Options {
 }
 
 /// One install's verdict on one target.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Verdict {
     /// The install: volume and system root.
     pub install: String,
@@ -70,7 +70,7 @@ pub struct Verdict {
 }
 
 /// One finding.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Finding {
     /// The install.
     pub install: String,

@@ -9,6 +9,7 @@
 //! println!("{} images, {failed} failed", r.images.len());
 //! ```
 
+use crate::record::{Finding, Verdict};
 use rehost_core::error::{Ctx, Layer, Result};
 use rusqlite::{Connection, OpenFlags};
 use serde::Serialize;
@@ -44,38 +45,6 @@ pub struct Image {
     pub errors: Vec<String>,
     /// When the outcome was recorded (Unix milliseconds).
     pub finished_ms: i64,
-}
-
-/// An install's verdict on a target.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Verdict {
-    /// The install: volume and system root.
-    pub install: String,
-    /// The target profile.
-    pub target: String,
-    /// boots, boots-with-warnings, no-boot or unknown (for fix: after the fix).
-    pub verdict: String,
-    /// The STOP code (or failure) predicted.
-    pub stop: Option<String>,
-    /// For fix: the verdict before it.
-    pub before: Option<String>,
-}
-
-/// A finding of a rule.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Finding {
-    /// The install.
-    pub install: String,
-    /// The target.
-    pub target: String,
-    /// The rule.
-    pub rule: String,
-    /// The rule's case.
-    pub case: String,
-    /// error or warning.
-    pub severity: String,
-    /// Whether `fix` repairs it.
-    pub fixable: bool,
 }
 
 /// The spread of one measure over the images that have it.
@@ -257,7 +226,7 @@ fn images(conn: &Connection, ledger: &str, command: &str) -> rusqlite::Result<Ve
             .collect::<rusqlite::Result<_>>()?;
         image.findings = conn
             .prepare_cached(
-                "SELECT install, target, rule, \"case\", severity, fixable FROM findings
+                "SELECT install, target, rule, \"case\", severity, fixable, message FROM findings
                  WHERE outcome = ?1 ORDER BY rowid",
             )?
             .query_map([id], |r| {
@@ -268,6 +237,7 @@ fn images(conn: &Connection, ledger: &str, command: &str) -> rusqlite::Result<Ve
                     case: r.get(3)?,
                     severity: r.get(4)?,
                     fixable: r.get::<_, i64>(5)? != 0,
+                    message: r.get(6)?,
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;

@@ -11,6 +11,7 @@
 use super::{each_block, write_sparse, Out};
 use crate::ids::Ids;
 use crate::vhd::footer::{checksum, DYNAMIC, FIXED};
+use crate::vhd::grow::{geometry, MAX_SIZE};
 use crate::ReadAt;
 use rehost_core::error::{Ctx, Result};
 
@@ -20,8 +21,6 @@ pub(super) const BLOCK: u64 = 2 << 20;
 /// The dynamic header's offset, and the BAT's.
 const HEADER_OFFSET: u64 = 512;
 const BAT_OFFSET: u64 = 1536;
-/// The largest disk a VHD describes (the specification's 2040 GiB).
-const MAX_SIZE: u64 = 2040 << 30;
 
 /// Writes `src` into `o` as a fixed VHD; returns the blocks with data and
 /// the number of blocks.
@@ -81,36 +80,6 @@ fn check_size(size: u64, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// The specification's CHS geometry for a disk of `size` bytes: (cylinders, heads,
-/// sectors per track).
-pub(super) fn geometry(size: u64) -> (u16, u8, u8) {
-    let total = (size / SECTOR).min(65535 * 16 * 255);
-    let (mut spt, mut heads, mut cth);
-    if total >= 65535 * 16 * 63 {
-        spt = 255;
-        heads = 16;
-        cth = total / spt;
-    } else {
-        spt = 17;
-        cth = total / spt;
-        heads = cth.div_ceil(1024);
-        if heads < 4 {
-            heads = 4;
-        }
-        if cth >= heads * 1024 || heads > 16 {
-            spt = 31;
-            heads = 16;
-            cth = total / spt;
-        }
-        if cth >= heads * 1024 {
-            spt = 63;
-            heads = 16;
-            cth = total / spt;
-        }
-    }
-    ((cth / heads) as u16, heads as u8, spt as u8)
-}
-
 /// Seconds since 2000-01-01 00:00 UTC, the format's epoch.
 fn timestamp() -> u32 {
     let unix = std::time::SystemTime::now()
@@ -156,21 +125,4 @@ fn dynamic_header(blocks: u64) -> Vec<u8> {
     let sum = checksum(&b, 36);
     b[36..40].copy_from_slice(&sum.to_be_bytes());
     b
-}
-
-#[cfg(test)]
-mod tests {
-    use super::geometry;
-
-    #[test]
-    fn geometry_as_the_specification_computes_it() {
-        // The specification's algorithm rounds down; qemu-img's `vpc` creation gives the
-        // same geometry where the size is whole cylinders (the sample's 4,212,736 bytes:
-        // 121 x 4 x 17) and one cylinder more where it is not (it grows such a disk).
-        assert_eq!(geometry(4_212_736), (121, 4, 17));
-        assert_eq!(geometry(127 << 20), (1019, 15, 17));
-        assert_eq!(geometry(40 << 30), (20560, 16, 255));
-        // The cap: 65535 cylinders of 16 heads and 255 sectors.
-        assert_eq!(geometry(2040 << 30), (65535, 16, 255));
-    }
 }

@@ -9,7 +9,7 @@
 //! this reader.
 
 pub(crate) mod footer;
-mod grow;
+pub(crate) mod grow;
 mod header;
 mod write;
 
