@@ -75,8 +75,9 @@ pub(super) fn write(
         Ok(())
     })?;
     o.set_len(next)?;
-    o.write(BAT_OFFSET, &bat)?;
-    o.write(METADATA_OFFSET, &metadata(size, ids.guid()))?;
+    // Mostly zeros: what is zero stays a hole of the new file, which reads as zeros.
+    write_sparse(o, BAT_OFFSET, &bat)?;
+    write_sparse(o, METADATA_OFFSET, &metadata(size, ids.guid()))?;
     let regions = region_table(bat_length);
     o.write(192 * KIB, &regions)?;
     o.write(256 * KIB, &regions)?;
