@@ -350,7 +350,7 @@ pub fn refuse_growth(path: &Path, new_size: u64) -> Result<()> {
 impl WriteSession {
     /// Writes the disk as staged into a new image of another format at `new` (which must
     /// not exist): the source as it is with the staged extents over it, copied block by
-    /// block (see [`crate::create`]), read back and compared. The source is not written.
+    /// block (see [`mod@crate::create`]), read back and compared. The source is not written.
     pub fn convert_to(
         self,
         new: &Path,
