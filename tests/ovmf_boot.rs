@@ -1,7 +1,8 @@
 //! The harness `common::ovmf` proved on GPT disks built here with rehost's own GPT writer
 //! and FAT32 formatter: OVMF under QEMU starts the stand-in boot manager from the ESP both
 //! by the removable-media path and by Windows' boot entry, says so on the serial port, and
-//! finds nothing on an ESP without the files. Each run's time is printed (`--nocapture`).
+//! finds nothing on an ESP without the files; the same disk in rehost's VHD and VHDX boots
+//! too. Each run's time is printed (`--nocapture`).
 
 mod common;
 
@@ -165,18 +166,38 @@ fn the_firmware_starts_the_standin_from_both_paths() {
         }
     }
     assert_eq!(common::sha256_file(&img), before, "the image was written");
+}
 
-    // The same disk as a dynamic VHDX: the harness hands qemu the image's own format.
-    let vhdx = dir.path().join("disk.vhdx");
-    common::run(
-        std::process::Command::new("qemu-img")
-            .args(["convert", "-f", "raw", "-O", "vhdx"])
-            .arg(&img)
-            .arg(&vhdx),
+#[test]
+fn the_containers_rehost_writes_boot_too() {
+    if !ovmf::available() {
+        return;
+    }
+    // The same disk as rehost's dynamic VHD and VHDX: the harness hands qemu the image's
+    // own format, and the firmware finds the ESP through it.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("disk.raw");
+    let bytes = standin();
+    disk(
+        &img,
+        &[
+            ("EFI/Microsoft/Boot/bootmgfw.efi", &bytes),
+            ("EFI/Boot/bootx64.efi", &bytes),
+        ],
     );
-    let run = ovmf::boot(&vhdx, Entry::Bcd).unwrap();
-    say("vhdx", &run);
-    assert_eq!(run.marker, Some(Marker::Bcd), "{}", run.serial);
+    for (format, ext) in [("vhd", "vhd"), ("vhdx", "vhdx")] {
+        let out = dir.path().join(format!("disk.{ext}"));
+        common::run(
+            common::rehost_command()
+                .arg("convert")
+                .arg(&img)
+                .arg(&out)
+                .args(["--output-format", format]),
+        );
+        let run = ovmf::boot(&out, Entry::Bcd).unwrap();
+        say(format, &run);
+        assert_eq!(run.marker, Some(Marker::Bcd), "{}", run.serial);
+    }
 }
 
 #[test]

@@ -21,6 +21,10 @@
 //! header) and of EDK II's variable driver (a store header, then each variable's header,
 //! name and data). The image itself is opened with `snapshot=on`: nothing reaches it.
 //!
+//! A test of a conversion puts the stand-in where the install keeps its boot manager
+//! (`\Windows\Boot\EFI\bootmgfw.efi`, whose bytes rehost copies to both paths on the ESP),
+//! converts, and expects `boots(&converted)` to be `[Marker::Fallback, Marker::Bcd]`.
+//!
 //! Acceleration: TCG, unless `REHOST_OVMF_ACCEL=kvm` (a `/dev/kvm` that exists does not
 //! always run OVMF: nested hosts stop at its first FPU instruction). A boot takes 4 to 10
 //! seconds under TCG. `REHOST_OVMF_TIMEOUT` (seconds, default 60) bounds each run.
@@ -320,7 +324,7 @@ pub fn find_esp(prefix: &[u8]) -> Result<Esp, String> {
     }
     let start = array_lba
         .checked_mul(512)
-        .filter(|s| s + count * size <= prefix.len() as u64)
+        .filter(|s| s.saturating_add(count * size) <= prefix.len() as u64)
         .ok_or_else(|| format!("GPT array at LBA {array_lba} is past the first MiB"))?;
     for i in 0..count {
         let e = &prefix[(start + i * size) as usize..(start + (i + 1) * size) as usize];
