@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bounded;
+pub mod ovmf;
 pub mod report;
 pub mod vhdx_builder;
 
