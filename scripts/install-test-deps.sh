@@ -30,14 +30,17 @@ if ! command -v qemu-system-x86_64 >/dev/null; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null
   else
     debs=$(mktemp -d)
-    (cd "$debs" && apt-get download -qq qemu-system-x86 qemu-system-data)
-    libs=$(dpkg-deb -f "$debs"/qemu-system-x86_*.deb Depends | tr ',' '\n' \
-      | sed -e 's/([^)]*)//g' -e 's/|.*//' -e 's/ //g' | grep -v -e '^qemu-' -e '^seabios$' -e '^ipxe-qemu$')
+    (cd "$debs" && apt-get download -qq qemu-system-x86 qemu-system-common qemu-system-data 2>/dev/null)
+    libs=$(for d in "$debs"/qemu-system-x86_*.deb "$debs"/qemu-system-common_*.deb; do
+        dpkg-deb -f "$d" Depends; echo ,; done | tr ',' '\n' \
+      | sed -e 's/([^)]*)//g' -e 's/|.*//' -e 's/ //g' \
+      | grep -v -e '^$' -e '^qemu-' -e '^seabios$' -e '^ipxe-qemu$' -e '^adduser$' | sort -u)
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends --no-remove --no-upgrade $libs >/dev/null
     $sudo mkdir -p /opt/rehost-qemu
     for d in "$debs"/*.deb; do $sudo dpkg-deb -x "$d" /opt/rehost-qemu; done
     printf '%s\n' '#!/bin/sh' \
+      'QEMU_MODULE_DIR=/opt/rehost-qemu/usr/lib/x86_64-linux-gnu/qemu; export QEMU_MODULE_DIR' \
       'exec /opt/rehost-qemu/usr/bin/qemu-system-x86_64 -L /opt/rehost-qemu/usr/share/qemu "$@"' \
       | $sudo tee /usr/local/bin/qemu-system-x86_64 >/dev/null
     $sudo chmod 755 /usr/local/bin/qemu-system-x86_64
