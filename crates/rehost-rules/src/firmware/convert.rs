@@ -87,7 +87,7 @@ fn startable(s: &Subject, t: &Target) -> Option<NoConversion> {
         Some(r) if !r.arch.is_empty() => r.arch.iter().map(String::as_str).collect(),
         _ => vec![UEFI_ARCH],
     };
-    if !arch.is_some_and(|a| arches.contains(&a)) {
+    if arch.is_none_or(|a| !arches.contains(&a)) {
         return Some(NoConversion::Arch {
             arch: arch.map(str::to_string),
         });
@@ -99,7 +99,7 @@ fn startable(s: &Subject, t: &Target) -> Option<NoConversion> {
             "UEFI starts 64-bit Windows Vista SP1 / Server 2008 and later".to_string(),
         ),
     };
-    if !s.version.is_some_and(|v| v >= first) {
+    if s.version.is_none_or(|v| v < first) {
         return Some(NoConversion::Version {
             version: s.install.version.clone(),
             first: first.to_string(),
