@@ -12,8 +12,9 @@
 //!   `fsck.vfat -n` is clean on the ESP, whose bootmgfw.efi and bootx64.efi are byte for
 //!   byte the install's (`mtype` against `ntfscat`); the new store's objects and elements
 //!   are found in the real UEFI store Windows 10 wrote (`testdata/hives/regipy/BCD.xz`),
-//!   its devices naming the GPT partitions sfdisk reads; MountedDevices gives C: in GPT
-//!   form (`DMIO:ID:` and the partition GUID);
+//!   but for the options of the old store's loader entry it carries (ws2019-mbr sets
+//!   detecthal and nx OptOut), its devices naming the GPT partitions sfdisk reads; MountedDevices gives C: in GPT
+//!   form (`DMIO:ID:` and the partition GUID); hivex reads the store as rehost does;
 //! - `rehost undo` restores the image's bytes and its size.
 //!
 //! And the refusals, each with its reason: an x86 install, a version the target's UEFI does
@@ -22,7 +23,12 @@
 
 mod common;
 
+#[allow(dead_code)]
+#[path = "regf_edit/model.rs"]
+mod model;
+
 use common::json_report;
+use model::Tree;
 use rehost::formats::bcd::{self, Device, Element, Object, PartitionRef};
 use rehost::formats::hive::Hive;
 use rehost_core::{Ctx, Layer};
@@ -163,6 +169,14 @@ fn codes(o: &Object) -> BTreeSet<u32> {
 /// loader by winload.efi, the resume loader, the settings by their well-known ids); its
 /// paths are the UEFI ones; its devices name the ESP and C: of the GPT sfdisk reads.
 fn check_store(name: &str, store: &[u8], disk_guid: &str, esp: &str, c: &str) {
+    // The options of the old store's loader entry the fixture sets, carried over.
+    let carried: Vec<(u32, Element)> = match name {
+        "ws2019-mbr" => vec![
+            (0x26000010, Element::Boolean(true)),
+            (0x25000020, Element::Integer(1)),
+        ],
+        _ => Vec::new(),
+    };
     let real = objects(
         &std::fs::read(common::fixture("hives/regipy/BCD.xz")).unwrap(),
         "real",
@@ -190,6 +204,7 @@ fn check_store(name: &str, store: &[u8], disk_guid: &str, esp: &str, c: &str) {
         assert_eq!(o.kind, r.kind, "{name}: {}", o.id);
         let extra: Vec<String> = codes(o)
             .difference(&codes(r))
+            .filter(|c| o.id != loader.id || !carried.iter().any(|(k, _)| k == *c))
             .map(|c| format!("{c:08x}"))
             .collect();
         assert!(
@@ -220,6 +235,13 @@ fn check_store(name: &str, store: &[u8], disk_guid: &str, esp: &str, c: &str) {
         string(resume, 0x12000002),
         "\\Windows\\system32\\winresume.efi"
     );
+    for (code, value) in &carried {
+        assert_eq!(
+            loader.element(*code),
+            Some(value),
+            "{name}: carried {code:08x}"
+        );
+    }
     let gpt = |p: &str| PartitionRef::Gpt {
         disk: disk_guid.to_string(),
         partition: p.to_string(),
@@ -399,6 +421,15 @@ fn story(name: &str, target: &str) {
         assert_eq!(mtype("/EFI/Microsoft/Boot/bootmgfw.efi"), own);
         assert_eq!(mtype("/EFI/Boot/bootx64.efi"), own);
         let store = mtype("/EFI/Microsoft/Boot/BCD");
+        if common::have_tool("hivexregedit") {
+            let f = dir.path().join("BCD");
+            std::fs::write(&f, &store).unwrap();
+            assert_eq!(
+                Tree::from_rehost(&store, "").difference(&Tree::from_hivex(&f, "")),
+                None,
+                "{name}: hivex reads the store as rehost does"
+            );
+        }
         let guid_out = common::run(Command::new("sgdisk").arg("-p").arg(&disk));
         let disk_guid = String::from_utf8_lossy(&guid_out)
             .lines()

@@ -11,6 +11,7 @@ use super::Out;
 use rehost_core::error::Result;
 use rehost_volume::Partitioning;
 
+mod carry;
 mod convert;
 
 const ID: &str = "firmware";
