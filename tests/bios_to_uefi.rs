@@ -603,3 +603,35 @@ fn no_room_for_the_gpt_in_a_vhd_that_cannot_grow_is_refused_and_left_alone() {
     assert_eq!(fix.status.code(), Some(3));
     assert_eq!(common::sha256_file(&vhd), sha, "nothing written");
 }
+
+#[test]
+fn firmware_uefi_converts_for_a_target_that_offers_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy("win10-mbr", dir.path());
+    let sha = common::sha256_file(&image);
+    let args = ["--json", "-t", "generic-ahci", "--firmware", "uefi"];
+    let check = |image: &Path| {
+        let mut a = vec!["check"];
+        a.extend(args);
+        json_report(&a, image)
+    };
+    // By BIOS (the profile's first way) it boots as it is; by UEFI it needs the conversion.
+    let bios = json_report(&["check", "--json", "-t", "generic-ahci"], &image);
+    assert_eq!(bios["installs"][0]["verdict"], "boots", "{bios}");
+    assert_eq!(firmware(&check(&image))["fixable"], true);
+    let mut a = vec!["fix", "--in-place"];
+    a.extend(args);
+    let done = json_report(&a, &image);
+    assert_eq!(done["committed"], true, "{done}");
+    assert_eq!(check(&image)["installs"][0]["verdict"], "boots");
+    common::run(common::rehost_command().arg("undo").arg(&image));
+    assert_eq!(common::sha256_file(&image), sha);
+    // A target that does not start by UEFI is a usage error.
+    let out = common::rehost_command()
+        .args(["check", "-t", "hyperv-gen1", "--firmware", "uefi"])
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("starts by bios only"));
+}
