@@ -635,3 +635,44 @@ fn firmware_uefi_converts_for_a_target_that_offers_both() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("starts by bios only"));
 }
+
+#[test]
+fn a_conversion_into_a_new_image_of_another_format_leaves_the_source_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = copy("win10-mbr", dir.path());
+    let sha = common::sha256_file(&image);
+    let out = dir.path().join("converted.vhdx");
+    let done = json_report(
+        &[
+            "fix",
+            "--json",
+            "-t",
+            "hyperv-gen2",
+            "--output",
+            out.to_str().unwrap(),
+        ],
+        &image,
+    );
+    assert_eq!(done["committed"], true, "{done}");
+    assert_eq!(common::sha256_file(&image), sha, "the source was written");
+    let after = json_report(&["check", "--json", "-t", "hyperv-gen2"], &out);
+    assert_eq!(after["installs"][0]["verdict"], "boots", "{after}");
+    if common::have_tool("qemu-img") {
+        common::run(
+            Command::new("qemu-img")
+                .args(["check", "-f", "vhdx"])
+                .arg(&out),
+        );
+        let info: Value = serde_json::from_slice(&common::run(
+            Command::new("qemu-img")
+                .args(["info", "--output=json"])
+                .arg(&out),
+        ))
+        .unwrap();
+        assert_eq!(
+            info["virtual-size"],
+            150 * MIB,
+            "the new image has the grown size"
+        );
+    }
+}

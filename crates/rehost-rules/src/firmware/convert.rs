@@ -220,6 +220,7 @@ fn conversion(s: &Subject, t: &Target) -> Result<std::result::Result<Planned, No
         ))));
     }
     let ctx = Ctx::new(s.image.image.clone(), Layer::Gpt);
+    let ssu = ss as u64;
     let mut sector0 = vec![0u8; ss as usize];
     s.disk.read_at(0, &mut sector0)?;
     let seed = seed(s);
@@ -236,9 +237,20 @@ fn conversion(s: &Subject, t: &Target) -> Result<std::result::Result<Planned, No
             })
     };
     let esp_part = &p.entries[esp_at].partition;
+    let (Some(esp_guid), Some(esp_offset), Some(esp_len)) = (
+        sectors.unique_guids.get(esp_at),
+        esp_part.first_lba.checked_mul(ssu),
+        esp_part
+            .last_lba
+            .checked_sub(esp_part.first_lba)
+            .and_then(|n| n.checked_add(1))
+            .and_then(|n| n.checked_mul(ssu)),
+    ) else {
+        return Err(ctx.invalid("the planned ESP has no GUID or no valid extent"));
+    };
     let esp_ref = PartitionRef::Gpt {
         disk: disk.clone(),
-        partition: sectors.unique_guids[esp_at].to_string(),
+        partition: esp_guid.to_string(),
     };
     let Some(os_ref) = guid_of(s.install.volume) else {
         return Ok(Err(NoConversion::Table(format!(
@@ -251,12 +263,11 @@ fn conversion(s: &Subject, t: &Target) -> Result<std::result::Result<Planned, No
         Err(no) => return Ok(Err(NoConversion::BootFiles(no))),
     };
     let esp_volume = esp_at as u32 + 1;
-    let ssu = ss as u64;
     let conversion = Conversion {
         grow_by: p.grow_by,
         writes: sectors.writes,
-        esp_offset: esp_part.first_lba * ssu,
-        esp_len: (esp_part.last_lba - esp_part.first_lba + 1) * ssu,
+        esp_offset,
+        esp_len,
         sector_size: ss,
         volume_id: seed as u32,
         esp_volume,
