@@ -342,9 +342,41 @@ struct FixArgs {
     /// store: its other entries are lost. Missing boot files are rebuilt without it.
     #[arg(long)]
     rebuild_boot: bool,
+    /// The firmware the machine starts by, for a target that offers both (`bios+uefi`
+    /// in `rehost targets`): `uefi` checks and fixes as for a UEFI-only machine (an MBR
+    /// disk is converted to GPT with an EFI system partition), `bios` as for a BIOS one.
+    #[arg(long, value_parser = ["bios", "uefi"])]
+    firmware: Option<String>,
 }
 
 impl FixArgs {
+    /// The targets as `--firmware` narrows them: each that offers that firmware starts by
+    /// it alone. `strict`: a target that does not offer it is an error (the targets named
+    /// on the command line), else it is left as it is (every profile, for manifests).
+    fn narrow(
+        &self,
+        targets: Vec<rehost::rules::Target>,
+        strict: bool,
+    ) -> anyhow::Result<Vec<rehost::rules::Target>> {
+        let Some(fw) = &self.firmware else {
+            return Ok(targets);
+        };
+        let mut out = Vec::with_capacity(targets.len());
+        for mut t in targets {
+            if t.firmware.iter().any(|f| f == fw) {
+                t.firmware = vec![fw.clone()];
+            } else if strict {
+                anyhow::bail!(
+                    "target {} starts by {} only, not by {fw} (--firmware)",
+                    t.name,
+                    t.firmware.join(" and ")
+                );
+            }
+            out.push(t);
+        }
+        Ok(out)
+    }
+
     fn options(&self) -> rehost::rules::fix::FixOptions {
         rehost::rules::fix::FixOptions {
             drivers: self.drivers.clone(),
@@ -430,7 +462,10 @@ pub fn main() -> i32 {
                 eprintln!("rehost: {e}");
                 return 2;
             }
-            let all = match rehost::rules::target::load(profiles.as_deref()) {
+            let all = match rehost::rules::target::load(profiles.as_deref())
+                .map_err(anyhow::Error::from)
+                .and_then(|all| fixing.narrow(all, false))
+            {
                 Ok(all) => all,
                 Err(e) => {
                     eprintln!("rehost: {e:#}");
@@ -439,6 +474,7 @@ pub fn main() -> i32 {
             };
             let t = match target {
                 Some(name) => match check::targets(std::slice::from_ref(name), profiles.as_deref())
+                    .and_then(|t| fixing.narrow(t, true))
                 {
                     Ok(t) if t.len() == 1 => t.into_iter().next(),
                     Ok(_) => {
@@ -513,8 +549,12 @@ pub fn main() -> i32 {
                 eprintln!("rehost: {e}");
                 return 2;
             }
-            let all = rehost::rules::target::load(profiles.as_deref());
-            match check::targets(targets, profiles.as_deref()).and_then(|t| Ok((t, all?))) {
+            let all = rehost::rules::target::load(profiles.as_deref())
+                .map_err(anyhow::Error::from)
+                .and_then(|all| fixing.narrow(all, false));
+            let named =
+                check::targets(targets, profiles.as_deref()).and_then(|t| fixing.narrow(t, true));
+            match named.and_then(|t| Ok((t, all?))) {
                 Ok((targets, all)) => f.items(images).and_then(|items| {
                     let work = rehost_fleet::work::Check {
                         targets,

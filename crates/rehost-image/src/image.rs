@@ -74,6 +74,9 @@ pub struct Image {
     reader: Arc<dyn ReadAt>,
     staging: Option<Staging>,
     layout: Layout,
+    /// The layout of a partition table the session rewrote ([`Image::adopt_layout`]):
+    /// from then on the one the volumes are looked up in.
+    adopted: std::sync::OnceLock<Layout>,
     held: Mutex<Vec<Held>>,
     counters: Arc<Counters>,
     /// A write in place may go into a volume that has shadow copies.
@@ -168,6 +171,7 @@ impl Image {
             reader,
             staging,
             layout,
+            adopted: std::sync::OnceLock::new(),
             held,
             counters,
             allow_shadow_copies: false,
@@ -214,7 +218,7 @@ impl Image {
     /// The partition layout as the staged writes leave it: [`Image::layout`] with the
     /// active flag [`Image::set_active`] staged, if any.
     pub fn staged_layout(&self) -> Layout {
-        let mut l = self.layout.clone();
+        let mut l = self.current().clone();
         if let Some(a) = *self.active.lock().unwrap_or_else(|p| p.into_inner()) {
             for v in &mut l.volumes {
                 v.bootable = v.index == a;
@@ -252,8 +256,59 @@ impl Image {
     }
 
     /// Where volume `index` stands in the layout (and in `held`).
+    /// The layout the volumes are looked up in: the one adopted after a staged
+    /// conversion, else the one read at open.
+    fn current(&self) -> &Layout {
+        self.adopted.get().unwrap_or(&self.layout)
+    }
+
+    /// Takes the partition table staged outside the volumes (a GPT written over an MBR
+    /// disk by [`Image::write_outside`]) as the session's layout: the staged disk is
+    /// scanned again, and from then on [`Image::volume`], [`Image::fs`], the writers and
+    /// [`Image::staged_layout`] see its volumes ([`Image::layout`] stays the one read at
+    /// open). A volume at the same offset, of the same size and content, as one of the old
+    /// layout keeps its opened file system; the others are opened afresh. Refused when the
+    /// staged table cannot be read whole or a session adopted one already. Returns it.
+    pub fn adopt_layout(&self) -> Result<&Layout> {
+        self.staging()?;
+        if self.adopted.get().is_some() {
+            return Err(self
+                .ctx
+                .unsupported(0, "the session adopted a new partition table already"));
+        }
+        self.counters.scans.fetch_add(1, Ordering::Relaxed);
+        let new = volume::scan(
+            self.reader.clone(),
+            self.info.logical_sector_size,
+            &self.ctx,
+        )?;
+        if !new.errors.is_empty() {
+            return Err(self.ctx.corrupt(
+                0,
+                format!("the staged partition table: {}", new.errors.join("; ")),
+            ));
+        }
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        let kept: Vec<Held> = new
+            .volumes
+            .iter()
+            .map(|v| {
+                let old = self.layout.volumes.iter().position(|o| {
+                    o.offset == v.offset && o.size == v.size && o.content == v.content
+                });
+                match old.and_then(|at| held.get_mut(at)) {
+                    Some(h) => std::mem::take(h),
+                    None => Held::default(),
+                }
+            })
+            .collect();
+        *held = kept;
+        drop(held);
+        Ok(self.adopted.get_or_init(|| new))
+    }
+
     fn position(&self, index: u32) -> Result<usize> {
-        self.layout
+        self.current()
             .volumes
             .iter()
             .position(|v| v.index == index)
@@ -262,7 +317,7 @@ impl Image {
 
     /// The volume numbered `index` (as `rehost volumes` numbers them).
     pub fn volume(&self, index: u32) -> Result<&VolumeInfo> {
-        Ok(&self.layout.volumes[self.position(index)?])
+        Ok(&self.current().volumes[self.position(index)?])
     }
 
     /// Marks volume `at` (a position) written: its file system is refreshed when next
@@ -278,7 +333,7 @@ impl Image {
     #[allow(clippy::arc_with_non_send_sync)]
     pub fn fs(&self, index: u32) -> Result<Arc<FileSystem>> {
         let at = self.position(index)?;
-        let v = &self.layout.volumes[at];
+        let v = &self.current().volumes[at];
         let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
         let h = &mut held[at];
         let fresh = match (&h.fs, h.written) {
@@ -310,7 +365,7 @@ impl Image {
     /// volume, else the NTFS volume holding `\Windows`, else the only FAT volume of a disk
     /// without NTFS. The error for none lists the volumes.
     pub fn choose(&self, wanted: Option<u32>) -> Result<(&VolumeInfo, Arc<FileSystem>)> {
-        let vols = &self.layout.volumes;
+        let vols = &self.current().volumes;
         if let Some(n) = wanted {
             let v = vols.iter().find(|v| v.index == n).ok_or_else(|| {
                 self.ctx
@@ -343,7 +398,7 @@ impl Image {
     /// The volumes, one line each, or why there are none (the partition table's errors
     /// and notes, or that the disk holds no table and no file system at its start).
     pub fn describe_volumes(&self) -> String {
-        let l = &self.layout;
+        let l = self.current();
         if l.volumes.is_empty() {
             let mut why: Vec<String> = l.errors.iter().chain(&l.notes).cloned().collect();
             if why.is_empty() {
@@ -386,7 +441,7 @@ impl Image {
     fn window(&self, index: u32, layer: Layer) -> Result<(&VolumeInfo, WindowMut)> {
         let overlay = self.staging()?.overlay.clone();
         let at = self.position(index)?;
-        let v = &self.layout.volumes[at];
+        let v = &self.current().volumes[at];
         self.guard_shadow_copies(v)?;
         self.mark_written(at);
         let inner: Arc<dyn WriteAt> = overlay;
@@ -428,7 +483,7 @@ impl Image {
     pub fn write_raw(&self, offset: u64, bytes: &[u8]) -> Result<()> {
         let staging = self.staging()?;
         let end = offset.checked_add(bytes.len() as u64);
-        let inside = self.layout.volumes.iter().position(|v| {
+        let inside = self.current().volumes.iter().position(|v| {
             offset >= v.offset && end.is_some_and(|e| e <= v.offset.saturating_add(v.size))
         });
         let Some(at) = inside else {
@@ -441,7 +496,7 @@ impl Image {
                 ),
             ));
         };
-        self.guard_shadow_copies(&self.layout.volumes[at])?;
+        self.guard_shadow_copies(&self.current().volumes[at])?;
         self.mark_written(at);
         staging.overlay.write_at(offset, bytes)
     }
@@ -484,6 +539,7 @@ impl Image {
             .layout
             .volumes
             .iter()
+            .chain(self.adopted.get().iter().flat_map(|l| l.volumes.iter()))
             .find(|v| offset < v.offset.saturating_add(v.size) && v.offset < end)
         {
             return Err(self.ctx.unsupported(

@@ -60,6 +60,13 @@ pub use rehost_core::time::filetime_now;
 impl Editor {
     /// Opens a whole hive file for editing. A dirty hive is refused: replay its logs first.
     pub fn open(bytes: Vec<u8>) -> R<Editor> {
+        Self::open_at(bytes, filetime_now())
+    }
+
+    /// [`Editor::open`], the keys written and the base block stamped with `now` (a
+    /// FILETIME) rather than the clock: for a caller that must make the same bytes each
+    /// time (a store built for a dry run and again for the write).
+    pub fn open_at(bytes: Vec<u8>, now: u64) -> R<Editor> {
         let Some(base) = BaseBlock::read(&bytes) else {
             return err(0, "not a hive: no regf base block");
         };
@@ -76,7 +83,7 @@ impl Editor {
                 format!("hive version 1.{minor} is not one rehost writes"),
             );
         }
-        let bins = Bins::load(bytes, filetime_now())?;
+        let bins = Bins::load(bytes, now)?;
         let editor = Editor { bins, minor };
         editor.root()?;
         Ok(editor)

@@ -6,7 +6,7 @@
 //! The fix, in [`fix`], repairs what it can of that.
 
 mod fix;
-mod rebuild;
+pub(crate) mod rebuild;
 mod rebuild_nt5;
 pub use fix::fix;
 

@@ -337,6 +337,113 @@ impl fmt::Display for NoBootFiles {
     }
 }
 
+/// Why an MBR disk started by BIOS is not converted for a target that starts only by UEFI
+/// (GPT, an EFI system partition, the boot files and a UEFI store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoConversion {
+    /// The install is not 64-bit x86 (UEFI starts Windows x64 only, on these machines).
+    Arch {
+        /// The install's architecture, when known.
+        arch: Option<String>,
+    },
+    /// The target's UEFI firmware does not start this Windows version.
+    Version {
+        /// The install's version, when known.
+        version: Option<String>,
+        /// The first version the target's UEFI starts.
+        first: String,
+        /// The target's own words (its profile's `requires.why`), or UEFI's limit.
+        why: String,
+    },
+    /// A partition of the disk is an LDM dynamic disk's.
+    DynamicDisk {
+        /// The partition.
+        volume: u32,
+    },
+    /// A volume of the disk is BitLocker-encrypted.
+    BitLocker {
+        /// The volume.
+        volume: u32,
+    },
+    /// The partition table does not leave room for the GPT and the EFI system partition,
+    /// and the container cannot grow (why not).
+    NoRoom {
+        /// The planner's refusal.
+        plan: String,
+        /// Why the container cannot grow, when growing was the way.
+        grow: Option<String>,
+    },
+    /// The disk's table cannot be converted (the planner's reason).
+    Table(String),
+    /// The partitions are not numbered 1 to N (logical partitions): the converted table
+    /// would number the install's volume otherwise.
+    Numbering,
+    /// The install has no UEFI loader (`\Windows\system32\winload.efi`).
+    NoLoader {
+        /// The path looked for.
+        path: String,
+    },
+    /// The boot files for UEFI cannot be made from the install.
+    BootFiles(NoBootFiles),
+}
+
+impl fmt::Display for NoConversion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoConversion::Arch { arch } => write!(
+                f,
+                "the install is {} Windows, and the target's UEFI starts only 64-bit (x64) \
+                 Windows: it stays on a BIOS machine",
+                arch.as_deref().unwrap_or("of unknown architecture")
+            ),
+            NoConversion::Version {
+                version,
+                first,
+                why,
+            } => write!(
+                f,
+                "the install is Windows {}, and the target's UEFI starts Windows {first} and \
+                 later ({why})",
+                version.as_deref().unwrap_or("of unknown version")
+            ),
+            NoConversion::DynamicDisk { volume } => write!(
+                f,
+                "partition {volume} belongs to a dynamic disk (LDM, type 0x42): its volumes \
+                 live in the LDM database a GPT would orphan; make the disk basic in Windows \
+                 first"
+            ),
+            NoConversion::BitLocker { volume } => write!(
+                f,
+                "volume {volume} is BitLocker-encrypted: rehost cannot read or write it, and \
+                 a new boot path would make BitLocker ask for its recovery key; decrypt it \
+                 (manage-bde -off) first"
+            ),
+            NoConversion::NoRoom { plan, grow } => match grow {
+                Some(g) => write!(
+                    f,
+                    "no room for the GPT and the EFI system partition ({plan}), and the \
+                     container cannot grow: {g}"
+                ),
+                None => write!(
+                    f,
+                    "no room for the GPT and the EFI system partition: {plan}"
+                ),
+            },
+            NoConversion::Table(why) => write!(f, "the partition table is not converted: {why}"),
+            NoConversion::Numbering => f.write_str(
+                "the partitions are not numbered 1 to N (logical partitions): the GPT would \
+                 number the install's volume otherwise",
+            ),
+            NoConversion::NoLoader { path } => write!(
+                f,
+                "the install has no {path}, the loader UEFI's boot manager starts: repair \
+                 the install from its media first"
+            ),
+            NoConversion::BootFiles(no) => write!(f, "the UEFI boot files: {no}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,16 @@
 //! Server 2008 and later; some targets ask more (Hyper-V generation 2: 64-bit 8 / 2012).
 
 use super::finding::{Evidence, Finding};
+use super::fix::{FixOptions, Plan};
 use super::subject::Subject;
 use super::target::Target;
 use super::version::Version;
 use super::Out;
 use rehost_core::error::Result;
 use rehost_volume::Partitioning;
+
+mod carry;
+mod convert;
 
 const ID: &str = "firmware";
 
@@ -27,6 +31,21 @@ pub fn by_uefi(s: &Subject, t: &Target) -> bool {
         Some("uefi") => t.starts("uefi"),
         _ => !t.starts("bios"),
     }
+}
+
+/// The fix: an MBR disk on a target that starts only by UEFI is converted (GPT, an EFI
+/// system partition with the boot files, MountedDevices in GPT form), or told why not.
+pub fn fix(
+    s: &Subject,
+    t: &Target,
+    findings: &[&Finding],
+    _opts: &FixOptions,
+    plan: &mut Plan,
+) -> Result<()> {
+    if findings.iter().any(|f| f.case == "mbr-on-uefi") {
+        convert::plan(s, t, plan)?;
+    }
+    Ok(())
 }
 
 /// What of the target the check reads.

@@ -101,7 +101,7 @@ impl Rule {
 /// once per install.
 pub const RULES: [Rule; 18] = [
     rule("encrypted", None, encrypted::check),
-    rule("firmware", Some(firmware::reads), firmware::check),
+    rule("firmware", Some(firmware::reads), firmware::check).fixed(firmware::fix),
     rule("boot-config", None, boot_config::check).fixed(boot_config::fix),
     rule("dirty-volume", None, dirty_volume::check).fixed(dirty_volume::fix),
     rule("dirty-hive", None, dirty_hive::check),

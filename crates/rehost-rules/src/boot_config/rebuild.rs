@@ -11,7 +11,7 @@ use crate::cannot::NoBootFiles;
 use crate::fix::{Change, Plan};
 use crate::subject::Subject;
 use rehost_core::error::{Layer, Result};
-use rehost_formats::bcd;
+use rehost_formats::bcd::{self, PartitionRef};
 use rehost_formats::bcd_ids::{bootmgr, osloader};
 use rehost_formats::bcdboot::{self, Firmware, Install};
 use rehost_regf::hive::Hive;
@@ -144,6 +144,20 @@ fn source_dir(s: &Subject) -> String {
     )
 }
 
+/// The boot files of one firmware as bcdboot makes them for an install: the files copied
+/// from its `\Windows\Boot` (path on the system partition, bytes, source path), and the new
+/// store (its path there, its bytes), read back.
+pub struct Rebuilt {
+    /// (path on the system partition, bytes, source path on the install's volume).
+    pub files: Vec<(String, Vec<u8>, String)>,
+    /// The store's path on the system partition (`\Boot\BCD`, `\EFI\Microsoft\Boot\BCD`).
+    pub store_path: &'static str,
+    /// The store.
+    pub store: Vec<u8>,
+    /// What the store holds, in words (for the plan's reason).
+    pub what: String,
+}
+
 /// Plans the boot files of `firmware` rebuilt on volume `system` for the install of `s`,
 /// or says why not. `why` says which finding it repairs.
 pub fn rebuild(
@@ -166,6 +180,47 @@ pub fn rebuild(
         plan.cannot(ID, NoBootFiles::NoIdentity { volume }.to_string());
         return Ok(());
     };
+    let r = match files(s, firmware, sys_id, os_id)? {
+        Ok(r) => r,
+        Err(no) => {
+            plan.cannot(ID, no.to_string());
+            return Ok(());
+        }
+    };
+    let win = |p: &str| format!("\\{}", p.replace('/', "\\"));
+    for (to, bytes, from) in r.files {
+        plan.add(
+            ID,
+            format!("{} from {}. Repairs {why}", win(&to), win(&from)),
+            Change::Put {
+                volume: system,
+                path: win(&to),
+                bytes,
+            },
+        );
+    }
+    plan.add(
+        ID,
+        format!("{}. Repairs {why}", r.what),
+        Change::Put {
+            volume: system,
+            path: r.store_path.to_string(),
+            bytes: r.store,
+        },
+    );
+    Ok(())
+}
+
+/// The boot files of `firmware` for the install of `s` (not NT 5.x), its store naming
+/// `system` as the system partition and `os` as the install's: what bcdboot would write,
+/// read from the install's own `\Windows\Boot`; or why not.
+pub fn files(
+    s: &Subject,
+    firmware: Firmware,
+    system: PartitionRef,
+    os: PartitionRef,
+) -> Result<std::result::Result<Rebuilt, NoBootFiles>> {
+    let i = s.install;
     let base = source_dir(s);
     let fs = s.scene.fs(i.volume);
     let list = |dir: &str| -> Vec<rehost_image::DirEntry> {
@@ -205,21 +260,15 @@ pub fn rebuild(
         } else if s.scene.is_file(i.volume, &from) {
             found.push((from.clone(), row.to.clone()));
         } else if row.required {
-            plan.cannot(
-                ID,
-                NoBootFiles::Missing {
-                    volume: i.volume,
-                    path: format!("\\{}", from.replace('/', "\\")),
-                }
-                .to_string(),
-            );
-            return Ok(());
+            return Ok(Err(NoBootFiles::Missing {
+                volume: i.volume,
+                path: format!("\\{}", from.replace('/', "\\")),
+            }));
         }
         memory_tester |= row.memory_tester && !found.is_empty();
         for (src, to) in found {
             if let Some(no) = copies.add(s, src, to)? {
-                plan.cannot(ID, no.to_string());
-                return Ok(());
+                return Ok(Err(no));
             }
         }
     }
@@ -228,11 +277,11 @@ pub fn rebuild(
     } else {
         locales[0].clone()
     };
-    let seed = format!("{os_id:?}|{}", i.system_root.to_ascii_lowercase());
+    let seed = format!("{os:?}|{}", i.system_root.to_ascii_lowercase());
     let install = Install {
         firmware,
-        system: sys_id,
-        os: os_id,
+        system,
+        os: os.clone(),
         system_root: i.system_root.clone(),
         description: i
             .product_name
@@ -245,56 +294,39 @@ pub fn rebuild(
     let ctx = s.scene.ctx.with_layer(Layer::Bcd);
     let store = bcdboot::store_with(&install, memory_tester, stamp(s), &ctx)?;
     // Read back through the store reader before it is planned: the boot manager's default
-    // is the loader, whose OS device is the install's volume of this disk.
+    // is the loader, whose OS device is the install's partition.
     let objects = bcd::objects(&Hive::parse(store.clone(), ctx.clone())?)?;
     let object = |id: &str| objects.iter().find(|o| o.id == id);
     let default = object(bcd::BOOTMGR).and_then(|m| match m.element(bootmgr::DEFAULT_OBJECT) {
         Some(bcd::Element::Object(id)) => Some(id.clone()),
         _ => None,
     });
-    let os_volume = object(&install.loader).and_then(|l| match l.element(osloader::OS_DEVICE) {
-        Some(bcd::Element::Device(bcd::Device::Partition { partition })) => {
-            s.scene.resolve(partition)
-        }
+    let os_device = object(&install.loader).and_then(|l| match l.element(osloader::OS_DEVICE) {
+        Some(bcd::Element::Device(bcd::Device::Partition { partition })) => Some(partition.clone()),
         _ => None,
     });
-    if default.as_deref() != Some(install.loader.as_str()) || os_volume != Some(i.volume) {
+    if default.as_deref() != Some(install.loader.as_str()) || os_device.as_ref() != Some(&os) {
         return Err(ctx.invalid(format!(
             "the new store read back does not start the install from volume {}",
             i.volume
         )));
     }
     let store_path = firmware.store_path();
-    let win = |p: &str| format!("\\{}", p.replace('/', "\\"));
-    for (to, bytes, from) in copies.files {
-        plan.add(
-            ID,
-            format!("{} from {}. Repairs {why}", win(&to), win(&from)),
-            Change::Put {
-                volume: system,
-                path: win(&to),
-                bytes,
-            },
-        );
-    }
-    plan.add(
-        ID,
-        format!(
-            "{} written new for {} (boot manager, OS loader {} with winload.{}, resume \
-             loader, settings{}), as bcdboot makes it. Repairs {why}",
-            store_path,
-            install.description,
-            install.loader,
-            firmware.extension(),
-            if memory_tester { ", memory tester" } else { "" }
-        ),
-        Change::Put {
-            volume: system,
-            path: store_path.to_string(),
-            bytes: store,
-        },
+    let what = format!(
+        "{} written new for {} (boot manager, OS loader {} with winload.{}, resume \
+         loader, settings{}), as bcdboot makes it",
+        store_path,
+        install.description,
+        install.loader,
+        firmware.extension(),
+        if memory_tester { ", memory tester" } else { "" }
     );
-    Ok(())
+    Ok(Ok(Rebuilt {
+        files: copies.files,
+        store_path,
+        store,
+        what,
+    }))
 }
 
 #[cfg(test)]

@@ -4,17 +4,23 @@
 //! BCD on an EFI system partition); files put and renamed by the writer of their volume; raw bytes staged at their offset. Nothing reaches the image:
 //! the caller commits.
 
-use super::{Change, FixOptions, Plan};
+use super::{Change, Conversion, FixOptions, Plan};
 use rehost_core::error::{Ctx, Layer, Result};
+use rehost_fat::format::{format, Options};
 use rehost_formats::bootini;
 use rehost_image::staged::{self, Writers};
 use rehost_image::Image;
 use rehost_regf::diff;
+use rehost_volume::Partitioning;
 use rehost_windows::hive_edit::HiveEdits;
 use rehost_windows::registry::Mounts;
 use rehost_windows::report::Install;
 use rehost_windows::Opened;
 use serde::Serialize;
+use std::sync::Arc;
+
+/// The label Windows setup gives an EFI system partition it formats.
+const ESP_LABEL: &str = "SYSTEM";
 use sha2::{Digest, Sha256};
 
 /// A change as applied, for the report.
@@ -26,7 +32,8 @@ pub struct Applied {
     pub why: String,
     /// The round of the fix that made it (1: from the first check).
     pub round: usize,
-    /// "registry", "boot.ini", "put", "rename", "active" (the MBR's active flag) or "bytes".
+    /// "registry", "boot.ini", "put", "rename", "active" (the MBR's active flag), "gpt"
+    /// (a new partition table and EFI system partition) or "bytes".
     pub kind: &'static str,
     /// The hive, for a registry change.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -82,6 +89,24 @@ pub fn apply(
     let mut out = Vec::new();
     let mut write_opts = staged::image_options(false, false);
     write_opts.allow_hibernated = opts.discard_hibernation;
+    // A new partition table first: the changes after it name its volumes.
+    for p in &plan.changes {
+        if let Change::Gpt(c) = &p.change {
+            let (file, bytes) = convert(staged, c, &ctx)?;
+            out.push(Applied {
+                rule: p.rule.to_string(),
+                why: p.why.clone(),
+                round: 1,
+                kind: "gpt",
+                hive: None,
+                diff: None,
+                volume: Some(c.esp_volume),
+                file: Some(file),
+                sha256: None,
+                bytes: Some(bytes),
+            });
+        }
+    }
     let mut writers = Writers::new(staged, write_opts);
     // Registry changes, hive by hive, in plan order within each hive.
     let mut hives = HiveEdits::new().accepting_dirty(opts.accept_dirty_hive);
@@ -202,7 +227,7 @@ pub fn apply(
     }
     for p in &plan.changes {
         let applied = match &p.change {
-            Change::Registry { .. } | Change::BootIni { .. } => continue,
+            Change::Registry { .. } | Change::BootIni { .. } | Change::Gpt(_) => continue,
             Change::Put {
                 volume,
                 path,
@@ -268,4 +293,66 @@ pub fn apply(
         });
     }
     Ok(out)
+}
+
+/// Stages an MBR disk's conversion to GPT: the disk grown, the table's sectors written
+/// outside every volume, the EFI system partition formatted FAT32, and the new table
+/// taken as the session's layout, read back: GPT, the ESP holding FAT32 where it was
+/// put, every old volume at its old offset under its number. Returns what it wrote, in
+/// words, and how many bytes the table and the ESP span.
+fn convert(staged: &Image, c: &Conversion, ctx: &Ctx) -> Result<(String, u64)> {
+    if c.grow_by > 0 {
+        staged.grow(c.grow_by)?;
+    }
+    let mut bytes = 0u64;
+    for (at, b) in &c.writes {
+        staged.write_outside(*at, b)?;
+        bytes += b.len() as u64;
+    }
+    let win = Arc::new(staged.outside_window(c.esp_offset, c.esp_len, Layer::Fat)?);
+    let hidden_sectors = u32::try_from(c.esp_offset / c.sector_size as u64).map_err(|_| {
+        ctx.unsupported(
+            c.esp_offset,
+            "the ESP starts past sector 2^32: its boot sector cannot say so",
+        )
+    })?;
+    let made = format(
+        win,
+        &Options {
+            sector_size: c.sector_size,
+            label: ESP_LABEL.into(),
+            volume_id: c.volume_id,
+            hidden_sectors,
+        },
+        ctx,
+    )?;
+    let layout = staged.adopt_layout()?;
+    let found = |index: u32, offset: u64| {
+        layout
+            .volumes
+            .iter()
+            .find(|v| v.index == index)
+            .filter(|v| v.offset == offset)
+    };
+    let esp_ok = found(c.esp_volume, c.esp_offset).is_some_and(|v| v.content.is_fat());
+    let kept_ok = c.kept.iter().all(|(i, at)| found(*i, *at).is_some());
+    if layout.partitioning != Partitioning::Gpt || !esp_ok || !kept_ok {
+        return Err(ctx.invalid(
+            "the staged GPT read back does not hold the ESP and the volumes where the \
+             conversion put them",
+        ));
+    }
+    Ok((
+        format!(
+            "GPT (protective MBR, primary and backup headers and arrays, {} entries); \
+             volume {} the EFI system partition at disk offset {:#x}, {} MiB, FAT32 with \
+             {}-byte clusters",
+            layout.volumes.len(),
+            c.esp_volume,
+            c.esp_offset,
+            c.esp_len >> 20,
+            made.cluster_size
+        ),
+        bytes + c.esp_len,
+    ))
 }

@@ -105,6 +105,10 @@ pub enum Change {
         /// The volume made active.
         volume: u32,
     },
+    /// The partition table rewritten: an MBR disk converted to GPT, its EFI system
+    /// partition formatted (applied before every other change, which then sees the new
+    /// table: a file put on the ESP names its new volume number).
+    Gpt(Box<Conversion>),
     /// Bytes written at an offset of the disk (a boot sector field).
     Bytes {
         /// Offset on the virtual disk.
@@ -114,6 +118,29 @@ pub enum Change {
         /// What they are, for the report.
         what: String,
     },
+}
+
+/// An MBR disk converted to GPT: what [`Change::Gpt`] stages, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversion {
+    /// Bytes added at the disk's end first (0: none).
+    pub grow_by: u64,
+    /// The protective MBR, the primary header and array, the backup array and header:
+    /// (disk offset, bytes), each outside every volume.
+    pub writes: Vec<(u64, Vec<u8>)>,
+    /// The EFI system partition's byte offset and length, formatted FAT32 there.
+    pub esp_offset: u64,
+    /// Its length in bytes.
+    pub esp_len: u64,
+    /// The disk's logical sector size.
+    pub sector_size: u32,
+    /// The ESP's volume serial number.
+    pub volume_id: u32,
+    /// The volume number the ESP has in the new table.
+    pub esp_volume: u32,
+    /// Each volume of the old table that keeps its offset: (its number in the new table,
+    /// its byte offset), read back after the write.
+    pub kept: Vec<(u32, u64)>,
 }
 
 /// A change and the rule that planned it.

@@ -105,6 +105,16 @@ pub struct FixReport {
     pub elapsed_ms: f64,
 }
 
+/// The rules whose fixes wait for the check after a conversion of the partition table:
+/// what they found names the old table.
+const AFTER_CONVERSION: [&str; 2] = ["boot-config", "mounted-devices"];
+
+fn converting(plan: &Plan) -> bool {
+    plan.changes
+        .iter()
+        .any(|p| matches!(p.change, super::Change::Gpt(_)))
+}
+
 /// The plan of every rule's fix for one install, from its findings on `t`.
 pub fn plan(s: &Subject, t: &Target, findings: &[Shared], opts: &FixOptions) -> Result<Plan> {
     let mut plan = Plan::default();
@@ -112,6 +122,11 @@ pub fn plan(s: &Subject, t: &Target, findings: &[Shared], opts: &FixOptions) -> 
     for r in RULES.iter() {
         let Some(fix) = r.fix else { continue };
         if done.contains(&r.id) || !opts.runs(r.id) {
+            continue;
+        }
+        // A disk converted to GPT gets new boot files and MountedDevices from the
+        // conversion: what those rules found on the old table is checked again after it.
+        if converting(&plan) && AFTER_CONVERSION.contains(&r.id) {
             continue;
         }
         done.push(r.id);
@@ -214,6 +229,12 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
                 &*reader,
             );
             let p = plan(&s, t, &new, opts)?;
+            if converting(&p) {
+                // Their fixes waited for the converted table: planned in the next round.
+                for x in new.iter().filter(|x| AFTER_CONVERSION.contains(&x.rule)) {
+                    planned.remove(&key(c, x));
+                }
+            }
             let mut changes = apply::apply(&staged, &opened, i, &p, opts)?;
             applied |= !changes.is_empty();
             for ch in &mut changes {
