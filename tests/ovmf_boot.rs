@@ -250,3 +250,44 @@ fn the_harness_refuses_a_disk_without_an_esp() {
     let err = ovmf::boot(&img, Entry::Bcd).unwrap_err();
     assert!(err.contains("no GPT header"), "{err}");
 }
+
+/// Issue 16's acceptance, end to end: Server 2019 on an MBR disk (a VHDX), its own boot
+/// manager the stand-in (put into `\Windows\Boot\EFI` as the install would hold the real
+/// one), converted by `rehost fix --target hyperv-gen2 --in-place`; OVMF finds the ESP and
+/// starts the loader where rehost put it, both by the fallback path and by the entry.
+#[test]
+fn an_install_rehost_moved_to_uefi_is_started_by_the_firmware_both_ways() {
+    if !ovmf::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = common::windows_image("ws2019-mbr");
+    let img = dir.path().join("ws2019-mbr.vhdx");
+    std::fs::copy(&src, &img).unwrap();
+    let standin = ovmf::standin().unwrap();
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = common::rehost_command().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "rehost {args:?}: {out:?}");
+    };
+    run(&[
+        "put".as_ref(),
+        "--in-place".as_ref(),
+        img.as_os_str(),
+        standin.as_os_str(),
+        r"\Windows\Boot\EFI\bootmgfw.efi".as_ref(),
+    ]);
+    // Before: an MBR disk, which OVMF cannot start from (no GPT, no ESP).
+    assert!(ovmf::boots(&img).is_err(), "an MBR disk has no ESP to boot");
+    run(&[
+        "fix".as_ref(),
+        "--target".as_ref(),
+        "hyperv-gen2".as_ref(),
+        "--in-place".as_ref(),
+        img.as_os_str(),
+    ]);
+    assert_eq!(
+        ovmf::boots(&img).unwrap(),
+        [Marker::Fallback, Marker::Bcd],
+        "the stand-in started from \\EFI\\Boot\\bootx64.efi and from the entry's path"
+    );
+}
