@@ -215,3 +215,62 @@ fn fix_into_another_format_equals_convert_then_fix_in_place() {
         assert!(check.contains(target) && check.contains("boots"), "{check}");
     }
 }
+
+/// The qcow2 reader's allocation map equals `qemu-img map`'s data ranges (plain, compressed
+/// and a child reading all from its backing file), so a conversion from qcow2 reads only what the image holds.
+#[test]
+fn qcow2_allocation_equals_qemu_img_map() {
+    if !have_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = windows_image("win7");
+    let plain = dir.path().join("plain.qcow2");
+    let packed = dir.path().join("packed.qcow2");
+    let child = dir.path().join("child.qcow2");
+    let s = src.to_str().unwrap();
+    qemu_img(&[
+        "convert",
+        "-f",
+        "vpc",
+        "-O",
+        "qcow2",
+        s,
+        plain.to_str().unwrap(),
+    ]);
+    qemu_img(&[
+        "convert",
+        "-c",
+        "-f",
+        "vpc",
+        "-O",
+        "qcow2",
+        s,
+        packed.to_str().unwrap(),
+    ]);
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-F",
+        "qcow2",
+        "-b",
+        plain.to_str().unwrap(),
+        child.to_str().unwrap(),
+    ]);
+    for image in [&plain, &packed, &child] {
+        let map = qemu_img(&["map", "--output=json", image.to_str().unwrap()]);
+        let rows: Vec<serde_json::Value> = serde_json::from_str(&map).unwrap();
+        let theirs = rehost_core::io::merge_ranges(
+            rows.iter()
+                .filter(|r| r["data"] == true)
+                .map(|r| (r["start"].as_u64().unwrap(), r["length"].as_u64().unwrap()))
+                .collect(),
+        );
+        let disk = rehost::disk::open(image, &Default::default()).unwrap();
+        let ours = rehost::disk::ReadAt::allocated(&disk).unwrap().unwrap();
+        assert!(!ours.is_empty());
+        assert_eq!(ours, theirs, "{image:?}");
+    }
+}

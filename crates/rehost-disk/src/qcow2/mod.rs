@@ -160,6 +160,11 @@ impl ReadAt for Qcow2 {
         )
     }
 
+    /// The clusters the L2 tables map to data (and the backing file's).
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        self.allocated_ranges()
+    }
+
     fn size(&self) -> u64 {
         self.header.size
     }

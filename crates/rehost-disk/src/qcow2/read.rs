@@ -132,6 +132,49 @@ impl Qcow2 {
         Ok(())
     }
 
+    /// The guest clusters this image maps to data (stored, compressed, or held by an
+    /// external data file), as ranges; with a backing file, its ranges too. A cluster whose
+    /// entry says zeros is not data. An over-estimate is allowed (the ranges say what may
+    /// hold data), never an under-estimate.
+    pub(super) fn allocated_ranges(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        let mut ranges = match &self.backing {
+            Some(b) => match b.allocated()? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+            None => Vec::new(),
+        };
+        let (g, size) = (&self.geometry, self.header.size);
+        let cs = g.cluster_size();
+        for (l1_index, &l1) in self.l1.iter().enumerate() {
+            let l2_offset = l1 & OFFSET_MASK;
+            if l2_offset == 0 {
+                continue;
+            }
+            let l1_at = self.header.l1_table_offset + l1_index as u64 * 8;
+            let l2 = self.l2_table(l2_offset, l1_at)?;
+            for l2_index in 0..g.l2_entries {
+                let at = (l1_index as u64 * g.l2_entries + l2_index).saturating_mul(cs);
+                if at >= size {
+                    break;
+                }
+                let Some(&entry) = l2.get((l2_index * g.words) as usize) else {
+                    break;
+                };
+                // Bit 0 of a compressed entry is part of its host offset, not the zero flag.
+                let zero =
+                    entry & COMPRESSED == 0 && g.words == 1 && g.zero_flag && entry & ZERO != 0;
+                let data = entry & COMPRESSED != 0
+                    || entry & OFFSET_MASK != 0
+                    || (self.data.is_some() && entry & COPIED != 0);
+                if data && !zero {
+                    ranges.push((at, cs.min(size - at)));
+                }
+            }
+        }
+        Ok(Some(rehost_core::io::merge_ranges(ranges)))
+    }
+
     /// The L2 table at `offset`, which the L1 entry at `l1_at` names.
     fn l2_table(&self, offset: u64, l1_at: u64) -> Result<std::sync::Arc<[u64]>> {
         let size = self.geometry.cluster_size();
