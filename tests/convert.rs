@@ -216,10 +216,11 @@ fn fix_into_another_format_equals_convert_then_fix_in_place() {
     }
 }
 
-/// The qcow2 reader's allocation map equals `qemu-img map`'s data ranges (plain, compressed
-/// and a child reading all from its backing file), so a conversion from qcow2 reads only what the image holds.
+/// The qcow2 and VMDK readers' allocation maps equal `qemu-img map`'s data ranges (qcow2
+/// plain, compressed and a child reading all from its backing file; VMDK monolithicSparse
+/// and streamOptimized), so a conversion from either reads only what the image holds.
 #[test]
-fn qcow2_allocation_equals_qemu_img_map() {
+fn qcow2_and_vmdk_allocation_equals_qemu_img_map() {
     if !have_tool("qemu-img") {
         return;
     }
@@ -259,7 +260,29 @@ fn qcow2_allocation_equals_qemu_img_map() {
         plain.to_str().unwrap(),
         child.to_str().unwrap(),
     ]);
-    for image in [&plain, &packed, &child] {
+    let sparse = dir.path().join("sparse.vmdk");
+    let stream = dir.path().join("stream.vmdk");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "vpc",
+        "-O",
+        "vmdk",
+        s,
+        sparse.to_str().unwrap(),
+    ]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "vpc",
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=streamOptimized",
+        s,
+        stream.to_str().unwrap(),
+    ]);
+    for image in [&plain, &packed, &child, &sparse, &stream] {
         let map = qemu_img(&["map", "--output=json", image.to_str().unwrap()]);
         let rows: Vec<serde_json::Value> = serde_json::from_str(&map).unwrap();
         let theirs = rehost_core::io::merge_ranges(

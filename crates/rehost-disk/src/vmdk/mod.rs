@@ -257,6 +257,31 @@ impl ReadAt for Vmdk {
     fn size(&self) -> u64 {
         self.size
     }
+
+    /// Flat extents whole, a sparse extent's stored grains, and the parent's ranges.
+    fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
+        let mut ranges = match &self.parent {
+            Some(p) => match p.allocated()? {
+                Some(r) => r,
+                None => return Ok(None),
+            },
+            None => Vec::new(),
+        };
+        for p in &self.extents {
+            match &p.store {
+                Store::Zero => {}
+                Store::Flat { .. } => ranges.push((p.start, p.len)),
+                Store::Sparse(s) => {
+                    let grain = s.grain_sectors().max(1) * SECTOR;
+                    for g in s.stored_grains(p.len.div_ceil(grain))? {
+                        let at = g * grain;
+                        ranges.push((p.start + at, grain.min(p.len - at)));
+                    }
+                }
+            }
+        }
+        Ok(Some(rehost_core::io::merge_ranges(ranges)))
+    }
 }
 
 impl Container for Vmdk {

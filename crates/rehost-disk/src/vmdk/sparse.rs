@@ -130,6 +130,28 @@ impl SparseExtent {
         })
     }
 
+    /// The grains of the first `grains` stored in this extent (not zeros, not left to a
+    /// parent), in order; a grain table the directory leaves out is skipped whole.
+    pub fn stored_grains(&self, grains: u64) -> Result<Vec<u64>> {
+        let n = (self.header.num_gtes_per_gt as u64).max(1);
+        let mut out = Vec::new();
+        for (t, &gde) in self.gd.iter().enumerate() {
+            let first = t as u64 * n;
+            if first >= grains {
+                break;
+            }
+            if gde == 0 {
+                continue;
+            }
+            for g in first..(first + n).min(grains) {
+                if let Grain::At(_) = self.grain(g)? {
+                    out.push(g);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Reads `buf` from grain `g` stored at `sector`, `within` bytes into the grain.
     pub fn read_grain(&self, g: u64, sector: u64, within: u64, buf: &mut [u8]) -> Result<()> {
         let grain_bytes = self.header.grain_size * SECTOR;
