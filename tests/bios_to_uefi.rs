@@ -558,20 +558,7 @@ fn no_room_for_the_gpt_in_a_vhd_that_cannot_grow_is_refused_and_left_alone() {
         .unwrap();
     f.set_len(256 * MIB).unwrap();
     drop(f);
-    let mut child = Command::new("sfdisk")
-        .args(["-q", "--append"])
-        .arg(&image)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"start=100352, type=7\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    common::sfdisk(&["--append"], &image, "start=100352, type=7\n");
     let vhd = dir.path().join("full.vhd");
     common::run(
         Command::new("qemu-img")

@@ -284,16 +284,7 @@ fn an_mbr_disk_planned_and_written_is_clean_gpt() {
             .unwrap();
         let text = String::from_utf8_lossy(&v.stdout);
         assert!(text.contains("No problems found"), "sgdisk -v: {text}");
-        let json: serde_json::Value = serde_json::from_slice(&common::run(
-            Command::new("sfdisk").arg("--json").arg(&path),
-        ))
-        .unwrap();
-        let starts: Vec<u64> = json["partitiontable"]["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["start"].as_u64().unwrap())
-            .collect();
+        let starts = common::sfdisk_starts(&path);
         if reuse {
             assert_eq!(starts, [2048, 206848]);
         } else {

@@ -205,15 +205,7 @@ fn grown_gpt_disks_check_clean_and_undo_restores_them() {
             text.contains("No problems found"),
             "{fmt} {opts}: sgdisk -v: {text}"
         );
-        let json: serde_json::Value =
-            serde_json::from_slice(&common::run(Command::new("sfdisk").arg("--json").arg(&raw)))
-                .unwrap();
-        let starts: Vec<u64> = json["partitiontable"]["partitions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["start"].as_u64().unwrap())
-            .collect();
+        let starts = common::sfdisk_starts(&raw);
         assert_eq!(starts, [2048, 206848, esp_at / 512]);
         // The volumes' bytes are as they were; the ESP is clean FAT32.
         let (a, b) = (

@@ -567,18 +567,37 @@ pub fn sfdisk_win7_mbr(path: &Path, size: u64) -> u64 {
          start=2048, size=204800, type=7, bootable\nstart=206848, size={}, type=7\n",
         end - 206848
     );
+    sfdisk(&[], path, &script);
+    end
+}
+
+/// Runs `sfdisk -q ARGS DISK` with `script` on its standard input; it must succeed.
+pub fn sfdisk(args: &[&str], disk: &Path, script: &str) {
+    use std::io::Write;
     let mut child = Command::new("sfdisk")
-        .args(["-q", path.to_str().unwrap()])
+        .arg("-q")
+        .args(args)
+        .arg(disk)
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    use std::io::Write;
     child
         .stdin
         .take()
         .unwrap()
         .write_all(script.as_bytes())
         .unwrap();
-    assert!(child.wait().unwrap().success());
-    end
+    assert!(child.wait().unwrap().success(), "sfdisk {args:?} {disk:?}");
+}
+
+/// The first sectors of a disk's partitions, as `sfdisk --json` reads them.
+pub fn sfdisk_starts(disk: &Path) -> Vec<u64> {
+    let json: serde_json::Value =
+        serde_json::from_slice(&run(Command::new("sfdisk").arg("--json").arg(disk))).unwrap();
+    json["partitiontable"]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["start"].as_u64().unwrap())
+        .collect()
 }
