@@ -133,6 +133,7 @@ impl ParentOpener {
             Target::Raw(r) => Arc::new(r),
             Target::Vhd(v) => Arc::new(v),
             Target::Vhdx(v) => Arc::new(v),
+            Target::Qcow2(q) => Arc::new(q),
             Target::ReadOnly(c) => c,
         })
     }
@@ -160,9 +161,7 @@ impl ParentOpener {
             Format::Vmdk => Ok(Target::ReadOnly(Arc::new(super::vmdk::Vmdk::open(
                 probe, &next,
             )?))),
-            Format::Qcow2 => Ok(Target::ReadOnly(Arc::new(super::qcow2::Qcow2::open(
-                probe, &next,
-            )?))),
+            Format::Qcow2 => Ok(Target::Qcow2(super::qcow2::Qcow2::open(probe, &next)?)),
             Format::Raw => {
                 drop(probe);
                 let file = HostFile::open(path, self.opts.map_raw, self.stats.clone())?;

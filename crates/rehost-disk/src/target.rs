@@ -3,10 +3,12 @@
 //!
 //! Raw images and fixed VHDs store the disk at the same offsets in the file, so their plan
 //! is the extents themselves (a fixed VHD's footer lies past the virtual disk and is never
-//! touched). Dynamic and differencing VHDs plan in `vhd::write`, VHDX in `vhdx::write`.
+//! touched). Dynamic and differencing VHDs plan in `vhd::write`, VHDX in `vhdx::write`,
+//! qcow2 in `qcow2::write`.
 
 use super::plan::{HostWrite, Phase, Plan};
 use super::{Container, DiskInfo, Format, Raw, ReadAt};
+use crate::qcow2::Qcow2;
 use crate::vhd::Vhd;
 use crate::vhdx::Vhdx;
 use rehost_core::error::Result;
@@ -22,7 +24,9 @@ pub(crate) enum Target {
     Vhd(Vhd),
     /// A VHDX.
     Vhdx(Vhdx),
-    /// A format rehost reads but does not write (VMDK, qcow2).
+    /// A qcow2 image.
+    Qcow2(Qcow2),
+    /// A format rehost reads but does not write in place (VMDK).
     ReadOnly(Arc<dyn Container>),
 }
 
@@ -32,12 +36,33 @@ impl Target {
             Target::Raw(r) => r,
             Target::Vhd(v) => v,
             Target::Vhdx(v) => v,
+            Target::Qcow2(q) => q,
             Target::ReadOnly(c) => c.as_ref(),
         }
     }
 
     /// The refusal of a write into a format rehost does not write, if this is one.
     pub fn refuse_write(&self) -> Result<()> {
+        if let Target::Qcow2(q) = self {
+            return match q.write_refusal() {
+                None => Ok(()),
+                Some(why) => {
+                    let info = q.info();
+                    let stem = std::path::Path::new(&info.path).with_extension("");
+                    Err(
+                        rehost_core::Ctx::new(info.path.as_str(), rehost_core::Layer::Qcow2)
+                            .refused(
+                                "",
+                                format!(
+                                    "this qcow2 image is not written in place: {why}; write the result as a \
+                                     new image instead, `--output {}.vhdx` (or .vhd, .raw)",
+                                    stem.display()
+                                ),
+                            ),
+                    )
+                }
+            };
+        }
         let Target::ReadOnly(c) = self else {
             return Ok(());
         };
@@ -71,6 +96,7 @@ impl Target {
             Target::Raw(_) => None,
             Target::Vhd(v) => v.growth_refusal(new_size),
             Target::Vhdx(v) => v.growth_refusal(new_size),
+            Target::Qcow2(q) => q.growth_refusal(new_size),
             Target::ReadOnly(_) => return self.refuse_write(),
         };
         match why {
@@ -96,6 +122,7 @@ impl Target {
             Target::Raw(r) => Ok(grown_raw(direct(Format::Raw, r.size(), extents), new_size)),
             Target::Vhd(v) => v.plan(view, extents, new_size),
             Target::Vhdx(v) => v.plan(view, extents, ids, new_size),
+            Target::Qcow2(q) => q.plan(view, extents, new_size),
             Target::ReadOnly(_) => self.refuse_write().map(|()| Plan::empty(Format::Raw, 0)),
         }
     }

@@ -44,12 +44,20 @@ pub struct Header {
     pub l1_size: u32,
     /// Offset of the active L1 table.
     pub l1_table_offset: u64,
+    /// Offset of the refcount table.
+    pub refcount_table_offset: u64,
+    /// Clusters the refcount table occupies.
+    pub refcount_table_clusters: u32,
     /// Internal snapshots.
     pub nb_snapshots: u32,
     /// Offset of the snapshot table.
     pub snapshots_offset: u64,
     /// Incompatible feature bits (0 for version 2).
     pub incompatible_features: u64,
+    /// Compatible feature bits (0 for version 2); bit 0: lazy refcounts.
+    pub compatible_features: u64,
+    /// log2 of a refcount's width in bits (4 for version 2).
+    pub refcount_order: u32,
     /// 0: deflate; 1: zstd.
     pub compression_type: u8,
     /// The backing file format the header extension names, if any.
@@ -80,9 +88,13 @@ impl Header {
             crypt_method: be32(32),
             l1_size: be32(36),
             l1_table_offset: be64(40),
+            refcount_table_offset: be64(48),
+            refcount_table_clusters: be32(56),
             nb_snapshots: be32(60),
             snapshots_offset: be64(64),
             incompatible_features: 0,
+            compatible_features: 0,
+            refcount_order: 4,
             compression_type: 0,
             backing_format: None,
             data_file: None,
@@ -99,6 +111,8 @@ impl Header {
                 return Err(ctx.corrupt(0, "file too small for a version 3 qcow2 header"));
             }
             h.incompatible_features = be64(72);
+            h.compatible_features = be64(80);
+            h.refcount_order = be32(96);
             header_length = be32(100) as u64;
             if header_length < 104 || header_length > h.cluster_size() {
                 return Err(ctx.corrupt(

@@ -1,4 +1,4 @@
-//! qcow2 containers (QEMU, KVM, OpenStack, Proxmox), read-only, after QEMU's
+//! qcow2 containers (QEMU, KVM, OpenStack, Proxmox), after QEMU's
 //! docs/interop/qcow2.txt.
 //!
 //! The guest disk is cut into clusters (512 bytes to 2 MiB). A two-level table maps each
@@ -9,7 +9,7 @@
 //! when the header's compression type says so), or, with extended L2 entries, is cut into
 //! 32 subclusters each allocated, zero or unallocated on its own. The data may live in an
 //! external data file beside the image. Encrypted images are refused; internal snapshots are
-//! listed, and the active state is what is read.
+//! listed, and the active state is what is read. Writes in place are planned in `write`.
 //!
 //! Every offset, count and table size is checked against the file before it is used, and a
 //! compressed cluster never inflates past the cluster: a damaged or hostile image is an
@@ -18,6 +18,7 @@
 mod header;
 mod read;
 mod snapshot;
+mod write;
 
 pub use header::Header;
 pub use snapshot::Snapshot;

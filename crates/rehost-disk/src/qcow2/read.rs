@@ -7,14 +7,14 @@ use crate::{HostFile, ReadAt};
 use rehost_core::error::Result;
 
 /// Bits 9-55 of an L1 entry or a standard L2 entry: the host offset.
-const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+pub(super) const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
 /// L2 entry: the cluster is compressed.
-const COMPRESSED: u64 = 1 << 62;
+pub(super) const COMPRESSED: u64 = 1 << 62;
 /// Standard L2 entry (version 3, no extended L2): the cluster reads as zeros.
-const ZERO: u64 = 1;
+pub(super) const ZERO: u64 = 1;
 /// L2 entry: the cluster's refcount is one; with an external data file, the mark that a
 /// host offset of 0 is the data file's first cluster, not unallocated.
-const COPIED: u64 = 1 << 63;
+pub(super) const COPIED: u64 = 1 << 63;
 /// Subclusters in a cluster with extended L2 entries.
 const SUBCLUSTERS: u64 = 32;
 
@@ -176,7 +176,7 @@ impl Qcow2 {
     }
 
     /// The L2 table at `offset`, which the L1 entry at `l1_at` names.
-    fn l2_table(&self, offset: u64, l1_at: u64) -> Result<std::sync::Arc<[u64]>> {
+    pub(super) fn l2_table(&self, offset: u64, l1_at: u64) -> Result<std::sync::Arc<[u64]>> {
         let size = self.geometry.cluster_size();
         if offset % size != 0
             || offset
