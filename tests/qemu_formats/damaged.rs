@@ -243,8 +243,8 @@ fn damaged_vmdk_files_give_errors_naming_image_layer_and_offset() {
 }
 
 #[test]
-/// (qcow2 is written in place: tests/qcow2_write.rs.)
-fn writes_into_vmdk_are_refused_with_the_conversion_and_the_file_is_untouched() {
+/// (qcow2 and monolithicSparse VMDK are written in place: tests/in_place_formats.rs.)
+fn writes_into_stream_optimized_vmdk_are_refused_with_the_conversion_and_the_file_is_untouched() {
     if !common::have_tool("qemu-img") {
         return;
     }
@@ -252,7 +252,7 @@ fn writes_into_vmdk_are_refused_with_the_conversion_and_the_file_is_untouched() 
     let d = dir.path();
     let raw = source(d);
     for (name, fmt) in [("w.vmdk", "vmdk")] {
-        let img = make(d, &raw, name, fmt, &[]);
+        let img = make(d, &raw, name, fmt, &["-o", "subformat=streamOptimized"]);
         let before = common::sha256_file(&img);
         let e = disk::open_for_write(&img, &disk::WriteOptions::in_place())
             .err()
@@ -260,9 +260,9 @@ fn writes_into_vmdk_are_refused_with_the_conversion_and_the_file_is_untouched() 
         assert!(matches!(e.kind, ErrorKind::Refused(_)), "{e}");
         let msg = e.to_string();
         assert!(
-            msg.contains(&format!(
-                "does not write them (in place or as a new {fmt} image)"
-            )) && msg.contains("--output")
+            msg.contains(&format!("this {fmt} image is not written in place"))
+                && msg.contains("streamOptimized")
+                && msg.contains("--output")
                 && msg.contains(".vhdx"),
             "{msg}"
         );
@@ -289,7 +289,7 @@ fn writes_into_vmdk_are_refused_with_the_conversion_and_the_file_is_untouched() 
             .unwrap();
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(
-            !out.status.success() && said.contains("does not write them"),
+            !out.status.success() && said.contains("not written in place"),
             "{said}"
         );
         assert_eq!(

@@ -134,6 +134,7 @@ impl ParentOpener {
             Target::Vhd(v) => Arc::new(v),
             Target::Vhdx(v) => Arc::new(v),
             Target::Qcow2(q) => Arc::new(q),
+            Target::Vmdk(v) => Arc::new(v),
             Target::ReadOnly(c) => c,
         })
     }
@@ -158,9 +159,7 @@ impl ParentOpener {
         match detect_format(&probe)? {
             Format::Vhdx => Ok(Target::Vhdx(super::vhdx::Vhdx::open(probe, &next)?)),
             Format::Vhd => Ok(Target::Vhd(super::vhd::Vhd::open(probe, &next)?)),
-            Format::Vmdk => Ok(Target::ReadOnly(Arc::new(super::vmdk::Vmdk::open(
-                probe, &next,
-            )?))),
+            Format::Vmdk => Ok(Target::Vmdk(super::vmdk::Vmdk::open(probe, &next)?)),
             Format::Qcow2 => Ok(Target::Qcow2(super::qcow2::Qcow2::open(probe, &next)?)),
             Format::Raw => {
                 drop(probe);

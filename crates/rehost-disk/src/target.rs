@@ -11,6 +11,7 @@ use super::{Container, DiskInfo, Format, Raw, ReadAt};
 use crate::qcow2::Qcow2;
 use crate::vhd::Vhd;
 use crate::vhdx::Vhdx;
+use crate::vmdk::Vmdk;
 use rehost_core::error::Result;
 use std::sync::Arc;
 
@@ -26,7 +27,9 @@ pub(crate) enum Target {
     Vhdx(Vhdx),
     /// A qcow2 image.
     Qcow2(Qcow2),
-    /// A format rehost reads but does not write in place (VMDK).
+    /// A VMDK disk.
+    Vmdk(Vmdk),
+    /// A format rehost reads but does not write in place.
     ReadOnly(Arc<dyn Container>),
 }
 
@@ -37,31 +40,30 @@ impl Target {
             Target::Vhd(v) => v,
             Target::Vhdx(v) => v,
             Target::Qcow2(q) => q,
+            Target::Vmdk(v) => v,
             Target::ReadOnly(c) => c.as_ref(),
         }
     }
 
     /// The refusal of a write into a format rehost does not write, if this is one.
     pub fn refuse_write(&self) -> Result<()> {
-        if let Target::Qcow2(q) = self {
-            return match q.write_refusal() {
-                None => Ok(()),
-                Some(why) => {
-                    let info = q.info();
-                    let stem = std::path::Path::new(&info.path).with_extension("");
-                    Err(
-                        rehost_core::Ctx::new(info.path.as_str(), rehost_core::Layer::Qcow2)
-                            .refused(
-                                "",
-                                format!(
-                                    "this qcow2 image is not written in place: {why}; write the result as a \
-                                     new image instead, `--output {}.vhdx` (or .vhd, .raw)",
-                                    stem.display()
-                                ),
-                            ),
-                    )
-                }
-            };
+        let (why, layer) = match self {
+            Target::Qcow2(q) => (q.write_refusal(), rehost_core::Layer::Qcow2),
+            Target::Vmdk(v) => (v.write_refusal(), rehost_core::Layer::Vmdk),
+            _ => (None, rehost_core::Layer::File),
+        };
+        if let Some(why) = why {
+            let info = self.container().info();
+            let stem = std::path::Path::new(&info.path).with_extension("");
+            return Err(rehost_core::Ctx::new(info.path.as_str(), layer).refused(
+                "",
+                format!(
+                    "this {} image is not written in place: {why}; write the result as a new \
+                     image instead, `--output {}.vhdx` (or .vhd, .raw)",
+                    info.format,
+                    stem.display()
+                ),
+            ));
         }
         let Target::ReadOnly(c) = self else {
             return Ok(());
@@ -97,6 +99,7 @@ impl Target {
             Target::Vhd(v) => v.growth_refusal(new_size),
             Target::Vhdx(v) => v.growth_refusal(new_size),
             Target::Qcow2(q) => q.growth_refusal(new_size),
+            Target::Vmdk(v) => v.growth_refusal(new_size),
             Target::ReadOnly(_) => return self.refuse_write(),
         };
         match why {
@@ -123,6 +126,7 @@ impl Target {
             Target::Vhd(v) => v.plan(view, extents, new_size),
             Target::Vhdx(v) => v.plan(view, extents, ids, new_size),
             Target::Qcow2(q) => q.plan(view, extents, new_size),
+            Target::Vmdk(v) => v.plan(view, extents, ids, new_size),
             Target::ReadOnly(_) => self.refuse_write().map(|()| Plan::empty(Format::Raw, 0)),
         }
     }

@@ -1,4 +1,5 @@
-//! VMware VMDK containers, read-only, after VMware's "Virtual Disk Format 1.1".
+//! VMware VMDK containers, after VMware's "Virtual Disk Format 1.1". A monolithicSparse
+//! disk is written in place (`write`); the others are read.
 //!
 //! A VMDK disk is a descriptor (text: the createType, the content id `CID`, the parent's
 //! `parentCID` and `parentFileNameHint`, and the extents in order) and its extents. The
@@ -17,6 +18,7 @@
 mod descriptor;
 mod header;
 mod sparse;
+mod write;
 
 pub use descriptor::{Descriptor, Extent, ExtentType};
 pub use header::SparseExtentHeader;

@@ -27,10 +27,10 @@ pub enum Grain {
 /// An opened hosted sparse extent.
 pub struct SparseExtent {
     pub(super) file: HostFile,
-    ctx: Ctx,
+    pub(super) ctx: Ctx,
     pub(super) header: SparseExtentHeader,
-    gd: Vec<u32>,
-    gd_offset: u64,
+    pub(super) gd: Vec<u32>,
+    pub(super) gd_offset: u64,
     tables: TableCache,
     units: UnitCache,
 }
@@ -212,7 +212,12 @@ impl SparseExtent {
 }
 
 /// Reads the grain directory at `sector`: its entries, each 0 or a grain table inside the file.
-fn read_gd(file: &HostFile, ctx: &Ctx, h: &SparseExtentHeader, sector: u64) -> Result<Vec<u32>> {
+pub(super) fn read_gd(
+    file: &HostFile,
+    ctx: &Ctx,
+    h: &SparseExtentHeader,
+    sector: u64,
+) -> Result<Vec<u32>> {
     let count = h.gd_entries();
     let at = sector.checked_mul(SECTOR);
     let bytes = count * 4;

@@ -1,11 +1,13 @@
-//! Fixes written in place into qcow2 images, held to qemu-img. Each image is made by
-//! qemu-img from a fixture (64 KiB clusters as version 3 and version 2, 512-byte clusters so
-//! that the commit allocates L2 tables and refcount blocks, lazy refcounts, and a child
-//! whose clusters all read from its backing file); the same fix is done in place on a raw
-//! copy. Then: `qemu-img compare` finds the qcow2 identical to the fixed raw copy,
-//! `qemu-img check` finds no error and no leak, `check` says the install boots, the backing
-//! file is untouched, and `undo` gives back the original file byte for byte. Images rehost
-//! does not write in place (compressed clusters, internal snapshots) are refused unchanged.
+//! Fixes written in place into qcow2 and VMDK images, held to qemu-img. Each image is made
+//! by qemu-img from a fixture: qcow2 with 64 KiB clusters as version 3 and version 2,
+//! 512-byte clusters (so that the commit allocates L2 tables and refcount blocks), lazy
+//! refcounts, and a child whose clusters all read from its backing file; monolithicSparse
+//! VMDK, with zeroed-grain entries, and a snapshot child of a VMDK parent. The same fix is
+//! done in place on a raw copy. Then: `qemu-img compare` finds the image identical to the
+//! fixed raw copy, `qemu-img check` finds no error and no leak, `check` says the install
+//! boots, the parent is untouched, and `undo` gives back the original file byte for byte.
+//! Images rehost does not write in place (compressed qcow2 clusters, internal snapshots,
+//! streamOptimized, monolithicFlat and split VMDKs) are refused unchanged.
 
 mod common;
 
@@ -24,10 +26,19 @@ fn qemu_img(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The format of an image, by its extension.
+fn format_of(image: &Path) -> &'static str {
+    if image.extension().is_some_and(|e| e == "vmdk") {
+        "vmdk"
+    } else {
+        "qcow2"
+    }
+}
+
 /// `qemu-img check`: no corruption, no leak, no error.
 fn assert_check_clean(image: &Path) {
     let out = Command::new("qemu-img")
-        .args(["check", "-f", "qcow2", "--output=json"])
+        .args(["check", "-f", format_of(image), "--output=json"])
         .arg(image)
         .output()
         .unwrap();
@@ -60,78 +71,66 @@ fn fixes_in_place_equal_the_raw_fix_and_check_clean() {
     let win7 = windows_image("win7");
     let ws2019 = windows_image("ws2019-ahci-off");
     let s = |p: &Path| p.to_string_lossy().into_owned();
-    // (name, source, target, qemu-img arguments that make the qcow2 from the source)
-    let base7 = d("win7-base.qcow2");
-    qemu_img(&["convert", "-f", "vpc", "-O", "qcow2", &s(&win7), &base7]);
-    let base_sum = sha256_file(Path::new(&base7));
-    let cases: Vec<(&str, &Path, &str, Vec<String>)> = vec![
+    // The parents of the two children, each made from Windows 7.
+    let mut parents = Vec::new();
+    for fmt in ["qcow2", "vmdk"] {
+        let base = d(&format!("win7-base.{fmt}"));
+        qemu_img(&["convert", "-q", "-f", "vpc", "-O", fmt, &s(&win7), &base]);
+        parents.push((base.clone(), sha256_file(Path::new(&base))));
+    }
+    // (name and format, source, target, the creation options; "child": a child of the
+    // Windows 7 parent of its format)
+    let cases = [
+        ("sample-v3.qcow2", &sample, "hyperv-gen1", ""),
+        ("sample-v2.qcow2", &sample, "hyperv-gen1", "compat=0.10"),
         (
-            "sample-v3",
+            "sample-512.qcow2",
             &sample,
             "hyperv-gen1",
-            vec!["convert".into(), "-O".into(), "qcow2".into()],
+            "cluster_size=512",
         ),
         (
-            "sample-v2",
-            &sample,
-            "hyperv-gen1",
-            vec![
-                "convert".into(),
-                "-O".into(),
-                "qcow2".into(),
-                "-o".into(),
-                "compat=0.10".into(),
-            ],
-        ),
-        (
-            "sample-512",
-            &sample,
-            "hyperv-gen1",
-            vec![
-                "convert".into(),
-                "-O".into(),
-                "qcow2".into(),
-                "-o".into(),
-                "cluster_size=512".into(),
-            ],
-        ),
-        (
-            "ws2019-lazy",
+            "ws2019-lazy.qcow2",
             &ws2019,
             "kvm-sata",
-            vec![
-                "convert".into(),
-                "-O".into(),
-                "qcow2".into(),
-                "-o".into(),
-                "lazy_refcounts=on".into(),
-            ],
+            "lazy_refcounts=on",
         ),
-        ("win7-child", &win7, "kvm-sata", vec!["create".into()]),
+        ("win7-child.qcow2", &win7, "kvm-sata", "child"),
+        ("sample.vmdk", &sample, "hyperv-gen1", ""),
+        (
+            "sample-zeroed.vmdk",
+            &sample,
+            "hyperv-gen1",
+            "zeroed_grain=on",
+        ),
+        ("ws2019.vmdk", &ws2019, "kvm-sata", ""),
+        ("win7-child.vmdk", &win7, "kvm-sata", "child"),
     ];
-    for (name, src, target, how) in cases {
-        let image = d(&format!("{name}.qcow2"));
-        if how[0] == "create" {
-            qemu_img(&[
-                "create", "-q", "-f", "qcow2", "-b", &base7, "-F", "qcow2", &image,
-            ]);
+    for (name, src, target, opts) in cases {
+        let image = d(name);
+        let fmt = format_of(Path::new(&image));
+        if opts == "child" {
+            let base = d(&format!("win7-base.{fmt}"));
+            qemu_img(&["create", "-q", "-f", fmt, "-b", &base, "-F", fmt, &image]);
         } else {
-            let fmt = if s(src).ends_with(".vhdx") {
+            let from = if s(src).ends_with(".vhdx") {
                 "vhdx"
             } else {
                 "vpc"
             };
-            let mut args: Vec<String> =
-                vec!["convert".into(), "-q".into(), "-f".into(), fmt.into()];
-            args.extend(how[1..].iter().cloned());
-            args.extend([s(src), image.clone()]);
-            qemu_img(&args.iter().map(String::as_str).collect::<Vec<_>>());
+            let mut args = vec!["convert", "-q", "-f", from, "-O", fmt];
+            if !opts.is_empty() {
+                args.extend(["-o", opts]);
+            }
+            let src = s(src);
+            args.extend([src.as_str(), image.as_str()]);
+            qemu_img(&args);
         }
         let before = sha256_file(Path::new(&image));
         let before_len = std::fs::metadata(&image).unwrap().len();
         // The expected result: the same fix on a raw copy.
         let raw = d(&format!("{name}.raw"));
-        qemu_img(&["convert", "-q", "-f", "qcow2", "-O", "raw", &image, &raw]);
+        qemu_img(&["convert", "-q", "-f", fmt, "-O", "raw", &image, &raw]);
         let out = fix_in_place(Path::new(&raw), target);
         assert_eq!(out.status.code(), Some(0), "{name} raw: {out:?}");
         let out = fix_in_place(Path::new(&image), target);
@@ -142,18 +141,16 @@ fn fixes_in_place_equal_the_raw_fix_and_check_clean() {
             "{name}: nothing written"
         );
         assert_check_clean(Path::new(&image));
-        let cmp = qemu_img(&["compare", "-f", "qcow2", "-F", "raw", &image, &raw]);
+        let cmp = qemu_img(&["compare", "-f", fmt, "-F", "raw", &image, &raw]);
         assert!(cmp.contains("Images are identical"), "{name}: {cmp}");
         let check = String::from_utf8(run(rehost_command()
             .args(["check", "-t", target])
             .arg(&image)))
         .unwrap();
         assert!(check.contains("boots"), "{name}: {check}");
-        assert_eq!(
-            sha256_file(Path::new(&base7)),
-            base_sum,
-            "{name}: the backing file changed"
-        );
+        for (base, sum) in &parents {
+            assert_eq!(&sha256_file(Path::new(base)), sum, "{name}: {base} changed");
+        }
         // Undo: the original file, byte for byte, and its length.
         run(rehost_command().arg("undo").arg(&image));
         assert_eq!(
@@ -167,7 +164,7 @@ fn fixes_in_place_equal_the_raw_fix_and_check_clean() {
 }
 
 #[test]
-fn compressed_clusters_and_snapshots_are_refused_unchanged() {
+fn images_not_written_in_place_are_refused_unchanged() {
     if !have_tool("qemu-img") {
         return;
     }
@@ -176,22 +173,27 @@ fn compressed_clusters_and_snapshots_are_refused_unchanged() {
         .join("testdata/sample/sample.vhd")
         .to_string_lossy()
         .into_owned();
-    let compressed = dir.path().join("c.qcow2").to_string_lossy().into_owned();
-    qemu_img(&[
-        "convert",
-        "-q",
-        "-c",
-        "-f",
-        "vpc",
-        "-O",
-        "qcow2",
-        &sample,
-        &compressed,
-    ]);
-    let snap = dir.path().join("s.qcow2").to_string_lossy().into_owned();
-    qemu_img(&["convert", "-q", "-f", "vpc", "-O", "qcow2", &sample, &snap]);
+    let make = |name: &str, fmt: &str, opts: &[&str]| {
+        let image = dir.path().join(name).to_string_lossy().into_owned();
+        let mut args = vec!["convert", "-q", "-f", "vpc", "-O", fmt];
+        args.extend(opts);
+        args.extend([sample.as_str(), image.as_str()]);
+        qemu_img(&args);
+        image
+    };
+    let compressed = make("c.qcow2", "qcow2", &["-c"]);
+    let snap = make("s.qcow2", "qcow2", &[]);
     qemu_img(&["snapshot", "-c", "before", &snap]);
-    for (image, why) in [(&compressed, "compressed"), (&snap, "internal snapshots")] {
+    let stream = make("st.vmdk", "vmdk", &["-o", "subformat=streamOptimized"]);
+    let flat = make("f.vmdk", "vmdk", &["-o", "subformat=monolithicFlat"]);
+    let split = make("t.vmdk", "vmdk", &["-o", "subformat=twoGbMaxExtentSparse"]);
+    for (image, why) in [
+        (&compressed, "compressed"),
+        (&snap, "internal snapshots"),
+        (&stream, "streamOptimized"),
+        (&flat, "flat, in another file"),
+        (&split, "another file than the one given"),
+    ] {
         let before = sha256_file(Path::new(image));
         let out = fix_in_place(Path::new(image), "hyperv-gen1");
         let err = format!(
