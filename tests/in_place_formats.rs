@@ -242,3 +242,39 @@ fn fix_output_to_a_new_qcow2_equals_the_raw_fix() {
     assert!(cmp.contains("Images are identical"), "{cmp}");
     assert_eq!(sha256_file(Path::new(&src)), before, "the source changed");
 }
+
+/// A qcow2 whose L2 table is in use but counted 0 (damaged refcounts, as `qemu-img check`
+/// calls them): the fix in place is refused, naming the cluster and the repair, and the file
+/// is left as it was.
+#[test]
+fn a_used_cluster_counted_zero_is_refused_unchanged() {
+    if !have_tool("qemu-img") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sample = root().join("testdata/sample/sample.vhd");
+    let image = dir.path().join("r.qcow2");
+    let (s, i) = (sample.to_str().unwrap(), image.to_str().unwrap());
+    qemu_img(&["convert", "-q", "-f", "vpc", "-O", "qcow2", s, i]);
+    let mut b = std::fs::read(&image).unwrap();
+    let be64 = |b: &[u8], at: usize| u64::from_be_bytes(b[at..at + 8].try_into().unwrap());
+    let cluster = 1u64 << u32::from_be_bytes(b[20..24].try_into().unwrap());
+    let l2 = be64(&b, be64(&b, 40) as usize) & 0x00ff_ffff_ffff_fe00;
+    let block = be64(&b, be64(&b, 48) as usize) as usize;
+    let slot = block + (l2 / cluster) as usize * 2;
+    assert_eq!(&b[slot..slot + 2], &[0, 1], "the L2 table is counted once");
+    b[slot + 1] = 0;
+    std::fs::write(&image, &b).unwrap();
+    let before = sha256_file(&image);
+    let out = fix_in_place(&image, "hyperv-gen1");
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(&format!(
+            "the cluster at {l2:#x} is in use, but its refcount is 0"
+        )) && said.contains("qemu-img check -r all"),
+        "{said}"
+    );
+    assert_eq!(sha256_file(&image), before, "the image changed");
+}

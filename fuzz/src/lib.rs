@@ -98,6 +98,29 @@ pub fn with_file<T>(data: &[u8], f: impl FnOnce(&std::path::Path) -> T) -> Optio
     out
 }
 
+/// Opens `data` as an image file for writing, stages a few bytes at its start, middle and
+/// end, and plans the commit (the container's tables walked and extended as a write in place
+/// would), without writing anything.
+pub fn plan_writes(data: &[u8]) {
+    use rehost::disk::{self, ReadAt, WriteAt};
+    with_file(data, |path| {
+        let opts = disk::WriteOptions {
+            in_place: false,
+            ..disk::WriteOptions::in_place()
+        };
+        let Ok(s) = disk::open_for_write(path, &opts) else {
+            return;
+        };
+        let o = s.overlay();
+        let size = o.size();
+        for at in [0, size / 2, size.saturating_sub(700)] {
+            let n = 700.min(size - at.min(size)) as usize;
+            let _ = o.write_at(at, &vec![0xA5; n]);
+        }
+        let _ = s.plan(&Default::default());
+    });
+}
+
 /// Opens `data` as an image file (raw, VHD, VHDX, VMDK or qcow2 by its content) and reads its first
 /// 16 MiB, block by block.
 pub fn open_and_read(data: &[u8]) {

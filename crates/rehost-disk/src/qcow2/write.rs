@@ -131,6 +131,7 @@ impl Qcow2 {
             data: Vec::new(),
             counted: Vec::new(),
             in_place: 0,
+            rewritten: Vec::new(),
         };
         by_block(&extents, cs, |cluster, within, bytes| {
             p.cluster(cluster, within, bytes)
@@ -165,6 +166,9 @@ struct Planner<'a> {
     counted: Vec<u64>,
     /// Clusters written where they are.
     in_place: u64,
+    /// Host clusters rewritten where they are (data and L2 tables), each of which must have
+    /// a refcount of one.
+    rewritten: Vec<u64>,
 }
 
 impl Planner<'_> {
@@ -207,6 +211,7 @@ impl Planner<'_> {
                     ),
                 ));
             } else {
+                self.rewritten.push(at);
                 Table {
                     at,
                     new: false,
@@ -252,6 +257,7 @@ impl Planner<'_> {
                 ));
             }
             self.in_place += 1;
+            self.rewritten.push(host);
             host
         } else {
             self.allocate()
@@ -300,8 +306,15 @@ impl Planner<'_> {
         let width = 1usize << (h.refcount_order - 3);
         let per_block = self.cs / width as u64;
         let mut r = Refcounts::default();
+        // The clusters rewritten where they are first: each must be counted once (the L2
+        // entries' COPIED flags say so, the refcounts decide). Then the new ones.
         let mut pending = std::mem::take(&mut self.counted);
+        let rewritten = std::mem::take(&mut self.rewritten);
+        let mut checked = rewritten.len();
+        pending.extend(rewritten.into_iter().rev());
         while let Some(cluster) = pending.pop() {
+            let check = checked > 0;
+            checked = checked.saturating_sub(1);
             let index = cluster / self.cs;
             let (ti, bi) = (index / per_block, (index % per_block) as usize);
             let Some(&entry) = table.get(ti as usize) else {
@@ -350,6 +363,21 @@ impl Planner<'_> {
                 return Err(ctx.invalid("a refcount block planned is missing"));
             };
             let slot = &mut block.content[bi * width..(bi + 1) * width];
+            if check {
+                let count = slot.iter().fold(0u64, |v, b| v << 8 | u64::from(*b));
+                if count != 1 || block.new {
+                    return Err(ctx.corrupt(
+                        block.at + (bi * width) as u64,
+                        format!(
+                            "the cluster at {cluster:#x} is in use, but its refcount is {}, not \
+                             one: the refcounts are damaged (`qemu-img check -r all` repairs \
+                             them); nothing was written",
+                            if block.new { 0 } else { count }
+                        ),
+                    ));
+                }
+                continue;
+            }
             if slot.iter().any(|b| *b != 0) {
                 return Err(ctx.corrupt(
                     block.at + (bi * width) as u64,
