@@ -240,6 +240,19 @@ fn damaged_vmdk_files_give_errors_naming_image_layer_and_offset() {
     assert!(first_error(&flat).contains("gone.vmdk"));
     std::fs::write(&flat, text.replace(" FLAT ", " SESPARSE ")).unwrap();
     assert!(first_error(&flat).contains("extent type SESPARSE is not read"));
+    // A descriptor naming an extent outside its directory: refused, never opened.
+    for elsewhere in ["../../etc/passwd", "/etc/passwd", "sub/../../x.vmdk"] {
+        std::fs::write(
+            &flat,
+            text.replace("flat-flat.vmdk\"", &format!("{elsewhere}\"")),
+        )
+        .unwrap();
+        let e = first_error(&flat);
+        assert!(
+            e.contains(elsewhere) && e.contains("not beside it"),
+            "{elsewhere}: {e}"
+        );
+    }
 }
 
 #[test]

@@ -301,6 +301,25 @@ fn open_extent(
     flat: bool,
 ) -> Result<HostFile> {
     let name = e.file.as_deref().unwrap_or_default();
+    // An extent is a file beside its descriptor (or below it): a descriptor that names one
+    // elsewhere (an absolute path, a `..`) would have rehost read, and a write in place
+    // write, a file the image does not own.
+    let inside = Path::new(name).components().all(|c| {
+        matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    });
+    if !inside || name.is_empty() {
+        return Err(ctx.refused(
+            "",
+            format!(
+                "the descriptor names the extent file \"{name}\", which is not beside it \
+                 (an absolute path or one through \"..\"); rehost opens only extents in the \
+                 descriptor's own directory"
+            ),
+        ));
+    }
     let dir = Path::new(descriptor).parent().unwrap_or(Path::new(""));
     let path = dir.join(name);
     if !path.is_file() {
