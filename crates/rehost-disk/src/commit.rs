@@ -119,6 +119,9 @@ pub struct WriteSession {
 /// Opens the image at `path` for writing: takes its lock, rolls back an interrupted commit
 /// (or finishes an interrupted undo), and opens the container under a staging overlay.
 pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> {
+    // A monolithicFlat VMDK is written through its flat extent (see `write_path`).
+    let written = detect::write_path(path)?;
+    let path = written.as_path();
     let ctx = Ctx::new(path.display().to_string(), Layer::File);
     let meta = std::fs::metadata(path).map_err(|e| ctx.error(Location::None, e.into()))?;
     if opts.in_place && !meta.is_file() {

@@ -222,6 +222,45 @@ pub fn detect_format(file: &HostFile) -> Result<Format> {
 
 /// Whether the file is a VMDK descriptor: small text that starts with the descriptor's
 /// comment line, or whose first lines set `createType` (a descriptor written by hand).
+/// The file a write in place into the image at `path` goes into: the image itself, or, for
+/// a VMDK descriptor whose disk is one flat extent (monolithicFlat, vmfs) from the start of
+/// a file of exactly the disk's size, beside the descriptor, and no parent, that extent
+/// file, which is then written (and journaled, and undone) as the raw disk it is. The
+/// descriptor is left as it is.
+pub(crate) fn write_path(path: &Path) -> Result<std::path::PathBuf> {
+    let Ok(file) = HostFile::open(path, false, IoStats::new()) else {
+        return Ok(path.to_path_buf());
+    };
+    if !is_descriptor(&file)? {
+        return Ok(path.to_path_buf());
+    }
+    let mut text = vec![0u8; file.size() as usize];
+    file.read_at(0, &mut text)?;
+    let ctx = file.ctx().with_layer(rehost_core::Layer::Vmdk);
+    let d = super::vmdk::Descriptor::parse(&text, &ctx, 0)?;
+    let [e] = d.extents.as_slice() else {
+        return Ok(path.to_path_buf());
+    };
+    let no_parent = d.parent_cid.is_none_or(|c| c == super::vmdk::NO_PARENT);
+    let Some(name) = e
+        .file
+        .as_deref()
+        .filter(|_| e.kind == super::vmdk::ExtentType::Flat && e.offset == 0 && no_parent)
+    else {
+        return Ok(path.to_path_buf());
+    };
+    let beside = Path::new(name)
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    let flat = path.parent().unwrap_or(Path::new("")).join(name);
+    let len = std::fs::metadata(&flat).map(|m| m.len()).ok();
+    if beside && Some(e.sectors.saturating_mul(512)) == len {
+        Ok(flat)
+    } else {
+        Ok(path.to_path_buf())
+    }
+}
+
 fn is_descriptor(file: &HostFile) -> Result<bool> {
     if file.size() > super::vmdk::MAX_DESCRIPTOR {
         return Ok(false);

@@ -120,6 +120,9 @@ fn append_marker(path: &Path, g: &Generation, undoing: bool, steps: &mut Steps) 
 /// undone, newest first, and the journal is removed. An interrupted commit is rolled back
 /// the same way. Takes the image's exclusive lock.
 pub fn undo(image: &Path, observer: Option<Observer>) -> Result<UndoReport> {
+    // A monolithicFlat VMDK was written through its flat extent, and is undone there.
+    let written = crate::detect::write_path(image)?;
+    let image = written.as_path();
     let _lock = ImageLock::exclusive(image)?;
     let mut steps = Steps::new(observer);
     remove_partial(image, &mut steps)?;

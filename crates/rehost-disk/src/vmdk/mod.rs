@@ -25,7 +25,7 @@ pub use header::SparseExtentHeader;
 
 use super::{Container, DiskInfo, Format, HostFile, ParentOpener, ReadAt, Subformat};
 pub(crate) use descriptor::MAX_DESCRIPTOR;
-use descriptor::NO_PARENT;
+pub(crate) use descriptor::NO_PARENT;
 use rehost_core::error::{Ctx, ErrorKind, Layer, Location, Result};
 use sparse::{Grain, SparseExtent};
 use std::path::Path;

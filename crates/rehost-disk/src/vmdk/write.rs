@@ -19,9 +19,12 @@
 //! written in place; then the GT entries, the GD entries and the descriptor. The journal
 //! undoes it all.
 //!
+//! A disk that is one flat extent (monolithicFlat, vmfs) never reaches this planner: it is
+//! written as the raw disk its extent file is (`detect::write_path`).
+//!
 //! Refused, with the reason: streamOptimized extents (compressed grains), disks of more than
-//! one extent or whose extent is another file (monolithicFlat, twoGbMaxExtent*, vmfs), and
-//! growing the disk.
+//! one extent or whose sparse extent is another file (twoGbMaxExtentSparse), and growing
+//! the disk.
 
 use super::header::FLAG_REDUNDANT_GT;
 use super::header::FLAG_ZEROED_GTE;
@@ -56,7 +59,8 @@ impl Vmdk {
                 if matches!(p.store, Store::Zero) {
                     "ZERO"
                 } else {
-                    "flat, in another file"
+                    "flat, but not a whole file of the disk's size beside the descriptor (or \
+                     the disk has a parent)"
                 }
             ));
         };
