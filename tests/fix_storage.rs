@@ -5,7 +5,8 @@
 //! the install boots on the target; the image converted by qemu-img and cut to its volume is
 //! read back by ntfs-3g (ntfscat) and hivex (hivexget) as the report says; `rehost undo`
 //! restores the original SHA-256. Driver injection from the virtio-win-like folder
-//! (testdata/drivers) on Windows 7 is checked against what virt-v2v writes for that case.
+//! (testdata/drivers) on Windows 7 (as its VHD and as a VMDK, fixed in place) is checked
+//! against what virt-v2v writes for that case.
 
 mod common;
 
@@ -496,12 +497,27 @@ fn virtio_on_windows_7_is_injected_as_virt_v2v_registers_it() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = drivers();
-    let f = accept(
-        "win7",
+    // The fixture as it is (VHD), and as the VMDK a VMware source would be, fixed in place.
+    let vhd = copy("win7", dir.path());
+    let vmdk = dir.path().join("win7.vmdk");
+    common::run(
+        std::process::Command::new("qemu-img")
+            .args(["convert", "-f", "vpc", "-O", "vmdk"])
+            .arg(&vhd)
+            .arg(&vmdk),
+    );
+    for image in [vhd, vmdk] {
+        virtio_as_virt_v2v_registers_it(image, &d, dir.path());
+    }
+}
+
+fn virtio_as_virt_v2v_registers_it(image: PathBuf, d: &Path, dir: &Path) {
+    let f = accept_image(
+        image,
         "kvm-virtio-blk",
-        &["--drivers", s(&d)],
+        &["--drivers", s(d)],
         "storage-driver",
-        dir.path(),
+        dir,
     );
     // The driver file, byte for byte the package's (the x86 Windows 7 one).
     let sys = ntfscat(

@@ -457,7 +457,7 @@ impl Rng {
 }
 
 /// Partition `n` (from 1, as sfdisk numbers them) of a disk image, written to a file of
-/// its own in `dir`: qemu-img converts a VHD or VHDX to raw (a `.raw` or `.img` is read as
+/// its own in `dir`: qemu-img converts a VHD, VHDX, VMDK or qcow2 to raw (a `.raw` or `.img` is read as
 /// it is), sfdisk reads the partition table. Returns the file and the partition's byte
 /// offset on the disk. Both tools are outside rehost, so the volume a test checks is found
 /// without rehost's own readers.
@@ -469,6 +469,8 @@ pub fn partition_file(image: &Path, n: usize, dir: &Path) -> (PathBuf, u64) {
     let converted = match ext {
         "vhd" => Some("vpc"),
         "vhdx" => Some("vhdx"),
+        "vmdk" => Some("vmdk"),
+        "qcow2" => Some("qcow2"),
         _ => None,
     }
     .map(|fmt| {
