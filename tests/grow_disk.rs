@@ -4,8 +4,9 @@
 //! container then has the new size (qemu-img info), its GPT is what `sgdisk -v` calls clean,
 //! the ESP is what `fsck.vfat -n` finds nothing to repair in, the volumes' bytes are
 //! unchanged, and undo gives back the original file, size and SHA-256 (raw, fixed and
-//! dynamic VHD, dynamic and fixed VHDX, which `qemu-img check` also calls clean). A dynamic
-//! VHD whose table has no room is refused with its reason and left as it was.
+//! dynamic VHD, dynamic and fixed VHDX, qcow2 version 3 and 2; `qemu-img check` also calls
+//! the VHDX and qcow2 clean). A dynamic VHD whose table has no room, and a qcow2 whose L1
+//! table has none, are refused with the reason and left as they were.
 
 mod common;
 
@@ -143,6 +144,8 @@ fn grown_gpt_disks_check_clean_and_undo_restores_them() {
         ("vhdx", "subformat=dynamic"),
         ("vhdx", "subformat=dynamic,block_size=1M"),
         ("vhdx", "subformat=fixed"),
+        ("qcow2", "cluster_size=65536"),
+        ("qcow2", "compat=0.10"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let image = make(dir.path(), fmt, opts, size);
@@ -176,10 +179,10 @@ fn grown_gpt_disks_check_clean_and_undo_restores_them() {
             size + 100 * MIB,
             "{fmt} {opts}: new image"
         );
-        if fmt == "vhdx" {
+        if fmt == "vhdx" || fmt == "qcow2" {
             common::run(
                 Command::new("qemu-img")
-                    .args(["check", "-f", "vhdx"])
+                    .args(["check", "-f", fmt])
                     .arg(&copy),
             );
         }
@@ -190,10 +193,10 @@ fn grown_gpt_disks_check_clean_and_undo_restores_them() {
         assert!(c.notes.iter().any(|n| n.contains("grows")), "{:?}", c.notes);
         assert_eq!(virtual_size(&image, fmt), new_size, "{fmt} {opts}");
         assert_eq!(new_size, size + 100 * MIB);
-        if fmt == "vhdx" {
+        if fmt == "vhdx" || fmt == "qcow2" {
             common::run(
                 Command::new("qemu-img")
-                    .args(["check", "-f", "vhdx"])
+                    .args(["check", "-f", fmt])
                     .arg(&image),
             );
         }
@@ -261,6 +264,14 @@ fn containers_that_cannot_grow_are_refused_and_untouched() {
             256 * MIB,
             "room for 128 entries",
         ),
+        // 512-byte clusters: an L1 entry maps 32 KiB, and 256 MiB fill the L1 table's
+        // clusters exactly.
+        (
+            "qcow2",
+            "cluster_size=512",
+            256 * MIB,
+            "rehost does not move the table",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let image = make(dir.path(), fmt, opts, size);
@@ -326,6 +337,7 @@ fn a_growth_interrupted_at_any_step_rolls_back() {
         ("vpc", "subformat=dynamic,force_size=on"),
         ("vhdx", "subformat=dynamic,block_size=1M"),
         ("vhdx", "subformat=fixed,block_size=1M"),
+        ("qcow2", "cluster_size=65536"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let raw = dir.path().join("src.raw");

@@ -23,7 +23,12 @@
 //!
 //! Refused, with the reason: compressed clusters to be rewritten, clusters or L2 tables
 //! shared with an internal snapshot, extended L2 entries, an external data file, an image
-//! QEMU marked dirty or corrupt, refcounts narrower than a byte, and growing the disk.
+//! QEMU marked dirty or corrupt, refcounts narrower than a byte, and growing the disk past
+//! what its L1 table's clusters hold.
+//!
+//! A disk grown (staged past its size) gets its new size in the header, and, where it needs
+//! more L1 entries, the header's L1 size and the new entries (zero, or the new L2 tables):
+//! the table grows inside the clusters it occupies, and is never moved.
 
 use super::header::{CORRUPT, DIRTY, EXTENDED_L2, EXTERNAL_DATA_FILE};
 use super::read::{COMPRESSED, COPIED, OFFSET_MASK, ZERO};
@@ -88,11 +93,29 @@ impl Qcow2 {
         None
     }
 
-    /// Why the disk cannot grow to `new_size` bytes: qcow2 images are not grown.
+    /// L1 entries a disk of `size` bytes needs.
+    fn l1_entries_for(&self, size: u64) -> u64 {
+        size.div_ceil(self.geometry.cluster_size() * self.geometry.l2_entries)
+    }
+
+    /// Why the disk cannot grow to `new_size` bytes, if it cannot: the L1 table grows only
+    /// inside the clusters it already occupies (it is never moved).
     pub(crate) fn growth_refusal(&self, new_size: u64) -> Option<String> {
-        (new_size > self.header.size).then(|| {
-            "rehost does not grow qcow2 images: `qemu-img resize` does; then run rehost again"
-                .into()
+        if new_size <= self.header.size {
+            return None;
+        }
+        if new_size % 512 != 0 {
+            return Some(format!("{new_size} bytes is not a whole number of sectors"));
+        }
+        let cs = self.geometry.cluster_size();
+        let room = (u64::from(self.header.l1_size) * 8).div_ceil(cs).max(1) * cs / 8;
+        let needed = self.l1_entries_for(new_size);
+        (needed > room).then(|| {
+            format!(
+                "its L1 table has room for {room} entries in the clusters it occupies and \
+                 {needed} are needed; rehost does not move the table (`qemu-img resize` does; \
+                 then run rehost again)"
+            )
         })
     }
 
@@ -117,7 +140,8 @@ impl Qcow2 {
         }
         let file_len = self.file.size();
         let mut plan = Plan::empty(Format::Qcow2, file_len);
-        if extents.is_empty() {
+        let grows = new_size > self.header.size;
+        if extents.is_empty() && !grows {
             return Ok(plan);
         }
         let cs = self.geometry.cluster_size();
@@ -137,8 +161,62 @@ impl Qcow2 {
             p.cluster(cluster, within, bytes)
         })?;
         let blocks = p.refcounts()?;
+        let header = if grows {
+            Some(self.grown_header(new_size, &p.l1)?)
+        } else {
+            None
+        };
         p.finish(&mut plan, blocks)?;
+        if let (Some((writes, note)), Some(last)) = (header, plan.phases.last_mut()) {
+            last.writes.extend(writes);
+            plan.notes.push(note);
+        }
         plan.seal(&self.ctx)
+    }
+
+    /// A grown disk's header fields (its size; the L1 table's entry count where more are
+    /// needed) and the L1 entries it brings into use that the plan leaves alone, zeroed, so
+    /// that none of them names a table; written last, after every table they point at.
+    fn grown_header(
+        &self,
+        new_size: u64,
+        planned: &BTreeMap<u64, u64>,
+    ) -> Result<(Vec<HostWrite>, String)> {
+        let h = &self.header;
+        let mut writes = vec![HostWrite::new(
+            24,
+            new_size.to_be_bytes().to_vec(),
+            "header: size",
+        )];
+        let (old, new) = (u64::from(h.l1_size), self.l1_entries_for(new_size));
+        if new > old {
+            let Ok(count) = u32::try_from(new) else {
+                return Err(self.ctx.invalid("an L1 table of more than 2^32 entries"));
+            };
+            writes.push(HostWrite::new(
+                36,
+                count.to_be_bytes().to_vec(),
+                "header: L1 size",
+            ));
+            let mut bytes = Vec::with_capacity(((new - old) * 8) as usize);
+            for i in old..new {
+                bytes.extend(planned.get(&i).copied().unwrap_or(0).to_be_bytes());
+            }
+            writes.push(HostWrite::new(
+                h.l1_table_offset + old * 8,
+                bytes,
+                format!("L1 entries {old}..{new}"),
+            ));
+        }
+        Ok((
+            writes,
+            format!(
+                "the disk grows from {} to {new_size} bytes (the header's size; the L1 table \
+                 from {old} to {} entries)",
+                h.size,
+                new.max(old)
+            ),
+        ))
     }
 }
 
@@ -187,11 +265,16 @@ impl Planner<'_> {
         let (l1_index, l2_index) = (cluster / g.l2_entries, cluster % g.l2_entries);
         let l1_at = q.header.l1_table_offset + l1_index * 8;
         if !self.l2.contains_key(&l1_index) {
-            let Some(&l1) = q.l1.get(l1_index as usize) else {
-                return Err(q.ctx.corrupt(
-                    l1_at,
-                    format!("guest cluster {cluster} is past the L1 table"),
-                ));
+            let l1 = match q.l1.get(l1_index as usize) {
+                Some(&l1) => l1,
+                // Past the disk as it was (it grows): an entry the table already holds, or
+                // none yet.
+                None if l1_index < u64::from(q.header.l1_size) => {
+                    let mut b = [0u8; 8];
+                    q.file.read_at(l1_at, &mut b)?;
+                    u64::from_be_bytes(b)
+                }
+                None => 0,
             };
             let at = l1 & OFFSET_MASK;
             let table = if at == 0 {
@@ -436,7 +519,8 @@ impl Planner<'_> {
                 format!("refcount table entry {i}"),
             ));
         }
-        for (i, e) in self.l1 {
+        let l1_size = u64::from(q.header.l1_size);
+        for (i, e) in self.l1.into_iter().filter(|(i, _)| *i < l1_size) {
             tables.writes.push(HostWrite::new(
                 q.header.l1_table_offset + i * 8,
                 e.to_be_bytes().to_vec(),
