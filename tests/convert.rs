@@ -6,9 +6,8 @@
 
 mod common;
 
-use common::{have_tool, rehost_command, root, run, windows_image};
+use common::{have_tool, qemu_img, rehost_command, root, run, windows_image};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// qemu-img's name of a format, from a file's name.
 fn qemu_format(path: &Path) -> &'static str {
@@ -21,17 +20,6 @@ fn qemu_format(path: &Path) -> &'static str {
         _ if name.ends_with(".raw") || name.ends_with(".img") => "raw",
         _ => "raw",
     }
-}
-
-fn qemu_img(args: &[&str]) -> String {
-    let out = Command::new("qemu-img").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `qemu-img compare` of two images, each read as its own format: identical.

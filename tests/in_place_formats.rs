@@ -12,20 +12,9 @@
 
 mod common;
 
-use common::{have_tool, rehost_command, root, run, sha256_file, windows_image};
+use common::{have_tool, qemu_img, rehost_command, root, run, sha256_file, windows_image};
 use std::path::Path;
 use std::process::Command;
-
-fn qemu_img(args: &[&str]) -> String {
-    let out = Command::new("qemu-img").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The format of an image, by its extension.
 fn format_of(image: &Path) -> &'static str {

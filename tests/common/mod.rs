@@ -603,3 +603,15 @@ pub fn sfdisk_starts(disk: &Path) -> Vec<u64> {
         .map(|p| p["start"].as_u64().unwrap())
         .collect()
 }
+
+/// Runs qemu-img with `args`; it must succeed. Returns what it printed.
+pub fn qemu_img(args: &[&str]) -> String {
+    let out = Command::new("qemu-img").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
