@@ -219,7 +219,7 @@ impl fmt::Display for Refusal {
                 f,
                 "partition {volume} ends at sector {last_lba}, past what an MBR's 32-bit sector \
                  numbers reach ({} TiB with {sector_size}-byte sectors)",
-                (u64::from(u32::MAX) + 1) * u64::from(*sector_size) >> 40
+                ((u64::from(u32::MAX) + 1) * u64::from(*sector_size)) >> 40
             ),
             Refusal::UnknownType(v, t) => write!(
                 f,
