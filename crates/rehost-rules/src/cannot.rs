@@ -499,7 +499,7 @@ impl fmt::Display for NoBiosConversion {
                 f,
                 "the protective MBR holds no boot code a BIOS can run ({why}); rehost does \
                  not write boot code of its own: write Windows' MBR code there first \
-                 (bootsect /nt60 SYS /mbr, or bcdboot from Windows on the disk)"
+                 (bootsect /nt60 SYS /mbr, from Windows or its install media)"
             ),
             NoBiosConversion::NoLoader { path } => write!(
                 f,
