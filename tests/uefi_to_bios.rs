@@ -20,8 +20,8 @@
 //! - `rehost undo` restores the image's bytes.
 //!
 //! And the refusals, each with its reason: no boot code in the protective MBR, more than
-//! four partitions to carry, one past GPT entry 4, one past 2 TiB, a BitLocker volume. And
-//! the round trip BIOS to UEFI to BIOS of `ws2019-mbr` checks as booting.
+//! four partitions to carry, one past GPT entry 4, one past 2 TiB, a BitLocker volume, a
+//! dynamic disk. And the round trip BIOS to UEFI to BIOS of `ws2019-mbr` checks as booting.
 
 mod common;
 
@@ -465,7 +465,7 @@ fn edited(dir: &Path, edit: impl FnOnce(&std::fs::File)) -> PathBuf {
 }
 
 #[test]
-fn no_boot_code_and_a_bitlocker_volume_are_not_converted() {
+fn no_boot_code_a_bitlocker_volume_and_a_dynamic_disk_are_not_converted() {
     let dir = tempfile::tempdir().unwrap();
     let empty = edited(dir.path(), |f| f.write_all_at(&[0u8; 440], 0).unwrap());
     let sha = common::sha256_file(&empty);
@@ -488,6 +488,17 @@ fn no_boot_code_and_a_bitlocker_volume_are_not_converted() {
     });
     let why = refusal(&locked);
     assert!(why.contains("volume 4 is BitLocker-encrypted"), "{why}");
+    std::fs::remove_file(&locked).unwrap();
+    // The recovery partition typed as a dynamic disk's data partition (LDM data, 4201).
+    if common::have_tool("sgdisk") {
+        let dynamic = copy("win10-gpt", dir.path());
+        common::run(Command::new("sgdisk").args(["-t", "4:4201"]).arg(&dynamic));
+        let why = refusal(&dynamic);
+        assert!(
+            why.contains("partition 4 belongs to a dynamic disk"),
+            "{why}"
+        );
+    }
 }
 
 #[test]

@@ -167,6 +167,9 @@ pub struct Plan {
     pub sector0: Vec<u8>,
     /// Byte ranges of the GPT to zero: (offset, length).
     pub zero: Vec<(u64, u64)>,
+    /// GPT structures left as they are, and why (a header or array named inside a
+    /// partition, past the disk's end, or larger than a GPT array is read).
+    pub notes: Vec<String>,
 }
 
 /// Why a GPT disk is not converted to MBR.
@@ -244,6 +247,8 @@ pub struct Request<'a> {
     pub signature: u32,
     /// The volume made active.
     pub active: u32,
+    /// The disk's size in bytes.
+    pub disk_size: u64,
 }
 
 /// Plans the conversion of `layout` with the built-in [`Profile`].
@@ -332,11 +337,23 @@ pub fn plan_with(layout: &Layout, req: &Request, profile: &Profile) -> Result<Pl
     }
     let sector0 = sector0(req.sector0, req.signature, &entries);
     let mut zero = Vec::new();
+    let mut notes = Vec::new();
     for h in &req.headers {
-        zero.push((h.my_lba.saturating_mul(ss), ss));
-        let len = u64::from(h.entry_count) * u64::from(h.entry_size);
-        let len = len.div_ceil(ss) * ss;
-        zero.push((h.entries_lba.saturating_mul(ss), len));
+        let array = (u64::from(h.entry_count) * u64::from(h.entry_size)).div_ceil(ss) * ss;
+        for (what, lba, len) in [
+            ("header", h.my_lba, ss),
+            ("entry array", h.entries_lba, array),
+        ] {
+            let at = lba.saturating_mul(ss);
+            match outside(layout, at, len, req.disk_size) {
+                Ok(()) => zero.push((at, len)),
+                Err(why) => notes.push(format!(
+                    "the GPT {what} at LBA {lba} (named by the header at LBA {}) is left as \
+                     it is: {why}",
+                    h.my_lba
+                )),
+            }
+        }
     }
     zero.sort_unstable();
     zero.dedup();
@@ -346,7 +363,28 @@ pub fn plan_with(layout: &Layout, req: &Request, profile: &Profile) -> Result<Pl
         dropped,
         sector0,
         zero,
+        notes,
     })
+}
+
+/// Whether `len` bytes at `at` may be zeroed: past sector 0, inside the disk, outside every
+/// partition, no larger than a GPT entry array is read.
+fn outside(layout: &Layout, at: u64, len: u64, disk_size: u64) -> Result<(), String> {
+    if len > crate::gpt::MAX_ARRAY {
+        return Err(format!("{len} bytes, more than a GPT array rehost reads"));
+    }
+    let end = at
+        .checked_add(len)
+        .filter(|e| *e <= disk_size && at >= u64::from(layout.sector_size))
+        .ok_or_else(|| "it lies outside the disk or over sector 0".to_string())?;
+    match layout
+        .volumes
+        .iter()
+        .find(|v| at < v.offset.saturating_add(v.size) && v.offset < end)
+    {
+        Some(v) => Err(format!("it lies in partition {}", v.index)),
+        None => Ok(()),
+    }
 }
 
 /// The key of `by_content` for what a volume holds.

@@ -146,6 +146,7 @@ fn conversion(s: &Subject) -> Result<Outcome<Planned>> {
         headers: headers(s),
         signature: signature(s, old),
         active: s.install.volume,
+        disk_size: s.disk.size(),
     };
     let p = match mbr_plan::plan(layout, &req) {
         Ok(p) => p,
@@ -305,6 +306,9 @@ fn why(p: &mbr_plan::Plan, sig: &str, active: u32) -> String {
             ". Volume {} ({}) is dropped: {}",
             d.volume, d.what, d.why
         ));
+    }
+    for n in &p.notes {
+        why.push_str(&format!(". {n}"));
     }
     if p.entries.iter().any(|e| e.kind == 0xEF) {
         why.push_str(

@@ -83,6 +83,7 @@ fn windows_partitions_keep_their_numbers_and_offsets() {
         headers: vec![header(1, 2), header(196607, 196575)],
         signature: 0x1234_5678,
         active: 3,
+        disk_size: 196608 * 512,
     };
     let p = plan(&windows_layout(), &req).unwrap();
     let slots: Vec<(u32, u8, u32, bool)> = p
@@ -141,6 +142,7 @@ fn refusals_say_which_condition_fails() {
         headers: Vec::new(),
         signature: 1,
         active,
+        disk_size: 1 << 42,
     };
     let five: Vec<VolumeInfo> = (1..=5)
         .map(|i| volume(i, 2048 * i as u64, 2048, BASIC, Content::Ntfs))
@@ -201,6 +203,7 @@ fn the_esp_past_entry_4_is_dropped_and_fat_volumes_typed_by_content() {
         headers: Vec::new(),
         signature: 1,
         active: 2,
+        disk_size: 1 << 30,
     };
     let p = plan(&l, &req).unwrap();
     assert_eq!(p.entries[0].kind, 0x0C);
@@ -222,4 +225,33 @@ fn boot_code_is_present_only_when_it_is_code() {
     grub[0x180..0x185].copy_from_slice(b"GRUB ");
     assert!(matches!(boot_code(&grub, p), BootCode::Other(w) if w.contains("GRUB")));
     assert_eq!(boot_code(&[0u8; 10], p), BootCode::NoSignature);
+}
+
+#[test]
+fn gpt_structures_inside_a_partition_or_past_the_disk_are_left() {
+    let old = protective();
+    let mut huge = header(196607, 8);
+    huge.entry_size = 1 << 20;
+    let req = Request {
+        sector0: &old,
+        headers: vec![header(1, 2048), header(300000, 196575), huge],
+        signature: 1,
+        active: 3,
+        disk_size: 196608 * 512,
+    };
+    let p = plan(&windows_layout(), &req).unwrap();
+    assert_eq!(
+        p.zero,
+        [(512, 512), (196575 * 512, 16384), (196607 * 512, 512)]
+    );
+    let notes = p.notes.join("\n");
+    assert!(
+        notes.contains("entry array at LBA 2048") && notes.contains("in partition 1"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("header at LBA 300000") && notes.contains("outside the disk"),
+        "{notes}"
+    );
+    assert!(notes.contains("more than a GPT array"), "{notes}");
 }
