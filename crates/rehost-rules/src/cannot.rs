@@ -444,6 +444,76 @@ impl fmt::Display for NoConversion {
     }
 }
 
+/// Why a GPT disk started by UEFI is not converted for a target that starts only by BIOS
+/// (MBR, bootmgr and a BIOS store on the install's partition, made active).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoBiosConversion {
+    /// The install is of an architecture a BIOS does not start (ARM64, Itanium).
+    Arch {
+        /// The install's architecture, when known.
+        arch: Option<String>,
+    },
+    /// A partition of the disk is an LDM dynamic disk's.
+    DynamicDisk {
+        /// The partition.
+        volume: u32,
+    },
+    /// A volume of the disk is BitLocker-encrypted.
+    BitLocker {
+        /// The volume.
+        volume: u32,
+    },
+    /// The protective MBR holds no boot code a BIOS can run (why, in words).
+    BootCode(String),
+    /// The install has no BIOS loader (`\Windows\system32\winload.exe`).
+    NoLoader {
+        /// The path looked for.
+        path: String,
+    },
+    /// The partition table cannot be converted (the planner's reason).
+    Table(String),
+    /// The boot files for BIOS cannot be made from the install.
+    BootFiles(NoBootFiles),
+}
+
+impl fmt::Display for NoBiosConversion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoBiosConversion::Arch { arch } => write!(
+                f,
+                "the install is {} Windows, which only UEFI starts: it stays on a UEFI machine",
+                arch.as_deref().unwrap_or("of unknown architecture")
+            ),
+            NoBiosConversion::DynamicDisk { volume } => write!(
+                f,
+                "partition {volume} belongs to a dynamic disk (LDM): its volumes live in the \
+                 LDM database an MBR would orphan; make the disk basic in Windows first"
+            ),
+            NoBiosConversion::BitLocker { volume } => write!(
+                f,
+                "volume {volume} is BitLocker-encrypted: rehost cannot read or write it, and \
+                 a new boot path would make BitLocker ask for its recovery key; decrypt it \
+                 (manage-bde -off) first"
+            ),
+            NoBiosConversion::BootCode(why) => write!(
+                f,
+                "the protective MBR holds no boot code a BIOS can run ({why}); rehost does \
+                 not write boot code of its own: write Windows' MBR code there first \
+                 (bootsect /nt60 SYS /mbr, from Windows or its install media)"
+            ),
+            NoBiosConversion::NoLoader { path } => write!(
+                f,
+                "the install has no {path}, the loader the BIOS boot manager starts: repair \
+                 the install from its media first"
+            ),
+            NoBiosConversion::Table(why) => {
+                write!(f, "the partition table is not converted: {why}")
+            }
+            NoBiosConversion::BootFiles(no) => write!(f, "the BIOS boot files: {no}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ use rehost_volume::Partitioning;
 
 mod carry;
 mod convert;
+mod to_bios;
 
 const ID: &str = "firmware";
 
@@ -34,7 +35,9 @@ pub fn by_uefi(s: &Subject, t: &Target) -> bool {
 }
 
 /// The fix: an MBR disk on a target that starts only by UEFI is converted (GPT, an EFI
-/// system partition with the boot files, MountedDevices in GPT form), or told why not.
+/// system partition with the boot files, MountedDevices in GPT form), and a GPT disk on a
+/// target that starts only by BIOS (MBR, bootmgr and a BIOS store on the install's
+/// partition made active, MountedDevices in MBR form), or told why not.
 pub fn fix(
     s: &Subject,
     t: &Target,
@@ -44,6 +47,9 @@ pub fn fix(
 ) -> Result<()> {
     if findings.iter().any(|f| f.case == "mbr-on-uefi") {
         convert::plan(s, t, plan)?;
+    }
+    if findings.iter().any(|f| f.case == "gpt-on-bios") {
+        to_bios::plan(s, plan)?;
     }
     Ok(())
 }

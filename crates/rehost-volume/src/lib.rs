@@ -25,6 +25,7 @@ pub mod gpt;
 pub mod gpt_plan;
 pub mod gpt_write;
 pub mod mbr;
+pub mod mbr_plan;
 
 pub use content::sniff;
 

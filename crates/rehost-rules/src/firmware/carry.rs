@@ -1,11 +1,11 @@
-//! What of the old BIOS store still applies after the conversion: the options of the
-//! install's loader entry (its integer, boolean and string elements: `nx`, `detecthal`,
-//! `bootmenupolicy`, `loadoptions`, its menu text, ...) where they differ from what bcdboot
-//! sets, and the boot manager's `timeout`, copied value for value into the new store.
+//! What of the old store still applies after a conversion (BIOS to UEFI, or back): the
+//! options of the install's loader entry (its integer, boolean and string elements: `nx`,
+//! `detecthal`, `bootmenupolicy`, `loadoptions`, its menu text, ...) where they differ from
+//! what bcdboot sets, and the boot manager's `timeout`, copied value for value into the new store.
 //! Devices and object references name the old disk and the old store's objects, and the
-//! loader's path is the BIOS one (`winload.exe`): they are not carried (the new store names
-//! the GPT partitions and the `.efi` loaders), nor are the old store's other entries, which
-//! start other systems from the BIOS partitions.
+//! loader's path is the other firmware's (`winload.exe`, `winload.efi`): they are not
+//! carried (the new store names the new table's partitions and its firmware's loaders), nor
+//! are the old store's other entries, which start other systems from the old partitions.
 
 use crate::subject::Subject;
 use rehost_core::error::{Ctx, Result};
@@ -103,7 +103,7 @@ pub(super) fn carry(s: &Subject, store: Vec<u8>, ctx: &Ctx) -> Result<(Vec<u8>, 
     Ok((ed.save(), said))
 }
 
-/// The BIOS store that starts the install.
+/// The old store that starts the install.
 struct OldStore {
     /// The hive file.
     bytes: Vec<u8>,
@@ -113,7 +113,7 @@ struct OldStore {
     loader: Object,
 }
 
-/// The BIOS store that starts the install, if the disk has one.
+/// The old store that starts the install, if the disk has one.
 fn old_store(s: &Subject, ctx: &Ctx) -> Option<OldStore> {
     for st in s.image.boot_stores.iter().filter(|b| b.kind == "bcd") {
         let Ok(bytes) = s.scene.read(st.volume, &st.path) else {

@@ -4,7 +4,7 @@
 //! BCD on an EFI system partition); files put and renamed by the writer of their volume; raw bytes staged at their offset. Nothing reaches the image:
 //! the caller commits.
 
-use super::{Change, Conversion, FixOptions, Plan};
+use super::{Change, Conversion, FixOptions, Plan, ToMbr};
 use rehost_core::error::{Ctx, Layer, Result};
 use rehost_fat::format::{format, Options};
 use rehost_formats::bootini;
@@ -33,7 +33,8 @@ pub struct Applied {
     /// The round of the fix that made it (1: from the first check).
     pub round: usize,
     /// "registry", "boot.ini", "put", "rename", "active" (the MBR's active flag), "gpt"
-    /// (a new partition table and EFI system partition) or "bytes".
+    /// (a new partition table and EFI system partition), "mbr" (a GPT disk's new MBR) or
+    /// "bytes".
     pub kind: &'static str,
     /// The hive, for a registry change.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +104,25 @@ pub fn apply(
                 volume: Some(c.esp_volume),
                 file: Some(file),
                 sha256: None,
+                bytes: Some(bytes),
+            });
+        }
+        if let Change::Mbr(c) = &p.change {
+            let (file, bytes) = to_mbr(staged, c, &ctx)?;
+            out.push(Applied {
+                rule: p.rule.to_string(),
+                why: p.why.clone(),
+                round: 1,
+                kind: "mbr",
+                hive: None,
+                diff: None,
+                volume: Some(c.active),
+                file: Some(file),
+                sha256: Some(sha(&c
+                    .writes
+                    .first()
+                    .map(|w| w.1.clone())
+                    .unwrap_or_default())),
                 bytes: Some(bytes),
             });
         }
@@ -227,7 +247,9 @@ pub fn apply(
     }
     for p in &plan.changes {
         let applied = match &p.change {
-            Change::Registry { .. } | Change::BootIni { .. } | Change::Gpt(_) => continue,
+            Change::Registry { .. } | Change::BootIni { .. } | Change::Gpt(_) | Change::Mbr(_) => {
+                continue
+            }
             Change::Put {
                 volume,
                 path,
@@ -354,5 +376,51 @@ fn convert(staged: &Image, c: &Conversion, ctx: &Ctx) -> Result<(String, u64)> {
             made.cluster_size
         ),
         bytes + c.esp_len,
+    ))
+}
+
+/// Stages a GPT disk's conversion to MBR: the new sector 0 and the GPT's headers and
+/// arrays zeroed, all outside every volume, and the new table taken as the session's
+/// layout, read back: MBR, the new signature, every carried volume at its offset under its
+/// number, the one to start active. Returns what it wrote, in words, and how many bytes.
+fn to_mbr(staged: &Image, c: &ToMbr, ctx: &Ctx) -> Result<(String, u64)> {
+    let mut bytes = 0u64;
+    for (at, b) in &c.writes {
+        staged.write_outside(*at, b)?;
+        bytes += b.len() as u64;
+    }
+    let layout = staged.adopt_layout()?;
+    let found = |index: u32, offset: u64| {
+        layout
+            .volumes
+            .iter()
+            .find(|v| v.index == index && v.offset == offset)
+    };
+    let kept_ok = c.kept.iter().all(|(i, at)| found(*i, *at).is_some());
+    let active_ok = layout
+        .volumes
+        .iter()
+        .all(|v| v.bootable == (v.index == c.active));
+    if layout.partitioning != Partitioning::Mbr
+        || layout.mbr_signature.as_deref() != Some(c.signature.as_str())
+        || !kept_ok
+        || !active_ok
+        || layout.volumes.len() != c.kept.len()
+    {
+        return Err(ctx.invalid(
+            "the staged MBR read back does not hold the volumes where the conversion put \
+             them, or another one is active",
+        ));
+    }
+    Ok((
+        format!(
+            "MBR (signature {}, {} entries, volume {} active; the GPT's headers and arrays \
+             zeroed: {} ranges)",
+            c.signature,
+            layout.volumes.len(),
+            c.active,
+            c.writes.len().saturating_sub(1)
+        ),
+        bytes,
     ))
 }

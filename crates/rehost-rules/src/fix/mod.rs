@@ -109,6 +109,9 @@ pub enum Change {
     /// partition formatted (applied before every other change, which then sees the new
     /// table: a file put on the ESP names its new volume number).
     Gpt(Box<Conversion>),
+    /// The partition table rewritten: a GPT disk converted to MBR (applied first, like
+    /// [`Change::Gpt`]; every carried partition keeps its number).
+    Mbr(Box<ToMbr>),
     /// Bytes written at an offset of the disk (a boot sector field).
     Bytes {
         /// Offset on the virtual disk.
@@ -140,6 +143,20 @@ pub struct Conversion {
     pub esp_volume: u32,
     /// Each volume of the old table that keeps its offset: (its number in the new table,
     /// its byte offset), read back after the write.
+    pub kept: Vec<(u32, u64)>,
+}
+
+/// A GPT disk converted to MBR: what [`Change::Mbr`] stages, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToMbr {
+    /// The new sector 0, then the GPT's headers and arrays zeroed: (disk offset, bytes),
+    /// each outside every volume.
+    pub writes: Vec<(u64, Vec<u8>)>,
+    /// The new disk signature, as 8 hex digits.
+    pub signature: String,
+    /// The volume made active.
+    pub active: u32,
+    /// Each volume carried over: (its number, its byte offset), read back after the write.
     pub kept: Vec<(u32, u64)>,
 }
 

@@ -112,7 +112,7 @@ const AFTER_CONVERSION: [&str; 2] = ["boot-config", "mounted-devices"];
 fn converting(plan: &Plan) -> bool {
     plan.changes
         .iter()
-        .any(|p| matches!(p.change, super::Change::Gpt(_)))
+        .any(|p| matches!(p.change, super::Change::Gpt(_) | super::Change::Mbr(_)))
 }
 
 /// The plan of every rule's fix for one install, from its findings on `t`.
@@ -124,7 +124,7 @@ pub fn plan(s: &Subject, t: &Target, findings: &[Shared], opts: &FixOptions) -> 
         if done.contains(&r.id) || !opts.runs(r.id) {
             continue;
         }
-        // A disk converted to GPT gets new boot files and MountedDevices from the
+        // A disk converted to GPT or MBR gets new boot files and MountedDevices from the
         // conversion: what those rules found on the old table is checked again after it.
         if converting(&plan) && AFTER_CONVERSION.contains(&r.id) {
             continue;

@@ -64,7 +64,9 @@ pub fn unwritable(s: &Subject, plan: &Plan, opts: &FixOptions) -> Option<String>
             Change::Put { volume, .. }
             | Change::Rename { volume, .. }
             | Change::BootIni { volume, .. } => *volume,
-            Change::Bytes { .. } | Change::Active { .. } | Change::Gpt(_) => continue,
+            Change::Bytes { .. } | Change::Active { .. } | Change::Gpt(_) | Change::Mbr(_) => {
+                continue
+            }
         };
         if !volumes.contains(&v) {
             volumes.push(v);
