@@ -264,7 +264,8 @@ fn writes_into_stream_optimized_vmdk_are_refused_with_the_conversion_and_the_fil
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let raw = source(d);
-    for (name, fmt) in [("w.vmdk", "vmdk")] {
+    {
+        let (name, fmt) = ("w.vmdk", "vmdk");
         let img = make(d, &raw, name, fmt, &["-o", "subformat=streamOptimized"]);
         let before = common::sha256_file(&img);
         let e = disk::open_for_write(&img, &disk::WriteOptions::in_place())
