@@ -21,7 +21,8 @@
 //!
 //! And the refusals, each with its reason: no boot code in the protective MBR, more than
 //! four partitions to carry, one past GPT entry 4, one past 2 TiB, a BitLocker volume, a
-//! dynamic disk. And the round trip BIOS to UEFI to BIOS of `ws2019-mbr` checks as booting.
+//! dynamic disk. And the round trip BIOS to UEFI to BIOS of `ws2019-mbr` checks as booting, with
+//! MountedDevices' volume names of C: following its letter both ways.
 
 mod common;
 
@@ -615,16 +616,47 @@ fn bios_to_uefi_and_back_to_bios_checks_as_booting() {
         .write_all_at(&code, 0)
         .unwrap();
     let raw_sha = common::sha256_file(&disk);
+    // Two volume names in MountedDevices: one of C: (as its letter's value), one of a
+    // volume on another disk. The first follows C:'s form both ways, so that the volume
+    // keeps its name; the second is left as it is.
+    let c = mounted_value(&disk, "\\DosDevices\\C:");
+    assert_eq!(c.len(), 12, "C: in MBR form first");
+    let mine = "\\??\\Volume{11111111-2222-3333-4444-555555555555}";
+    let other = "\\??\\Volume{66666666-7777-8888-9999-000000000000}";
+    let hex = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let elsewhere = [0xde, 0xad, 0xbe, 0xef, 0, 0, 0x10, 0, 0, 0, 0, 0];
+    for (name, data) in [(mine, hex(&c)), (other, hex(&elsewhere))] {
+        common::run(
+            common::rehost_command()
+                .args(["reg", "set", "--in-place", "--type", "REG_BINARY"])
+                .args(["--value", name, "--data", &data])
+                .arg(&disk)
+                .arg("HKLM\\SYSTEM\\MountedDevices"),
+        );
+    }
+    let names_follow = |form: usize| {
+        let c = mounted_value(&disk, "\\DosDevices\\C:");
+        assert_eq!(c.len(), form, "C: {c:02x?}");
+        assert_eq!(mounted_value(&disk, mine), c, "the volume name of C:");
+        assert_eq!(mounted_value(&disk, other), elsewhere, "another disk's");
+    };
     let to_uefi = json_report(&["fix", "--in-place", "--json", "-t", "hyperv-gen2"], &disk);
     assert_eq!(to_uefi["committed"], true, "{to_uefi}");
     let uefi = json_report(&["check", "--json", "-t", "hyperv-gen2"], &disk);
     assert_eq!(uefi["installs"][0]["verdict"], "boots", "{uefi}");
+    names_follow(24);
     let back = json_report(&["check", "--json", "-t", "hyperv-gen1"], &disk);
     assert_eq!(firmware(&back, "gpt-on-bios")["fixable"], true, "{back}");
     let to_bios = json_report(&["fix", "--in-place", "--json", "-t", "hyperv-gen1"], &disk);
     assert_eq!(to_bios["committed"], true, "{to_bios}");
     let bios = json_report(&["check", "--json", "-t", "hyperv-gen1"], &disk);
     assert_eq!(bios["installs"][0]["verdict"], "boots", "{bios}");
+    names_follow(12);
     if common::have_tool("sfdisk") {
         // C: active at 1 MiB, System Reserved after it, the ESP the first conversion added.
         let (label, parts) = partitions(&disk);
@@ -646,7 +678,28 @@ fn bios_to_uefi_and_back_to_bios_checks_as_booting() {
     assert_eq!(
         common::sha256_file(&disk),
         raw_sha,
-        "undo restores both commits"
+        "undo restores every commit (the two volume names set, both conversions)"
     );
     assert_eq!(common::sha256_file(&image), sha);
+}
+
+/// A MountedDevices value of `image`, from `rehost reg export` (hex, continued over lines).
+fn mounted_value(image: &Path, name: &str) -> Vec<u8> {
+    let text = String::from_utf8(common::run(
+        common::rehost_command()
+            .args(["reg", "export"])
+            .arg(image)
+            .arg("HKLM\\SYSTEM\\MountedDevices"),
+    ))
+    .unwrap()
+    .replace('\r', "")
+    .replace("\\\n  ", "");
+    let key = format!("\"{}\"=hex:", name.replace('\\', "\\\\"));
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .unwrap_or_else(|| panic!("{name} not in {text}"));
+    line.split(',')
+        .map(|b| u8::from_str_radix(b.trim(), 16).unwrap())
+        .collect()
 }

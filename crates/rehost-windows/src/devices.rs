@@ -57,10 +57,12 @@ pub fn encode(p: &PartitionRef) -> Option<Vec<u8>> {
     }
 }
 
-/// The drive letters and the volumes of this image they name.
+/// The drive letters and volume names, and the volumes of this image they name.
 pub fn mounted(scene: &Scene, install: &mut Install, system: &Hive) -> Result<()> {
     for (name, value) in system.values("MountedDevices")? {
-        if !name.to_ascii_lowercase().starts_with("\\dosdevices\\") {
+        let lower = name.to_ascii_lowercase();
+        let letter = lower.starts_with("\\dosdevices\\");
+        if !letter && !lower.starts_with("\\??\\volume{") {
             continue;
         }
         let Value::Binary { bytes, .. } = value else {
@@ -78,6 +80,12 @@ pub fn mounted(scene: &Scene, install: &mut Install, system: &Hive) -> Result<()
             }),
             MountedData::Other { .. } => None,
         };
+        if !letter {
+            install
+                .volume_names
+                .push(MountedDevice { name, data, volume });
+            continue;
+        }
         if volume == Some(install.volume) {
             install.system_letter = name.rsplit('\\').next().map(str::to_string);
         }
@@ -86,6 +94,7 @@ pub fn mounted(scene: &Scene, install: &mut Install, system: &Hive) -> Result<()
             .push(MountedDevice { name, data, volume });
     }
     install.mounted_devices.sort_by(|a, b| a.name.cmp(&b.name));
+    install.volume_names.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(())
 }
 

@@ -354,6 +354,10 @@ pub struct Install {
     pub boot: Boot,
     /// Drive letters.
     pub mounted_devices: Vec<MountedDevice>,
+    /// MountedDevices' volume names (`\??\Volume{...}`), which a firmware move converts with
+    /// the letters so that each volume keeps its name; not reported (a letter says more).
+    #[serde(skip)]
+    pub volume_names: Vec<MountedDevice>,
     /// The letter MountedDevices gives the install's own volume.
     pub system_letter: Option<String>,
     /// Storage-relevant services in each control set Select names.

@@ -337,7 +337,12 @@ fn conversion(s: &Subject, t: &Target) -> Result<std::result::Result<Planned, No
     ));
     let mut mounted = vec![Op::Key(reg::system("MountedDevices"))];
     let mut renamed = Vec::new();
-    for m in &s.install.mounted_devices {
+    for m in s
+        .install
+        .mounted_devices
+        .iter()
+        .chain(&s.install.volume_names)
+    {
         let Some(data) = m
             .volume
             .and_then(guid_of)
