@@ -14,7 +14,9 @@ pub struct WriteMode {
     /// Stage the change and say what it would write; the image is opened read-only.
     #[arg(long, conflicts_with_all = ["output", "in_place"])]
     pub dry_run: bool,
-    /// Write a new image of the same format with the change; the source is not written.
+    /// Write a new image with the change, of the format its extension names (.raw, .img,
+    /// .vhd, .vhdx, .qcow2, .vmdk: monolithicSparse) or else of the source's; the source is
+    /// not written.
     #[arg(long, conflicts_with = "in_place")]
     pub output: Option<PathBuf>,
     /// Write into the image itself, behind an undo journal (IMAGE.rehost-undo; undo with
