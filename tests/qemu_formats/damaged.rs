@@ -260,7 +260,7 @@ fn writes_into_vmdk_and_qcow2_are_refused_with_the_conversion_and_the_file_is_un
         let msg = e.to_string();
         assert!(
             msg.contains(&format!(
-                "does not write them (in place or as a new {fmt} image)"
+                "reads {fmt} images but does not write them in place"
             )) && msg.contains("--output")
                 && msg.contains(".vhdx"),
             "{msg}"

@@ -686,9 +686,14 @@ impl Image {
             (None, _) | (_, Mode::DryRun) => None,
             (Some(_), Mode::InPlace) if extents.is_empty() && grown_to.is_none() => None,
             (Some(s), Mode::InPlace) => Some(s.commit(&opts)?),
-            // An output whose extension names another container format is a conversion.
+            // An output whose extension names another container format is a conversion;
+            // so is a new VMDK or qcow2 (the formats that are not copied with the staged
+            // writes over them, but written anew).
             (Some(s), Mode::Output(p)) => Some(
-                match disk::NewFormat::from_path(p).filter(|f| f.format() != s.info().format) {
+                match disk::NewFormat::from_path(p).filter(|f| {
+                    f.format() != s.info().format
+                        || matches!(f.format(), disk::Format::Vmdk | disk::Format::Qcow2)
+                }) {
                     Some(format) => s.convert_to(p, format, &opts)?,
                     None => s.commit_to(p, &opts)?,
                 },
