@@ -6,11 +6,17 @@
 #    the unpartitioned space from 1 GiB on, which every tool must copy), fixed for
 #    hyperv-gen1 into a new dynamic VHDX: `rehost fix --output NEW.vhdx`, against
 #    `qemu-img convert` of the same VMDK to VHDX alone, and against `qemu-img convert`
-#    followed by `rehost fix --in-place` of its result.
+#    followed by `rehost fix --in-place` of its result. `qemu-img convert` writes its
+#    output with the cache mode `unsafe` by default (nothing flushed: the data may still
+#    be in the page cache when it exits), where rehost flushes the new image before it
+#    reads it back and renames it; `qemu-img convert -t writeback` (which flushes at the
+#    end) is timed too.
 # 2. Convert alone: the Windows 7 fixture in a 40 GiB dynamic VHDX (12 MB of data) to
 #    qcow2 and to VMDK: `rehost convert` against `qemu-img convert`.
 #
-# Prints each median, the ratios, and hyperfine's spread.
+# Every run starts from a synced page cache (no dirty pages left by the run before).
+# Prints each median, the ratios, hyperfine's spread and the CPU time each command took
+# (user and system, which a busy machine inflates less than the elapsed time).
 # Needs: cargo, zstd, qemu-img, hyperfine, python3.
 # Usage: scripts/bench-convert.sh [DATA_MIB (default 1536)] [runs (default 5)]
 set -euo pipefail
@@ -56,9 +62,10 @@ sh -c "$clean"
 
 echo "== convert and fix: $(basename "$src") ($(du -h "$src" | cut -f1) on disk) to VHDX, $runs runs each"
 hyperfine -N -w 1 -r "$runs" --export-json "$bench/fix.json" \
-  --prepare "sh -c '$clean'" \
+  --prepare "sh -c '$clean; sync'" \
   -n rehost "$rehost fix $src -t $target_machine --output $one" \
   -n qemu "qemu-img convert -f vmdk -O vhdx -o subformat=dynamic $src $alone" \
+  -n qemu-flushed "qemu-img convert -t writeback -f vmdk -O vhdx -o subformat=dynamic $src $alone" \
   -n qemu+rehost "sh -c 'qemu-img convert -f vmdk -O vhdx -o subformat=dynamic $src $two && $rehost fix $two -t $target_machine --in-place > /dev/null'" \
   > /dev/null
 sh -c "$clean"
@@ -67,8 +74,10 @@ import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 m = {k: v["median"] for k, v in r.items()}
 for k, v in r.items():
-    print(f"  {k:<12} median {v['median']:7.2f} s  (min {v['min']:.2f}, max {v['max']:.2f})")
-print(f"  rehost / qemu-img convert alone: {m['rehost'] / m['qemu']:.2f}x;"
+    print(f"  {k:<13} median {v['median']:7.2f} s  (min {v['min']:.2f}, max {v['max']:.2f});"
+          f" CPU {v['user'] + v['system']:.2f} s (mean user + system)")
+print(f"  rehost / qemu-img convert alone: {m['rehost'] / m['qemu']:.2f}x"
+      f" (flushed: {m['rehost'] / m['qemu-flushed']:.2f}x);"
       f" rehost / (qemu-img convert + rehost fix): {m['rehost'] / m['qemu+rehost']:.2f}x")
 PY
 
@@ -85,7 +94,7 @@ for fmt in qcow2 vmdk; do
   theirs="$bench/theirs.$fmt"
   echo "== convert $(basename "$big") to $fmt, $runs runs each"
   hyperfine -N -w 1 -r "$runs" --export-json "$bench/$fmt.json" \
-    --prepare "rm -f $ours $theirs" \
+    --prepare "sh -c 'rm -f $ours $theirs; sync'" \
     -n rehost "$rehost convert $big $ours" \
     -n qemu "qemu-img convert -f vhdx -O $fmt $big $theirs" \
     > /dev/null
@@ -96,7 +105,8 @@ for fmt in qcow2 vmdk; do
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 for k, v in r.items():
-    print(f"  {k:<8} median {v['median'] * 1000:8.1f} ms  (min {v['min'] * 1000:.1f}, max {v['max'] * 1000:.1f})")
+    print(f"  {k:<8} median {v['median'] * 1000:8.1f} ms  (min {v['min'] * 1000:.1f}, max {v['max'] * 1000:.1f});"
+          f" CPU {(v['user'] + v['system']) * 1000:.1f} ms")
 print(f"  rehost / qemu-img: {r['rehost']['median'] / r['qemu']['median']:.2f}x;"
       f" on disk: rehost {int(sys.argv[2]) / 1024:.1f} MiB, qemu-img {int(sys.argv[3]) / 1024:.1f} MiB")
 PY
