@@ -3,8 +3,9 @@
 //! source (`qemu-img compare`), passes `qemu-img check` without errors or leaks, keeps
 //! holes, and is the format, version and layout asked for (`qemu-img info`); the Azure VHD
 //! is fixed, a whole number of MiB, and qemu reads that size exactly (as it does the size
-//! of every VHD rehost writes); and `fix --output NEW.qcow2` / `NEW.vmdk` equals
-//! `qemu-img convert` followed by `rehost fix --in-place`.
+//! of every VHD rehost writes); and `fix --output NEW.qcow2` / `NEW.vmdk` (or any name
+//! with `--output-format vmdk-stream` / `vhd-azure`) equals `qemu-img convert` followed
+//! by `rehost fix --in-place`.
 
 mod common;
 
@@ -328,19 +329,44 @@ fn fix_into_qcow2_and_vmdk_equals_convert_then_fix_in_place() {
             .output()
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{out:?}");
-        for ext in ["qcow2", "vmdk"] {
-            // One pass: the fix written as a new qcow2 or VMDK (from a VMDK too).
-            let one = dir.path().join(format!("{stem}-{target}-one.{ext}"));
-            let out = rehost_command()
-                .env("SOURCE_DATE_EPOCH", "1700000000")
+        for (ext, named) in [
+            ("qcow2", None),
+            ("vmdk", None),
+            ("vmdk", Some("vmdk-stream")),
+            ("vhd", Some("vhd-azure")),
+        ] {
+            // One pass: the fix written as a new qcow2 or VMDK (from a VMDK too), or in
+            // the format --output-format names.
+            let one = dir
+                .path()
+                .join(format!("{stem}-{target}-{}.{ext}", named.unwrap_or("one")));
+            let mut cmd = rehost_command();
+            cmd.env("SOURCE_DATE_EPOCH", "1700000000")
                 .args(["fix", "--target", target, "--output"])
                 .arg(&one)
-                .arg(&src)
-                .output()
-                .unwrap();
+                .arg(&src);
+            if let Some(n) = named {
+                cmd.args(["--output-format", n]);
+            }
+            let out = cmd.output().unwrap();
             assert_eq!(out.status.code(), Some(0), "{out:?}");
             assert_identical(&one, &two);
-            assert_clean(&one);
+            match named {
+                Some("vhd-azure") => {
+                    let size = info(&one, "vpc")["virtual-size"].as_u64().unwrap();
+                    assert_eq!(size % (1 << 20), 0, "{one:?}");
+                    assert_eq!(std::fs::metadata(&one).unwrap().len(), size + 512);
+                }
+                Some(_) => {
+                    assert_clean(&one);
+                    let i = info(&one, "vmdk");
+                    assert_eq!(
+                        i["format-specific"]["data"]["create-type"],
+                        "streamOptimized"
+                    );
+                }
+                None => assert_clean(&one),
+            }
             let check = String::from_utf8(run(rehost_command()
                 .args(["check", "-t", target])
                 .arg(&one)))
@@ -348,4 +374,30 @@ fn fix_into_qcow2_and_vmdk_equals_convert_then_fix_in_place() {
             assert!(check.contains(target) && check.contains("boots"), "{check}");
         }
     }
+    // A format rehost does not write is a usage error, and nothing is written.
+    let bad = dir.path().join("bad.vdi");
+    let out = rehost_command()
+        .args(["fix", "--target", "kvm-sata", "--output"])
+        .arg(&bad)
+        .arg(windows_image("win7"))
+        .args(["--output-format", "vdi"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(!bad.exists());
+    // --output-format without --output is a usage error, and the image is not written.
+    let copy = dir.path().join("win7-copy.vhd");
+    std::fs::copy(windows_image("win7"), &copy).unwrap();
+    let before = std::fs::read(&copy).unwrap();
+    let local = dir.path().join("x.txt");
+    std::fs::write(&local, b"x").unwrap();
+    let out = rehost_command()
+        .args(["put", "--in-place", "--output-format", "qcow2"])
+        .arg(&copy)
+        .arg(&local)
+        .arg("/x.txt")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(std::fs::read(&copy).unwrap() == before);
 }

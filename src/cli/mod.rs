@@ -392,6 +392,7 @@ impl FixArgs {
             discard_hibernation: self.discard_hibernation,
             rebuild_boot: self.rebuild_boot,
             allow_shadow_copies: false,
+            output_format: None,
         }
     }
 }
@@ -528,6 +529,7 @@ pub fn main() -> i32 {
                         mode: m,
                         options: rehost::rules::fix::FixOptions {
                             allow_shadow_copies: mode.allow_shadow_copies,
+                            output_format: mode.output_format()?,
                             ..fixing.options()
                         },
                         force: *force,

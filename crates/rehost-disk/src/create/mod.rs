@@ -75,6 +75,21 @@ impl NewFormat {
             .then(|| NewFormat::from_name(&ext))?
     }
 
+    /// Its name, as `from_name` takes it (`vhd` for the dynamic VHD, `vmdk` for the
+    /// monolithicSparse VMDK).
+    pub fn name(self) -> &'static str {
+        match self {
+            NewFormat::Raw => "raw",
+            NewFormat::VhdFixed => "vhd-fixed",
+            NewFormat::VhdDynamic => "vhd",
+            NewFormat::Vhdx => "vhdx",
+            NewFormat::VhdAzure => "vhd-azure",
+            NewFormat::Qcow2 => "qcow2",
+            NewFormat::VmdkSparse => "vmdk",
+            NewFormat::VmdkStream => "vmdk-stream",
+        }
+    }
+
     /// The names `from_name` takes, for messages.
     pub const NAMES: &'static str = "raw, vhd (dynamic), vhd-fixed, vhd-azure, vhdx, qcow2, \
                                      vmdk (monolithicSparse), vmdk-stream (streamOptimized)";
