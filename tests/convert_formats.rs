@@ -93,7 +93,8 @@ fn convert(src: &Path, out: &Path, format: &str) -> String {
 }
 
 /// The sources: the sample (dynamic VHD), Windows 7 (VHD), Server 2019 (VHDX), the sample
-/// made VMDK and qcow2 by qemu-img, and Windows 7 as a sparse 4 GiB raw disk.
+/// made VMDK and qcow2 by qemu-img, and Windows 7 as a sparse 4 GiB raw disk with a few
+/// pieces of data far apart.
 fn sources(dir: &Path) -> Vec<PathBuf> {
     let sample = root().join("testdata/sample/sample.vhd");
     let mut v = vec![
@@ -116,12 +117,16 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
         s(&windows_image("win7")),
         s(&sparse),
     ]);
-    std::fs::File::options()
-        .write(true)
-        .open(&sparse)
-        .unwrap()
-        .set_len(4 << 30)
-        .unwrap();
+    let f = std::fs::File::options().write(true).open(&sparse).unwrap();
+    f.set_len(4 << 30).unwrap();
+    // Bytes past the partitions, in other 512 MiB (qcow2 L2 table) and 32 MiB (VMDK grain
+    // table) spans, one piece across a grain's edge, and the disk's last sector.
+    use std::os::unix::fs::FileExt;
+    let noise: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8 + 1).collect();
+    for at in [(1u64 << 30) + 12_345, (3u64 << 30) + (64 << 10) - 1000] {
+        f.write_all_at(&noise, at).unwrap();
+    }
+    f.write_all_at(&[0xa5; 512], (4 << 30) - 512).unwrap();
     v.push(sparse);
     v
 }
