@@ -18,7 +18,7 @@ pub fn new_format(output: &Path, asked: Option<&str>) -> Result<NewFormat> {
         None => NewFormat::from_path(output).ok_or_else(|| {
             anyhow::Error::new(super::Usage(format!(
                 "{}: the extension does not say which format to write; name it .raw, .img, \
-                 .vhd or .vhdx, or give --output-format ({})",
+                 .vhd, .vhdx, .qcow2 or .vmdk, or give --output-format ({})",
                 output.display(),
                 NewFormat::NAMES
             )))
@@ -42,6 +42,9 @@ pub fn run(input: &Path, output: &Path, format: Option<&str>, stats: bool) -> Re
         human(r.bytes_written),
         human(r.file_len)
     );
+    for note in &r.notes {
+        println!("{}: {note}", output.display());
+    }
     if stats {
         let s = src.stats();
         eprintln!(

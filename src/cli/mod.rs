@@ -235,16 +235,20 @@ enum Command {
         #[command(flatten)]
         mode: write::WriteMode,
     },
-    /// Copy a virtual disk into a new image of another format (raw, VHD fixed or dynamic,
-    /// VHDX), from any format rehost reads (raw, VHD, VHDX, VMDK, qcow2, with their
-    /// chains). Blocks that read as zeros stay holes; the new image is read back and
-    /// compared before it gets its name, and an existing file is never written over.
+    /// Copy a virtual disk into a new image of another format (raw, VHD fixed, dynamic or
+    /// for Azure, VHDX, qcow2, VMDK monolithicSparse or streamOptimized), from any format
+    /// rehost reads (raw, VHD, VHDX, VMDK, qcow2, with their chains). Blocks that read as
+    /// zeros stay holes; the new image is read back and compared before it gets its name,
+    /// and an existing file is never written over.
     Convert {
         /// The image to copy.
         input: PathBuf,
-        /// The new image (its extension names the format: .raw, .img, .vhd, .vhdx).
+        /// The new image (its extension names the format: .raw, .img, .vhd, .vhdx, .qcow2,
+        /// .vmdk).
         output: PathBuf,
-        /// The new image's format: raw, vhd (dynamic), vhd-fixed, vhdx (dynamic).
+        /// The new image's format: raw, vhd (dynamic), vhd-fixed, vhd-azure (fixed, its size
+        /// rounded up to whole MiB), vhdx (dynamic), qcow2, vmdk (monolithicSparse),
+        /// vmdk-stream (streamOptimized, for upload to vSphere).
         #[arg(long, short = 'O')]
         output_format: Option<String>,
     },
@@ -388,6 +392,7 @@ impl FixArgs {
             discard_hibernation: self.discard_hibernation,
             rebuild_boot: self.rebuild_boot,
             allow_shadow_copies: false,
+            output_format: None,
         }
     }
 }
@@ -524,6 +529,7 @@ pub fn main() -> i32 {
                         mode: m,
                         options: rehost::rules::fix::FixOptions {
                             allow_shadow_copies: mode.allow_shadow_copies,
+                            output_format: mode.output_format()?,
                             ..fixing.options()
                         },
                         force: *force,

@@ -14,9 +14,16 @@ pub struct WriteMode {
     /// Stage the change and say what it would write; the image is opened read-only.
     #[arg(long, conflicts_with_all = ["output", "in_place"])]
     pub dry_run: bool,
-    /// Write a new image of the same format with the change; the source is not written.
+    /// Write a new image with the change, of the format its extension names (.raw, .img,
+    /// .vhd, .vhdx, .qcow2, .vmdk: monolithicSparse) or else of the source's; the source is
+    /// not written.
     #[arg(long, conflicts_with = "in_place")]
     pub output: Option<PathBuf>,
+    /// With --output: the new image's format, whatever its extension: raw, vhd (dynamic),
+    /// vhd-fixed, vhd-azure (fixed, its size rounded up to whole MiB), vhdx (dynamic),
+    /// qcow2, vmdk (monolithicSparse), vmdk-stream (streamOptimized, for upload to vSphere).
+    #[arg(long)]
+    pub output_format: Option<String>,
     /// Write into the image itself, behind an undo journal (IMAGE.rehost-undo; undo with
     /// `rehost undo IMAGE`).
     #[arg(long)]
@@ -36,9 +43,31 @@ pub struct WriteMode {
 }
 
 impl WriteMode {
+    /// The format `--output-format` names, or a usage error listing the names.
+    pub fn output_format(&self) -> Result<Option<rehost::disk::NewFormat>> {
+        self.output_format
+            .as_deref()
+            .map(|name| {
+                rehost::disk::NewFormat::from_name(name).ok_or_else(|| {
+                    anyhow::Error::new(super::Usage(format!(
+                        "no output format {name:?}; rehost writes {}",
+                        rehost::disk::NewFormat::NAMES
+                    )))
+                })
+            })
+            .transpose()
+    }
+
     /// The mode, or an error saying which to choose (a [`super::Usage`] error) or that
     /// the new image `--output` names is there already (refused before anything is done).
     pub fn mode(&self, image: &Path) -> Result<Mode> {
+        if self.output_format.is_some() && self.output.is_none() {
+            return Err(super::Usage(format!(
+                "{}: --output-format names the format of a new image: give it with --output NEW",
+                image.display()
+            ))
+            .into());
+        }
         match (self.dry_run, &self.output, self.in_place) {
             (true, _, _) => Ok(Mode::DryRun),
             (_, Some(o), _) => {
@@ -104,8 +133,9 @@ fn sha(b: &[u8]) -> String {
 pub fn run(image: &Path, volume: Option<u32>, op: &FileOp, w: &WriteMode) -> Result<i32> {
     let mode = w.mode(image)?;
     let opts = staged::image_options(w.mark_dirty, w.reset_logfile);
-    let staged =
-        Image::open_staged(image, mode.clone())?.allow_shadow_copies(w.allow_shadow_copies);
+    let staged = Image::open_staged(image, mode.clone())?
+        .allow_shadow_copies(w.allow_shadow_copies)
+        .output_format(w.output_format()?);
     let index = staged.choose(volume)?.0.index;
     let mut w = staged.writer(index, opts)?;
     let what = match op {

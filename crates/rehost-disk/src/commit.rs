@@ -379,12 +379,14 @@ impl WriteSession {
             journal: None,
             journal_bytes: 0,
             steps: 0,
-            notes: vec![format!(
+            notes: std::iter::once(format!(
                 "written as a {format} from the {} source: {} of {} blocks hold data",
                 self.info().format,
                 created.blocks_written,
                 created.blocks
-            )],
+            ))
+            .chain(created.notes)
+            .collect(),
         })
     }
 }

@@ -59,7 +59,7 @@ impl Target {
                 "",
                 format!(
                     "this {} image is not written in place: {why}; write the result as a new \
-                     image instead, `--output {}.vhdx` (or .vhd, .raw)",
+                     image instead, `--output {}.vhdx` (or .vhd, .raw, .qcow2, .vmdk)",
                     info.format,
                     stem.display()
                 ),
@@ -75,10 +75,9 @@ impl Target {
             rehost_core::Ctx::new(name.as_str(), rehost_core::Layer::File).refused(
                 "",
                 format!(
-                    "rehost reads {} images but does not write them (in place or as a new {} \
-                 image) yet: write the result as a new image of another format instead, \
-                 `--output {}.vhdx` (or .vhd, .raw), which converts and writes in one pass",
-                    info.format,
+                    "rehost reads {} images but does not write them in place yet: write the \
+                 result as a new image instead, `--output {}.vhdx` (or .vhd, .raw, .qcow2, \
+                 .vmdk), which converts and writes in one pass",
                     info.format,
                     stem.display()
                 ),

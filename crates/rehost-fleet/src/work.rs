@@ -184,7 +184,9 @@ fn options_json(o: &FixOptions) -> Value {
             .display()
             .to_string()
     });
-    json!({
+    // A named output format joins the key only when given, so that the keys of earlier
+    // runs, which had none, stay as they were.
+    let mut v = json!({
         "drivers": drivers,
         "replace_hal": o.replace_hal,
         "show_stop_screen": o.show_stop_screen,
@@ -194,7 +196,11 @@ fn options_json(o: &FixOptions) -> Value {
         "discard_hibernation": o.discard_hibernation,
         "rebuild_boot": o.rebuild_boot,
         "allow_shadow_copies": o.allow_shadow_copies,
-    })
+    });
+    if let Some(f) = o.output_format {
+        v["output_format"] = json!(f.name());
+    }
+    v
 }
 
 fn findings_of(inst: &str, target: &str, f: &[rehost_rules::Shared]) -> Vec<Finding> {

@@ -81,6 +81,9 @@ pub struct Image {
     counters: Arc<Counters>,
     /// A write in place may go into a volume that has shadow copies.
     allow_shadow_copies: bool,
+    /// The format of the new image an `Output` mode writes, when it was named (else its
+    /// extension says, or it is the source's).
+    output_format: Option<disk::NewFormat>,
     /// The volumes written (or, in a dry run, staged) that have shadow copies.
     shadow_copies: Mutex<Vec<ShadowCopiesWritten>>,
     /// The primary partition made active by a staged write of the MBR's status bytes
@@ -175,6 +178,7 @@ impl Image {
             held,
             counters,
             allow_shadow_copies: false,
+            output_format: None,
             shadow_copies: Mutex::new(Vec::new()),
             active: Mutex::new(None),
         })
@@ -187,6 +191,14 @@ impl Image {
     /// [`Outcome::shadow_copies`].
     pub fn allow_shadow_copies(mut self, allow: bool) -> Image {
         self.allow_shadow_copies = allow;
+        self
+    }
+
+    /// Writes the new image of an `Output` mode in `format` (a conversion, whatever the
+    /// output's extension and the source's format); `None`: the format its extension
+    /// names, or else the source's.
+    pub fn output_format(mut self, format: Option<disk::NewFormat>) -> Image {
+        self.output_format = format;
         self
     }
 
@@ -675,6 +687,7 @@ impl Image {
         let recovered = self.recovered();
         let shadow_copies = self.shadow_copies_written();
         let grown_to = self.grown_to();
+        let output_format = self.output_format;
         let Some(staging) = self.staging else {
             return Err(self.ctx.invalid("the image was opened read-only"));
         };
@@ -686,9 +699,16 @@ impl Image {
             (None, _) | (_, Mode::DryRun) => None,
             (Some(_), Mode::InPlace) if extents.is_empty() && grown_to.is_none() => None,
             (Some(s), Mode::InPlace) => Some(s.commit(&opts)?),
-            // An output whose extension names another container format is a conversion.
+            // A named output format is a conversion; so is an output whose extension
+            // names another container format, and a new VMDK or qcow2 (the formats that
+            // are not copied with the staged writes over them, but written anew).
             (Some(s), Mode::Output(p)) => Some(
-                match disk::NewFormat::from_path(p).filter(|f| f.format() != s.info().format) {
+                match output_format.or_else(|| {
+                    disk::NewFormat::from_path(p).filter(|f| {
+                        f.format() != s.info().format
+                            || matches!(f.format(), disk::Format::Vmdk | disk::Format::Qcow2)
+                    })
+                }) {
                     Some(format) => s.convert_to(p, format, &opts)?,
                     None => s.commit_to(p, &opts)?,
                 },

@@ -1,19 +1,22 @@
-//! New images made from a virtual disk: raw, VHD (fixed or dynamic) and VHDX (dynamic),
-//! whatever the source's container, and with the staged writes of a [`crate::Overlay`]
-//! applied on the way when the source is one (a fix written as a new image of another
-//! format).
+//! New images made from a virtual disk: raw, VHD (fixed, dynamic, or fixed and sized for
+//! Azure), VHDX (dynamic), qcow2 (version 3) and VMDK (monolithicSparse or
+//! streamOptimized), whatever the source's container, and with the staged writes of a
+//! [`crate::Overlay`] applied on the way when the source is one (a fix written as a new
+//! image of another format).
 //!
-//! The source is read block by block, in the new image's own block size; a block that
-//! reads as zeros is left a hole (unallocated in VHD and VHDX, a sparse hole in a raw
-//! file), so a disk's free space costs nothing in the copy. The image is written under a
+//! The source is read block by block; a block (a cluster, a grain) that reads as zeros is
+//! left a hole (unallocated in VHD, VHDX, qcow2 and VMDK, a sparse hole in a raw file),
+//! so a disk's free space costs nothing in the copy. The image is written under a
 //! temporary name beside the output, flushed, renamed into place and its directory
 //! flushed: the output appears whole or not at all, and an existing file is never written
 //! over. Then it is opened again by this crate's own reader and every block compared with
 //! the source.
 
+mod qcow2;
 mod raw;
 mod vhd;
 mod vhdx;
+mod vmdk;
 
 use crate::ids::Ids;
 use crate::ReadAt;
@@ -33,35 +36,81 @@ pub enum NewFormat {
     VhdDynamic,
     /// A dynamic VHDX with 32 MiB blocks (Hyper-V's default).
     Vhdx,
+    /// A fixed VHD whose disk is a whole number of MiB, as Azure takes one (a disk of
+    /// another size is rounded up, the added sectors reading as zeros).
+    VhdAzure,
+    /// A qcow2 image, version 3, 64 KiB clusters, 16-bit refcounts, uncompressed.
+    Qcow2,
+    /// A monolithicSparse VMDK (hosted, 64 KiB grains, with the redundant grain directory).
+    VmdkSparse,
+    /// A streamOptimized VMDK (deflate-compressed grains behind markers, the grain
+    /// directory at the end), as vSphere takes one for upload.
+    VmdkStream,
 }
 
 impl NewFormat {
-    /// The format named `name` (`raw`, `vhd` or `vhd-dynamic`, `vhd-fixed`, `vhdx`).
+    /// The format named `name`: `raw`, `vhd` (or `vhd-dynamic`), `vhd-fixed`,
+    /// `vhd-azure`, `vhdx`, `qcow2`, `vmdk` (or `vmdk-sparse`: monolithicSparse),
+    /// `vmdk-stream` (or `vmdk-streamoptimized`).
     pub fn from_name(name: &str) -> Option<NewFormat> {
         Some(match name.to_ascii_lowercase().as_str() {
             "raw" | "img" => NewFormat::Raw,
             "vhd" | "vhd-dynamic" | "vpc" => NewFormat::VhdDynamic,
             "vhd-fixed" => NewFormat::VhdFixed,
+            "vhd-azure" => NewFormat::VhdAzure,
             "vhdx" => NewFormat::Vhdx,
+            "qcow2" => NewFormat::Qcow2,
+            "vmdk" | "vmdk-sparse" | "vmdk-monolithicsparse" => NewFormat::VmdkSparse,
+            "vmdk-stream" | "vmdk-streamoptimized" => NewFormat::VmdkStream,
             _ => return None,
         })
     }
 
-    /// The format a file name's extension asks for (`.raw`, `.img`, `.vhd`, `.vhdx`).
+    /// The format a file name's extension asks for (`.raw`, `.img`, `.vhd`, `.vhdx`,
+    /// `.qcow2`, `.vmdk`: a dynamic VHD, a monolithicSparse VMDK).
     pub fn from_path(path: &Path) -> Option<NewFormat> {
-        let ext = path.extension()?.to_str()?;
-        NewFormat::from_name(ext).filter(|_| !ext.eq_ignore_ascii_case("vpc"))
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        ["raw", "img", "vhd", "vhdx", "qcow2", "vmdk"]
+            .contains(&ext.as_str())
+            .then(|| NewFormat::from_name(&ext))?
+    }
+
+    /// Its name, as `from_name` takes it (`vhd` for the dynamic VHD, `vmdk` for the
+    /// monolithicSparse VMDK).
+    pub fn name(self) -> &'static str {
+        match self {
+            NewFormat::Raw => "raw",
+            NewFormat::VhdFixed => "vhd-fixed",
+            NewFormat::VhdDynamic => "vhd",
+            NewFormat::Vhdx => "vhdx",
+            NewFormat::VhdAzure => "vhd-azure",
+            NewFormat::Qcow2 => "qcow2",
+            NewFormat::VmdkSparse => "vmdk",
+            NewFormat::VmdkStream => "vmdk-stream",
+        }
     }
 
     /// The names `from_name` takes, for messages.
-    pub const NAMES: &'static str = "raw, vhd (dynamic), vhd-fixed, vhdx";
+    pub const NAMES: &'static str = "raw, vhd (dynamic), vhd-fixed, vhd-azure, vhdx, qcow2, \
+                                     vmdk (monolithicSparse), vmdk-stream (streamOptimized)";
 
     /// The container format it is.
     pub fn format(self) -> crate::Format {
         match self {
             NewFormat::Raw => crate::Format::Raw,
-            NewFormat::VhdFixed | NewFormat::VhdDynamic => crate::Format::Vhd,
+            NewFormat::VhdFixed | NewFormat::VhdDynamic | NewFormat::VhdAzure => crate::Format::Vhd,
             NewFormat::Vhdx => crate::Format::Vhdx,
+            NewFormat::Qcow2 => crate::Format::Qcow2,
+            NewFormat::VmdkSparse | NewFormat::VmdkStream => crate::Format::Vmdk,
+        }
+    }
+
+    /// The virtual size of the new image of a disk of `size` bytes: the same, but for the
+    /// Azure VHD's, which is rounded up to a whole MiB.
+    pub fn virtual_size(self, size: u64) -> u64 {
+        match self {
+            NewFormat::VhdAzure => size.div_ceil(1 << 20).saturating_mul(1 << 20),
+            _ => size,
         }
     }
 }
@@ -73,6 +122,10 @@ impl std::fmt::Display for NewFormat {
             NewFormat::VhdFixed => "fixed VHD",
             NewFormat::VhdDynamic => "dynamic VHD",
             NewFormat::Vhdx => "dynamic VHDX",
+            NewFormat::VhdAzure => "fixed VHD for Azure",
+            NewFormat::Qcow2 => "qcow2",
+            NewFormat::VmdkSparse => "monolithicSparse VMDK",
+            NewFormat::VmdkStream => "streamOptimized VMDK",
         })
     }
 }
@@ -92,7 +145,7 @@ pub struct CreateReport {
     pub path: PathBuf,
     /// Its format.
     pub format: NewFormat,
-    /// The virtual disk's size.
+    /// The new image's virtual disk size (the source's, unless the format rounds it up).
     pub virtual_size: u64,
     /// Blocks of the new image's block size that hold data (the rest are holes).
     pub blocks_written: u64,
@@ -102,6 +155,8 @@ pub struct CreateReport {
     pub bytes_written: u64,
     /// The new file's length.
     pub file_len: u64,
+    /// What the format changed and the caller should be told (a size rounded up).
+    pub notes: Vec<String>,
 }
 
 /// The new image being written: its file, and the bytes written so far.
@@ -180,6 +235,46 @@ fn write_sparse(o: &mut Out, at: u64, data: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Writes that follow each other in the new file gathered into one, up to `GATHER` bytes:
+/// the formats whose clusters or grains are smaller than the blocks read write them in
+/// few calls.
+struct Gather {
+    at: u64,
+    buf: Vec<u8>,
+}
+
+/// The most bytes [`Gather`] holds before it writes them.
+const GATHER: usize = 4 << 20;
+
+impl Gather {
+    fn new() -> Self {
+        Gather {
+            at: 0,
+            buf: Vec::with_capacity(GATHER),
+        }
+    }
+
+    /// Adds `data` at `at` in the new file, writing what was gathered first when `data`
+    /// does not follow it or there would be too much.
+    fn put(&mut self, o: &mut Out, at: u64, data: &[u8]) -> Result<()> {
+        if self.at + self.buf.len() as u64 != at || self.buf.len() + data.len() > GATHER {
+            self.flush(o)?;
+            self.at = at;
+        }
+        self.buf.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Writes what was gathered.
+    fn flush(&mut self, o: &mut Out) -> Result<()> {
+        if !self.buf.is_empty() {
+            o.write(self.at, &self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
 /// Makes a new image of `format` at `out` (which must not exist) holding the virtual disk
 /// `src`, then reads it back through this crate's reader and compares it with `src`.
 pub fn create(
@@ -220,11 +315,39 @@ pub fn create(
     };
     let mut ids = Ids::new(opts.seed);
     let result = (|| {
+        let mut notes = Vec::new();
         let ((with_data, blocks), block) = match format {
             NewFormat::Raw => (raw::write(src, &mut o)?, raw::BLOCK),
-            NewFormat::VhdFixed => (vhd::write_fixed(src, &mut o, &mut ids)?, vhd::BLOCK),
+            NewFormat::VhdFixed => (
+                vhd::write_fixed(src, src.size(), &mut o, &mut ids)?,
+                vhd::BLOCK,
+            ),
+            NewFormat::VhdAzure => {
+                let size = format.virtual_size(src.size());
+                if size != src.size() {
+                    notes.push(format!(
+                        "the disk's {} bytes were rounded up to {size} ({} MiB), as Azure \
+                         wants a whole number of MiB; the added sectors read as zeros",
+                        src.size(),
+                        size >> 20
+                    ));
+                }
+                (vhd::write_fixed(src, size, &mut o, &mut ids)?, vhd::BLOCK)
+            }
             NewFormat::VhdDynamic => (vhd::write_dynamic(src, &mut o, &mut ids, &ctx)?, vhd::BLOCK),
             NewFormat::Vhdx => (vhdx::write(src, &mut o, &mut ids, &ctx)?, vhdx::BLOCK),
+            NewFormat::Qcow2 => (qcow2::write(src, &mut o, &ctx)?, qcow2::BLOCK),
+            NewFormat::VmdkSparse | NewFormat::VmdkStream => {
+                let name = out
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| ctx.invalid("a VMDK's descriptor names its file in UTF-8"))?;
+                let stream = format == NewFormat::VmdkStream;
+                (
+                    vmdk::write(src, &mut o, &mut ids, name, stream, &ctx)?,
+                    vmdk::BLOCK,
+                )
+            }
         };
         o.file.sync_all().map_err(|e| tctx.io(0, e))?;
         let file_len = o.file.metadata().map_err(|e| tctx.io(0, e))?.len();
@@ -238,11 +361,12 @@ pub fn create(
         Ok(CreateReport {
             path: out.to_path_buf(),
             format,
-            virtual_size: src.size(),
+            virtual_size: format.virtual_size(src.size()),
             blocks_written: with_data.len() as u64,
             blocks,
             bytes_written: o.written,
             file_len,
+            notes,
         })
     })();
     if result.is_err() {
@@ -263,7 +387,8 @@ fn verify(
 ) -> Result<()> {
     let ctx = Ctx::new(path.display().to_string(), Layer::File);
     let disk = crate::open(path, &crate::OpenOptions::default())?;
-    if disk.info().format != format.format() || disk.size() != src.size() {
+    let expected = format.virtual_size(src.size());
+    if disk.info().format != format.format() || disk.size() != expected {
         return Err(ctx.corrupt(
             0,
             format!(
@@ -271,7 +396,7 @@ fn verify(
                 disk.info().format,
                 disk.size(),
                 format.format(),
-                src.size()
+                expected
             ),
         ));
     }

@@ -2,11 +2,16 @@
 //! the footer) or dynamic (a copy of the footer, the dynamic disk header, the BAT, the
 //! blocks that hold data with their sector bitmaps, the footer).
 //!
-//! The footer names the creator `rhst`. Readers that follow Hyper-V take the footer's
-//! current size as the disk's size; QEMU takes the CHS geometry's product for creators it
-//! does not know, which is smaller when the size is not a whole number of the geometry's
-//! cylinders (the geometry below is the specification's; a disk made by QEMU, or a size in
-//! whole cylinders, reads the same both ways).
+//! The footer names the creator `rhst`. Hyper-V, Azure and this crate take the footer's
+//! current size as the disk's size; Virtual PC, and QEMU for creators it does not know
+//! (all but Hyper-V's `win `, its own `qem2`, Disk2vhd's and XenServer's), take the
+//! product of the CHS geometry instead, unless the geometry is the largest one
+//! (65535 cylinders, 16 heads, 255 sectors), which every reader takes to mean "read the
+//! current size". So the geometry is the specification's where that covers the disk
+//! exactly (a size of whole cylinders: the two readings agree), and the largest one
+//! otherwise (what the specification's algorithm gives any disk of 127 GiB or more, and
+//! what `qemu-img` writes when asked to keep a size exactly): every reader then sees the
+//! disk's exact size, and rehost does not pass itself off as another creator.
 
 use super::{each_block, write_sparse, Out};
 use crate::ids::Ids;
@@ -22,10 +27,14 @@ pub(super) const BLOCK: u64 = 2 << 20;
 const HEADER_OFFSET: u64 = 512;
 const BAT_OFFSET: u64 = 1536;
 
-/// Writes `src` into `o` as a fixed VHD; returns the blocks with data and
-/// the number of blocks.
-pub(super) fn write_fixed(src: &dyn ReadAt, o: &mut Out, ids: &mut Ids) -> Result<(Vec<u64>, u64)> {
-    let size = src.size();
+/// Writes `src` into `o` as a fixed VHD of `size` bytes (the source's size, or more: the
+/// rest reads as zeros); returns the blocks with data and the number of blocks.
+pub(super) fn write_fixed(
+    src: &dyn ReadAt,
+    size: u64,
+    o: &mut Out,
+    ids: &mut Ids,
+) -> Result<(Vec<u64>, u64)> {
     check_size(size, o.ctx)?;
     o.set_len(size + SECTOR)?;
     let counts = each_block(src, BLOCK, |k, data| write_sparse(o, k * BLOCK, data))?;
@@ -103,7 +112,7 @@ fn footer(size: u64, disk_type: u32, data_offset: u64, ids: &mut Ids) -> Vec<u8>
     put(&mut b, 36, b"Wi2k");
     put(&mut b, 40, &size.to_be_bytes());
     put(&mut b, 48, &size.to_be_bytes());
-    let (c, h, s) = geometry(size);
+    let (c, h, s) = footer_geometry(size);
     put(&mut b, 56, &c.to_be_bytes());
     put(&mut b, 58, &[h, s]);
     put(&mut b, 60, &disk_type.to_be_bytes());
@@ -111,6 +120,17 @@ fn footer(size: u64, disk_type: u32, data_offset: u64, ids: &mut Ids) -> Vec<u8>
     let sum = checksum(&b, 64);
     put(&mut b, 64, &sum.to_be_bytes());
     b
+}
+
+/// The geometry the footer records for a disk of `size` bytes: the specification's when
+/// its product is the size, else the largest, which readers take as "use the current size".
+fn footer_geometry(size: u64) -> (u16, u8, u8) {
+    let (c, h, s) = geometry(size);
+    if u64::from(c) * u64::from(h) * u64::from(s) * SECTOR == size {
+        (c, h, s)
+    } else {
+        (65535, 16, 255)
+    }
 }
 
 /// The dynamic disk header: the BAT's place and size, 2 MiB blocks, no parent.
@@ -125,4 +145,18 @@ fn dynamic_header(blocks: u64) -> Vec<u8> {
     let sum = checksum(&b, 36);
     b[36..40].copy_from_slice(&sum.to_be_bytes());
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn geometry_covers_the_size_or_says_to_read_the_current_size() {
+        // The sample's 4,212,736 bytes are 121 x 4 x 17 sectors: the specification's.
+        assert_eq!(footer_geometry(4_212_736), (121, 4, 17));
+        // 127 MiB is not whole cylinders: the largest geometry.
+        assert_eq!(footer_geometry(127 << 20), (65535, 16, 255));
+        assert_eq!(footer_geometry(40 << 30), (65535, 16, 255));
+    }
 }

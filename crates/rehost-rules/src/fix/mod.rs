@@ -47,6 +47,9 @@ pub struct FixOptions {
     /// Write in place into a volume that has Volume Shadow Copy snapshots (which the image
     /// session otherwise refuses); its snapshots become stale, and the report says so.
     pub allow_shadow_copies: bool,
+    /// The format of the new image a fix into an output writes (`None`: the one the
+    /// output's extension names, or the source's).
+    pub output_format: Option<rehost_disk::NewFormat>,
 }
 
 impl FixOptions {

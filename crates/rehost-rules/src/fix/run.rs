@@ -155,7 +155,9 @@ pub fn fix(
     force: bool,
 ) -> Result<FixReport> {
     let started = std::time::Instant::now();
-    let staged = Image::open_staged(image, mode)?.allow_shadow_copies(opts.allow_shadow_copies);
+    let staged = Image::open_staged(image, mode)?
+        .allow_shadow_copies(opts.allow_shadow_copies)
+        .output_format(opts.output_format);
     let mut report = fix_image(staged, t, opts, force)?;
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(report)
