@@ -6,21 +6,8 @@
 
 mod common;
 
-use common::{have_tool, qemu_img, rehost_command, root, run, windows_image};
+use common::{have_tool, qemu_format, qemu_img, rehost_command, root, run, windows_image};
 use std::path::{Path, PathBuf};
-
-/// qemu-img's name of a format, from a file's name.
-fn qemu_format(path: &Path) -> &'static str {
-    let name = path.to_string_lossy();
-    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "vhd" => "vpc",
-        "vhdx" => "vhdx",
-        "vmdk" => "vmdk",
-        "qcow2" => "qcow2",
-        _ if name.ends_with(".raw") || name.ends_with(".img") => "raw",
-        _ => "raw",
-    }
-}
 
 /// `qemu-img compare` of two images, each read as its own format: identical.
 fn assert_identical(a: &Path, b: &Path) {

@@ -9,31 +9,8 @@
 
 mod common;
 
-use common::{have_tool, rehost_command, root, run, windows_image};
+use common::{have_tool, qemu_format, qemu_img, rehost_command, root, run, windows_image};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// qemu-img's name of a format, from a file's name.
-fn qemu_format(path: &Path) -> &'static str {
-    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
-        "vhd" => "vpc",
-        "vhdx" => "vhdx",
-        "vmdk" => "vmdk",
-        "qcow2" => "qcow2",
-        _ => "raw",
-    }
-}
-
-fn qemu_img(args: &[&str]) -> String {
-    let out = Command::new("qemu-img").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "qemu-img {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

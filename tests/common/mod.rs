@@ -615,3 +615,15 @@ pub fn qemu_img(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// qemu-img's name of an image's format, from its file name (raw unless the extension names
+/// another).
+pub fn qemu_format(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "vhd" => "vpc",
+        "vhdx" => "vhdx",
+        "vmdk" => "vmdk",
+        "qcow2" => "qcow2",
+        _ => "raw",
+    }
+}
