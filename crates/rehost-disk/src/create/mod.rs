@@ -192,14 +192,18 @@ fn is_zero(b: &[u8]) -> bool {
 /// The granularity of the holes left inside a block that holds data.
 const PIECE: usize = 64 << 10;
 
+/// The blocks a new image holds: each block with data, by index, with the CRC-32C of its
+/// bytes (what reading the new image back must find), and the number of blocks.
+pub(super) type Blocks = (Vec<(u64, u32)>, u64);
+
 /// Reads the source's blocks of `block` bytes in turn, skipping those its allocation map
 /// says were never written; calls `data` with the index and bytes of each that is not all
-/// zeros. Returns the blocks with data, and the number of blocks.
+/// zeros. Returns the blocks with data (and their checksums), and the number of blocks.
 fn each_block(
     src: &dyn ReadAt,
     block: u64,
     mut data: impl FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<(Vec<u64>, u64)> {
+) -> Result<Blocks> {
     let size = src.size();
     let blocks = size.div_ceil(block);
     let allocated = src.allocated()?;
@@ -218,7 +222,7 @@ fn each_block(
         src.read_at(at, &mut buf[..n])?;
         if !is_zero(&buf[..n]) {
             data(k, &buf[..n])?;
-            with_data.push(k);
+            with_data.push((k, crc32c::crc32c(&buf[..n])));
         }
     }
     Ok((with_data, blocks))
@@ -376,13 +380,15 @@ pub fn create(
 }
 
 /// Reads the new image at `path` through this crate's reader: the blocks that hold data
-/// must read as the source's, and its allocation map (where the format has one) must name
-/// no other block. The rest of a raw or fixed VHD file was never written: holes.
+/// must read as what was written (their CRC-32C, taken as each was read from the source, so
+/// the source is not read and decoded twice), and its allocation map (where the format has
+/// one) must name no other block. The rest of a raw or fixed VHD file was never written:
+/// holes.
 fn verify(
     src: &dyn ReadAt,
     path: &Path,
     format: NewFormat,
-    with_data: &[u64],
+    with_data: &[(u64, u32)],
     block: u64,
 ) -> Result<()> {
     let ctx = Ctx::new(path.display().to_string(), Layer::File);
@@ -401,14 +407,12 @@ fn verify(
         ));
     }
     let size = src.size();
-    let mut a = vec![0u8; block.min(size) as usize];
-    let mut b = a.clone();
-    for &k in with_data {
+    let mut b = vec![0u8; block.min(size) as usize];
+    for &(k, sum) in with_data {
         let at = k * block;
         let n = block.min(size - at) as usize;
-        src.read_at(at, &mut a[..n])?;
         disk.read_at(at, &mut b[..n])?;
-        if a[..n] != b[..n] {
+        if crc32c::crc32c(&b[..n]) != sum {
             return Err(ctx.corrupt(
                 at,
                 "the new image does not read back as the source: it is removed",
@@ -418,7 +422,7 @@ fn verify(
     if let Some(ranges) = disk.allocated()? {
         for (o, l) in ranges {
             let (first, last) = (o / block, (o + l - 1) / block);
-            if (first..=last).any(|k| with_data.binary_search(&k).is_err()) {
+            if (first..=last).any(|k| with_data.binary_search_by_key(&k, |d| d.0).is_err()) {
                 return Err(ctx.corrupt(
                     o,
                     "the new image's allocation table names a block that holds no data",

@@ -15,7 +15,7 @@
 //! each refcount is 1 and each L1 and L2 entry carries `QCOW_OFLAG_COPIED`: `qemu-img
 //! check` finds neither errors nor leaks.
 
-use super::{each_block, is_zero, Gather, Out};
+use super::{each_block, is_zero, Blocks, Gather, Out};
 use crate::ReadAt;
 use rehost_core::error::{Ctx, Result};
 
@@ -38,7 +38,7 @@ const MAX_SIZE: u64 = 64 << 40;
 
 /// Writes `src` into `o` as a qcow2 image; returns the blocks (of [`BLOCK`]) with data and
 /// the number of blocks.
-pub(super) fn write(src: &dyn ReadAt, o: &mut Out, ctx: &Ctx) -> Result<(Vec<u64>, u64)> {
+pub(super) fn write(src: &dyn ReadAt, o: &mut Out, ctx: &Ctx) -> Result<Blocks> {
     let size = src.size();
     if size == 0 || size % 512 != 0 || size > MAX_SIZE {
         return Err(ctx.invalid(format!(

@@ -13,7 +13,7 @@
 //! what `qemu-img` writes when asked to keep a size exactly): every reader then sees the
 //! disk's exact size, and rehost does not pass itself off as another creator.
 
-use super::{each_block, write_sparse, Out};
+use super::{each_block, write_sparse, Blocks, Out};
 use crate::ids::Ids;
 use crate::vhd::footer::{checksum, DYNAMIC, FIXED};
 use crate::vhd::grow::{geometry, MAX_SIZE};
@@ -34,7 +34,7 @@ pub(super) fn write_fixed(
     size: u64,
     o: &mut Out,
     ids: &mut Ids,
-) -> Result<(Vec<u64>, u64)> {
+) -> Result<Blocks> {
     check_size(size, o.ctx)?;
     o.set_len(size + SECTOR)?;
     let counts = each_block(src, BLOCK, |k, data| write_sparse(o, k * BLOCK, data))?;
@@ -49,7 +49,7 @@ pub(super) fn write_dynamic(
     o: &mut Out,
     ids: &mut Ids,
     ctx: &Ctx,
-) -> Result<(Vec<u64>, u64)> {
+) -> Result<Blocks> {
     let size = src.size();
     check_size(size, ctx)?;
     let blocks = size.div_ceil(BLOCK);

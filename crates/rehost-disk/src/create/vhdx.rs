@@ -13,7 +13,7 @@
 //! A block that reads as zeros stays `PAYLOAD_BLOCK_NOT_PRESENT`, which a disk without a
 //! parent reads as zeros.
 
-use super::{each_block, write_sparse, Out};
+use super::{each_block, write_sparse, Blocks, Out};
 use crate::ids::Ids;
 use crate::ReadAt;
 use rehost_core::error::{Ctx, Result};
@@ -46,12 +46,7 @@ const PAYLOAD_BLOCK_FULLY_PRESENT: u64 = 6;
 
 /// Writes `src` into `o` as a dynamic VHDX; returns the blocks with data and
 /// the number of blocks.
-pub(super) fn write(
-    src: &dyn ReadAt,
-    o: &mut Out,
-    ids: &mut Ids,
-    ctx: &Ctx,
-) -> Result<(Vec<u64>, u64)> {
+pub(super) fn write(src: &dyn ReadAt, o: &mut Out, ids: &mut Ids, ctx: &Ctx) -> Result<Blocks> {
     let size = src.size();
     if size == 0 || size % LOGICAL_SECTOR != 0 || size > MAX_SIZE {
         return Err(ctx.invalid(format!(

@@ -27,7 +27,7 @@
 //! IDE adapter (`ddb.adapterType`: the controller every Windows boots from with its inbox
 //! driver) and the IDE geometry of 16 heads and 63 sectors.
 
-use super::{each_block, is_zero, Gather, Out};
+use super::{each_block, is_zero, Blocks, Gather, Out};
 use crate::ids::Ids;
 use crate::ReadAt;
 use rehost_core::error::{Ctx, Result};
@@ -152,7 +152,7 @@ pub(super) fn write(
     name: &str,
     stream: bool,
     ctx: &Ctx,
-) -> Result<(Vec<u64>, u64)> {
+) -> Result<Blocks> {
     let size = src.size();
     if size == 0 || size % SECTOR != 0 || size > MAX_SIZE {
         return Err(ctx.invalid(format!(
@@ -193,7 +193,7 @@ enum Step<'a> {
 
 /// The grains of `src` that hold data, in disk order, a block's at a time, each grain
 /// table's end after its last grain.
-fn each_grain(src: &dyn ReadAt, mut f: impl FnMut(Step) -> Result<()>) -> Result<(Vec<u64>, u64)> {
+fn each_grain(src: &dyn ReadAt, mut f: impl FnMut(Step) -> Result<()>) -> Result<Blocks> {
     let per_block = BLOCK / GRAIN;
     let mut table: Option<u64> = None;
     let counts = each_block(src, BLOCK, |k, data| {
@@ -260,7 +260,7 @@ fn write_sparse(
     gt_count: u64,
     gd_sectors: u64,
     ctx: &Ctx,
-) -> Result<(Vec<u64>, u64)> {
+) -> Result<Blocks> {
     let rgd_offset = DESCRIPTOR_OFFSET + DESCRIPTOR_SECTORS;
     let gd_offset = rgd_offset + gd_sectors + gt_count * GT_SECTORS;
     let overhead = (gd_offset + gd_sectors + gt_count * GT_SECTORS).next_multiple_of(GRAIN_SECTORS);
@@ -316,7 +316,7 @@ fn write_stream(
     gt_count: u64,
     gd_sectors: u64,
     ctx: &Ctx,
-) -> Result<(Vec<u64>, u64)> {
+) -> Result<Blocks> {
     let mut gd = vec![0u32; gt_count as usize];
     let mut gt = vec![0u32; GTES_PER_GT as usize];
     let mut next = STREAM_OVERHEAD;
