@@ -52,7 +52,7 @@ impl Target {
                         "an E01 evidence file is read-only: rehost never writes into one \
                          (its chunks and stored hashes are the evidence); write the result as a \
                          new image instead, `--output {}.vhdx` (or .vhd, .raw), which converts \
-                         and fixes in one pass and leaves the evidence as it was",
+                         and writes in one pass and leaves the evidence as it was",
                         stem.display()
                     ),
                 ),

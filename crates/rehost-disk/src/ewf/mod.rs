@@ -187,7 +187,7 @@ impl Ewf {
 fn walk_segment(file: &HostFile, index: u32, walk: &mut Walk) -> Result<bool> {
     let ctx = file.ctx().with_layer(Layer::Ewf);
     let mut at = FILE_HEADER_SIZE;
-    let mut data_end: Option<u64> = None;
+    let mut sectors: Option<(u64, u64)> = None;
     loop {
         let d = Descriptor::read(file, &ctx, at)?;
         match d.kind.as_str() {
@@ -203,22 +203,16 @@ fn walk_segment(file: &HostFile, index: u32, walk: &mut Walk) -> Result<bool> {
             }
             "sectors" => {
                 let len = d.data_len(file, &ctx)?;
-                data_end = Some(d.data() + len);
+                sectors = Some((d.data(), d.data() + len));
             }
             "table" => {
                 let Some(v) = &walk.volume else {
                     return Err(ctx.corrupt(d.offset, "a table section before the volume section"));
                 };
                 let (chunk, _) = geometry(v, &ctx)?;
-                let end = match data_end {
-                    Some(e) => e,
-                    // Without a sectors section (EnCase 1, SMART) the chunks follow the
-                    // table's entries in its own section.
-                    None => d.data() + d.data_len(file, &ctx)?,
-                };
                 let bounds = table::Bounds {
                     segment: index,
-                    data_end: end,
+                    sectors,
                     max_stored: chunk + chunk / 8 + 1024,
                     room: u64::from(v.chunk_count).saturating_sub(walk.chunks.len() as u64),
                 };

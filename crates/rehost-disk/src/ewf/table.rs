@@ -30,9 +30,10 @@ pub struct Chunk {
 pub struct Bounds {
     /// The segment's index.
     pub segment: u32,
-    /// Where the chunk data of this table ends (the end of the `sectors` section before
-    /// it, or the table itself).
-    pub data_end: u64,
+    /// Where the chunk data of this table starts and ends: the `sectors` section before
+    /// it, or `None` when the chunks follow the entries in the table's own section (EnCase
+    /// 1, SMART).
+    pub sectors: Option<(u64, u64)>,
     /// The most bytes a stored chunk may take.
     pub max_stored: u64,
     /// How many more chunks the media has room for.
@@ -76,8 +77,13 @@ pub fn read(
     let mut raw = vec![0u8; (count * 4) as usize];
     let entries_at = d.data() + HEADER_LEN;
     file.read_at(entries_at, &mut raw)?;
-    // EnCase 5 and later follow the entries with their checksum.
-    if count > 0 && len - HEADER_LEN >= count * 4 + 4 {
+    // The chunks lie in the sectors section, or after the entries in this one.
+    let (data_start, data_end) = bounds
+        .sectors
+        .unwrap_or((entries_at + count * 4, d.data() + len));
+    // EnCase 5 and later follow the entries with their checksum (where the chunks are in a
+    // sectors section of their own).
+    if count > 0 && bounds.sectors.is_some() && len - HEADER_LEN >= count * 4 + 4 {
         let mut sum = [0u8; 4];
         file.read_at(entries_at + count * 4, &mut sum)?;
         if u32::from_le_bytes(sum) != adler32(&raw) {
@@ -95,15 +101,14 @@ pub fn read(
         })
         .collect();
     for (i, &(start, compressed)) in starts.iter().enumerate() {
-        let end = starts.get(i + 1).map_or(bounds.data_end, |n| n.0);
+        let end = starts.get(i + 1).map_or(data_end, |n| n.0);
         let at = entries_at + i as u64 * 4;
-        if start >= end || end > file.size() || end > bounds.data_end {
+        if start < data_start || start >= data_end || end > data_end || end <= start {
             return Err(ctx.corrupt(
                 at,
                 format!(
                     "table entry {i} puts a chunk at {start:#x}..{end:#x}, which is not inside \
-                     the chunk data ({:#x}) of the segment file ({} bytes)",
-                    bounds.data_end,
+                     the chunk data ({data_start:#x}..{data_end:#x}) of the segment file ({} bytes)",
                     file.size()
                 ),
             ));
