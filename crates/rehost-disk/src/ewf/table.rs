@@ -100,16 +100,30 @@ pub fn read(
             )
         })
         .collect();
+    // Each start inside the chunk data first, so that a bad entry is the one named.
+    if let Some(i) = starts
+        .iter()
+        .position(|&(s, _)| s < data_start || s >= data_end)
+    {
+        return Err(ctx.corrupt(
+            entries_at + i as u64 * 4,
+            format!(
+                "table entry {i} puts a chunk at {:#x}, which is not inside the chunk data \
+                 ({data_start:#x}..{data_end:#x}) of the segment file ({} bytes)",
+                starts[i].0,
+                file.size()
+            ),
+        ));
+    }
     for (i, &(start, compressed)) in starts.iter().enumerate() {
         let end = starts.get(i + 1).map_or(data_end, |n| n.0);
         let at = entries_at + i as u64 * 4;
-        if start < data_start || start >= data_end || end > data_end || end <= start {
+        if end <= start {
             return Err(ctx.corrupt(
                 at,
                 format!(
-                    "table entry {i} puts a chunk at {start:#x}..{end:#x}, which is not inside \
-                     the chunk data ({data_start:#x}..{data_end:#x}) of the segment file ({} bytes)",
-                    file.size()
+                    "table entry {i} puts a chunk at {start:#x}, where the next one starts \
+                     ({end:#x}) or before: the entries are out of order"
                 ),
             ));
         }
