@@ -88,7 +88,7 @@ mod tests {
     fn many_pieces_hash_as_one_stream() {
         use md5::Digest;
         let bytes: Vec<u8> = (0..(3 * PIECE + 12345) as u32)
-            .map(|i| (i * 31 >> 3) as u8)
+            .map(|i| ((i * 31) >> 3) as u8)
             .collect();
         let m = rehost_core::io::Memory::new("many", bytes.clone());
         let mut seen = Vec::new();
