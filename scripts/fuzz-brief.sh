@@ -27,7 +27,7 @@ for dir in fuzz/corpus/*/; do
     esac
   done
   case "$target" in
-    container|vhd|vhdx|vmdk|qcow2|ntfs_volume|ntfs_write|fat_volume|partition_table|vss) max=4300000 ;;
+    container|vhd|vhdx|vmdk|qcow2|e01|ntfs_volume|ntfs_write|fat_volume|partition_table|vss) max=4300000 ;;
     regf_hive|regf_edit) max=1100000 ;;
     *) max=262144 ;;
   esac

@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(ntfs-3g wimtools libhivex-bin libwin-hivex-perl fdisk gdisk dosfstools mtools
       gcc-mingw-w64-i686 gcc-mingw-w64-x86-64 binutils-mingw-w64 gcab cabextract
       sleuthkit zstd xz-utils qemu-utils libvshadow-utils slurm-wlm munge
-      groff-base zsh fish bsdutils chromium ovmf seabios)
+      groff-base zsh fish bsdutils chromium ovmf seabios ewf-tools)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

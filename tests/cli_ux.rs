@@ -103,11 +103,8 @@ fn evidence_files_optical_discs_and_encrypted_or_pooled_volumes_are_named() {
     let d = dir.path();
     let mut luks = header(4096, 0, b"LUKS\xba\xbe");
     luks[7] = 2;
-    let cases: [(PathBuf, &[&str]); 7] = [
-        (
-            write(d, "e.E01", &header(4096, 0, b"EVF\x09\x0d\x0a\xff\x00")),
-            &["Expert Witness", "E01", "ewfmount"],
-        ),
+    // (E01, EWF version 1, is read: tests/e01.rs.)
+    let cases: [(PathBuf, &[&str]); 6] = [
         (
             write(d, "e.Ex01", &header(4096, 0, b"EVF2\x0d\x0a\x81\x00")),
             &["Expert Witness", "Ex01", "ewfexport"],

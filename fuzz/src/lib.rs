@@ -10,6 +10,7 @@ pub mod bcd;
 pub mod bootini;
 pub mod cab;
 pub mod container;
+pub mod e01;
 pub mod fat_volume;
 pub mod inf;
 pub mod lznt1;
@@ -59,6 +60,7 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("bootini", bootini::run),
     ("cab", cab::run),
     ("container", container::run),
+    ("e01", e01::run),
     ("fat_volume", fat_volume::run),
     ("inf", inf::run),
     ("lznt1", lznt1::run),
@@ -124,26 +126,29 @@ pub fn plan_writes(data: &[u8]) {
 /// Opens `data` as an image file (raw, VHD, VHDX, VMDK or qcow2 by its content) and reads its first
 /// 16 MiB, block by block.
 pub fn open_and_read(data: &[u8]) {
+    with_file(data, read_image);
+}
+
+/// Opens the image file at `path` and reads its first 16 MiB, block by block.
+pub fn read_image(path: &std::path::Path) {
     use rehost::disk::{self, ReadAt};
-    with_file(data, |path| {
-        let opts = disk::OpenOptions {
-            cache_blocks: 0,
-            map_raw: false,
-            ..Default::default()
-        };
-        if let Ok(d) = disk::open(path, &opts) {
-            let mut buf = vec![0u8; 65536];
-            let mut pos = 0;
-            while pos + 65536 <= d.size().min(16 << 20) {
-                let _ = d.read_at(pos, &mut buf);
-                pos += 65536;
-            }
-            let tail = (d.size() % 65536) as usize;
-            if d.size() <= 16 << 20 && tail > 0 {
-                let _ = d.read_at(d.size() - tail as u64, &mut buf[..tail]);
-            }
+    let opts = disk::OpenOptions {
+        cache_blocks: 0,
+        map_raw: false,
+        ..Default::default()
+    };
+    if let Ok(d) = disk::open(path, &opts) {
+        let mut buf = vec![0u8; 65536];
+        let mut pos = 0;
+        while pos + 65536 <= d.size().min(16 << 20) {
+            let _ = d.read_at(pos, &mut buf);
+            pos += 65536;
         }
-    });
+        let tail = (d.size() % 65536) as usize;
+        if d.size() <= 16 << 20 && tail > 0 {
+            let _ = d.read_at(d.size() - tail as u64, &mut buf[..tail]);
+        }
+    }
 }
 
 /// Splits `data` at each `sep`.

@@ -38,14 +38,22 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// List the volumes of a disk image: partition table, offsets, sizes, identities, contents.
+    /// An E01 evidence file's stored MD5 and SHA-1 are shown; `--verify` hashes the media
+    /// and holds it to them.
     /// Exit code 0, 1 when the image cannot be read or the listing carries errors (a
-    /// partition past the end of the disk, an unreadable file system), 2 on a usage error.
+    /// partition past the end of the disk, an unreadable file system) or, with `--verify`,
+    /// a stored hash does not match or a chunk cannot be read; 2 on a usage error.
     Volumes {
-        /// A raw, VHD, VHDX, VMDK or qcow2 image (the format is read from the content).
+        /// A raw, VHD, VHDX, VMDK, qcow2 or E01 image (the format is read from the content;
+        /// an E01's other segments are found beside it).
         image: PathBuf,
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Read the whole media, compute its MD5 and SHA-1 and compare them with the hashes
+        /// the image stores (an E01's, taken when it was acquired): "match" or "MISMATCH".
+        #[arg(long)]
+        verify: bool,
     },
     /// List a directory of a volume (names, record numbers, and sizes from each file's own
     /// record, not the stale copies in directory indexes).
@@ -432,7 +440,11 @@ pub fn main() -> i32 {
         return 2;
     }
     let result = match &cli.command {
-        Command::Volumes { image, json } => volumes::run(image, *json, cli.stats),
+        Command::Volumes {
+            image,
+            json,
+            verify,
+        } => volumes::run(image, *json, *verify, cli.stats),
         Command::Ls {
             image,
             path,

@@ -13,6 +13,97 @@ struct Report<'a> {
     disk: &'a rehost::disk::DiskInfo,
     layout: &'a rehost::volume::Layout,
     filesystems: &'a [FsReport],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<&'a Verify>,
+}
+
+/// What `--verify` found: the media's hashes, and each stored hash held to its own.
+#[derive(Serialize)]
+struct Verify {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    computed: Option<rehost::disk::ewf::MediaDigests>,
+    /// Each stored hash: algorithm, stored, computed, whether they match.
+    checks: Vec<HashCheck>,
+    /// Every stored hash matched (false when none is stored or the media could not be read).
+    verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HashCheck {
+    algorithm: String,
+    stored: String,
+    computed: String,
+    matches: bool,
+}
+
+/// Hashes the whole media of `path` (read without a block cache: every byte once) and
+/// compares the digests with the ones the container stores.
+fn verify(path: &Path, info: &rehost::disk::DiskInfo) -> Verify {
+    let opts = rehost::disk::OpenOptions {
+        cache_blocks: 0,
+        ..Default::default()
+    };
+    let digests =
+        rehost::disk::open(path, &opts).and_then(|d| rehost::disk::ewf::digest_media(&d, |_| {}));
+    let computed = match digests {
+        Ok(d) => d,
+        Err(e) => {
+            return Verify {
+                computed: None,
+                checks: Vec::new(),
+                verified: false,
+                error: Some(format!("{e:#}")),
+            }
+        }
+    };
+    let checks: Vec<HashCheck> = info
+        .stored_hashes
+        .iter()
+        .map(|h| {
+            let mine = if h.algorithm == "MD5" {
+                &computed.md5
+            } else {
+                &computed.sha1
+            };
+            HashCheck {
+                algorithm: h.algorithm.clone(),
+                stored: h.hex.clone(),
+                computed: mine.clone(),
+                matches: h.hex.eq_ignore_ascii_case(mine),
+            }
+        })
+        .collect();
+    Verify {
+        verified: !checks.is_empty() && checks.iter().all(|c| c.matches),
+        computed: Some(computed),
+        checks,
+        error: None,
+    }
+}
+
+fn print_verify(v: &Verify) {
+    if let Some(e) = &v.error {
+        println!("verify: FAILED: the media could not be read whole: {e}");
+        return;
+    }
+    for c in &v.checks {
+        if c.matches {
+            println!("verify: {} {} match", c.algorithm, c.computed);
+        } else {
+            println!(
+                "verify: {} MISMATCH: stored {}, computed {}",
+                c.algorithm, c.stored, c.computed
+            );
+        }
+    }
+    if let (true, Some(d)) = (v.checks.is_empty(), &v.computed) {
+        println!(
+            "verify: the image stores no hash to compare with; computed MD5 {}, SHA-1 {}",
+            d.md5, d.sha1
+        );
+    }
 }
 
 /// The facts of one volume's file system, or why they could not be read.
@@ -56,9 +147,10 @@ fn describe(f: &Facts) -> String {
     }
 }
 
-pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
+pub fn run(path: &Path, json: bool, verify_media: bool, stats: bool) -> Result<i32> {
     let img = Image::open(path)?;
     let info = img.info();
+    let checked = verify_media.then(|| verify(path, info));
     let filesystems: Vec<FsReport> = img
         .layout()
         .volumes
@@ -83,6 +175,7 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
             disk: info,
             layout: img.layout(),
             filesystems: &filesystems,
+            verify: checked.as_ref(),
         };
         println!("{}", serde_json::to_string_pretty(&r)?);
     } else {
@@ -97,6 +190,9 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
             info.virtual_size,
             info.logical_sector_size
         );
+        for h in &info.stored_hashes {
+            println!("  stored {}: {}", h.algorithm, h.hex);
+        }
         // The chain below it, child to base.
         let mut parent = info.parent.as_deref();
         while let Some(p) = parent {
@@ -164,12 +260,21 @@ pub fn run(path: &Path, json: bool, stats: bool) -> Result<i32> {
         for e in &l.errors {
             println!("error: {e}");
         }
+        if let Some(v) = &checked {
+            print_verify(v);
+        }
     }
     report_stats(&img, stats);
     // A table entry that could not be used or a file system that could not be read is an
     // error the user has to see in the exit code too, though the rest was listed.
     let unreadable = filesystems.iter().any(|f| f.error.is_some());
-    Ok(i32::from(unreadable || !img.layout().errors.is_empty()))
+    // With --verify, a mismatch or a media that cannot be read whole is an error too.
+    let failed = checked
+        .as_ref()
+        .is_some_and(|v| v.error.is_some() || v.checks.iter().any(|c| !c.matches));
+    Ok(i32::from(
+        unreadable || failed || !img.layout().errors.is_empty(),
+    ))
 }
 
 /// "vhdx dynamic", "vmdk dynamic (streamOptimized)", "qcow2 differencing (v3, zstd)".

@@ -23,6 +23,8 @@ pub enum Layer {
     Vmdk,
     /// A QEMU qcow2 container.
     Qcow2,
+    /// An Expert Witness (EWF, E01) evidence file: its segment files, sections and chunks.
+    Ewf,
     /// The undo journal beside an image written in place.
     Journal,
     /// A partition table or volume detection.
@@ -67,6 +69,7 @@ impl Layer {
             Layer::Vhdx => "vhdx",
             Layer::Vmdk => "vmdk",
             Layer::Qcow2 => "qcow2",
+            Layer::Ewf => "ewf",
             Layer::Journal => "journal",
             Layer::Volume => "volume",
             Layer::Mbr => "mbr",

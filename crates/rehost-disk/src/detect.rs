@@ -161,6 +161,9 @@ impl ParentOpener {
             Format::Vhd => Ok(Target::Vhd(super::vhd::Vhd::open(probe, &next)?)),
             Format::Vmdk => Ok(Target::Vmdk(super::vmdk::Vmdk::open(probe, &next)?)),
             Format::Qcow2 => Ok(Target::Qcow2(super::qcow2::Qcow2::open(probe, &next)?)),
+            Format::E01 => Ok(Target::ReadOnly(Arc::new(super::ewf::Ewf::open(
+                probe, &next,
+            )?))),
             Format::Raw => {
                 drop(probe);
                 let file = HostFile::open(path, self.opts.map_raw, self.stats.clone())?;
@@ -183,8 +186,8 @@ pub(crate) fn open_target(path: &Path, opts: &OpenOptions, stats: Arc<IoStats>) 
 
 /// Tells the container format from the file's content: `vhdxfile` at offset 0 is VHDX; a
 /// `conectix` footer at the end (or its copy at offset 0) is VHD; `QFI\xfb` is qcow2; `KDMV`
-/// (a sparse extent) or descriptor text is VMDK; a format rehost does not
-/// read (VMware's COWD and seSparse, VDI, E01, ISO 9660, LUKS, LVM2, BitLocker) is an error of kind
+/// (a sparse extent) or descriptor text is VMDK; `EVF` (EWF version 1 or 2) is E01; a format
+/// rehost does not read (VMware's COWD and seSparse, VDI, L01, ISO 9660, LUKS, LVM2, BitLocker) is an error of kind
 /// [`rehost_core::ErrorKind::Unsupported`] saying what it is and how to convert it, and a
 /// VHD whose footers are both damaged an error of kind `Corrupt`; anything else is raw.
 pub fn detect_format(file: &HostFile) -> Result<Format> {
@@ -202,6 +205,9 @@ pub fn detect_format(file: &HostFile) -> Result<Format> {
     }
     if n >= 4 && &head[..4] == b"KDMV" {
         return Ok(Format::Vmdk);
+    }
+    if n == 8 && (&head == super::ewf::EVF_SIGNATURE || &head == super::ewf::EVF2_SIGNATURE) {
+        return Ok(Format::E01);
     }
     if is_descriptor(file)? {
         return Ok(Format::Vmdk);
@@ -278,7 +284,7 @@ fn is_descriptor(file: &HostFile) -> Result<bool> {
 }
 
 /// Fails with an error naming what the file is when it is a format rehost does not read
-/// (VMware COWD, VDI, EWF, ISO 9660, LUKS, LVM2, BitLocker) or a VHD whose footers are
+/// (VMware COWD, VDI, L01, ISO 9660, LUKS, LVM2, BitLocker) or a VHD whose footers are
 /// both damaged, rather than let it pass for a raw disk.
 fn refuse_foreign(file: &HostFile) -> Result<()> {
     let mut head = vec![0u8; 4096];
@@ -288,7 +294,6 @@ fn refuse_foreign(file: &HostFile) -> Result<()> {
     let iso_n = file.read_some_at(0x8001, &mut iso)?;
     let name = file.name();
     let vhdx = Path::new(name).with_extension("vhdx").display().to_string();
-    let stem = Path::new(name).with_extension("").display().to_string();
     let qemu = |from: &str| {
         format!(
             "convert it with `qemu-img convert -f {from} -O vhdx {name} {vhdx}` (or `-O raw`) and give rehost the result"
@@ -303,18 +308,6 @@ fn refuse_foreign(file: &HostFile) -> Result<()> {
         )
     } else if head.get(0x40..0x44) == Some(&0xbeda_107f_u32.to_le_bytes()[..]) {
         (0x40, "a VirtualBox VDI image".to_string(), qemu("vdi"))
-    } else if at(0, b"EVF\x09\x0d\x0a\xff\x00") || at(0, b"EVF2\x0d\x0a\x81\x00") {
-        let v2 = at(0, b"EVF2");
-        (
-            0,
-            format!(
-                "an Expert Witness (EnCase {}) evidence file",
-                if v2 { "Ex01, EWF2" } else { "E01" }
-            ),
-            format!(
-                "expose it as a raw disk with libewf's `ewfmount {name} DIR` (or export it with `ewfexport -t {stem} -f raw {name}`) and give rehost DIR/ewf1 or the raw file"
-            ),
-        )
     } else if at(0, b"LVF\x09\x0d\x0a\xff\x00") || at(0, b"LEF2\x0d\x0a\x81\x00") {
         (
             0,

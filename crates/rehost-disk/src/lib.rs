@@ -1,4 +1,4 @@
-//! The disk layer: virtual disks (raw, VHD, VHDX, VMDK, qcow2) as one positional, shared
+//! The disk layer: virtual disks (raw, VHD, VHDX, VMDK, qcow2, E01) as one positional, shared
 //! interface.
 //!
 //! Everything above this layer reads through [`ReadAt`]: a positional read with no hidden
@@ -36,6 +36,7 @@ mod cache;
 mod commit;
 pub mod create;
 mod detect;
+pub mod ewf;
 mod file;
 mod ids;
 mod inflate;
@@ -90,6 +91,8 @@ pub enum Format {
     Vmdk,
     /// QEMU qcow2 (KVM, OpenStack, Proxmox).
     Qcow2,
+    /// Expert Witness evidence files (EnCase, libewf): E01 segment files, read-only.
+    E01,
 }
 
 impl std::fmt::Display for Format {
@@ -100,6 +103,7 @@ impl std::fmt::Display for Format {
             Format::Vhdx => "vhdx",
             Format::Vmdk => "vmdk",
             Format::Qcow2 => "qcow2",
+            Format::E01 => "e01",
         })
     }
 }
@@ -145,6 +149,29 @@ pub struct DiskInfo {
     pub notes: Vec<String>,
     /// The parent, for a differencing image.
     pub parent: Option<Box<DiskInfo>>,
+    /// The hashes of the media the container stores (an evidence file's MD5 and SHA-1,
+    /// computed when it was acquired).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stored_hashes: Vec<StoredHash>,
+}
+
+/// A hash of the whole media, as the container stores it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredHash {
+    /// `MD5` or `SHA-1`.
+    pub algorithm: String,
+    /// The digest in lower-case hex.
+    pub hex: String,
+}
+
+impl StoredHash {
+    /// A stored hash of `algorithm`.
+    pub fn new(algorithm: &str, hex: String) -> Self {
+        StoredHash {
+            algorithm: algorithm.to_string(),
+            hex,
+        }
+    }
 }
 
 impl DiskInfo {
@@ -163,6 +190,7 @@ impl DiskInfo {
             data_write_guid: None,
             notes: Vec::new(),
             parent: None,
+            stored_hashes: Vec::new(),
         }
     }
 }

@@ -71,6 +71,20 @@ impl Target {
         let info = c.info();
         let name = &info.path;
         let stem = std::path::Path::new(name).with_extension("");
+        if info.format == Format::E01 {
+            return Err(
+                rehost_core::Ctx::new(name.as_str(), rehost_core::Layer::File).refused(
+                    "",
+                    format!(
+                        "an E01 evidence file is read-only: rehost never writes into one \
+                         (its chunks and stored hashes are the evidence); write the result as a \
+                         new image instead, `--output {}.vhdx` (or .vhd, .raw), which converts \
+                         and writes in one pass and leaves the evidence as it was",
+                        stem.display()
+                    ),
+                ),
+            );
+        }
         Err(
             rehost_core::Ctx::new(name.as_str(), rehost_core::Layer::File).refused(
                 "",

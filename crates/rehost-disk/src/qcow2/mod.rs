@@ -120,6 +120,7 @@ impl Qcow2 {
             data_write_guid: None,
             notes,
             parent: backing.as_ref().map(|b| Box::new(b.info().clone())),
+            stored_hashes: Vec::new(),
         };
         Ok(Qcow2 {
             file,

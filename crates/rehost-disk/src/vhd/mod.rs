@@ -79,6 +79,7 @@ impl Vhd {
                 .as_ref()
                 .and_then(|d| d.parent.as_ref())
                 .map(|p| Box::new(p.info().clone())),
+            stored_hashes: Vec::new(),
         };
         Ok(Vhd {
             file,

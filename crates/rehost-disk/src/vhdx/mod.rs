@@ -105,6 +105,7 @@ impl Vhdx {
             data_write_guid: Some(h.data_write_guid.to_string()),
             notes,
             parent: parent.as_ref().map(|p| Box::new(p.info().clone())),
+            stored_hashes: Vec::new(),
         };
         Ok(Vhdx {
             src,

@@ -191,6 +191,7 @@ impl Vmdk {
             data_write_guid: None,
             notes,
             parent: parent.as_ref().map(|p| Box::new(p.info().clone())),
+            stored_hashes: Vec::new(),
         };
         Ok(Vmdk {
             ctx,
