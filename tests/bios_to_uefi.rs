@@ -27,6 +27,7 @@ mod common;
 #[path = "regf_edit/model.rs"]
 mod model;
 
+use common::firmware::{changes, copy, firmware, raw};
 use common::json_report;
 use model::Tree;
 use rehost::formats::bcd::{self, Device, Element, Object, PartitionRef};
@@ -39,66 +40,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const MIB: u64 = 1 << 20;
-
-/// The fixture `name` copied into `dir`, to be written.
-fn copy(name: &str, dir: &Path) -> PathBuf {
-    let src = common::windows_image(name);
-    let dst = dir.join(src.file_name().unwrap());
-    std::fs::copy(&src, &dst).unwrap();
-    dst
-}
-
-/// The image as raw bytes: qemu-img for VHDX and raw; for a VHD, rehost's own reader
-/// (`rehost convert`), since qemu-img takes the size of a VHD whose creator is qemu from
-/// its CHS geometry, which cannot say the grown size exactly, where Hyper-V and rehost
-/// take the footer's current size.
-fn raw(image: &Path, out: &Path) {
-    let _ = std::fs::remove_file(out);
-    let fmt = match image.extension().and_then(|e| e.to_str()) {
-        Some("vhd") => {
-            common::run(common::rehost_command().arg("convert").arg(image).arg(out));
-            return;
-        }
-        Some("vhdx") => "vhdx",
-        _ => "raw",
-    };
-    common::run(
-        Command::new("qemu-img")
-            .args(["convert", "-f", fmt, "-O", "raw"])
-            .arg(image)
-            .arg(out),
-    );
-}
-
-/// The firmware finding of install 0.
-fn firmware(check: &Value) -> Value {
-    check["installs"][0]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["rule"] == "firmware" && f["case"] == "mbr-on-uefi")
-        .cloned()
-        .unwrap_or_else(|| panic!("no mbr-on-uefi finding: {check}"))
-}
-
-/// The changes of a fix report: (rule, kind, file, bytes, sha256).
-fn changes(fix: &Value) -> Vec<(String, String, String, u64, String)> {
-    fix["installs"][0]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-            (
-                s("rule"),
-                s("kind"),
-                s("file"),
-                c["bytes"].as_u64().unwrap_or(0),
-                s("sha256"),
-            )
-        })
-        .collect()
-}
 
 /// `sfdisk -J` of a raw disk: (start sector, sectors, type, uuid) of each partition.
 fn partitions(disk: &Path) -> Vec<(u64, u64, String, String)> {
@@ -263,7 +204,7 @@ fn story(name: &str, target: &str) {
 
     let before = json_report(&["check", "--json", "-t", target], &image);
     assert_ne!(before["installs"][0]["verdict"], "boots", "{before}");
-    let f = firmware(&before);
+    let f = firmware(&before, "mbr-on-uefi");
     assert_eq!(f["fixable"], true, "{name} {target}: {f}");
 
     let dry = json_report(&["fix", "--dry-run", "--json", "-t", target], &image);
@@ -492,7 +433,7 @@ fn windows_10_on_a_raw_disk_is_converted_for_hyper_v_and_azure_generation_2() {
 /// The firmware finding's reason for not fixing, on `image` for hyperv-gen2.
 fn refusal(image: &Path) -> String {
     let check = json_report(&["check", "--json", "-t", "hyperv-gen2"], image);
-    let f = firmware(&check);
+    let f = firmware(&check, "mbr-on-uefi");
     assert_eq!(f["fixable"], false, "{f}");
     f["cannot_fix"].as_str().unwrap_or_default().to_string()
 }
@@ -594,25 +535,13 @@ fn no_room_for_the_gpt_in_a_vhd_that_cannot_grow_is_refused_and_left_alone() {
 #[test]
 fn firmware_uefi_converts_for_a_target_that_offers_both() {
     let dir = tempfile::tempdir().unwrap();
-    let image = copy("win10-mbr", dir.path());
-    let sha = common::sha256_file(&image);
-    let args = ["--json", "-t", "generic-ahci", "--firmware", "uefi"];
-    let check = |image: &Path| {
-        let mut a = vec!["check"];
-        a.extend(args);
-        json_report(&a, image)
-    };
     // By BIOS (the profile's first way) it boots as it is; by UEFI it needs the conversion.
-    let bios = json_report(&["check", "--json", "-t", "generic-ahci"], &image);
-    assert_eq!(bios["installs"][0]["verdict"], "boots", "{bios}");
-    assert_eq!(firmware(&check(&image))["fixable"], true);
-    let mut a = vec!["fix", "--in-place"];
-    a.extend(args);
-    let done = json_report(&a, &image);
-    assert_eq!(done["committed"], true, "{done}");
-    assert_eq!(check(&image)["installs"][0]["verdict"], "boots");
-    common::run(common::rehost_command().arg("undo").arg(&image));
-    assert_eq!(common::sha256_file(&image), sha);
+    let image = common::firmware::converts_when_the_target_offers_both(
+        "win10-mbr",
+        "uefi",
+        "mbr-on-uefi",
+        dir.path(),
+    );
     // A target that does not start by UEFI is a usage error.
     let out = common::rehost_command()
         .args(["check", "-t", "hyperv-gen1", "--firmware", "uefi"])

@@ -6,53 +6,10 @@
 
 mod common;
 
-use common::{have_tool, qemu_format, qemu_img, rehost_command, root, run, windows_image};
-use std::path::{Path, PathBuf};
-
-/// `qemu-img compare` of two images, each read as its own format: identical.
-fn assert_identical(a: &Path, b: &Path) {
-    let out = qemu_img(&[
-        "compare",
-        "-f",
-        qemu_format(a),
-        "-F",
-        qemu_format(b),
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-    ]);
-    assert!(out.contains("Images are identical"), "{a:?} {b:?}: {out}");
-}
-
-/// Bytes the file takes on disk.
-fn allocated(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).unwrap().blocks() * 512
-}
-
-/// The sources: the sample (VHD), Windows 7 (VHD), Server 2019 (VHDX), and the sample
-/// made VMDK and qcow2 by qemu-img.
-fn sources(dir: &Path) -> Vec<PathBuf> {
-    let sample = root().join("testdata/sample/sample.vhd");
-    let mut v = vec![
-        sample.clone(),
-        windows_image("win7"),
-        windows_image("ws2019"),
-    ];
-    for (fmt, ext) in [("vmdk", "vmdk"), ("qcow2", "qcow2")] {
-        let out = dir.join(format!("sample.{ext}"));
-        qemu_img(&[
-            "convert",
-            "-f",
-            "vpc",
-            "-O",
-            fmt,
-            sample.to_str().unwrap(),
-            out.to_str().unwrap(),
-        ]);
-        v.push(out);
-    }
-    v
-}
+use common::{
+    allocated, assert_identical, convert_sources, have_tool, qemu_format, qemu_img, rehost_command,
+    root, run, windows_image,
+};
 
 #[test]
 fn convert_gives_what_qemu_reads_as_the_source() {
@@ -60,7 +17,7 @@ fn convert_gives_what_qemu_reads_as_the_source() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for src in sources(dir.path()) {
+    for src in convert_sources(dir.path()) {
         let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
         let from = src.extension().unwrap().to_string_lossy().into_owned();
         for (format, ext) in [

@@ -9,25 +9,14 @@
 
 mod common;
 
-use common::{have_tool, qemu_format, qemu_img, rehost_command, root, run, windows_image};
+use common::{
+    allocated, assert_identical, convert_sources, have_tool, qemu_format, qemu_img, rehost_command,
+    root, run, windows_image,
+};
 use std::path::{Path, PathBuf};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
-}
-
-/// `qemu-img compare` of two images, each read as its own format: identical.
-fn assert_identical(a: &Path, b: &Path) {
-    let out = qemu_img(&[
-        "compare",
-        "-f",
-        qemu_format(a),
-        "-F",
-        qemu_format(b),
-        s(a),
-        s(b),
-    ]);
-    assert!(out.contains("Images are identical"), "{a:?} {b:?}: {out}");
 }
 
 /// `qemu-img check`: no errors, no leaks.
@@ -51,12 +40,6 @@ fn info(image: &Path, format: &str) -> serde_json::Value {
     .unwrap()
 }
 
-/// Bytes the file takes on disk.
-fn allocated(path: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).unwrap().blocks() * 512
-}
-
 /// `rehost convert SRC OUT --output-format FORMAT`, which must say it read the result back.
 fn convert(src: &Path, out: &Path, format: &str) -> String {
     let said = String::from_utf8(run(rehost_command()
@@ -73,17 +56,7 @@ fn convert(src: &Path, out: &Path, format: &str) -> String {
 /// made VMDK and qcow2 by qemu-img, and Windows 7 as a sparse 4 GiB raw disk with a few
 /// pieces of data far apart.
 fn sources(dir: &Path) -> Vec<PathBuf> {
-    let sample = root().join("testdata/sample/sample.vhd");
-    let mut v = vec![
-        sample.clone(),
-        windows_image("win7"),
-        windows_image("ws2019"),
-    ];
-    for fmt in ["vmdk", "qcow2"] {
-        let out = dir.join(format!("sample.{fmt}"));
-        qemu_img(&["convert", "-f", "vpc", "-O", fmt, s(&sample), s(&out)]);
-        v.push(out);
-    }
+    let mut v = convert_sources(dir);
     let sparse = dir.join("win7-4g.raw");
     qemu_img(&[
         "convert",

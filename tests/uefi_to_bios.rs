@@ -30,6 +30,7 @@ mod common;
 #[path = "regf_edit/model.rs"]
 mod model;
 
+use common::firmware::{changes, copy, firmware, mounted_value, raw, read};
 use common::json_report;
 use model::Tree;
 use rehost::formats::bcd::{self, Device, Element, PartitionRef};
@@ -42,59 +43,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const MIB: u64 = 1 << 20;
-
-/// The fixture `name` copied into `dir`, to be written.
-fn copy(name: &str, dir: &Path) -> PathBuf {
-    let src = common::windows_image(name);
-    let dst = dir.join(src.file_name().unwrap());
-    std::fs::copy(&src, &dst).unwrap();
-    dst
-}
-
-/// The image as a raw disk, by qemu-img.
-fn raw(image: &Path, out: &Path) {
-    let _ = std::fs::remove_file(out);
-    let fmt = match image.extension().and_then(|e| e.to_str()) {
-        Some("vhdx") => "vhdx",
-        _ => "raw",
-    };
-    common::run(
-        Command::new("qemu-img")
-            .args(["convert", "-f", fmt, "-O", "raw"])
-            .arg(image)
-            .arg(out),
-    );
-}
-
-/// The firmware finding `case` of install 0.
-fn firmware(check: &Value, case: &str) -> Value {
-    check["installs"][0]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["rule"] == "firmware" && f["case"] == case)
-        .cloned()
-        .unwrap_or_else(|| panic!("no {case} finding: {check}"))
-}
-
-/// The changes of a fix report: (rule, kind, file, bytes, sha256).
-fn changes(fix: &Value) -> Vec<(String, String, String, u64, String)> {
-    fix["installs"][0]["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
-            (
-                s("rule"),
-                s("kind"),
-                s("file"),
-                c["bytes"].as_u64().unwrap_or(0),
-                s("sha256"),
-            )
-        })
-        .collect()
-}
 
 /// A partition as `sfdisk -J` gives it: (number, start, size, type, bootable).
 type Part = (u32, u64, u64, String, bool);
@@ -125,13 +73,6 @@ fn partitions(disk: &Path) -> (String, Vec<Part>) {
         })
         .collect();
     (t["label"].as_str().unwrap().to_string(), parts)
-}
-
-fn read(disk: &Path, offset: u64, len: u64) -> Vec<u8> {
-    let f = std::fs::File::open(disk).unwrap();
-    let mut b = vec![0u8; len as usize];
-    f.read_exact_at(&mut b, offset).unwrap();
-    b
 }
 
 /// The MBR type a GPT partition of `gpt_type` becomes (profiles/mbr.toml), `None` when it
@@ -575,24 +516,12 @@ fn more_than_four_partitions_one_past_entry_4_and_one_past_2_tib_are_not_convert
 #[test]
 fn firmware_bios_converts_for_a_target_that_offers_both() {
     let dir = tempfile::tempdir().unwrap();
-    let image = copy("win10-gpt", dir.path());
-    let sha = common::sha256_file(&image);
-    let args = ["--json", "-t", "generic-ahci", "--firmware", "bios"];
-    let check = |image: &Path| {
-        let mut a = vec!["check"];
-        a.extend(args);
-        json_report(&a, image)
-    };
-    let uefi = json_report(&["check", "--json", "-t", "generic-ahci"], &image);
-    assert_eq!(uefi["installs"][0]["verdict"], "boots", "{uefi}");
-    assert_eq!(firmware(&check(&image), "gpt-on-bios")["fixable"], true);
-    let mut a = vec!["fix", "--in-place"];
-    a.extend(args);
-    let done = json_report(&a, &image);
-    assert_eq!(done["committed"], true, "{done}");
-    assert_eq!(check(&image)["installs"][0]["verdict"], "boots");
-    common::run(common::rehost_command().arg("undo").arg(&image));
-    assert_eq!(common::sha256_file(&image), sha);
+    common::firmware::converts_when_the_target_offers_both(
+        "win10-gpt",
+        "bios",
+        "gpt-on-bios",
+        dir.path(),
+    );
 }
 
 #[test]
@@ -681,25 +610,4 @@ fn bios_to_uefi_and_back_to_bios_checks_as_booting() {
         "undo restores every commit (the two volume names set, both conversions)"
     );
     assert_eq!(common::sha256_file(&image), sha);
-}
-
-/// A MountedDevices value of `image`, from `rehost reg export` (hex, continued over lines).
-fn mounted_value(image: &Path, name: &str) -> Vec<u8> {
-    let text = String::from_utf8(common::run(
-        common::rehost_command()
-            .args(["reg", "export"])
-            .arg(image)
-            .arg("HKLM\\SYSTEM\\MountedDevices"),
-    ))
-    .unwrap()
-    .replace('\r', "")
-    .replace("\\\n  ", "");
-    let key = format!("\"{}\"=hex:", name.replace('\\', "\\\\"));
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix(&key))
-        .unwrap_or_else(|| panic!("{name} not in {text}"));
-    line.split(',')
-        .map(|b| u8::from_str_radix(b.trim(), 16).unwrap())
-        .collect()
 }

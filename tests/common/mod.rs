@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bounded;
+pub mod firmware;
 pub mod ovmf;
 pub mod report;
 pub mod vhdx_builder;
@@ -626,4 +627,35 @@ pub fn qemu_format(path: &Path) -> &'static str {
         "qcow2" => "qcow2",
         _ => "raw",
     }
+}
+
+/// `qemu-img compare` of two images, each read as the format its name says: identical.
+pub fn assert_identical(a: &Path, b: &Path) {
+    let (x, y) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let out = qemu_img(&["compare", "-f", qemu_format(a), "-F", qemu_format(b), x, y]);
+    assert!(out.contains("Images are identical"), "{a:?} {b:?}: {out}");
+}
+
+/// Bytes the file takes on disk.
+pub fn allocated(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+/// The conversion tests' sources: the sample (VHD), Windows 7 (VHD), Server 2019 (VHDX),
+/// and the sample made VMDK and qcow2 by qemu-img in `dir`.
+pub fn convert_sources(dir: &Path) -> Vec<PathBuf> {
+    let sample = root().join("testdata/sample/sample.vhd");
+    let mut v = vec![
+        sample.clone(),
+        windows_image("win7"),
+        windows_image("ws2019"),
+    ];
+    for fmt in ["vmdk", "qcow2"] {
+        let out = dir.join(format!("sample.{fmt}"));
+        let (from, to) = (sample.to_str().unwrap(), out.to_str().unwrap());
+        qemu_img(&["convert", "-f", "vpc", "-O", fmt, from, to]);
+        v.push(out);
+    }
+    v
 }

@@ -209,3 +209,35 @@ fn int10(s: &Subject, t: &Target, out: &mut Out) {
         ))),
     );
 }
+
+/// MountedDevices as a firmware move leaves it: every letter and volume name of the disk's
+/// volumes set to the way the new partition table names its volume (`named`: a GPT
+/// partition, or an MBR signature and offset). The operations (the key first) and the
+/// names set.
+fn mounted_devices(
+    s: &Subject,
+    named: impl Fn(u32) -> Option<rehost_formats::bcd::PartitionRef>,
+) -> (Vec<rehost_regf::regtext::Op>, Vec<String>) {
+    use super::fix::reg;
+    use rehost_regf::regtext::Op;
+    let mut ops = vec![Op::Key(reg::system("MountedDevices"))];
+    let mut names = Vec::new();
+    for m in s
+        .install
+        .mounted_devices
+        .iter()
+        .chain(&s.install.volume_names)
+    {
+        let Some(data) = m
+            .volume
+            .and_then(&named)
+            .as_ref()
+            .and_then(rehost_windows::devices::encode)
+        else {
+            continue;
+        };
+        ops.push(reg::set(&m.name, 3, data));
+        names.push(m.name.clone());
+    }
+    (ops, names)
+}

@@ -13,7 +13,7 @@
 use super::ID;
 use crate::boot_config::rebuild;
 use crate::cannot::NoConversion;
-use crate::fix::{reg, Change, Conversion, Plan};
+use crate::fix::{Change, Conversion, Plan};
 use crate::subject::Subject;
 use crate::target::Target;
 use crate::version::Version;
@@ -26,7 +26,6 @@ use rehost_regf::regtext::Op;
 use rehost_volume::gpt_plan::{self, Origin, Profile, Refusal, Request};
 use rehost_volume::gpt_write;
 use rehost_volume::Content;
-use rehost_windows::devices;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
@@ -335,25 +334,7 @@ fn conversion(s: &Subject, t: &Target) -> Result<std::result::Result<Planned, No
         store,
         format!("{} on the new ESP{carried}", rebuilt.what),
     ));
-    let mut mounted = vec![Op::Key(reg::system("MountedDevices"))];
-    let mut renamed = Vec::new();
-    for m in s
-        .install
-        .mounted_devices
-        .iter()
-        .chain(&s.install.volume_names)
-    {
-        let Some(data) = m
-            .volume
-            .and_then(guid_of)
-            .as_ref()
-            .and_then(devices::encode)
-        else {
-            continue;
-        };
-        mounted.push(reg::set(&m.name, 3, data));
-        renamed.push(m.name.clone());
-    }
+    let (mounted, renamed) = super::mounted_devices(s, guid_of);
     let mounted_why = format!(
         "MountedDevices in GPT form (DMIO:ID: and the partition GUID) for the disk's \
          volumes: {}",

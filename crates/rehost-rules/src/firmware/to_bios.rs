@@ -27,16 +27,14 @@
 use super::ID;
 use crate::boot_config::rebuild;
 use crate::cannot::NoBiosConversion;
-use crate::fix::{reg, Change, Plan, ToMbr};
+use crate::fix::{Change, Plan, ToMbr};
 use crate::subject::Subject;
 use rehost_core::error::{Layer, Result};
 use rehost_formats::bcd::{self, PartitionRef};
 use rehost_formats::bcdboot::Firmware;
 use rehost_regf::hive::Hive;
-use rehost_regf::regtext::Op;
 use rehost_volume::mbr_plan::{self, BootCode, Profile, Request};
 use rehost_volume::{gpt, Content};
-use rehost_windows::devices;
 use sha2::{Digest, Sha256};
 
 /// Where the NTFS boot sector keeps its hidden-sector count.
@@ -241,25 +239,7 @@ fn conversion(s: &Subject) -> Result<Outcome<Planned>> {
             bytes: store,
         },
     ));
-    let mut mounted = vec![Op::Key(reg::system("MountedDevices"))];
-    let mut renamed = Vec::new();
-    for m in s
-        .install
-        .mounted_devices
-        .iter()
-        .chain(&s.install.volume_names)
-    {
-        let Some(data) = m
-            .volume
-            .and_then(mbr_ref)
-            .as_ref()
-            .and_then(devices::encode)
-        else {
-            continue;
-        };
-        mounted.push(reg::set(&m.name, 3, data));
-        renamed.push(m.name.clone());
-    }
+    let (mounted, renamed) = super::mounted_devices(s, mbr_ref);
     if mounted.len() > 1 {
         out.push((
             "mounted-devices",
