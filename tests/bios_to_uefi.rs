@@ -432,10 +432,7 @@ fn windows_10_on_a_raw_disk_is_converted_for_hyper_v_and_azure_generation_2() {
 
 /// The firmware finding's reason for not fixing, on `image` for hyperv-gen2.
 fn refusal(image: &Path) -> String {
-    let check = json_report(&["check", "--json", "-t", "hyperv-gen2"], image);
-    let f = firmware(&check, "mbr-on-uefi");
-    assert_eq!(f["fixable"], false, "{f}");
-    f["cannot_fix"].as_str().unwrap_or_default().to_string()
+    common::firmware::refusal(image, "hyperv-gen2", "mbr-on-uefi")
 }
 
 #[test]

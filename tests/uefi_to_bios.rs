@@ -389,10 +389,7 @@ fn windows_10_on_a_raw_disk_with_a_recovery_partition_is_converted_for_generatio
 
 /// The firmware finding's reason for not fixing, on `image` for hyperv-gen1.
 fn refusal(image: &Path) -> String {
-    let check = json_report(&["check", "--json", "-t", "hyperv-gen1"], image);
-    let f = firmware(&check, "gpt-on-bios");
-    assert_eq!(f["fixable"], false, "{f}");
-    f["cannot_fix"].as_str().unwrap_or_default().to_string()
+    common::firmware::refusal(image, "hyperv-gen1", "gpt-on-bios")
 }
 
 /// The raw Windows 10 fixture copied into `dir` with `edit` applied to its bytes.

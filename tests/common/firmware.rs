@@ -125,3 +125,11 @@ pub fn converts_when_the_target_offers_both(
     assert_eq!(super::sha256_file(&image), sha);
     image
 }
+
+/// The firmware finding `case`'s reason for not fixing, on `image` for `target`.
+pub fn refusal(image: &Path, target: &str, case: &str) -> String {
+    let check = super::json_report(&["check", "--json", "-t", target], image);
+    let f = firmware(&check, case);
+    assert_eq!(f["fixable"], false, "{f}");
+    f["cannot_fix"].as_str().unwrap_or_default().to_string()
+}
