@@ -159,11 +159,18 @@ pub struct CreateReport {
     pub notes: Vec<String>,
 }
 
-/// The new image being written: its file, and the bytes written so far.
+/// Bytes written between two flushes started in the background.
+const FLUSH_EVERY: u64 = 128 << 20;
+
+/// The new image being written: its file, the bytes written so far, and a flush of what
+/// was written before running on a thread of its own, so that the disk writes while the
+/// source is read and the last flush before the read-back has little left to do.
 struct Out<'a> {
     file: File,
     ctx: &'a Ctx,
     written: u64,
+    unflushed: u64,
+    flushing: Option<std::thread::JoinHandle<std::io::Result<()>>>,
 }
 
 impl Out<'_> {
@@ -172,11 +179,45 @@ impl Out<'_> {
             .write_all_at(data, offset)
             .map_err(|e| self.ctx.io(offset, e))?;
         self.written += data.len() as u64;
+        self.unflushed += data.len() as u64;
+        if self.unflushed >= FLUSH_EVERY && self.flushing.as_ref().is_none_or(|f| f.is_finished()) {
+            self.wait_flush()?;
+            let file = self.file.try_clone().map_err(|e| self.ctx.io(0, e))?;
+            self.flushing = Some(std::thread::spawn(move || file.sync_data()));
+            self.unflushed = 0;
+        }
         Ok(())
+    }
+
+    /// Waits for the flush running in the background, if any; its error is the write's.
+    fn wait_flush(&mut self) -> Result<()> {
+        match self.flushing.take().map(|f| f.join()) {
+            None | Some(Ok(Ok(()))) => Ok(()),
+            Some(Ok(Err(e))) => Err(self.ctx.io(0, e)),
+            Some(Err(_)) => Err(self
+                .ctx
+                .invalid("the background flush of the new image failed")),
+        }
+    }
+
+    /// Flushes the whole file (after the background flush, if one runs).
+    fn flush_all(&mut self) -> Result<()> {
+        self.wait_flush()?;
+        self.file.sync_all().map_err(|e| self.ctx.io(0, e))
     }
 
     fn set_len(&self, len: u64) -> Result<()> {
         self.file.set_len(len).map_err(|e| self.ctx.io(len, e))
+    }
+}
+
+impl Drop for Out<'_> {
+    /// A flush still running (the image failed before its last flush) is waited for, so
+    /// that no thread outlives the new image's removal.
+    fn drop(&mut self) {
+        if let Some(f) = self.flushing.take() {
+            let _ = f.join();
+        }
     }
 }
 
@@ -316,6 +357,8 @@ pub fn create(
         file,
         ctx: &tctx,
         written: 0,
+        unflushed: 0,
+        flushing: None,
     };
     let mut ids = Ids::new(opts.seed);
     let result = (|| {
@@ -353,7 +396,7 @@ pub fn create(
                 )
             }
         };
-        o.file.sync_all().map_err(|e| tctx.io(0, e))?;
+        o.flush_all()?;
         let file_len = o.file.metadata().map_err(|e| tctx.io(0, e))?.len();
         verify(src, &tmp, format, &with_data, block)?;
         std::fs::rename(&tmp, out).map_err(|e| ctx.io(0, e))?;
