@@ -241,3 +241,24 @@ fn mounted_devices(
     }
     (ops, names)
 }
+
+/// The new store with what of the old one still applies (`carry`), read back (it parses, and
+/// has a boot manager), and the carried options in words for the change's reason.
+fn carried_store(s: &Subject, store: Vec<u8>) -> Result<(Vec<u8>, String)> {
+    use rehost_formats::bcd;
+    let bcd_ctx = s.scene.ctx.with_layer(rehost_core::error::Layer::Bcd);
+    let (store, carried) = carry::carry(s, store, &bcd_ctx)?;
+    let parsed = rehost_regf::hive::Hive::parse(store.clone(), bcd_ctx.clone())?;
+    if !bcd::objects(&parsed)?.iter().any(|o| o.id == bcd::BOOTMGR) {
+        return Err(bcd_ctx.invalid("the new store read back has no boot manager"));
+    }
+    let carried = if carried.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; from the old store, the options that still apply: {}",
+            carried.join(", ")
+        )
+    };
+    Ok((store, carried))
+}

@@ -19,9 +19,8 @@ use crate::target::Target;
 use crate::version::Version;
 use rehost_core::error::{Ctx, Layer, Result};
 use rehost_disk::Ids;
-use rehost_formats::bcd::{self, PartitionRef};
+use rehost_formats::bcd::PartitionRef;
 use rehost_formats::bcdboot::Firmware;
-use rehost_regf::hive::Hive;
 use rehost_regf::regtext::Op;
 use rehost_volume::gpt_plan::{self, Origin, Profile, Refusal, Request};
 use rehost_volume::gpt_write;
@@ -314,21 +313,7 @@ fn conversion(s: &Subject, t: &Target) -> Result<std::result::Result<Planned, No
             (win(&to), bytes, why)
         })
         .collect();
-    let bcd_ctx = s.scene.ctx.with_layer(Layer::Bcd);
-    let (store, carried) = super::carry::carry(s, rebuilt.store, &bcd_ctx)?;
-    // Read back: the store still parses, and the boot manager still starts the loader.
-    let objects = bcd::objects(&Hive::parse(store.clone(), bcd_ctx.clone())?)?;
-    if !objects.iter().any(|o| o.id == bcd::BOOTMGR) {
-        return Err(bcd_ctx.invalid("the new store read back has no boot manager"));
-    }
-    let carried = if carried.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; from the old store, the options that still apply: {}",
-            carried.join(", ")
-        )
-    };
+    let (store, carried) = super::carried_store(s, rebuilt.store)?;
     files.push((
         rebuilt.store_path.to_string(),
         store,

@@ -30,9 +30,8 @@ use crate::cannot::NoBiosConversion;
 use crate::fix::{Change, Plan, ToMbr};
 use crate::subject::Subject;
 use rehost_core::error::{Layer, Result};
-use rehost_formats::bcd::{self, PartitionRef};
+use rehost_formats::bcd::PartitionRef;
 use rehost_formats::bcdboot::Firmware;
-use rehost_regf::hive::Hive;
 use rehost_volume::mbr_plan::{self, BootCode, Profile, Request};
 use rehost_volume::{gpt, Content};
 use sha2::{Digest, Sha256};
@@ -216,20 +215,7 @@ fn conversion(s: &Subject) -> Result<Outcome<Planned>> {
             },
         ));
     }
-    let bcd_ctx = s.scene.ctx.with_layer(Layer::Bcd);
-    let (store, carried) = super::carry::carry(s, rebuilt.store, &bcd_ctx)?;
-    let objects = bcd::objects(&Hive::parse(store.clone(), bcd_ctx.clone())?)?;
-    if !objects.iter().any(|o| o.id == bcd::BOOTMGR) {
-        return Err(bcd_ctx.invalid("the new store read back has no boot manager"));
-    }
-    let carried = if carried.is_empty() {
-        String::new()
-    } else {
-        format!(
-            "; from the old store, the options that still apply: {}",
-            carried.join(", ")
-        )
-    };
+    let (store, carried) = super::carried_store(s, rebuilt.store)?;
     out.push((
         "boot-config",
         format!("{} on volume {}{carried}", rebuilt.what, s.install.volume),
