@@ -239,6 +239,9 @@ impl ReadAt for Disk {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.reader.read_at(offset, buf)
     }
+    fn read_once(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.reader.read_once(offset, buf)
+    }
     fn size(&self) -> u64 {
         self.reader.size()
     }
