@@ -125,7 +125,7 @@ impl<D: ReadAt> BlockCache<D> {
     /// below, kept whole as an extent of its own; the oldest extents go when the kept
     /// bytes pass the budget.
     fn read_bulk(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        if self.from_bulk(offset, buf) {
+        if self.copy_kept(offset, buf) {
             return Ok(());
         }
         self.inner.read_at(offset, buf)?;
@@ -155,7 +155,7 @@ impl<D: ReadAt> BlockCache<D> {
 
     /// The kept bulk read that holds all of `buf.len()` bytes at `offset`, copied into `buf`;
     /// false when none does.
-    fn from_bulk(&self, offset: u64, buf: &mut [u8]) -> bool {
+    fn copy_kept(&self, offset: u64, buf: &mut [u8]) -> bool {
         let end = offset + buf.len() as u64;
         let bulk = self.bulk.lock().unwrap_or_else(|p| p.into_inner());
         match bulk.map.range(..=offset).next_back() {
@@ -238,7 +238,7 @@ impl<D: ReadAt> ReadAt for BlockCache<D> {
         if buf.len() < BYPASS || self.per_shard == 0 {
             return self.read_at(offset, buf);
         }
-        if self.keep_bulk && self.from_bulk(offset, buf) {
+        if self.keep_bulk && self.copy_kept(offset, buf) {
             return Ok(());
         }
         self.inner.read_once(offset, buf)
