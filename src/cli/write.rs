@@ -214,6 +214,14 @@ pub fn report(image: &Path, mode: &Mode, out: Outcome) {
     for l in shadow_copy_notes(mode, out.commit.is_some(), &out.shadow_copies) {
         println!("{l}");
     }
+    if let Some(why) = &out.in_place_refusal {
+        println!("{}", in_place_refusal_note(why));
+    }
+}
+
+/// What a dry run says when the image's container would refuse the write in place.
+pub fn in_place_refusal_note(why: &str) -> String {
+    format!("--in-place would be refused: {why}")
 }
 
 /// What a write did, or would do, to the shadow copies of the volumes it went into: stale

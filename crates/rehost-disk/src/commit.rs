@@ -350,6 +350,34 @@ pub fn refuse_growth(path: &Path, new_size: u64) -> Result<()> {
     detect::open_target(path, &OpenOptions::default(), IoStats::new())?.refuse_growth(new_size)
 }
 
+/// Why a commit in place of `extents` (sorted, disjoint virtual-disk extents staged over
+/// the image at `path`, read as staged through `view`, a disk of `new_size` bytes) would be
+/// refused, asked of the container without writing anything: for a dry run, which opens
+/// the image read-only and so never meets the refusal a commit in place meets (a
+/// streamOptimized VMDK, a qcow2 image whose compressed clusters the write would rewrite or
+/// that holds internal snapshots, an E01 evidence file, a disk that cannot grow). `None`
+/// when the container would take the write; the reason as said to the user otherwise.
+pub fn in_place_refusal(
+    path: &Path,
+    view: &dyn ReadAt,
+    extents: &[(u64, Vec<u8>)],
+    new_size: u64,
+) -> Result<Option<String>> {
+    let written = detect::write_path(path)?;
+    let target = detect::open_target(&written, &OpenOptions::default(), IoStats::new())?;
+    // A seed: the plan's new identifiers are never used.
+    let planned = target
+        .refuse_write()
+        .and_then(|()| target.plan(view, extents, &mut Ids::new(Some(0)), new_size));
+    match planned {
+        Ok(_) => Ok(None),
+        Err(e) => match e.kind {
+            ErrorKind::Refused(why) => Ok(Some(why)),
+            _ => Err(e),
+        },
+    }
+}
+
 impl WriteSession {
     /// Writes the disk as staged into a new image of another format at `new` (which must
     /// not exist): the source as it is with the staged extents over it, copied block by

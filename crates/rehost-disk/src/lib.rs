@@ -56,7 +56,8 @@ pub mod vmdk;
 
 pub use cache::{BlockCache, BLOCK_SIZE};
 pub use commit::{
-    open_for_write, refuse_growth, CommitOptions, CommitReport, WriteOptions, WriteSession,
+    in_place_refusal, open_for_write, refuse_growth, CommitOptions, CommitReport, WriteOptions,
+    WriteSession,
 };
 pub use create::{create, CreateOptions, CreateReport, NewFormat};
 pub use detect::{

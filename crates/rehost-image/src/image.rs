@@ -636,6 +636,21 @@ impl Image {
         self.staging.as_ref().map(|s| &s.mode)
     }
 
+    /// In a dry run, why the container would refuse to commit in place what is staged now
+    /// (see [`disk::in_place_refusal`]), asked without writing; `None` when it would take
+    /// it, when nothing is staged, and outside a dry run (where the open or the commit
+    /// itself refuses). A container that cannot even plan the write says why here too.
+    pub fn in_place_refusal(&self) -> Option<String> {
+        let s = self.staging.as_ref().filter(|s| s.mode == Mode::DryRun)?;
+        let extents = s.overlay.extents();
+        if extents.is_empty() && s.overlay.grown_by() == 0 {
+            return None;
+        }
+        let path = Path::new(&self.info.path);
+        disk::in_place_refusal(path, s.overlay.as_ref(), &extents, s.overlay.size())
+            .unwrap_or_else(|e| Some(e.to_string()))
+    }
+
     /// Commits what was staged (nothing for a dry run, which only counts it).
     pub fn finish(self) -> Result<Outcome> {
         self.end(true)
@@ -645,6 +660,7 @@ impl Image {
     /// back stays rolled back).
     pub fn discard(self) -> Outcome {
         let recovered = self.recovered();
+        let in_place_refusal = self.in_place_refusal();
         let extents = self
             .staging
             .as_ref()
@@ -657,6 +673,7 @@ impl Image {
             commit: None,
             recovered,
             shadow_copies: self.shadow_copies_written(),
+            in_place_refusal,
         }
     }
 
@@ -686,6 +703,7 @@ impl Image {
     fn end(self, commit: bool) -> Result<Outcome> {
         let recovered = self.recovered();
         let shadow_copies = self.shadow_copies_written();
+        let in_place_refusal = self.in_place_refusal();
         let grown_to = self.grown_to();
         let output_format = self.output_format;
         let Some(staging) = self.staging else {
@@ -721,6 +739,7 @@ impl Image {
             commit,
             recovered,
             shadow_copies,
+            in_place_refusal,
         })
     }
 }
