@@ -76,6 +76,8 @@ pub struct CommitOptions<'a> {
     /// Derive new identifiers (VHDX FileWriteGuid, DataWriteGuid, LogGuid) from this seed
     /// instead of the system's random source, so that the same commit gives the same bytes.
     pub seed: Option<u64>,
+    /// The adapter a new VMDK's descriptor names (`None`: the source VMDK's, else IDE).
+    pub vmdk_adapter: Option<crate::VmdkAdapter>,
 }
 
 /// What a commit did.
@@ -350,6 +352,47 @@ pub fn refuse_growth(path: &Path, new_size: u64) -> Result<()> {
     detect::open_target(path, &OpenOptions::default(), IoStats::new())?.refuse_growth(new_size)
 }
 
+/// The adapter a new VMDK made from the image at `path` names (`ddb.adapterType`): `asked`,
+/// else the source's when the source is a VMDK whose descriptor names one of
+/// [`crate::VmdkAdapter`]'s, else IDE; with a note when the source names an adapter that
+/// is not carried.
+pub fn vmdk_adapter_for(
+    path: &Path,
+    asked: Option<crate::VmdkAdapter>,
+) -> Result<(crate::VmdkAdapter, Option<String>)> {
+    if let Some(a) = asked {
+        return Ok((a, None));
+    }
+    let target = detect::open_target(path, &OpenOptions::default(), IoStats::new())?;
+    Ok(carried_adapter(&target, None))
+}
+
+/// [`vmdk_adapter_for`] of an opened source.
+fn carried_adapter(
+    target: &Target,
+    asked: Option<crate::VmdkAdapter>,
+) -> (crate::VmdkAdapter, Option<String>) {
+    if let Some(a) = asked {
+        return (a, None);
+    }
+    let Target::Vmdk(v) = target else {
+        return (crate::VmdkAdapter::default(), None);
+    };
+    match v.descriptor().adapter_type.as_deref() {
+        None => (crate::VmdkAdapter::default(), None),
+        Some(name) => match crate::VmdkAdapter::from_name(name) {
+            Some(a) => (a, None),
+            None => (
+                crate::VmdkAdapter::default(),
+                Some(format!(
+                    "the source's adapter type {name:?} is none of {}: the new VMDK names                      ide (--vmdk-adapter chooses another)",
+                    crate::VmdkAdapter::NAMES
+                )),
+            ),
+        },
+    }
+}
+
 /// Why a commit in place of `extents` (sorted, disjoint virtual-disk extents staged over
 /// the image at `path`, read as staged through `view`, a disk of `new_size` bytes) would be
 /// refused, asked of the container without writing anything: for a dry run, which opens
@@ -390,12 +433,19 @@ impl WriteSession {
     ) -> Result<CommitReport> {
         let extents = self.overlay.extents();
         let len_before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        let created = crate::create(
+        let (adapter, adapter_note) = carried_adapter(&self.target, opts.vmdk_adapter);
+        let mut created = crate::create(
             self.overlay.as_ref(),
             new,
             format,
-            &crate::CreateOptions { seed: opts.seed },
+            &crate::CreateOptions {
+                seed: opts.seed,
+                vmdk_adapter: Some(adapter),
+            },
         )?;
+        if format.format() == crate::Format::Vmdk {
+            created.notes.extend(adapter_note);
+        }
         Ok(CommitReport {
             path: created.path,
             staged_extents: extents.len(),

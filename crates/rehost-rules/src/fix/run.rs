@@ -161,7 +161,8 @@ pub fn fix(
     let started = std::time::Instant::now();
     let staged = Image::open_staged(image, mode)?
         .allow_shadow_copies(opts.allow_shadow_copies)
-        .output_format(opts.output_format);
+        .output_format(opts.output_format)
+        .vmdk_adapter(opts.vmdk_adapter);
     let mut report = fix_image(staged, t, opts, force)?;
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(report)
