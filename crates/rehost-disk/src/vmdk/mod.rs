@@ -18,6 +18,7 @@
 mod descriptor;
 mod header;
 mod sparse;
+mod split;
 mod write;
 
 pub use descriptor::{Descriptor, Extent, ExtentType};
