@@ -8,8 +8,8 @@
 //! fixed raw copy, `qemu-img check` finds no error and no leak, `check` says the install
 //! boots, the parent is untouched, and `undo` gives back the original file byte for byte.
 //! Images rehost does not write in place (compressed qcow2 clusters, internal snapshots,
-//! streamOptimized VMDKs) are refused unchanged, and the dry runs of fix,
-//! put and reg set say up front that they would be.
+//! streamOptimized VMDKs, an extent file of a split VMDK given alone) are refused
+//! unchanged, and the dry runs of fix, put and reg set say up front that they would be.
 
 mod common;
 
@@ -198,10 +198,17 @@ fn images_not_written_in_place_are_refused_unchanged() {
     let snap = make("s.qcow2", "qcow2", &[]);
     qemu_img(&["snapshot", "-c", "before", &snap]);
     let stream = make("st.vmdk", "vmdk", &["-o", "subformat=streamOptimized"]);
+    make("t.vmdk", "vmdk", &["-o", "subformat=twoGbMaxExtentSparse"]);
+    let extent = dir
+        .path()
+        .join("t-s001.vmdk")
+        .to_string_lossy()
+        .into_owned();
     for (image, why) in [
         (&compressed, "compressed"),
         (&snap, "internal snapshots"),
         (&stream, "streamOptimized"),
+        (&extent, "through the descriptor"),
     ] {
         let before = sha256_file(Path::new(image));
         let out = fix_in_place(Path::new(image), "hyperv-gen1");

@@ -67,6 +67,14 @@ impl Vmdk {
         if s.file.name() != self.info.path {
             return Err("its sparse extent is another file than the one given".into());
         }
+        if self.bare_extent {
+            // Written alone, it would leave its disk's descriptor (its CID) and the
+            // journals of the disk's other files out of step.
+            return Err(
+                "it is a sparse extent without a descriptor, an extent file of a disk of                  several files (twoGbMaxExtentSparse): write the disk through the descriptor                  that names it"
+                    .into(),
+            );
+        }
         if s.gd_offset != s.header.gd_offset {
             return Err(
                 "its grain directory is unusable (the redundant one was read); repair it first"
