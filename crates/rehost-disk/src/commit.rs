@@ -21,7 +21,7 @@
 //! complete, and the staged extents are read back through a fresh, uncached reader of the
 //! image. A commit that does not read back as staged is undone, and said so. A VMDK of
 //! several files (a descriptor and its extent files) is planned file by file and each
-//! file journaled beside itself, the journals tied to the descriptor's (see `undo`).
+//! file journaled beside itself, the journals tied to the descriptor's (see `several`).
 //!
 //! [`WriteSession::commit_to`] writes a new image of the same format instead: the source is
 //! copied (holes kept: only its data runs are copied) to `NEW.rehost-partial`, the plan is
@@ -150,15 +150,15 @@ pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> 
     // A VMDK of several files journals each file beside it, and recovers them together.
     let members = detect::journal_members(path)?;
     let recovery = if lock.is_exclusive() {
-        undo::recover_set(path, &members, &mut Steps::new(None))?
-    } else if undo::interrupted_set(path, &members)? {
+        crate::several::recover_set(path, &members, &mut Steps::new(None))?
+    } else if crate::several::interrupted_set(path, &members)? {
         if lock.set(true).is_err() {
             return Err(ctx.invalid(
                 "a commit into this image was interrupted and must be rolled back, but \
                  another rehost process has the image open: retry when it is done",
             ));
         }
-        let r = undo::recover_set(path, &members, &mut Steps::new(None))?;
+        let r = crate::several::recover_set(path, &members, &mut Steps::new(None))?;
         lock.set(false)?;
         r
     } else {
@@ -229,19 +229,7 @@ impl WriteSession {
     }
 
     fn report(&self, plan: &Plan, path: &Path, extents: &[(u64, Vec<u8>)]) -> CommitReport {
-        CommitReport {
-            path: path.to_path_buf(),
-            staged_extents: extents.len(),
-            staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
-            host_writes: plan.writes().count(),
-            bytes_written: plan.bytes_written(),
-            len_before: plan.file_len,
-            len_after: plan.new_len,
-            journal: None,
-            journal_bytes: 0,
-            steps: 0,
-            notes: plan.notes.clone(),
-        }
+        report_of(plan, path, extents)
     }
 
     /// Commits in place, behind the undo journal (see the module documentation).
@@ -259,7 +247,7 @@ impl WriteSession {
             self.overlay.size(),
         )?;
         if files.len() > 1 {
-            return self.commit_files(files, &extents, opts);
+            return crate::several::commit(&self.path, &self.members, files, &extents, opts);
         }
         let Some((_, plan)) = files.pop() else {
             return Err(ctx.invalid("the container planned no file"));
@@ -311,123 +299,6 @@ impl WriteSession {
         report.journal_bytes = generation.len() as u64 + 32;
         report.steps = steps.taken();
         Ok(report)
-    }
-
-    /// Commits in place into several files (a VMDK's descriptor first, then its extent
-    /// files), each behind a journal of its own, tied to the descriptor's (see `undo`):
-    /// journals put in place, the descriptor's first; the writes, each file flushed; the
-    /// descriptor's journal marked complete, then the others'; the read-back.
-    fn commit_files(
-        self,
-        files: Vec<(PathBuf, Plan)>,
-        extents: &[(u64, Vec<u8>)],
-        opts: &CommitOptions,
-    ) -> Result<CommitReport> {
-        let ctx = Ctx::new(self.path.display().to_string(), Layer::File);
-        let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-        let known: Vec<PathBuf> = self.members.iter().map(|m| canon(m)).collect();
-        for (p, _) in &files[1..] {
-            if !known.contains(&canon(p)) {
-                return Err(ctx.invalid(format!(
-                    "the commit would write {}, which the descriptor does not name beside it",
-                    p.display()
-                )));
-            }
-        }
-        let mut report = self.report(&files[0].1, &self.path, extents);
-        for (p, plan) in &files[1..] {
-            report.host_writes += plan.writes().count();
-            report.bytes_written += plan.bytes_written();
-            report
-                .notes
-                .extend(plan.notes.iter().map(|n| format!("{}: {n}", p.display())));
-        }
-        let mut steps = Steps::new(opts.observer);
-        let lead = &self.path;
-        let prior = journal::read(lead)?;
-        let number = prior
-            .as_ref()
-            .and_then(|j| j.generations.last())
-            .map_or(0, |g| g.number + 1);
-        let mut journals = Vec::with_capacity(files.len());
-        for (i, (p, plan)) in files.iter().enumerate() {
-            let path = if i == 0 { lead.as_path() } else { p.as_path() };
-            if i > 0 && plan.is_empty() {
-                continue;
-            }
-            let img = WriteFile::open(path, Layer::File)?;
-            if img.len()? != plan.file_len {
-                return Err(ctx.invalid(format!(
-                    "{} changed size since it was opened",
-                    path.display()
-                )));
-            }
-            let prior = if i == 0 {
-                prior.clone()
-            } else {
-                journal::read(path)?
-            };
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            let generation = journal::encode(plan, &img, number, &name)?;
-            drop(img);
-            let installed = undo::install(path, prior.as_ref(), &generation, &mut steps);
-            let j = match installed {
-                Ok(j) => j,
-                Err(e) => {
-                    return Err(self.roll_back_files(&ctx, e, &mut steps));
-                }
-            };
-            report.journal_bytes += generation.len() as u64 + 32;
-            journals.push((path.to_path_buf(), j));
-        }
-        // The extent files first, the descriptor (whose new CID says the disk changed)
-        // last.
-        for (i, (p, plan)) in files.iter().enumerate().rev() {
-            let path = if i == 0 { lead.as_path() } else { p.as_path() };
-            if plan.is_empty() {
-                continue;
-            }
-            let done = WriteFile::open(path, Layer::File).and_then(|f| apply(plan, &f, &mut steps));
-            if let Err(e) = done {
-                return Err(self.roll_back_files(&ctx, e, &mut steps));
-            }
-        }
-        steps.phase("journal");
-        for (_, j) in &journals {
-            undo::mark_committed(j, &mut steps)?;
-        }
-        if let Err(e) = verify(&self.path, extents) {
-            steps.phase("undo");
-            undo::undo_last_set(&self.path, &self.members, &mut steps)?;
-            return Err(ctx.error(
-                Location::None,
-                ErrorKind::Corrupt(format!("{e}; the commit was undone")),
-            ));
-        }
-        report.len_before = files[0].1.file_len;
-        report.len_after = files[0].1.new_len;
-        report.journal = journals.first().map(|(_, j)| j.path.clone());
-        report.steps = steps.taken();
-        Ok(report)
-    }
-
-    /// `e`, a failed write into several files, with what rolling them back did.
-    fn roll_back_files(
-        &self,
-        ctx: &Ctx,
-        e: rehost_core::Error,
-        steps: &mut Steps,
-    ) -> rehost_core::Error {
-        let how = match undo::recover_set(&self.path, &self.members, steps) {
-            Ok(_) => "the image's files were rolled back".to_string(),
-            Err(r) => format!(
-                "rolling back failed too ({r}); they will be rolled back when the image is                  next opened for writing"
-            ),
-        };
-        ctx.error(
-            e.location.clone(),
-            ErrorKind::Io(std::io::Error::other(format!("{e}; {how}"))),
-        )
     }
 
     /// Commits into a new image at `new`, which must not exist (see the module
@@ -612,7 +483,7 @@ impl WriteSession {
 }
 
 /// Reads every staged extent back from `path` through a fresh, uncached reader.
-fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
+pub(crate) fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
     let opts = OpenOptions {
         cache_blocks: 0,
         map_raw: false,
@@ -640,7 +511,7 @@ fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
 }
 
 /// Carries out `plan` on `file`: per phase, the length, the writes, a flush.
-fn apply(plan: &Plan, file: &WriteFile, steps: &mut Steps) -> Result<()> {
+pub(crate) fn apply(plan: &Plan, file: &WriteFile, steps: &mut Steps) -> Result<()> {
     for phase in &plan.phases {
         steps.phase(phase.name);
         if let Some(len) = phase.set_len {
@@ -723,5 +594,22 @@ mod tests {
         let reader = open_for_write(&path, &WriteOptions::new_image()).unwrap();
         assert!(open_for_write(&path, &WriteOptions::in_place()).is_err());
         drop(reader);
+    }
+}
+
+/// What a commit of `plan` into `path` of the staged `extents` reports before it is made.
+pub(crate) fn report_of(plan: &Plan, path: &Path, extents: &[(u64, Vec<u8>)]) -> CommitReport {
+    CommitReport {
+        path: path.to_path_buf(),
+        staged_extents: extents.len(),
+        staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
+        host_writes: plan.writes().count(),
+        bytes_written: plan.bytes_written(),
+        len_before: plan.file_len,
+        len_after: plan.new_len,
+        journal: None,
+        journal_bytes: 0,
+        steps: 0,
+        notes: plan.notes.clone(),
     }
 }

@@ -268,7 +268,7 @@ pub(crate) fn write_path(path: &Path) -> Result<std::path::PathBuf> {
 }
 
 /// The files beside the image at `path` that a write in place may write too, and whose
-/// journals go with its own (see `undo`): for a VMDK descriptor written as such (not
+/// journals go with its own (see `several`): for a VMDK descriptor written as such (not
 /// through its one flat extent, see [`write_path`]), the extent files it names beside it;
 /// none for an image of one file.
 pub(crate) fn journal_members(path: &Path) -> Result<Vec<std::path::PathBuf>> {

@@ -46,6 +46,7 @@ mod overlay;
 mod plan;
 pub mod qcow2;
 mod raw;
+mod several;
 mod sync;
 mod tables;
 mod target;

@@ -46,7 +46,7 @@ pub struct UndoReport {
 
 /// Removes a journal left half written by a commit killed before the journal was in place.
 /// The caller holds the exclusive lock.
-fn remove_partial(image: &Path, steps: &mut Steps) -> Result<()> {
+pub(crate) fn remove_partial(image: &Path, steps: &mut Steps) -> Result<()> {
     let partial = journal::partial_path(image);
     if partial.exists() {
         sync::remove(steps, &partial, &journal::ctx(image))?;
@@ -84,7 +84,12 @@ pub(crate) fn interrupted(image: &Path) -> Result<bool> {
 }
 
 /// Checks `image` against `g` leniently, writes back what `g` saved, and drops `g`.
-fn roll_back(image: &Path, j: &Journal, g: &Generation, steps: &mut Steps) -> Result<u64> {
+pub(crate) fn roll_back(
+    image: &Path,
+    j: &Journal,
+    g: &Generation,
+    steps: &mut Steps,
+) -> Result<u64> {
     steps.phase("rollback");
     let jf = WriteFile::open_read(&j.path, Layer::Journal)?;
     let img = WriteFile::open(image, Layer::File)?;
@@ -109,7 +114,12 @@ fn drop_generation(j: &Journal, g: &Generation, steps: &mut Steps) -> Result<()>
 }
 
 /// Appends a marker for `g` at the end of the journal and flushes it.
-fn append_marker(path: &Path, g: &Generation, undoing: bool, steps: &mut Steps) -> Result<()> {
+pub(crate) fn append_marker(
+    path: &Path,
+    g: &Generation,
+    undoing: bool,
+    steps: &mut Steps,
+) -> Result<()> {
     let jf = WriteFile::open(path, Layer::Journal)?;
     let at = jf.len()?;
     jf.write(steps, at, &journal::marker(g, undoing))?;
@@ -147,7 +157,7 @@ pub fn undo(image: &Path, observer: Option<Observer>) -> Result<UndoReport> {
         len_after: len_before,
     };
     if !members.is_empty() {
-        undo_set(image, &members, &mut steps, &mut report)?;
+        crate::several::undo(image, &members, &mut steps, &mut report)?;
         return Ok(report);
     }
     for g in j.generations.iter().rev() {
@@ -232,188 +242,4 @@ pub(crate) fn mark_committed(j: &Journal, steps: &mut Steps) -> Result<()> {
         Some(g) => append_marker(&j.path, g, false, steps),
         None => Ok(()),
     }
-}
-
-// A VMDK of several files (a descriptor and its extent files) is written by one commit
-// into several files, each journaled beside itself. The descriptor's journal leads: it is
-// put in place first, marked complete first (the commit's point of no return), and undone
-// last; each extent file's generation takes the number of the descriptor's generation of
-// the same commit, and is marked complete only after the descriptor's. So an extent file
-// whose last generation is numbered as the descriptor's last belongs to that commit: rolled
-// back with it when it was interrupted (or its undo was), marked complete when the
-// descriptor's is. A member generation numbered past the descriptor's last cannot happen.
-
-/// The last generation of `member`'s journal, if any: its number and state.
-fn member_last(member: &Path) -> Result<Option<(u32, State)>> {
-    Ok(journal::read(member)?.and_then(|j| j.generations.last().map(|g| (g.number, g.state))))
-}
-
-/// Rolls back `member`'s last generation if it is numbered `number`; the bytes restored.
-fn roll_back_member(member: &Path, number: u32, steps: &mut Steps) -> Result<u64> {
-    remove_partial(member, steps)?;
-    let Some(j) = journal::read(member)? else {
-        return Ok(0);
-    };
-    match j.generations.last() {
-        Some(g) if g.number == number => roll_back(member, &j, g, steps),
-        _ => Ok(0),
-    }
-}
-
-/// The error of journals out of step with the descriptor's.
-fn out_of_step(lead: &Path, member: &Path, what: &str) -> rehost_core::Error {
-    journal::ctx(member).corrupt(
-        0,
-        format!(
-            "{what}: the undo journal of {} is out of step with that of its descriptor {}; \
-             nothing was restored",
-            member.display(),
-            lead.display()
-        ),
-    )
-}
-
-/// [`recover`] for an image of several files: `lead` (whose exclusive lock the caller
-/// holds) and its `members`. An interrupted commit (or undo) is rolled back in every file;
-/// a commit interrupted after its point of no return is marked complete in the members.
-pub(crate) fn recover_set(
-    lead: &Path,
-    members: &[PathBuf],
-    steps: &mut Steps,
-) -> Result<Option<Recovery>> {
-    if members.is_empty() {
-        return recover(lead, steps);
-    }
-    remove_partial(lead, steps)?;
-    let j = journal::read(lead)?;
-    let last = j.as_ref().and_then(|j| j.generations.last());
-    if let Some(g) = last.filter(|g| g.state != State::Committed) {
-        let mut restored = 0;
-        for m in members {
-            restored += roll_back_member(m, g.number, steps)?;
-        }
-        let r = recover(lead, steps)?;
-        return Ok(r.map(|r| Recovery {
-            bytes_restored: r.bytes_restored + restored,
-            ..r
-        }));
-    }
-    let number = last.map(|g| g.number);
-    for m in members {
-        remove_partial(m, steps)?;
-        let Some(mj) = journal::read(m)? else {
-            continue;
-        };
-        let Some(mg) = mj.generations.last() else {
-            continue;
-        };
-        if number.is_none_or(|n| mg.number > n) {
-            return Err(out_of_step(
-                lead,
-                m,
-                &format!("its generation {} is newer", mg.number),
-            ));
-        }
-        match mg.state {
-            State::Committed => {}
-            // Past the point of no return: the member's writes were all made and flushed.
-            State::Pending if Some(mg.number) == number => {
-                steps.phase("journal");
-                let jf = WriteFile::open_read(&mj.path, Layer::Journal)?;
-                let img = WriteFile::open_read(m, Layer::File)?;
-                mg.check(&jf, &img, true)?;
-                drop((jf, img));
-                append_marker(&mj.path, mg, false, steps)?;
-            }
-            _ => {
-                return Err(out_of_step(
-                    lead,
-                    m,
-                    &format!("its generation {} is unfinished", mg.number),
-                ))
-            }
-        }
-    }
-    Ok(None)
-}
-
-/// [`interrupted`] for an image of several files.
-pub(crate) fn interrupted_set(lead: &Path, members: &[PathBuf]) -> Result<bool> {
-    if interrupted(lead)? {
-        return Ok(true);
-    }
-    for m in members {
-        if member_last(m)?.is_some_and(|(_, s)| s != State::Committed) {
-            return Ok(true);
-        }
-    }
-    Ok(false)
-}
-
-/// [`undo_last`] for an image of several files: the last commit undone in every file.
-pub(crate) fn undo_last_set(lead: &Path, members: &[PathBuf], steps: &mut Steps) -> Result<()> {
-    let Some(j) = journal::read(lead)? else {
-        return Ok(());
-    };
-    let Some(g) = j.generations.last() else {
-        return Ok(());
-    };
-    if g.state == State::Committed {
-        append_marker(&j.path, g, true, steps)?;
-    }
-    for m in members {
-        roll_back_member(m, g.number, steps)?;
-    }
-    roll_back(lead, &j, g, steps).map(|_| ())
-}
-
-/// [`undo`] for an image of several files: every commit undone in every file, newest
-/// first, each file checked before anything is restored.
-fn undo_set(
-    image: &Path,
-    members: &[PathBuf],
-    steps: &mut Steps,
-    report: &mut UndoReport,
-) -> Result<()> {
-    // An interrupted commit or undo first, and members brought in step.
-    if let Some(r) = recover_set(image, members, steps)? {
-        report.bytes_restored += r.bytes_restored;
-        report.generations.push(r.generation);
-        report.len_after = r.len;
-    }
-    while let Some(j) = journal::read(image)? {
-        let Some(g) = j.generations.last() else { break };
-        let jf = WriteFile::open_read(&j.path, Layer::Journal)?;
-        let img = WriteFile::open_read(image, Layer::File)?;
-        g.check(&jf, &img, true)?;
-        drop((jf, img));
-        for m in members {
-            let Some(mj) = journal::read(m)? else {
-                continue;
-            };
-            if let Some(mg) = mj.generations.last().filter(|mg| mg.number == g.number) {
-                let jf = WriteFile::open_read(&mj.path, Layer::Journal)?;
-                let img = WriteFile::open_read(m, Layer::File)?;
-                mg.check(&jf, &img, true)?;
-            }
-        }
-        steps.phase("undo");
-        append_marker(&j.path, g, true, steps)?;
-        for m in members {
-            report.bytes_restored += roll_back_member(m, g.number, steps)?;
-        }
-        report.bytes_restored += roll_back(image, &j, g, steps)?;
-        report.generations.push(g.number);
-        report.len_after = g.orig_len;
-    }
-    for m in members {
-        if member_last(m)?.is_some() {
-            return Err(out_of_step(
-                image,
-                m,
-                "it keeps generations the descriptor's journal does not",
-            ));
-        }
-    }
-    Ok(())
 }

@@ -222,7 +222,7 @@ fn parse_generation(
     };
     if let Some(p) = prev {
         // Numbers rise by one for a file written alone; an extent file of a VMDK of
-        // several files takes the number of its descriptor's generation (see `undo`), so
+        // several files takes the number of its descriptor's generation (see `several`), so
         // it may skip.
         if p.new_len != orig_len || number <= p.number {
             return Err(ctx.corrupt(

@@ -11,7 +11,7 @@
 //! descriptor's CID is renewed once, in the descriptor file.
 //!
 //! The result is one plan per file, the descriptor's first: the commit journals each file
-//! beside it and ties the journals together (`undo`), so that a commit interrupted in any
+//! beside it and ties the journals together (`several`), so that a commit interrupted in any
 //! file is rolled back in all of them and `rehost undo` restores every file.
 //!
 //! Refused, with the reason: compressed (streamOptimized) extents, a sparse extent whose
