@@ -19,6 +19,8 @@ mod vhd;
 mod vhdx;
 mod vmdk;
 
+pub use vmdk::VmdkAdapter;
+
 use crate::ids::Ids;
 use crate::ReadAt;
 use rehost_core::error::{Ctx, Layer, Result};
@@ -138,6 +140,8 @@ pub struct CreateOptions {
     /// Derive the new image's identifiers from this seed (reproducible bytes), instead of
     /// the system's random source.
     pub seed: Option<u64>,
+    /// The adapter a new VMDK's descriptor names (`None`: IDE).
+    pub vmdk_adapter: Option<VmdkAdapter>,
 }
 
 /// What making a new image did.
@@ -433,7 +437,15 @@ pub fn create(
                     .ok_or_else(|| ctx.invalid("a VMDK's descriptor names its file in UTF-8"))?;
                 let stream = format == NewFormat::VmdkStream;
                 (
-                    vmdk::write(src, &mut o, &mut ids, name, stream, &ctx)?,
+                    vmdk::write(
+                        src,
+                        &mut o,
+                        &mut ids,
+                        name,
+                        stream,
+                        opts.vmdk_adapter.unwrap_or_default(),
+                        &ctx,
+                    )?,
                     vmdk::BLOCK,
                 )
             }
