@@ -443,7 +443,7 @@ pub fn main() -> i32 {
         Err(e) => e.format(&mut command).exit(),
     };
     // The tree of every subcommand's arguments is not used again and the process ends
-    // soon: taking it apart cost a quarter as much as building it, on every command.
+    // soon: taking it apart cost a third as much as building it, on every command.
     std::mem::forget(command);
     if cli.stats && !takes_stats(&cli.command) {
         eprintln!(
