@@ -512,18 +512,39 @@ fn verify(
         ));
     }
     let size = src.size();
-    let mut b = vec![0u8; block.min(size) as usize];
-    for &(k, sum) in with_data {
-        let at = k * block;
-        let n = block.min(size - at) as usize;
-        disk.read_once(at, &mut b[..n])?;
-        if crc32c::crc32c(&b[..n]) != sum {
-            return Err(ctx.corrupt(
-                at,
-                "the new image does not read back as the source: it is removed",
-            ));
+    // The blocks are read back on as many threads as there are cores (up to four), a share
+    // of them each: reading back from the page cache and summing them is all CPU.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let share = with_data.len().div_ceil(threads).max(1);
+    let read_back = |blocks: &[(u64, u32)]| -> Result<()> {
+        let mut b = vec![0u8; block.min(size) as usize];
+        for &(k, sum) in blocks {
+            let at = k * block;
+            let n = block.min(size - at) as usize;
+            disk.read_once(at, &mut b[..n])?;
+            if crc32c::crc32c(&b[..n]) != sum {
+                return Err(ctx.corrupt(
+                    at,
+                    "the new image does not read back as the source: it is removed",
+                ));
+            }
         }
-    }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let others: Vec<_> = with_data
+            .chunks(share)
+            .skip(1)
+            .map(|part| s.spawn(move || read_back(part)))
+            .collect();
+        let first = read_back(with_data.chunks(share).next().unwrap_or(&[]));
+        others.into_iter().fold(first, |r, t| {
+            let other = t
+                .join()
+                .unwrap_or_else(|_| Err(ctx.invalid("a read-back thread stopped")));
+            r.and(other)
+        })
+    })?;
     if let Some(ranges) = disk.allocated()? {
         for (o, l) in ranges {
             let (first, last) = (o / block, (o + l - 1) / block);
