@@ -13,6 +13,9 @@ use rehost_core::io::ReadAt;
 pub const FILE_HEADER_SIZE: u64 = 32;
 /// A section descriptor's size.
 pub const DESCRIPTOR_SIZE: u64 = 64;
+/// The most sections read in one segment file (a sector table maps thousands of chunks:
+/// a million tables is far more than any segment holds).
+const MAX_SECTIONS: usize = 1 << 20;
 
 /// Section types (the descriptor's first field).
 pub mod kind {
@@ -240,6 +243,12 @@ pub fn sections(file: &HostFile, ctx: &Ctx) -> Result<Vec<Descriptor>> {
     })?;
     let mut out = Vec::new();
     loop {
+        if out.len() >= MAX_SECTIONS {
+            return Err(ctx.corrupt(
+                d.offset,
+                format!("more than {MAX_SECTIONS} sections in one segment file"),
+            ));
+        }
         let previous = d.previous;
         let data = d.data();
         out.push(d);

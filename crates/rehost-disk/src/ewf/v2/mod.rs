@@ -140,17 +140,16 @@ pub fn open(first: HostFile, parents: &ParentOpener) -> Result<Ewf> {
         }
         segments.push(file);
     }
+    // An image without a sector table (an empty media) still says its geometry.
     let Geometry {
         chunk: chunk_size,
         size,
         count,
         bytes_per_sector,
-    } = walk.geometry.ok_or_else(|| {
-        ctx.corrupt(
-            descriptor::FILE_HEADER_SIZE,
-            "no device information and case data say how the media is cut into chunks",
-        )
-    })?;
+    } = match walk.geometry {
+        Some(g) => g,
+        None => geometry(&walk, &ctx, descriptor::FILE_HEADER_SIZE)?,
+    };
     if walk.chunks.len() as u64 != count {
         return Err(ctx.corrupt(
             descriptor::FILE_HEADER_SIZE,
