@@ -2,12 +2,11 @@
 
 mod cli;
 
-/// mimalloc, with its transparent huge pages: a fix copies a hive of several MB a few times,
-/// and under glibc's malloc every copy paid for fresh 4 KiB pages, faulted in and zeroed one
-/// by one, a third of its time. It costs each process about half a millisecond to start
-/// (README, Speed).
+mod alloc;
+
+/// Small blocks from malloc, large ones from mimalloc with huge pages (see `alloc`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Split = alloc::Split;
 
 /// mimalloc's `mi_option_destroy_on_exit`: its place in the `mi_option_t` enumeration of
 /// mimalloc.h, which keeps retired options as placeholders so that each place stays fixed.

@@ -371,6 +371,7 @@ fn a_growth_interrupted_at_any_step_rolls_back() {
         let commit = disk::CommitOptions {
             observer: None,
             seed: Some(1),
+            vmdk_adapter: None,
         };
         stage(&done).commit(&commit).unwrap();
         let after = (
@@ -388,6 +389,7 @@ fn a_growth_interrupted_at_any_step_rolls_back() {
             let commit = disk::CommitOptions {
                 observer: Some(&observer),
                 seed: Some(1),
+                vmdk_adapter: None,
             };
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.commit(&commit)));
             match r {

@@ -8,7 +8,8 @@
 //! fixed raw copy, `qemu-img check` finds no error and no leak, `check` says the install
 //! boots, the parent is untouched, and `undo` gives back the original file byte for byte.
 //! Images rehost does not write in place (compressed qcow2 clusters, internal snapshots,
-//! streamOptimized and split sparse VMDKs) are refused unchanged.
+//! streamOptimized VMDKs, an extent file of a split VMDK given alone) are refused
+//! unchanged, and the dry runs of fix, put and reg set say up front that they would be.
 
 mod common;
 
@@ -197,12 +198,17 @@ fn images_not_written_in_place_are_refused_unchanged() {
     let snap = make("s.qcow2", "qcow2", &[]);
     qemu_img(&["snapshot", "-c", "before", &snap]);
     let stream = make("st.vmdk", "vmdk", &["-o", "subformat=streamOptimized"]);
-    let split = make("t.vmdk", "vmdk", &["-o", "subformat=twoGbMaxExtentSparse"]);
+    make("t.vmdk", "vmdk", &["-o", "subformat=twoGbMaxExtentSparse"]);
+    let extent = dir
+        .path()
+        .join("t-s001.vmdk")
+        .to_string_lossy()
+        .into_owned();
     for (image, why) in [
         (&compressed, "compressed"),
         (&snap, "internal snapshots"),
         (&stream, "streamOptimized"),
-        (&split, "another file than the one given"),
+        (&extent, "through the descriptor"),
     ] {
         let before = sha256_file(Path::new(image));
         let out = fix_in_place(Path::new(image), "hyperv-gen1");
@@ -217,7 +223,55 @@ fn images_not_written_in_place_are_refused_unchanged() {
             "{image}: {err}"
         );
         assert_eq!(sha256_file(Path::new(image)), before, "{image} changed");
+        // The dry runs of fix, put and reg set say so up front, from the container's plan,
+        // and write nothing either.
+        let said = |args: &[&str]| {
+            let out = rehost_command().args(args).output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr)
+        };
+        let local = dir.path().join("note.txt");
+        std::fs::write(&local, b"a note").unwrap();
+        let local = local.to_string_lossy().into_owned();
+        for args in [
+            vec!["fix", "--target", "hyperv-gen1", "--dry-run", image],
+            vec!["put", image, &local, "/note.txt", "--dry-run"],
+            vec![
+                "reg",
+                "set",
+                image,
+                "HKLM\\SYSTEM\\Select",
+                "--value",
+                "Note",
+                "--type",
+                "REG_DWORD",
+                "--data",
+                "1",
+                "--dry-run",
+            ],
+        ] {
+            let text = said(&args);
+            assert!(
+                text.contains("--in-place would be refused: ")
+                    && text.contains(why)
+                    && text.contains("--output"),
+                "{args:?}: {text}"
+            );
+        }
+        assert_eq!(sha256_file(Path::new(image)), before, "{image} changed");
     }
+    // A dry run on an image written in place says nothing of the kind.
+    let plain = make("p.qcow2", "qcow2", &[]);
+    let out = rehost_command()
+        .args(["fix", "--target", "hyperv-gen1", "--dry-run", &plain])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("dry run") && !text.contains("would be refused"),
+        "{text}"
+    );
 }
 
 /// `fix --output NEW.qcow2` from a qcow2: the source copied, the fix planned as in place on

@@ -26,10 +26,31 @@ pub fn new_format(output: &Path, asked: Option<&str>) -> Result<NewFormat> {
     }
 }
 
-pub fn run(input: &Path, output: &Path, format: Option<&str>, stats: bool) -> Result<i32> {
+pub fn run(
+    input: &Path,
+    output: &Path,
+    format: Option<&str>,
+    adapter: Option<&str>,
+    stats: bool,
+) -> Result<i32> {
     let format = new_format(output, format)?;
+    let asked = super::write::vmdk_adapter(adapter)?;
     let src = disk::open(input, &disk::OpenOptions::default())?;
-    let r = disk::create(&src, output, format, &disk::CreateOptions::default())?;
+    let (adapter, note) = if format.format() == disk::Format::Vmdk {
+        disk::vmdk_adapter_for(input, asked)?
+    } else {
+        (asked.unwrap_or_default(), None)
+    };
+    let mut r = disk::create(
+        &src,
+        output,
+        format,
+        &disk::CreateOptions {
+            vmdk_adapter: Some(adapter),
+            ..disk::CreateOptions::default()
+        },
+    )?;
+    r.notes.extend(note);
     println!(
         "{}: {} {} disk ({}) written as a {format}: {} of {} blocks hold data, {} written, \
          the file is {}; read back and compared",

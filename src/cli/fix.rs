@@ -197,5 +197,13 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
     for l in super::write::shadow_copy_notes(&mode, r.committed, &r.shadow_copies) {
         writeln!(out, "{}: {l}", r.image)?;
     }
+    if let Some(why) = &r.in_place_refusal {
+        writeln!(
+            out,
+            "{}: {}",
+            r.image,
+            super::write::in_place_refusal_note(why)
+        )?;
+    }
     Ok(())
 }

@@ -259,6 +259,10 @@ enum Command {
         /// vmdk-stream (streamOptimized, for upload to vSphere).
         #[arg(long, short = 'O')]
         output_format: Option<String>,
+        /// For a VMDK output: the adapter its descriptor names (ddb.adapterType): ide,
+        /// buslogic, lsilogic, legacyESX. Default: the input's, when it is a VMDK; else ide.
+        #[arg(long)]
+        vmdk_adapter: Option<String>,
     },
     /// Read fleet ledgers (`--ledger`) back: verdicts by target, the Windows versions,
     /// findings by rule, predicted STOP codes, fix outcomes, time and bytes read per image,
@@ -401,6 +405,7 @@ impl FixArgs {
             rebuild_boot: self.rebuild_boot,
             allow_shadow_copies: false,
             output_format: None,
+            vmdk_adapter: None,
         }
     }
 }
@@ -431,7 +436,15 @@ fn check_rule_names(only: &[String], skip: &[String]) -> Result<(), Usage> {
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut matches = command.get_matches_mut();
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches_mut(&mut matches) {
+        Ok(cli) => cli,
+        Err(e) => e.format(&mut command).exit(),
+    };
+    // The tree of every subcommand's arguments is not used again and the process ends
+    // soon: taking it apart cost a third as much as building it, on every command.
+    std::mem::forget(command);
     if cli.stats && !takes_stats(&cli.command) {
         eprintln!(
             "rehost: --stats applies to inspect, check, fix, volumes, ls and cat, which read \
@@ -542,6 +555,7 @@ pub fn main() -> i32 {
                         options: rehost::rules::fix::FixOptions {
                             allow_shadow_copies: mode.allow_shadow_copies,
                             output_format: mode.output_format()?,
+                            vmdk_adapter: mode.vmdk_adapter()?,
                             ..fixing.options()
                         },
                         force: *force,
@@ -640,7 +654,14 @@ pub fn main() -> i32 {
             input,
             output,
             output_format,
-        } => convert::run(input, output, output_format.as_deref(), cli.stats),
+            vmdk_adapter,
+        } => convert::run(
+            input,
+            output,
+            output_format.as_deref(),
+            vmdk_adapter.as_deref(),
+            cli.stats,
+        ),
         Command::Report {
             ledgers,
             command,

@@ -412,6 +412,9 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
             for l in notes {
                 eprintln!("rehost: {l}");
             }
+            if let Some(why) = staged.in_place_refusal() {
+                eprintln!("rehost: {}", super::write::in_place_refusal_note(&why));
+            }
             eprintln!("rehost: dry run: nothing written");
         }
         _ => super::write::report(&t.target, &mode, staged.finish()?),

@@ -24,6 +24,10 @@ pub struct WriteMode {
     /// qcow2, vmdk (monolithicSparse), vmdk-stream (streamOptimized, for upload to vSphere).
     #[arg(long)]
     pub output_format: Option<String>,
+    /// With --output to a VMDK: the adapter its descriptor names (ddb.adapterType): ide,
+    /// buslogic, lsilogic, legacyESX. Default: the source's, when it is a VMDK; else ide.
+    #[arg(long, requires = "output")]
+    pub vmdk_adapter: Option<String>,
     /// Write into the image itself, behind an undo journal (IMAGE.rehost-undo; undo with
     /// `rehost undo IMAGE`).
     #[arg(long)]
@@ -56,6 +60,11 @@ impl WriteMode {
                 })
             })
             .transpose()
+    }
+
+    /// The adapter `--vmdk-adapter` names, or a usage error listing the names.
+    pub fn vmdk_adapter(&self) -> Result<Option<rehost::disk::VmdkAdapter>> {
+        vmdk_adapter(self.vmdk_adapter.as_deref())
     }
 
     /// The mode, or an error saying which to choose (a [`super::Usage`] error) or that
@@ -135,7 +144,8 @@ pub fn run(image: &Path, volume: Option<u32>, op: &FileOp, w: &WriteMode) -> Res
     let opts = staged::image_options(w.mark_dirty, w.reset_logfile);
     let staged = Image::open_staged(image, mode.clone())?
         .allow_shadow_copies(w.allow_shadow_copies)
-        .output_format(w.output_format()?);
+        .output_format(w.output_format()?)
+        .vmdk_adapter(w.vmdk_adapter()?);
     let index = staged.choose(volume)?.0.index;
     let mut w = staged.writer(index, opts)?;
     let what = match op {
@@ -214,6 +224,14 @@ pub fn report(image: &Path, mode: &Mode, out: Outcome) {
     for l in shadow_copy_notes(mode, out.commit.is_some(), &out.shadow_copies) {
         println!("{l}");
     }
+    if let Some(why) = &out.in_place_refusal {
+        println!("{}", in_place_refusal_note(why));
+    }
+}
+
+/// What a dry run says when the image's container would refuse the write in place.
+pub fn in_place_refusal_note(why: &str) -> String {
+    format!("--in-place would be refused: {why}")
 }
 
 /// What a write did, or would do, to the shadow copies of the volumes it went into: stale
@@ -263,4 +281,17 @@ pub fn shadow_copy_notes(
             }
         })
         .collect()
+}
+
+/// The adapter named by `--vmdk-adapter`, or a usage error listing the names.
+pub fn vmdk_adapter(name: Option<&str>) -> Result<Option<rehost::disk::VmdkAdapter>> {
+    name.map(|n| {
+        rehost::disk::VmdkAdapter::from_name(n).ok_or_else(|| {
+            anyhow::Error::new(super::Usage(format!(
+                "no VMDK adapter {n:?}; the adapters are {}",
+                rehost::disk::VmdkAdapter::NAMES
+            )))
+        })
+    })
+    .transpose()
 }

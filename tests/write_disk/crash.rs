@@ -61,6 +61,7 @@ fn crash_helper() {
         let opts = CommitOptions {
             observer: Some(&observer),
             seed: Some(seed),
+            vmdk_adapter: None,
         };
         stage(&image, true, &writes).commit(&opts).unwrap();
     }

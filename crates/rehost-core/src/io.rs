@@ -32,6 +32,14 @@ pub trait ReadAt: Send + Sync {
     fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
         Ok(None)
     }
+
+    /// Reads like [`ReadAt::read_at`], for bytes the caller reads once (a copy of the whole
+    /// disk into a new image): a cache below serves them if it holds them but does not keep
+    /// them, so that a copy neither evicts what is worth keeping nor pays for keeping what
+    /// is not.
+    fn read_once(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_at(offset, buf)
+    }
 }
 
 /// `ranges` sorted, with overlapping and touching ranges joined.
@@ -55,6 +63,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Arc<T> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         (**self).read_at(offset, buf)
     }
+    fn read_once(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        (**self).read_once(offset, buf)
+    }
     fn size(&self) -> u64 {
         (**self).size()
     }
@@ -67,6 +78,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Box<T> {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         (**self).read_at(offset, buf)
     }
+    fn read_once(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        (**self).read_once(offset, buf)
+    }
     fn size(&self) -> u64 {
         (**self).size()
     }
@@ -78,6 +92,9 @@ impl<T: ReadAt + ?Sized> ReadAt for Box<T> {
 impl<T: ReadAt + ?Sized> ReadAt for &T {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         (**self).read_at(offset, buf)
+    }
+    fn read_once(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        (**self).read_once(offset, buf)
     }
     fn size(&self) -> u64 {
         (**self).size()

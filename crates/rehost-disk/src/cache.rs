@@ -125,16 +125,8 @@ impl<D: ReadAt> BlockCache<D> {
     /// below, kept whole as an extent of its own; the oldest extents go when the kept
     /// bytes pass the budget.
     fn read_bulk(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let end = offset + buf.len() as u64;
-        {
-            let bulk = self.bulk.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((&start, data)) = bulk.map.range(..=offset).next_back() {
-                if start + data.len() as u64 >= end {
-                    let from = (offset - start) as usize;
-                    buf.copy_from_slice(&data[from..from + buf.len()]);
-                    return Ok(());
-                }
-            }
+        if self.copy_kept(offset, buf) {
+            return Ok(());
         }
         self.inner.read_at(offset, buf)?;
         let budget = self.per_shard * SHARDS * BLOCK_SIZE;
@@ -159,6 +151,21 @@ impl<D: ReadAt> BlockCache<D> {
             }
         }
         Ok(())
+    }
+
+    /// The kept bulk read that holds all of `buf.len()` bytes at `offset`, copied into `buf`;
+    /// false when none does.
+    fn copy_kept(&self, offset: u64, buf: &mut [u8]) -> bool {
+        let end = offset + buf.len() as u64;
+        let bulk = self.bulk.lock().unwrap_or_else(|p| p.into_inner());
+        match bulk.map.range(..=offset).next_back() {
+            Some((&start, data)) if start + data.len() as u64 >= end => {
+                let from = (offset - start) as usize;
+                buf.copy_from_slice(&data[from..from + buf.len()]);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The device below the cache.
@@ -223,6 +230,18 @@ impl<D: ReadAt> ReadAt for BlockCache<D> {
 
     fn allocated(&self) -> Result<Option<Vec<(u64, u64)>>> {
         self.inner.allocated()
+    }
+
+    /// A bulk read served from what is kept, or read below and not kept; a short read goes
+    /// through the block cache as ever (it costs little to keep).
+    fn read_once(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if buf.len() < BYPASS || self.per_shard == 0 {
+            return self.read_at(offset, buf);
+        }
+        if self.keep_bulk && self.copy_kept(offset, buf) {
+            return Ok(());
+        }
+        self.inner.read_once(offset, buf)
     }
 }
 
@@ -297,6 +316,39 @@ mod tests {
                 assert_eq!(buf[0], (off % 251) as u8);
             }
         }
+    }
+
+    #[test]
+    fn reads_once_are_served_from_what_is_kept_but_never_kept() {
+        let dev = Pattern {
+            size: 1 << 22,
+            reads: AtomicUsize::new(0),
+        };
+        let cache = BlockCache::keeping_bulk(dev, 1024);
+        let reads = || cache.inner().reads.load(Ordering::Relaxed);
+        let mut buf = vec![0u8; 200_000];
+        // Read once, twice: below each time, and kept neither time.
+        cache.read_once(5000, &mut buf).unwrap();
+        cache.read_once(5000, &mut buf).unwrap();
+        assert_eq!(reads(), 2);
+        assert!(buf
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == ((5000 + i) % 251) as u8));
+        cache.read_at(5000, &mut buf).unwrap();
+        assert_eq!(reads(), 3, "a read once left nothing kept");
+        // What a plain read kept serves a read once.
+        cache.read_once(5000, &mut buf).unwrap();
+        assert_eq!(reads(), 3);
+        // A short read once goes through the block cache as any short read does.
+        let mut small = [0u8; 100];
+        cache.read_once(1 << 21, &mut small).unwrap();
+        cache.read_at(1 << 21, &mut small).unwrap();
+        assert_eq!(reads(), 4);
+        assert!(small
+            .iter()
+            .enumerate()
+            .all(|(i, b)| *b == (((1 << 21) + i) % 251) as u8));
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //! (`target`), the undo journal of every byte they overwrite is put in place and flushed,
 //! the plan is carried out phase by phase with a flush after each, the journal is marked
 //! complete, and the staged extents are read back through a fresh, uncached reader of the
-//! image. A commit that does not read back as staged is undone, and said so.
+//! image. A commit that does not read back as staged is undone, and said so. A VMDK of
+//! several files (a descriptor and its extent files) is planned file by file and each
+//! file journaled beside itself, the journals tied to the descriptor's (see `several`).
 //!
 //! [`WriteSession::commit_to`] writes a new image of the same format instead: the source is
 //! copied (holes kept: only its data runs are copied) to `NEW.rehost-partial`, the plan is
@@ -76,6 +78,8 @@ pub struct CommitOptions<'a> {
     /// Derive new identifiers (VHDX FileWriteGuid, DataWriteGuid, LogGuid) from this seed
     /// instead of the system's random source, so that the same commit gives the same bytes.
     pub seed: Option<u64>,
+    /// The adapter a new VMDK's descriptor names (`None`: the source VMDK's, else IDE).
+    pub vmdk_adapter: Option<crate::VmdkAdapter>,
 }
 
 /// What a commit did.
@@ -110,6 +114,9 @@ pub struct WriteSession {
     path: PathBuf,
     _lock: ImageLock,
     target: Arc<Target>,
+    /// The other files a commit in place may write (a VMDK's extent files), journaled
+    /// beside themselves.
+    members: Vec<PathBuf>,
     overlay: Arc<Overlay>,
     recovery: Option<Recovery>,
     in_place: bool,
@@ -140,16 +147,18 @@ pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> 
     } else {
         ImageLock::shared(path)?
     };
+    // A VMDK of several files journals each file beside it, and recovers them together.
+    let members = detect::journal_members(path)?;
     let recovery = if lock.is_exclusive() {
-        undo::recover(path, &mut Steps::new(None))?
-    } else if undo::interrupted(path)? {
+        crate::several::recover_set(path, &members, &mut Steps::new(None))?
+    } else if crate::several::interrupted_set(path, &members)? {
         if lock.set(true).is_err() {
             return Err(ctx.invalid(
                 "a commit into this image was interrupted and must be rolled back, but \
                  another rehost process has the image open: retry when it is done",
             ));
         }
-        let r = undo::recover(path, &mut Steps::new(None))?;
+        let r = crate::several::recover_set(path, &members, &mut Steps::new(None))?;
         lock.set(false)?;
         r
     } else {
@@ -166,6 +175,7 @@ pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> 
         _lock: lock,
         overlay: Arc::new(Overlay::new(base, ctx.with_layer(Layer::Raw))),
         target,
+        members,
         recovery,
         in_place: opts.in_place,
         stats,
@@ -219,19 +229,7 @@ impl WriteSession {
     }
 
     fn report(&self, plan: &Plan, path: &Path, extents: &[(u64, Vec<u8>)]) -> CommitReport {
-        CommitReport {
-            path: path.to_path_buf(),
-            staged_extents: extents.len(),
-            staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
-            host_writes: plan.writes().count(),
-            bytes_written: plan.bytes_written(),
-            len_before: plan.file_len,
-            len_after: plan.new_len,
-            journal: None,
-            journal_bytes: 0,
-            steps: 0,
-            notes: plan.notes.clone(),
-        }
+        report_of(plan, path, extents)
     }
 
     /// Commits in place, behind the undo journal (see the module documentation).
@@ -241,7 +239,19 @@ impl WriteSession {
             return Err(ctx.invalid("the image was opened to write a new image, not in place"));
         }
         let extents = self.overlay.extents();
-        let plan = self.plan_of(&extents, opts)?;
+        let mut files = self.target.plan_files(
+            &self.path,
+            &*self.overlay,
+            &extents,
+            &mut Ids::new(opts.seed),
+            self.overlay.size(),
+        )?;
+        if files.len() > 1 {
+            return crate::several::commit(&self.path, &self.members, files, &extents, opts);
+        }
+        let Some((_, plan)) = files.pop() else {
+            return Err(ctx.invalid("the container planned no file"));
+        };
         let mut report = self.report(&plan, &self.path, &extents);
         if plan.is_empty() {
             return Ok(report);
@@ -311,6 +321,11 @@ impl WriteSession {
                 dir.display()
             )));
         }
+        if !self.members.is_empty() {
+            return Err(ctx.invalid(
+                "a VMDK of several files is not copied file by file: it is written into a new                  image by conversion (`convert_to`)",
+            ));
+        }
         let mut tmp = new.as_os_str().to_os_string();
         tmp.push(".rehost-partial");
         let tmp = PathBuf::from(tmp);
@@ -350,6 +365,75 @@ pub fn refuse_growth(path: &Path, new_size: u64) -> Result<()> {
     detect::open_target(path, &OpenOptions::default(), IoStats::new())?.refuse_growth(new_size)
 }
 
+/// The adapter a new VMDK made from the image at `path` names (`ddb.adapterType`): `asked`,
+/// else the source's when the source is a VMDK whose descriptor names one of
+/// [`crate::VmdkAdapter`]'s, else IDE; with a note when the source names an adapter that
+/// is not carried.
+pub fn vmdk_adapter_for(
+    path: &Path,
+    asked: Option<crate::VmdkAdapter>,
+) -> Result<(crate::VmdkAdapter, Option<String>)> {
+    if let Some(a) = asked {
+        return Ok((a, None));
+    }
+    let target = detect::open_target(path, &OpenOptions::default(), IoStats::new())?;
+    Ok(carried_adapter(&target, None))
+}
+
+/// [`vmdk_adapter_for`] of an opened source.
+fn carried_adapter(
+    target: &Target,
+    asked: Option<crate::VmdkAdapter>,
+) -> (crate::VmdkAdapter, Option<String>) {
+    if let Some(a) = asked {
+        return (a, None);
+    }
+    let Target::Vmdk(v) = target else {
+        return (crate::VmdkAdapter::default(), None);
+    };
+    match v.descriptor().adapter_type.as_deref() {
+        None => (crate::VmdkAdapter::default(), None),
+        Some(name) => match crate::VmdkAdapter::from_name(name) {
+            Some(a) => (a, None),
+            None => (
+                crate::VmdkAdapter::default(),
+                Some(format!(
+                    "the source's adapter type {name:?} is none of {}: the new VMDK names                      ide (--vmdk-adapter chooses another)",
+                    crate::VmdkAdapter::NAMES
+                )),
+            ),
+        },
+    }
+}
+
+/// Why a commit in place of `extents` (sorted, disjoint virtual-disk extents staged over
+/// the image at `path`, read as staged through `view`, a disk of `new_size` bytes) would be
+/// refused, asked of the container without writing anything: for a dry run, which opens
+/// the image read-only and so never meets the refusal a commit in place meets (a
+/// streamOptimized VMDK, a qcow2 image whose compressed clusters the write would rewrite or
+/// that holds internal snapshots, an E01 evidence file, a disk that cannot grow). `None`
+/// when the container would take the write; the reason as said to the user otherwise.
+pub fn in_place_refusal(
+    path: &Path,
+    view: &dyn ReadAt,
+    extents: &[(u64, Vec<u8>)],
+    new_size: u64,
+) -> Result<Option<String>> {
+    let written = detect::write_path(path)?;
+    let target = detect::open_target(&written, &OpenOptions::default(), IoStats::new())?;
+    // A seed: the plan's new identifiers are never used.
+    let planned = target.refuse_write().and_then(|()| {
+        target.plan_files(&written, view, extents, &mut Ids::new(Some(0)), new_size)
+    });
+    match planned {
+        Ok(_) => Ok(None),
+        Err(e) => match e.kind {
+            ErrorKind::Refused(why) => Ok(Some(why)),
+            _ => Err(e),
+        },
+    }
+}
+
 impl WriteSession {
     /// Writes the disk as staged into a new image of another format at `new` (which must
     /// not exist): the source as it is with the staged extents over it, copied block by
@@ -362,12 +446,19 @@ impl WriteSession {
     ) -> Result<CommitReport> {
         let extents = self.overlay.extents();
         let len_before = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        let created = crate::create(
+        let (adapter, adapter_note) = carried_adapter(&self.target, opts.vmdk_adapter);
+        let mut created = crate::create(
             self.overlay.as_ref(),
             new,
             format,
-            &crate::CreateOptions { seed: opts.seed },
+            &crate::CreateOptions {
+                seed: opts.seed,
+                vmdk_adapter: Some(adapter),
+            },
         )?;
+        if format.format() == crate::Format::Vmdk {
+            created.notes.extend(adapter_note);
+        }
         Ok(CommitReport {
             path: created.path,
             staged_extents: extents.len(),
@@ -392,7 +483,7 @@ impl WriteSession {
 }
 
 /// Reads every staged extent back from `path` through a fresh, uncached reader.
-fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
+pub(crate) fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
     let opts = OpenOptions {
         cache_blocks: 0,
         map_raw: false,
@@ -420,7 +511,7 @@ fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
 }
 
 /// Carries out `plan` on `file`: per phase, the length, the writes, a flush.
-fn apply(plan: &Plan, file: &WriteFile, steps: &mut Steps) -> Result<()> {
+pub(crate) fn apply(plan: &Plan, file: &WriteFile, steps: &mut Steps) -> Result<()> {
     for phase in &plan.phases {
         steps.phase(phase.name);
         if let Some(len) = phase.set_len {
@@ -503,5 +594,22 @@ mod tests {
         let reader = open_for_write(&path, &WriteOptions::new_image()).unwrap();
         assert!(open_for_write(&path, &WriteOptions::in_place()).is_err());
         drop(reader);
+    }
+}
+
+/// What a commit of `plan` into `path` of the staged `extents` reports before it is made.
+pub(crate) fn report_of(plan: &Plan, path: &Path, extents: &[(u64, Vec<u8>)]) -> CommitReport {
+    CommitReport {
+        path: path.to_path_buf(),
+        staged_extents: extents.len(),
+        staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
+        host_writes: plan.writes().count(),
+        bytes_written: plan.bytes_written(),
+        len_before: plan.file_len,
+        len_after: plan.new_len,
+        journal: None,
+        journal_bytes: 0,
+        steps: 0,
+        notes: plan.notes.clone(),
     }
 }

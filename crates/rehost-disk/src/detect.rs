@@ -267,6 +267,42 @@ pub(crate) fn write_path(path: &Path) -> Result<std::path::PathBuf> {
     }
 }
 
+/// The files beside the image at `path` that a write in place may write too, and whose
+/// journals go with its own (see `several`): for a VMDK descriptor written as such (not
+/// through its one flat extent, see [`write_path`]), the extent files it names beside it;
+/// none for an image of one file.
+pub(crate) fn journal_members(path: &Path) -> Result<Vec<std::path::PathBuf>> {
+    if write_path(path)? != path {
+        return Ok(Vec::new());
+    }
+    let Ok(file) = HostFile::open(path, false, IoStats::new()) else {
+        return Ok(Vec::new());
+    };
+    if !is_descriptor(&file)? {
+        return Ok(Vec::new());
+    }
+    let mut text = vec![0u8; file.size() as usize];
+    file.read_at(0, &mut text)?;
+    let ctx = file.ctx().with_layer(rehost_core::Layer::Vmdk);
+    let d = super::vmdk::Descriptor::parse(&text, &ctx, 0)?;
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let mut members: Vec<std::path::PathBuf> = Vec::new();
+    for name in d.extents.iter().filter_map(|e| e.file.as_deref()) {
+        // Only files beside the descriptor are ever opened (see `vmdk::open_extent`).
+        let beside = Path::new(name).components().all(|c| {
+            matches!(
+                c,
+                std::path::Component::Normal(_) | std::path::Component::CurDir
+            )
+        });
+        let member = dir.join(name);
+        if beside && !name.is_empty() && member != path && !members.contains(&member) {
+            members.push(member);
+        }
+    }
+    Ok(members)
+}
+
 fn is_descriptor(file: &HostFile) -> Result<bool> {
     if file.size() > super::vmdk::MAX_DESCRIPTOR {
         return Ok(false);

@@ -46,6 +46,7 @@ mod overlay;
 mod plan;
 pub mod qcow2;
 mod raw;
+mod several;
 mod sync;
 mod tables;
 mod target;
@@ -56,9 +57,10 @@ pub mod vmdk;
 
 pub use cache::{BlockCache, BLOCK_SIZE};
 pub use commit::{
-    open_for_write, refuse_growth, CommitOptions, CommitReport, WriteOptions, WriteSession,
+    in_place_refusal, open_for_write, refuse_growth, vmdk_adapter_for, CommitOptions, CommitReport,
+    WriteOptions, WriteSession,
 };
-pub use create::{create, CreateOptions, CreateReport, NewFormat};
+pub use create::{create, CreateOptions, CreateReport, NewFormat, VmdkAdapter};
 pub use detect::{
     detect_format, open, open_container, parent_candidates, OpenOptions, ParentOpener,
     MAX_CHAIN_DEPTH, SESSION_CACHE_BLOCKS,
@@ -239,6 +241,9 @@ impl Disk {
 impl ReadAt for Disk {
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.reader.read_at(offset, buf)
+    }
+    fn read_once(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.reader.read_once(offset, buf)
     }
     fn size(&self) -> u64 {
         self.reader.size()

@@ -83,8 +83,10 @@ impl Overlay {
     }
 }
 
-impl ReadAt for Overlay {
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+impl Overlay {
+    /// Reads the base's bytes (through `read_once` when `once`), then lays the staged
+    /// extents over them.
+    fn read(&self, offset: u64, buf: &mut [u8], once: bool) -> Result<()> {
         if !super::in_bounds(offset, buf.len(), self.size()) {
             return Err(self
                 .ctx
@@ -97,8 +99,12 @@ impl ReadAt for Overlay {
             .size()
             .saturating_sub(offset)
             .min(buf.len() as u64) as usize;
-        self.base
-            .read_at(offset.min(self.base.size()), &mut buf[..in_base])?;
+        let at = offset.min(self.base.size());
+        if once {
+            self.base.read_once(at, &mut buf[..in_base])?;
+        } else {
+            self.base.read_at(at, &mut buf[..in_base])?;
+        }
         buf[in_base..].fill(0);
         let map = self.extents.read().unwrap_or_else(|p| p.into_inner());
         // The extent that starts before `offset` may reach into the read.
@@ -114,6 +120,16 @@ impl ReadAt for Overlay {
             }
         }
         Ok(())
+    }
+}
+
+impl ReadAt for Overlay {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read(offset, buf, false)
+    }
+
+    fn read_once(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read(offset, buf, true)
     }
 
     fn size(&self) -> u64 {

@@ -144,8 +144,50 @@ impl Target {
             Target::Vhd(v) => v.plan(view, extents, new_size),
             Target::Vhdx(v) => v.plan(view, extents, ids, new_size),
             Target::Qcow2(q) => q.plan(view, extents, new_size),
-            Target::Vmdk(v) => v.plan(view, extents, ids, new_size),
+            Target::Vmdk(v) => {
+                // A disk of several files: the first file's plan, with every file's notes
+                // (what a dry run shows); the commit takes them all from `plan_files`.
+                let mut files = v.plan_files(view, extents, ids, new_size)?.into_iter();
+                let Some((_, mut first)) = files.next() else {
+                    return Ok(Plan::empty(Format::Vmdk, 0));
+                };
+                for (path, p) in files {
+                    first.notes.extend(
+                        p.notes
+                            .into_iter()
+                            .map(|n| format!("{}: {n}", path.display())),
+                    );
+                }
+                Ok(first)
+            }
             Target::ReadOnly(_) => self.refuse_write().map(|()| Plan::empty(Format::Raw, 0)),
+        }
+    }
+
+    /// The plans, one per host file, that store `extents` (see [`Target::plan`]): the
+    /// file opened first, then the other files a VMDK of several files writes (its
+    /// extent files, each journaled beside it).
+    pub fn plan_files(
+        &self,
+        path: &std::path::Path,
+        view: &dyn ReadAt,
+        extents: &[(u64, Vec<u8>)],
+        ids: &mut Ids,
+        new_size: u64,
+    ) -> Result<Vec<(std::path::PathBuf, Plan)>> {
+        match self {
+            Target::Vmdk(v) => {
+                self.refuse_growth(new_size)?;
+                let mut files = v.plan_files(view, extents, ids, new_size)?;
+                if let Some(first) = files.first_mut() {
+                    first.0 = path.to_path_buf();
+                }
+                Ok(files)
+            }
+            _ => Ok(vec![(
+                path.to_path_buf(),
+                self.plan(view, extents, ids, new_size)?,
+            )]),
         }
     }
 }

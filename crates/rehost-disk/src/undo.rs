@@ -46,7 +46,7 @@ pub struct UndoReport {
 
 /// Removes a journal left half written by a commit killed before the journal was in place.
 /// The caller holds the exclusive lock.
-fn remove_partial(image: &Path, steps: &mut Steps) -> Result<()> {
+pub(crate) fn remove_partial(image: &Path, steps: &mut Steps) -> Result<()> {
     let partial = journal::partial_path(image);
     if partial.exists() {
         sync::remove(steps, &partial, &journal::ctx(image))?;
@@ -84,7 +84,12 @@ pub(crate) fn interrupted(image: &Path) -> Result<bool> {
 }
 
 /// Checks `image` against `g` leniently, writes back what `g` saved, and drops `g`.
-fn roll_back(image: &Path, j: &Journal, g: &Generation, steps: &mut Steps) -> Result<u64> {
+pub(crate) fn roll_back(
+    image: &Path,
+    j: &Journal,
+    g: &Generation,
+    steps: &mut Steps,
+) -> Result<u64> {
     steps.phase("rollback");
     let jf = WriteFile::open_read(&j.path, Layer::Journal)?;
     let img = WriteFile::open(image, Layer::File)?;
@@ -109,7 +114,12 @@ fn drop_generation(j: &Journal, g: &Generation, steps: &mut Steps) -> Result<()>
 }
 
 /// Appends a marker for `g` at the end of the journal and flushes it.
-fn append_marker(path: &Path, g: &Generation, undoing: bool, steps: &mut Steps) -> Result<()> {
+pub(crate) fn append_marker(
+    path: &Path,
+    g: &Generation,
+    undoing: bool,
+    steps: &mut Steps,
+) -> Result<()> {
     let jf = WriteFile::open(path, Layer::Journal)?;
     let at = jf.len()?;
     jf.write(steps, at, &journal::marker(g, undoing))?;
@@ -126,6 +136,7 @@ pub fn undo(image: &Path, observer: Option<Observer>) -> Result<UndoReport> {
     let _lock = ImageLock::exclusive(image)?;
     let mut steps = Steps::new(observer);
     remove_partial(image, &mut steps)?;
+    let members = crate::detect::journal_members(image)?;
     let Some(j) = journal::read(image)? else {
         return Err(journal::ctx(image).error(
             Location::None,
@@ -145,6 +156,10 @@ pub fn undo(image: &Path, observer: Option<Observer>) -> Result<UndoReport> {
         len_before,
         len_after: len_before,
     };
+    if !members.is_empty() {
+        crate::several::undo(image, &members, &mut steps, &mut report)?;
+        return Ok(report);
+    }
     for g in j.generations.iter().rev() {
         if g.state == State::Committed {
             let jf = WriteFile::open_read(&j.path, Layer::Journal)?;

@@ -91,13 +91,6 @@ pub fn execute<W: Work>(
         }
         None => (None, 0, HashSet::new()),
     };
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(j) = cfg.jobs {
-        builder = builder.num_threads(j.max(1));
-    }
-    let pool = builder.build().map_err(|e| {
-        Ctx::new("fleet", Layer::Fleet).invalid(format!("cannot start the worker threads: {e}"))
-    })?;
     let sender = Mutex::new(writer.as_ref().map(Writer::sender));
     let one = One {
         work,
@@ -106,13 +99,23 @@ pub fn execute<W: Work>(
         finals: &finals,
         sender: &sender,
     };
-    let results: Vec<Option<Done<W::Report>>> = pool.install(|| {
+    let results: Vec<Option<Done<W::Report>>> = if items.len() < 2 || cfg.jobs == Some(1) {
+        // One at a time: on this thread, with no pool to start (and no heaps of other
+        // threads to set up), which is most of what a single small image costs.
         items
-            .par_iter()
+            .iter()
             .enumerate()
             .map(|(index, item)| one.run(index, item))
             .collect()
-    });
+    } else {
+        pool(cfg.jobs)?.install(|| {
+            items
+                .par_iter()
+                .enumerate()
+                .map(|(index, item)| one.run(index, item))
+                .collect()
+        })
+    };
     drop(sender);
     if let Some(w) = writer {
         w.finish(run)?;
@@ -249,4 +252,15 @@ impl<W: Work> One<'_, W> {
             report: done.json().to_string(),
         });
     }
+}
+
+/// A pool of `jobs` worker threads (`None`: one per core).
+pub(crate) fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool> {
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(j) = jobs {
+        builder = builder.num_threads(j.max(1));
+    }
+    builder.build().map_err(|e| {
+        Ctx::new("fleet", Layer::Fleet).invalid(format!("cannot start the worker threads: {e}"))
+    })
 }

@@ -127,30 +127,21 @@ where
     W: Fn(&Path) -> Result<R> + Sync,
     S: Fn(&Done<R>) + Sync,
 {
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(j) = jobs {
-        builder = builder.num_threads(j.max(1));
-    }
-    let pool = builder.build().map_err(|e| {
-        Ctx::new("fleet", Layer::Fleet).invalid(format!("cannot start the worker threads: {e}"))
-    })?;
     let one_at_a_time = Mutex::new(());
-    Ok(pool.install(|| {
-        images
-            .par_iter()
-            .enumerate()
-            .map(|(index, image)| {
-                let done = Done {
-                    index,
-                    image: image.clone(),
-                    result: work(image),
-                };
-                let _turn = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
-                sink(&done);
-                done
-            })
-            .collect()
-    }))
+    let each = |(index, image): (usize, &PathBuf)| {
+        let done = Done {
+            index,
+            image: image.clone(),
+            result: work(image),
+        };
+        let _turn = one_at_a_time.lock().unwrap_or_else(|p| p.into_inner());
+        sink(&done);
+        done
+    };
+    if images.len() < 2 || jobs == Some(1) {
+        return Ok(images.iter().enumerate().map(each).collect());
+    }
+    Ok(execute::pool(jobs)?.install(|| images.par_iter().enumerate().map(each).collect()))
 }
 
 /// Inspects every image, read-only.

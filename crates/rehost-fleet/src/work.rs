@@ -200,6 +200,9 @@ fn options_json(o: &FixOptions) -> Value {
     if let Some(f) = o.output_format {
         v["output_format"] = json!(f.name());
     }
+    if let Some(a) = o.vmdk_adapter {
+        v["vmdk_adapter"] = json!(a.name());
+    }
     v
 }
 

@@ -84,6 +84,8 @@ pub struct Image {
     /// The format of the new image an `Output` mode writes, when it was named (else its
     /// extension says, or it is the source's).
     output_format: Option<disk::NewFormat>,
+    /// The adapter a new VMDK an `Output` mode writes names, when it was named.
+    vmdk_adapter: Option<disk::VmdkAdapter>,
     /// The volumes written (or, in a dry run, staged) that have shadow copies.
     shadow_copies: Mutex<Vec<ShadowCopiesWritten>>,
     /// The primary partition made active by a staged write of the MBR's status bytes
@@ -179,6 +181,7 @@ impl Image {
             counters,
             allow_shadow_copies: false,
             output_format: None,
+            vmdk_adapter: None,
             shadow_copies: Mutex::new(Vec::new()),
             active: Mutex::new(None),
         })
@@ -199,6 +202,13 @@ impl Image {
     /// names, or else the source's.
     pub fn output_format(mut self, format: Option<disk::NewFormat>) -> Image {
         self.output_format = format;
+        self
+    }
+
+    /// Names `adapter` in the descriptor of the new VMDK an `Output` mode writes; `None`:
+    /// the source VMDK's adapter, else IDE.
+    pub fn vmdk_adapter(mut self, adapter: Option<disk::VmdkAdapter>) -> Image {
+        self.vmdk_adapter = adapter;
         self
     }
 
@@ -636,6 +646,21 @@ impl Image {
         self.staging.as_ref().map(|s| &s.mode)
     }
 
+    /// In a dry run, why the container would refuse to commit in place what is staged now
+    /// (see [`disk::in_place_refusal`]), asked without writing; `None` when it would take
+    /// it, when nothing is staged, and outside a dry run (where the open or the commit
+    /// itself refuses). A container that cannot even plan the write says why here too.
+    pub fn in_place_refusal(&self) -> Option<String> {
+        let s = self.staging.as_ref().filter(|s| s.mode == Mode::DryRun)?;
+        let extents = s.overlay.extents();
+        if extents.is_empty() && s.overlay.grown_by() == 0 {
+            return None;
+        }
+        let path = Path::new(&self.info.path);
+        disk::in_place_refusal(path, s.overlay.as_ref(), &extents, s.overlay.size())
+            .unwrap_or_else(|e| Some(e.to_string()))
+    }
+
     /// Commits what was staged (nothing for a dry run, which only counts it).
     pub fn finish(self) -> Result<Outcome> {
         self.end(true)
@@ -645,6 +670,7 @@ impl Image {
     /// back stays rolled back).
     pub fn discard(self) -> Outcome {
         let recovered = self.recovered();
+        let in_place_refusal = self.in_place_refusal();
         let extents = self
             .staging
             .as_ref()
@@ -657,6 +683,7 @@ impl Image {
             commit: None,
             recovered,
             shadow_copies: self.shadow_copies_written(),
+            in_place_refusal,
         }
     }
 
@@ -686,14 +713,19 @@ impl Image {
     fn end(self, commit: bool) -> Result<Outcome> {
         let recovered = self.recovered();
         let shadow_copies = self.shadow_copies_written();
+        let in_place_refusal = self.in_place_refusal();
         let grown_to = self.grown_to();
         let output_format = self.output_format;
+        let vmdk_adapter = self.vmdk_adapter;
         let Some(staging) = self.staging else {
             return Err(self.ctx.invalid("the image was opened read-only"));
         };
         let extents = staging.overlay.extents();
         let staged_bytes = extents.iter().map(|(_, b)| b.len() as u64).sum();
-        let opts = CommitOptions::default();
+        let opts = CommitOptions {
+            vmdk_adapter,
+            ..CommitOptions::default()
+        };
         let commit = match (staging.session, &staging.mode) {
             _ if !commit => None,
             (None, _) | (_, Mode::DryRun) => None,
@@ -721,6 +753,7 @@ impl Image {
             commit,
             recovered,
             shadow_copies,
+            in_place_refusal,
         })
     }
 }

@@ -126,6 +126,10 @@ pub struct Outcome {
     /// into a new image, the new image's are (the source's stay whole); in a dry run, a
     /// commit in place would be refused unless allowed.
     pub shadow_copies: Vec<ShadowCopiesWritten>,
+    /// In a dry run, why the container would refuse a commit in place of what was staged
+    /// (a streamOptimized VMDK, compressed qcow2 clusters rewritten, an E01 file), asked of
+    /// it without writing ([`Image::in_place_refusal`]); `None` otherwise.
+    pub in_place_refusal: Option<String>,
 }
 
 /// A volume written that has shadow copies.

@@ -6,11 +6,12 @@
 //!
 //! The source is read block by block; a block (a cluster, a grain) that reads as zeros is
 //! left a hole (unallocated in VHD, VHDX, qcow2 and VMDK, a sparse hole in a raw file),
-//! so a disk's free space costs nothing in the copy. The image is written under a
-//! temporary name beside the output, flushed, renamed into place and its directory
-//! flushed: the output appears whole or not at all, and an existing file is never written
-//! over. Then it is opened again by this crate's own reader and every block compared with
-//! the source.
+//! so a disk's free space costs nothing in the copy. The source is read on one thread
+//! while the blocks read before are written on another. The image is written under a
+//! temporary name beside the output; it is opened again by this crate's own reader, every
+//! block compared with the source's (by the CRC-32C taken as it was read), while its last
+//! flush runs; then it is renamed into place and its directory flushed: the output appears
+//! whole or not at all, and an existing file is never written over.
 
 mod qcow2;
 mod raw;
@@ -18,12 +19,15 @@ mod vhd;
 mod vhdx;
 mod vmdk;
 
+pub use vmdk::VmdkAdapter;
+
 use crate::ids::Ids;
 use crate::ReadAt;
 use rehost_core::error::{Ctx, Layer, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 /// The format of a new image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +140,8 @@ pub struct CreateOptions {
     /// Derive the new image's identifiers from this seed (reproducible bytes), instead of
     /// the system's random source.
     pub seed: Option<u64>,
+    /// The adapter a new VMDK's descriptor names (`None`: IDE).
+    pub vmdk_adapter: Option<VmdkAdapter>,
 }
 
 /// What making a new image did.
@@ -237,9 +243,17 @@ const PIECE: usize = 64 << 10;
 /// bytes (what reading the new image back must find), and the number of blocks.
 pub(super) type Blocks = (Vec<(u64, u32)>, u64);
 
+/// Buffers of a block each that the copy's two threads pass between them: one being read,
+/// one waiting, one being written.
+const BUFFERS: usize = 3;
+
 /// Reads the source's blocks of `block` bytes in turn, skipping those its allocation map
 /// says were never written; calls `data` with the index and bytes of each that is not all
 /// zeros. Returns the blocks with data (and their checksums), and the number of blocks.
+///
+/// The source is read (and each block checked for zeros and summed) on a thread of its own,
+/// a block ahead of `data`, which writes the last: reading and writing overlap, and the
+/// buffers go round between the two, so no block costs a fresh allocation.
 fn each_block(
     src: &dyn ReadAt,
     block: u64,
@@ -248,25 +262,57 @@ fn each_block(
     let size = src.size();
     let blocks = size.div_ceil(block);
     let allocated = src.allocated()?;
-    let mut ranges = allocated.as_deref().unwrap_or(&[]).iter().peekable();
-    let mut buf = vec![0u8; block.min(size.max(1)) as usize];
-    let mut with_data = Vec::new();
-    for k in 0..blocks {
-        let at = k * block;
-        let n = block.min(size - at) as usize;
-        if allocated.is_some() {
-            while ranges.next_if(|r| r.0.saturating_add(r.1) <= at).is_some() {}
-            if ranges.peek().is_none_or(|r| r.0 >= at + n as u64) {
-                continue;
+    let len = block.min(size.max(1)) as usize;
+    std::thread::scope(|s| {
+        let (full, filled) = mpsc::sync_channel::<Result<(u64, usize, Vec<u8>, u32)>>(1);
+        let (give_back, returned) = mpsc::channel::<Vec<u8>>();
+        s.spawn(move || {
+            let mut ranges = allocated.as_deref().unwrap_or(&[]).iter().peekable();
+            let mut made = 0;
+            let mut spare: Option<Vec<u8>> = None;
+            for k in 0..blocks {
+                let at = k * block;
+                let n = block.min(size - at) as usize;
+                if allocated.is_some() {
+                    while ranges.next_if(|r| r.0.saturating_add(r.1) <= at).is_some() {}
+                    if ranges.peek().is_none_or(|r| r.0 >= at + n as u64) {
+                        continue;
+                    }
+                }
+                let mut buf = match spare.take().map(Ok).unwrap_or_else(|| returned.try_recv()) {
+                    Ok(b) => b,
+                    Err(_) if made < BUFFERS => {
+                        made += 1;
+                        vec![0u8; len]
+                    }
+                    Err(_) => match returned.recv() {
+                        Ok(b) => b,
+                        Err(_) => return, // the writer stopped
+                    },
+                };
+                if let Err(e) = src.read_once(at, &mut buf[..n]) {
+                    let _ = full.send(Err(e));
+                    return;
+                }
+                if is_zero(&buf[..n]) {
+                    spare = Some(buf);
+                    continue;
+                }
+                let sum = crc32c::crc32c(&buf[..n]);
+                if full.send(Ok((k, n, buf, sum))).is_err() {
+                    return;
+                }
             }
-        }
-        src.read_at(at, &mut buf[..n])?;
-        if !is_zero(&buf[..n]) {
+        });
+        let mut with_data = Vec::new();
+        for msg in filled.iter() {
+            let (k, n, buf, sum) = msg?;
             data(k, &buf[..n])?;
-            with_data.push((k, crc32c::crc32c(&buf[..n])));
+            with_data.push((k, sum));
+            let _ = give_back.send(buf);
         }
-    }
-    Ok((with_data, blocks))
+        Ok((with_data, blocks))
+    })
 }
 
 /// Writes the pieces of `data` that are not all zeros at `at` in the new file: the rest
@@ -391,14 +437,30 @@ pub fn create(
                     .ok_or_else(|| ctx.invalid("a VMDK's descriptor names its file in UTF-8"))?;
                 let stream = format == NewFormat::VmdkStream;
                 (
-                    vmdk::write(src, &mut o, &mut ids, name, stream, &ctx)?,
+                    vmdk::write(
+                        src,
+                        &mut o,
+                        &mut ids,
+                        name,
+                        stream,
+                        opts.vmdk_adapter.unwrap_or_default(),
+                        &ctx,
+                    )?,
                     vmdk::BLOCK,
                 )
             }
         };
-        o.flush_all()?;
         let file_len = o.file.metadata().map_err(|e| tctx.io(0, e))?.len();
-        verify(src, &tmp, format, &with_data, block)?;
+        // The read-back runs while the last flush does: both read what the page cache
+        // holds, flushed or not, and the image is renamed into place only after both.
+        std::thread::scope(|s| {
+            let check = s.spawn(|| verify(src, &tmp, format, &with_data, block));
+            let flushed = o.flush_all();
+            let checked = check
+                .join()
+                .unwrap_or_else(|_| Err(tctx.invalid("the read-back of the new image stopped")));
+            flushed.and(checked)
+        })?;
         std::fs::rename(&tmp, out).map_err(|e| ctx.io(0, e))?;
         if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
             File::open(dir)
@@ -454,7 +516,7 @@ fn verify(
     for &(k, sum) in with_data {
         let at = k * block;
         let n = block.min(size - at) as usize;
-        disk.read_at(at, &mut b[..n])?;
+        disk.read_once(at, &mut b[..n])?;
         if crc32c::crc32c(&b[..n]) != sum {
             return Err(ctx.corrupt(
                 at,

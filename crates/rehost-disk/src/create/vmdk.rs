@@ -23,9 +23,11 @@
 //! write and its readers, QEMU's among them, look for at the end of the file.
 //!
 //! A grain that reads as zeros is left unallocated (grain table entry 0). The descriptor
-//! names the extent by the output's file name, a new content id (`CID`) and no parent, an
-//! IDE adapter (`ddb.adapterType`: the controller every Windows boots from with its inbox
-//! driver) and the IDE geometry of 16 heads and 63 sectors.
+//! names the extent by the output's file name, a new content id (`CID`) and no parent, and
+//! the adapter (`ddb.adapterType`, [`VmdkAdapter`]): the one asked for, else the source
+//! VMDK's, else IDE (the controller every Windows boots from with its inbox driver); with
+//! the geometry VMware gives that adapter: 16 heads and 63 sectors for IDE, 255 heads and
+//! 63 sectors for the SCSI adapters.
 
 use super::{each_block, is_zero, Blocks, Gather, Out};
 use crate::ids::Ids;
@@ -115,16 +117,74 @@ fn sectors(len: usize) -> usize {
     len.div_ceil(SECTOR as usize) * SECTOR as usize
 }
 
+/// The virtual controller a VMDK's descriptor names (`ddb.adapterType`, by the names of
+/// VMware's "Virtual Disk Format 1.1"): the one VMware gives the disk when a machine is
+/// made around it, and so the driver Windows must have at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VmdkAdapter {
+    /// An IDE controller (`ide`).
+    #[default]
+    Ide,
+    /// A BusLogic SCSI controller (`buslogic`).
+    BusLogic,
+    /// An LSI Logic SCSI controller (`lsilogic`).
+    LsiLogic,
+    /// The adapter of ESX's legacy disks (`legacyESX`).
+    LegacyEsx,
+}
+
+impl VmdkAdapter {
+    /// The names `from_name` takes, for messages.
+    pub const NAMES: &'static str = "ide, buslogic, lsilogic, legacyESX";
+
+    /// The adapter of this name, as a descriptor writes it (case aside).
+    pub fn from_name(name: &str) -> Option<VmdkAdapter> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "ide" => VmdkAdapter::Ide,
+            "buslogic" => VmdkAdapter::BusLogic,
+            "lsilogic" => VmdkAdapter::LsiLogic,
+            "legacyesx" => VmdkAdapter::LegacyEsx,
+            _ => return None,
+        })
+    }
+
+    /// Its name in a descriptor.
+    pub fn name(self) -> &'static str {
+        match self {
+            VmdkAdapter::Ide => "ide",
+            VmdkAdapter::BusLogic => "buslogic",
+            VmdkAdapter::LsiLogic => "lsilogic",
+            VmdkAdapter::LegacyEsx => "legacyESX",
+        }
+    }
+
+    /// The heads of the geometry the descriptor gives the disk on this adapter.
+    fn heads(self) -> u64 {
+        match self {
+            VmdkAdapter::Ide => 16,
+            _ => 255,
+        }
+    }
+}
+
+impl std::fmt::Display for VmdkAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// The embedded descriptor.
-fn descriptor(cid: u32, capacity: u64, name: &str, stream: bool) -> Vec<u8> {
-    let cylinders = (capacity / (16 * 63)).clamp(1, 16383);
+fn descriptor(cid: u32, capacity: u64, name: &str, stream: bool, adapter: VmdkAdapter) -> Vec<u8> {
+    let heads = adapter.heads();
+    let cylinders = (capacity / (heads * 63)).clamp(1, 16383);
+    let adapter = adapter.name();
     let text = format!(
         "# Disk DescriptorFile\nversion=1\nencoding=\"UTF-8\"\nCID={cid:08x}\n\
          parentCID=ffffffff\ncreateType=\"{}\"\n\n# Extent description\n\
          RW {capacity} SPARSE \"{name}\"\n\n# The Disk Data Base\n#DDB\n\n\
          ddb.virtualHWVersion = \"4\"\nddb.geometry.cylinders = \"{cylinders}\"\n\
-         ddb.geometry.heads = \"16\"\nddb.geometry.sectors = \"63\"\n\
-         ddb.adapterType = \"ide\"\n",
+         ddb.geometry.heads = \"{heads}\"\nddb.geometry.sectors = \"63\"\n\
+         ddb.adapterType = \"{adapter}\"\n",
         if stream {
             "streamOptimized"
         } else {
@@ -151,6 +211,7 @@ pub(super) fn write(
     ids: &mut Ids,
     name: &str,
     stream: bool,
+    adapter: VmdkAdapter,
     ctx: &Ctx,
 ) -> Result<Blocks> {
     let size = src.size();
@@ -173,7 +234,7 @@ pub(super) fn write(
     let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
     o.write(
         DESCRIPTOR_OFFSET * SECTOR,
-        &descriptor(cid, capacity, name, stream),
+        &descriptor(cid, capacity, name, stream, adapter),
     )?;
     if stream {
         write_stream(src, o, capacity, gt_count, gd_sectors, ctx)

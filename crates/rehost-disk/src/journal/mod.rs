@@ -20,6 +20,10 @@
 //! either its old or its new bytes: a journal whose image holds anything else belongs to
 //! another image (or the image was changed since), and is refused.
 //!
+//! Generation numbers rise: by one in the journal of a file written alone; the journal of
+//! an extent file of a VMDK of several files numbers each generation as the descriptor's
+//! generation of the same commit (see `several`), so that the two are found together.
+//!
 //! A generation without its completion marker was interrupted: the image is rolled back.
 //! The journal itself is written under a temporary name and renamed into place only when
 //! whole and flushed, so a journal under its real name is never half written.

@@ -47,6 +47,9 @@ pub struct Descriptor {
     pub parent_hint: Option<String>,
     /// The extents in order.
     pub extents: Vec<Extent>,
+    /// The virtual controller the disk sits on (`ddb.adapterType`: `ide`, `buslogic`,
+    /// `lsilogic`, `legacyESX`), as written.
+    pub adapter_type: Option<String>,
 }
 
 impl Descriptor {
@@ -71,6 +74,7 @@ impl Descriptor {
                     "parentCID" => d.parent_cid = Some(hex()?),
                     "createType" => d.create_type = value.to_string(),
                     "parentFileNameHint" => d.parent_hint = Some(value.to_string()),
+                    "ddb.adapterType" => d.adapter_type = Some(value.to_string()),
                     _ => {}
                 }
                 continue;

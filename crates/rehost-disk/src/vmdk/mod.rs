@@ -18,6 +18,7 @@
 mod descriptor;
 mod header;
 mod sparse;
+mod split;
 mod write;
 
 pub use descriptor::{Descriptor, Extent, ExtentType};
@@ -41,6 +42,9 @@ pub struct Vmdk {
     extents: Vec<Placed>,
     size: u64,
     parent: Option<Arc<dyn Container>>,
+    /// The file opened is a sparse extent without a descriptor of its own: an extent file
+    /// of a disk of several files (twoGbMaxExtentSparse), opened alone.
+    bare_extent: bool,
 }
 
 /// An extent and where it starts on the disk, in bytes.
@@ -65,6 +69,7 @@ impl Vmdk {
         let mut notes = Vec::new();
         let mut magic = [0u8; 4];
         file.read_some_at(0, &mut magic)?;
+        let mut bare_extent = false;
         let (descriptor, mut own) = if u32::from_le_bytes(magic) == header::MAGIC {
             let sparse = SparseExtent::open(file, &ctx, &mut notes)?;
             let h = &sparse.header;
@@ -91,6 +96,7 @@ impl Vmdk {
                 Descriptor::parse(&text, &ctx, h.descriptor_offset * SECTOR)?
             } else {
                 // A sparse extent opened alone: one extent, itself.
+                bare_extent = true;
                 Descriptor {
                     create_type: "monolithicSparse".into(),
                     extents: vec![Extent {
@@ -200,6 +206,7 @@ impl Vmdk {
             extents,
             size: start,
             parent,
+            bare_extent,
         })
     }
 

@@ -22,9 +22,9 @@
 //! A disk that is one flat extent (monolithicFlat, vmfs) never reaches this planner: it is
 //! written as the raw disk its extent file is (`detect::write_path`).
 //!
-//! Refused, with the reason: streamOptimized extents (compressed grains), disks of more than
-//! one extent or whose sparse extent is another file (twoGbMaxExtentSparse), and growing
-//! the disk.
+//! Refused, with the reason: streamOptimized extents (compressed grains) and growing the
+//! disk. A disk whose descriptor is a file of its own (twoGbMaxExtentSparse, flat extents)
+//! is planned file by file in `split`.
 
 use super::header::FLAG_REDUNDANT_GT;
 use super::header::FLAG_ZEROED_GTE;
@@ -67,6 +67,14 @@ impl Vmdk {
         if s.file.name() != self.info.path {
             return Err("its sparse extent is another file than the one given".into());
         }
+        if self.bare_extent {
+            // Written alone, it would leave its disk's descriptor (its CID) and the
+            // journals of the disk's other files out of step.
+            return Err(
+                "it is a sparse extent without a descriptor, an extent file of a disk of                  several files (twoGbMaxExtentSparse): write the disk through the descriptor                  that names it"
+                    .into(),
+            );
+        }
         if s.gd_offset != s.header.gd_offset {
             return Err(
                 "its grain directory is unusable (the redundant one was read); repair it first"
@@ -85,7 +93,30 @@ impl Vmdk {
 
     /// Why this disk cannot be written in place, if it cannot.
     pub(crate) fn write_refusal(&self) -> Option<String> {
-        self.own_sparse().err()
+        match self.own_sparse() {
+            Ok(_) => None,
+            Err(_) if self.is_split() => self.split_refusal(),
+            Err(why) => Some(why),
+        }
+    }
+
+    /// The plans, one per file written (the file opened first), that store `extents`: a
+    /// monolithicSparse disk's one file, or a descriptor and its extent files (`split`).
+    pub(crate) fn plan_files(
+        &self,
+        view: &dyn ReadAt,
+        extents: &[(u64, Vec<u8>)],
+        ids: &mut Ids,
+        new_size: u64,
+    ) -> Result<Vec<(std::path::PathBuf, Plan)>> {
+        if self.own_sparse().is_err() && self.is_split() {
+            if let Some(why) = self.growth_refusal(new_size) {
+                return Err(self.ctx.refused("", format!("the disk cannot grow: {why}")));
+            }
+            return self.plan_split(view, extents, ids);
+        }
+        let plan = self.plan(view, extents, ids, new_size)?;
+        Ok(vec![(std::path::PathBuf::from(&self.info.path), plan)])
     }
 
     /// Why the disk cannot grow to `new_size` bytes: VMDKs are not grown.
@@ -112,36 +143,12 @@ impl Vmdk {
         if let Some(why) = self.growth_refusal(new_size) {
             return Err(self.ctx.refused("", format!("the disk cannot grow: {why}")));
         }
-        let file_len = s.file.size();
-        let mut plan = Plan::empty(Format::Vmdk, file_len);
         if extents.is_empty() {
-            return Ok(plan);
+            return Ok(Plan::empty(Format::Vmdk, s.file.size()));
         }
-        let h = &s.header;
-        let redundant = h.flags & FLAG_REDUNDANT_GT != 0 && h.rgd_offset != 0;
-        let rgd = if redundant {
-            Some(read_gd(&s.file, &self.ctx, h, h.rgd_offset)?)
-        } else {
-            None
-        };
-        let grain = h.grain_size * SECTOR;
-        let mut p = Planner {
-            s,
-            next: file_len.div_ceil(SECTOR),
-            gts: BTreeMap::new(),
-            rgts: BTreeMap::new(),
-            gd: BTreeMap::new(),
-            rgd: BTreeMap::new(),
-            rgd_old: rgd,
-            data: Vec::new(),
-            in_place: 0,
-            new_grains: 0,
-        };
-        by_block(&align(view, extents, grain)?, grain, |g, within, bytes| {
-            p.grain(g, within, bytes)
-        })?;
-        p.finish(&mut plan, self.new_descriptor(s, ids)?)?;
-        plan.seal(&self.ctx)
+        let grain = s.header.grain_size * SECTOR;
+        let aligned = align(view, extents, grain)?;
+        plan_sparse(s, &aligned, self.new_descriptor(s, ids)?)
     }
 
     /// The embedded descriptor with a new CID: its sector offset and its bytes.
@@ -154,7 +161,22 @@ impl Vmdk {
         let mut text = vec![0u8; (h.descriptor_size * SECTOR) as usize];
         s.file.read_at(at, &mut text)?;
         let end = text.iter().position(|b| *b == 0).unwrap_or(text.len());
-        let old = String::from_utf8_lossy(&text[..end]).into_owned();
+        let new = self.renew_cid(&String::from_utf8_lossy(&text[..end]), ids);
+        if new.len() > text.len() {
+            return Err(self
+                .ctx
+                .refused("", "the descriptor with a new CID does not fit its sectors"));
+        }
+        let mut bytes = new.into_bytes();
+        bytes.resize(text.len(), 0);
+        Ok((bytes != text).then_some((at, bytes)))
+    }
+}
+
+impl Vmdk {
+    /// The descriptor text `old` with a new CID (one that is neither 0, nor `ffffffff`,
+    /// nor the old one) on its `CID=` line.
+    pub(super) fn renew_cid(&self, old: &str, ids: &mut Ids) -> String {
         let cid = loop {
             let b = ids.guid().into_bytes();
             let c = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
@@ -171,15 +193,46 @@ impl Vmdk {
                 new.push_str(line);
             }
         }
-        if new.len() > text.len() {
-            return Err(self
-                .ctx
-                .refused("", "the descriptor with a new CID does not fit its sectors"));
-        }
-        let mut bytes = new.into_bytes();
-        bytes.resize(text.len(), 0);
-        Ok((bytes != text).then_some((at, bytes)))
+        new
     }
+}
+
+/// The plan of `aligned` (whole grains, sorted, offsets counted from the extent's start)
+/// into the sparse extent `s`, with `descriptor` (an offset in its file and the bytes: the
+/// embedded descriptor with a new CID) written with the tables.
+pub(super) fn plan_sparse(
+    s: &SparseExtent,
+    aligned: &[(u64, Vec<u8>)],
+    descriptor: Option<(u64, Vec<u8>)>,
+) -> Result<Plan> {
+    let file_len = s.file.size();
+    let mut plan = Plan::empty(Format::Vmdk, file_len);
+    if aligned.is_empty() {
+        return Ok(plan);
+    }
+    let h = &s.header;
+    let redundant = h.flags & FLAG_REDUNDANT_GT != 0 && h.rgd_offset != 0;
+    let rgd = if redundant {
+        Some(read_gd(&s.file, &s.ctx, h, h.rgd_offset)?)
+    } else {
+        None
+    };
+    let grain = h.grain_size * SECTOR;
+    let mut p = Planner {
+        s,
+        next: file_len.div_ceil(SECTOR),
+        gts: BTreeMap::new(),
+        rgts: BTreeMap::new(),
+        gd: BTreeMap::new(),
+        rgd: BTreeMap::new(),
+        rgd_old: rgd,
+        data: Vec::new(),
+        in_place: 0,
+        new_grains: 0,
+    };
+    by_block(aligned, grain, |g, within, bytes| p.grain(g, within, bytes))?;
+    p.finish(&mut plan, descriptor)?;
+    plan.seal(&s.ctx)
 }
 
 /// The state of one plan.

@@ -50,6 +50,9 @@ pub struct FixOptions {
     /// The format of the new image a fix into an output writes (`None`: the one the
     /// output's extension names, or the source's).
     pub output_format: Option<rehost_disk::NewFormat>,
+    /// The adapter a new VMDK written by a fix into an output names (`None`: the source
+    /// VMDK's, else IDE).
+    pub vmdk_adapter: Option<rehost_disk::VmdkAdapter>,
 }
 
 impl FixOptions {

@@ -96,6 +96,10 @@ pub struct FixReport {
     /// The volumes written that have shadow copies (stale after a commit in place; in a
     /// dry run, what a commit in place would refuse without leave).
     pub shadow_copies: Vec<ShadowCopiesWritten>,
+    /// In a dry run, why a commit in place would be refused by the image's container (a
+    /// streamOptimized VMDK, compressed qcow2 clusters to rewrite, an E01 file), asked of
+    /// it without writing: such an image is fixed with `--output`.
+    pub in_place_refusal: Option<String>,
     /// What could not be read.
     pub errors: Vec<String>,
     /// Bytes read from the image file to check, plan and check again (the commit's own
@@ -157,7 +161,8 @@ pub fn fix(
     let started = std::time::Instant::now();
     let staged = Image::open_staged(image, mode)?
         .allow_shadow_copies(opts.allow_shadow_copies)
-        .output_format(opts.output_format);
+        .output_format(opts.output_format)
+        .vmdk_adapter(opts.vmdk_adapter);
     let mut report = fix_image(staged, t, opts, force)?;
     report.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(report)
@@ -298,28 +303,38 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
     };
     drop(opened);
     let bytes_read = staged.bytes_read();
-    let (committed, written, staged_bytes, recovered, shadow_copies) = if not_committed.is_none() {
-        let out = staged.finish()?;
-        let written = out.commit.as_ref().map(|c| Written {
-            path: c.path.display().to_string(),
-            host_writes: c.host_writes,
-            bytes_written: c.bytes_written,
-            journal: c.journal.as_ref().map(|j| j.display().to_string()),
-            journal_bytes: c.journal_bytes,
-        });
-        let shadow = out.shadow_copies;
-        (
-            written.is_some(),
-            written,
-            out.staged_bytes,
-            out.recovered,
-            shadow,
-        )
-    } else {
-        let out = staged.discard();
-        let shadow = out.shadow_copies;
-        (false, None, out.staged_bytes, out.recovered, shadow)
-    };
+    let (committed, written, staged_bytes, recovered, shadow_copies, in_place_refusal) =
+        if not_committed.is_none() {
+            let out = staged.finish()?;
+            let written = out.commit.as_ref().map(|c| Written {
+                path: c.path.display().to_string(),
+                host_writes: c.host_writes,
+                bytes_written: c.bytes_written,
+                journal: c.journal.as_ref().map(|j| j.display().to_string()),
+                journal_bytes: c.journal_bytes,
+            });
+            let shadow = out.shadow_copies;
+            (
+                written.is_some(),
+                written,
+                out.staged_bytes,
+                out.recovered,
+                shadow,
+                out.in_place_refusal,
+            )
+        } else {
+            let out = staged.discard();
+            let shadow = out.shadow_copies;
+            let refusal = out.in_place_refusal;
+            (
+                false,
+                None,
+                out.staged_bytes,
+                out.recovered,
+                shadow,
+                refusal,
+            )
+        };
     Ok(FixReport {
         image: name,
         target: t.name.clone(),
@@ -332,6 +347,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
         written,
         recovered,
         shadow_copies,
+        in_place_refusal,
         errors,
         bytes_read,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
