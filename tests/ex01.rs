@@ -315,6 +315,18 @@ fn ex01_is_converted_and_fixed_into_new_images_never_in_place() {
     );
     assert!(!said.contains("yet"), "{said}");
     assert_ne!(refused.status.code(), Some(0), "{said}");
+    // The dry run says so up front.
+    let dry = rehost_command()
+        .args(["fix", "--target", "kvm-sata", "--dry-run"])
+        .arg(&ex01)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        said.contains("--in-place would be refused: ")
+            && said.contains("an Ex01 evidence file is read-only by design"),
+        "{said}"
+    );
 
     // fix --output equals the raw disk fixed in place.
     let out = d.join("fixed.vhdx");
