@@ -8,32 +8,15 @@
 
 mod common;
 
-use common::{have_tool, rehost_command, root, run, windows_image};
+use common::ewf::{open_error, qemu_compare, raw_disk, report, same_files, sums, verify};
+use common::{have_tool, rehost_command, run};
 use rehost::disk::{self, ReadAt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 /// Whether libewf's tools and qemu-img are here (in CI they must be).
 fn tools() -> bool {
     have_tool("ewfacquire") && have_tool("ewfexport") && have_tool("qemu-img")
-}
-
-/// The raw disk of the sample (`sample`) or of a Windows fixture, written into `dir`.
-fn raw_disk(name: &str, dir: &Path) -> PathBuf {
-    let (src, fmt) = match name {
-        "sample" => (root().join("testdata/sample/sample.vhd"), "vpc"),
-        _ => (windows_image(name), "vpc"),
-    };
-    let out = dir.join(format!("{name}.raw"));
-    run(Command::new("qemu-img")
-        .args(["convert", "-f", fmt, "-O", "raw"])
-        .arg(&src)
-        .arg(&out));
-    out
 }
 
 /// `ewfacquire` of `raw` into `dir/stem.E01` (and further segments of 1 MiB), with
@@ -73,42 +56,6 @@ fn segments(e01: &Path) -> Vec<PathBuf> {
     (1..)
         .map_while(|n| disk::ewf::segment_path(e01, n).filter(|s| s.is_file()))
         .collect()
-}
-
-/// Every file of every readable volume of `ours` equals the same file read from `theirs`.
-fn same_files(ours: &Path, theirs: &Path) -> usize {
-    let a = rehost::fs::Image::open(ours).unwrap();
-    let b = rehost::fs::Image::open(theirs).unwrap();
-    let mut count = 0;
-    for v in a
-        .layout()
-        .volumes
-        .iter()
-        .filter(|v| v.content.is_readable())
-    {
-        let (fa, fb) = (a.fs(v.index).unwrap(), b.fs(v.index).unwrap());
-        let mut files = Vec::new();
-        fa.walk(
-            "",
-            &mut |path, e| {
-                if !e.is_dir {
-                    files.push(path.to_string())
-                }
-            },
-            &mut |path, e| panic!("{path}: {e}"),
-        );
-        for f in files {
-            let (mut x, mut y) = (Vec::new(), Vec::new());
-            // A file the walk lists but the volume cannot give (a metadata file) fails on
-            // both alike.
-            let rx = fa.copy_to(&f, "", &mut x).map_err(|e| e.kind.to_string());
-            let ry = fb.copy_to(&f, "", &mut y).map_err(|e| e.kind.to_string());
-            assert_eq!(rx, ry, "{f}");
-            assert!(x == y, "{}: volume {} {f} differs", ours.display(), v.index);
-            count += usize::from(rx.is_ok());
-        }
-    }
-    count
 }
 
 #[test]
@@ -168,25 +115,6 @@ fn evidence_files_read_as_ewfexport_exports_them() {
     }
 }
 
-/// The command's standard output with the image's path and first line's container made
-/// neutral.
-fn report(args: &[&str], image: &Path) -> String {
-    let out = rehost_command().args(args).arg(image).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).replace(p(image), "IMAGE");
-    assert!(
-        !text.is_empty(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    text.lines()
-        .map(|l| match l.split_once(", ") {
-            Some((head, rest)) if head.starts_with("IMAGE: ") => format!("IMAGE: {rest}"),
-            _ => l.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn inspect_and_check_say_of_the_evidence_file_what_they_say_of_the_raw_disk() {
     if !tools() {
@@ -208,27 +136,6 @@ fn inspect_and_check_say_of_the_evidence_file_what_they_say_of_the_raw_disk() {
     let ours = report(&check, &e01);
     assert_eq!(ours, report(&check, &raw));
     assert!(ours.contains("msahci"), "{ours}");
-}
-
-/// The MD5 and SHA-1 of a file, by coreutils.
-fn sums(path: &Path) -> (String, String) {
-    let first = |tool: &str| {
-        let out = String::from_utf8(run(Command::new(tool).arg(path))).unwrap();
-        out.split_whitespace().next().unwrap().to_string()
-    };
-    (first("md5sum"), first("sha1sum"))
-}
-
-/// `rehost volumes --verify --json`: its report and exit code.
-fn verify(e01: &Path) -> (serde_json::Value, i32) {
-    let out = rehost_command()
-        .args(["volumes", "--verify", "--json"])
-        .arg(e01)
-        .output()
-        .unwrap();
-    let report = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (report, out.status.code().unwrap())
 }
 
 /// Where segment `seg`'s chunk `n` (counted in that segment's first table) is stored, and
@@ -363,15 +270,6 @@ fn stored_hashes_are_shown_and_verified_and_a_damaged_chunk_fails_the_verificati
     assert!(text.contains(&format!("computed {md5}")), "{text}");
 }
 
-fn qemu_compare(a: &Path, fa: &str, b: &Path, fb: &str) {
-    let out = String::from_utf8(run(Command::new("qemu-img")
-        .args(["compare", "-f", fa, "-F", fb])
-        .arg(a)
-        .arg(b)))
-    .unwrap();
-    assert!(out.contains("Images are identical"), "{a:?} {b:?}: {out}");
-}
-
 #[test]
 fn evidence_is_converted_and_fixed_into_new_images_never_in_place() {
     if !tools() {
@@ -448,23 +346,6 @@ fn evidence_is_converted_and_fixed_into_new_images_never_in_place() {
         .map(|s| std::fs::read(s).unwrap())
         .collect();
     assert!(before == after, "the evidence file changed");
-}
-
-/// The error `rehost::disk::open` gives for `e01`, as text.
-fn open_error(e01: &Path) -> String {
-    let e = match disk::open(e01, &Default::default()) {
-        Ok(d) => {
-            // Opened: then a read must fail (the damage is in a chunk).
-            let mut buf = vec![0u8; d.size() as usize];
-            format!(
-                "{:#}",
-                d.read_at(0, &mut buf).expect_err("damage went unseen")
-            )
-        }
-        Err(e) => format!("{e:#}"),
-    };
-    eprintln!("{e}");
-    e
 }
 
 #[test]

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bounded;
+pub mod ewf;
 pub mod firmware;
 pub mod ovmf;
 pub mod report;

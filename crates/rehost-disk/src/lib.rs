@@ -1,5 +1,5 @@
-//! The disk layer: virtual disks (raw, VHD, VHDX, VMDK, qcow2, E01) as one positional, shared
-//! interface.
+//! The disk layer: virtual disks (raw, VHD, VHDX, VMDK, qcow2, E01, Ex01) as one
+//! positional, shared interface.
 //!
 //! Everything above this layer reads through [`ReadAt`]: a positional read with no hidden
 //! cursor, callable from many threads at once. [`open`] detects the container format from
@@ -93,7 +93,8 @@ pub enum Format {
     Vmdk,
     /// QEMU qcow2 (KVM, OpenStack, Proxmox).
     Qcow2,
-    /// Expert Witness evidence files (EnCase, libewf): E01 segment files, read-only.
+    /// Expert Witness evidence files (EnCase, libewf): E01 (EWF version 1) and Ex01 (EWF2)
+    /// segment files, read-only.
     E01,
 }
 

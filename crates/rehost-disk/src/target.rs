@@ -72,14 +72,19 @@ impl Target {
         let name = &info.path;
         let stem = std::path::Path::new(name).with_extension("");
         if info.format == Format::E01 {
+            let label = match info.variant.as_deref() {
+                Some(v) if v.starts_with("Ex01") => "an Ex01",
+                _ => "an E01",
+            };
             return Err(
                 rehost_core::Ctx::new(name.as_str(), rehost_core::Layer::File).refused(
                     "",
                     format!(
-                        "an E01 evidence file is read-only: rehost never writes into one \
-                         (its chunks and stored hashes are the evidence); write the result as a \
-                         new image instead, `--output {}.vhdx` (or .vhd, .raw), which converts \
-                         and writes in one pass and leaves the evidence as it was",
+                        "{label} evidence file is read-only by design: rehost never writes \
+                         into one (its chunks and stored hashes are the evidence); write the \
+                         result as a new image instead, `--output {}.vhdx` (or .vhd, .raw), \
+                         which converts and writes in one pass and leaves the evidence as it \
+                         was",
                         stem.display()
                     ),
                 ),
@@ -89,9 +94,9 @@ impl Target {
             rehost_core::Ctx::new(name.as_str(), rehost_core::Layer::File).refused(
                 "",
                 format!(
-                    "rehost reads {} images but does not write them in place yet: write the \
-                 result as a new image instead, `--output {}.vhdx` (or .vhd, .raw, .qcow2, \
-                 .vmdk), which converts and writes in one pass",
+                    "rehost reads {} images and never writes into them: write the result as a \
+                 new image instead, `--output {}.vhdx` (or .vhd, .raw, .qcow2, .vmdk), which \
+                 converts and writes in one pass",
                     info.format,
                     stem.display()
                 ),

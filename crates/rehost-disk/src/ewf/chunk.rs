@@ -1,9 +1,9 @@
 //! One chunk of the media, from its stored bytes: a zlib stream that must inflate to exactly
-//! the chunk's size (its Adler-32 checked by the stream's own trailer), or the bytes as they
-//! are followed by their Adler-32.
+//! the chunk's size (its Adler-32 checked by the stream's own trailer), the bytes as they
+//! are followed by their Adler-32, or (EWF2) eight bytes of pattern repeated.
 
 use super::section::{adler32, le32};
-use super::table::Chunk;
+use super::table::{Chunk, Encoding};
 use rehost_core::error::{Ctx, Result};
 
 /// The chunk's `expected` bytes of media from its `stored` bytes; `number` and the chunk's
@@ -15,12 +15,16 @@ pub fn decode(
     number: u64,
     ctx: &Ctx,
 ) -> Result<Vec<u8>> {
-    if c.compressed {
-        return inflate(stored, expected, number, ctx, c.offset);
-    }
+    let plain = match c.encoding {
+        Encoding::Zlib => return inflate(stored, expected, number, ctx, c.offset),
+        Encoding::Pattern(p) => return Ok(p.iter().copied().cycle().take(expected).collect()),
+        Encoding::Plain => Some(false),
+        Encoding::Summed => Some(true),
+        Encoding::Stored => None,
+    };
     match stored.len() {
-        n if n == expected => Ok(stored.to_vec()),
-        n if n == expected + 4 => {
+        n if n == expected && plain != Some(true) => Ok(stored.to_vec()),
+        n if n == expected + 4 && plain != Some(false) => {
             let (data, sum) = stored.split_at(expected);
             let (want, have) = (le32(sum, 0), adler32(data));
             if want != have {
@@ -90,7 +94,11 @@ mod tests {
             segment: 0,
             offset: 100,
             stored: 0,
-            compressed,
+            encoding: if compressed {
+                Encoding::Zlib
+            } else {
+                Encoding::Stored
+            },
         }
     }
 
@@ -123,5 +131,25 @@ mod tests {
         let e = decode(&chunk(false), &s, 512, 3, &ctx).unwrap_err();
         assert!(e.to_string().contains("chunk 3: checksum"), "{e}");
         assert!(decode(&chunk(false), &s[..300], 512, 3, &ctx).is_err());
+    }
+
+    #[test]
+    fn ewf2_flags_say_whether_a_checksum_follows() {
+        let ctx = Ctx::new("t.Ex01", rehost_core::Layer::Ewf);
+        let with = |encoding| Chunk {
+            encoding,
+            ..chunk(false)
+        };
+        let mut s = vec![7u8; 512];
+        assert_eq!(decode(&with(Encoding::Plain), &s, 512, 0, &ctx).unwrap(), s);
+        assert!(decode(&with(Encoding::Summed), &s, 512, 0, &ctx).is_err());
+        s.extend_from_slice(&adler32(&s[..512]).to_le_bytes());
+        assert!(decode(&with(Encoding::Plain), &s, 512, 0, &ctx).is_err());
+        assert_eq!(
+            decode(&with(Encoding::Summed), &s, 512, 0, &ctx).unwrap(),
+            vec![7u8; 512]
+        );
+        let p = decode(&with(Encoding::Pattern(*b"abcdefgh")), &[], 20, 0, &ctx).unwrap();
+        assert_eq!(p, b"abcdefghabcdefghabcd");
     }
 }

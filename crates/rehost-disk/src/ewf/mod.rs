@@ -18,16 +18,18 @@
 //! exactly, never more; a chunk is at most [`MAX_CHUNK`] bytes. A missing segment is an
 //! error that names the file it looked for.
 //!
-//! EWF version 2 (Ex01) is recognised and refused by name.
+//! EWF version 2 (Ex01, EnCase 7 and later) is read by [`v2`] into the same map of chunks,
+//! behind the same reader.
 
 mod chunk;
 mod section;
 mod segment;
 mod table;
+mod v2;
 mod verify;
 
 pub use section::{adler32, EVF2_SIGNATURE, EVF_SIGNATURE};
-pub use segment::segment_path;
+pub use segment::{segment_path, segment_path_v2};
 pub use verify::{digest_media, MediaDigests};
 
 use super::tables::UnitCache;
@@ -40,7 +42,7 @@ use table::Chunk;
 /// The largest chunk read (libewf's largest is 32768 sectors of 512 bytes).
 pub const MAX_CHUNK: u64 = 16 << 20;
 /// The largest media read.
-const MAX_SIZE: u64 = 1 << 61;
+pub(super) const MAX_SIZE: u64 = 1 << 61;
 
 /// An opened EWF image: its segment files and the map of its chunks.
 pub struct Ewf {
@@ -68,6 +70,10 @@ impl Ewf {
     /// it.
     pub fn open(first: HostFile, parents: &ParentOpener) -> Result<Self> {
         let ctx = first.ctx().with_layer(Layer::Ewf);
+        let mut signature = [0u8; 8];
+        if first.read_some_at(0, &mut signature)? == 8 && &signature == EVF2_SIGNATURE {
+            return v2::open(first, parents);
+        }
         let number = section::read_file_header(&first, &ctx)?;
         let path = Path::new(first.name()).to_path_buf();
         if number != 1 {
@@ -142,7 +148,26 @@ impl Ewf {
                 ),
             ));
         }
-        let info = describe(&path, &walk, &volume, segments.len(), chunk_size, size);
+        let compression = match volume.compression {
+            Some(0) => Some("no compression"),
+            Some(1) => Some("fast compression"),
+            Some(2) => Some("best compression"),
+            _ => None,
+        };
+        let info = describe(
+            &path,
+            &Described {
+                label: "E01",
+                segments: segments.len(),
+                compression,
+                md5: walk.md5,
+                sha1: walk.sha1,
+                bytes_per_sector: volume.bytes_per_sector,
+                set_identifier: volume.set_identifier,
+            },
+            chunk_size,
+            size,
+        );
         Ok(Ewf {
             ctx,
             info,
@@ -170,7 +195,9 @@ impl Ewf {
         self.units.get(number, || {
             let file = &self.segments[c.segment as usize];
             let mut stored = vec![0u8; c.stored as usize];
-            file.read_at(c.offset, &mut stored)?;
+            if !matches!(c.encoding, table::Encoding::Pattern(_)) {
+                file.read_at(c.offset, &mut stored)?;
+            }
             chunk::decode(
                 &c,
                 &stored,
@@ -278,33 +305,36 @@ fn geometry(v: &Volume, ctx: &Ctx) -> Result<(u64, u64)> {
     Ok((chunk, size))
 }
 
-/// The description of the image `volumes` shows.
-fn describe(
-    path: &Path,
-    walk: &Walk,
-    v: &Volume,
+/// What `volumes` is told of an image, from either version.
+struct Described {
+    /// `E01` or `Ex01`.
+    label: &'static str,
     segments: usize,
-    chunk_size: u64,
-    size: u64,
-) -> DiskInfo {
+    compression: Option<&'static str>,
+    md5: Option<[u8; 16]>,
+    sha1: Option<[u8; 20]>,
+    bytes_per_sector: u32,
+    set_identifier: Option<[u8; 16]>,
+}
+
+/// The description of the image `volumes` shows.
+fn describe(path: &Path, d: &Described, chunk_size: u64, size: u64) -> DiskInfo {
     let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let mut variant = format!(
-        "E01, {segments} segment{}",
-        if segments == 1 { "" } else { "s" }
+        "{}, {} segment{}",
+        d.label,
+        d.segments,
+        if d.segments == 1 { "" } else { "s" }
     );
-    if let Some(c) = v.compression {
-        variant.push_str(match c {
-            0 => ", no compression",
-            1 => ", fast compression",
-            2 => ", best compression",
-            _ => "",
-        });
+    if let Some(c) = d.compression {
+        variant.push_str(", ");
+        variant.push_str(c);
     }
     let mut hashes = Vec::new();
-    if let Some(m) = walk.md5.filter(|m| m.iter().any(|&b| b != 0)) {
+    if let Some(m) = d.md5.filter(|m| m.iter().any(|&b| b != 0)) {
         hashes.push(StoredHash::new("MD5", hex(&m)));
     }
-    if let Some(s) = walk.sha1.filter(|s| s.iter().any(|&b| b != 0)) {
+    if let Some(s) = d.sha1.filter(|s| s.iter().any(|&b| b != 0)) {
         hashes.push(StoredHash::new("SHA-1", hex(&s)));
     }
     let mut notes = Vec::new();
@@ -317,10 +347,10 @@ fn describe(
         subformat: Subformat::Fixed,
         variant: Some(variant),
         virtual_size: size,
-        logical_sector_size: v.bytes_per_sector,
-        physical_sector_size: v.bytes_per_sector,
+        logical_sector_size: d.bytes_per_sector,
+        physical_sector_size: d.bytes_per_sector,
         block_size: Some(chunk_size as u32),
-        disk_id: v
+        disk_id: d
             .set_identifier
             .filter(|i| i.iter().any(|&b| b != 0))
             .map(|i| hex(&i)),

@@ -68,12 +68,10 @@ pub fn read_file_header(file: &HostFile, ctx: &Ctx) -> Result<u16> {
     }
     file.read_at(0, &mut h)?;
     if &h[..8] == EVF2_SIGNATURE {
-        return Err(ctx.unsupported(
+        return Err(ctx.corrupt(
             0,
-            "this is an Ex01 (Expert Witness version 2, EWF2) evidence file, which rehost does \
-             not read yet (it reads E01, version 1): \
-             export it to a raw image with libewf's `ewfexport -f raw` (or expose it with \
-             `ewfmount`) and give rehost the result",
+            "an Ex01 (EWF version 2) segment file where a segment of an E01 (version 1) \
+             evidence file is expected: the file belongs to another image",
         ));
     }
     if &h[..8] != EVF_SIGNATURE || h[8] != 1 {

@@ -22,8 +22,24 @@ pub struct Chunk {
     pub offset: u64,
     /// The bytes it takes there (with the checksum of an uncompressed chunk).
     pub stored: u32,
-    /// The chunk is a zlib stream.
-    pub compressed: bool,
+    /// How the chunk's bytes are stored.
+    pub encoding: Encoding,
+}
+
+/// How a chunk's bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// A zlib stream.
+    Zlib,
+    /// The bytes as they are, followed by their Adler-32 where the stored size says so
+    /// (EWF version 1 tables do not say).
+    Stored,
+    /// The bytes as they are, without a checksum (EWF2, the entry's flags say so).
+    Plain,
+    /// The bytes as they are, followed by their Adler-32 (EWF2, the entry's flags say so).
+    Summed,
+    /// No bytes stored: the chunk is these eight bytes repeated (EWF2 pattern fill).
+    Pattern([u8; 8]),
 }
 
 /// The bounds a table's chunks must keep.
@@ -141,7 +157,11 @@ pub fn read(
             segment: bounds.segment,
             offset: start,
             stored: (end - start) as u32,
-            compressed,
+            encoding: if compressed {
+                Encoding::Zlib
+            } else {
+                Encoding::Stored
+            },
         });
     }
     Ok(())
