@@ -566,6 +566,23 @@ fn copy_sparse(src: &Path, out: &WriteFile, steps: &mut Steps) -> Result<()> {
     out.sync(steps)
 }
 
+/// What a commit of `plan` into `path` of the staged `extents` reports before it is made.
+pub(crate) fn report_of(plan: &Plan, path: &Path, extents: &[(u64, Vec<u8>)]) -> CommitReport {
+    CommitReport {
+        path: path.to_path_buf(),
+        staged_extents: extents.len(),
+        staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
+        host_writes: plan.writes().count(),
+        bytes_written: plan.bytes_written(),
+        len_before: plan.file_len,
+        len_after: plan.new_len,
+        journal: None,
+        journal_bytes: 0,
+        steps: 0,
+        notes: plan.notes.clone(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,22 +611,5 @@ mod tests {
         let reader = open_for_write(&path, &WriteOptions::new_image()).unwrap();
         assert!(open_for_write(&path, &WriteOptions::in_place()).is_err());
         drop(reader);
-    }
-}
-
-/// What a commit of `plan` into `path` of the staged `extents` reports before it is made.
-pub(crate) fn report_of(plan: &Plan, path: &Path, extents: &[(u64, Vec<u8>)]) -> CommitReport {
-    CommitReport {
-        path: path.to_path_buf(),
-        staged_extents: extents.len(),
-        staged_bytes: extents.iter().map(|(_, b)| b.len() as u64).sum(),
-        host_writes: plan.writes().count(),
-        bytes_written: plan.bytes_written(),
-        len_before: plan.file_len,
-        len_after: plan.new_len,
-        journal: None,
-        journal_bytes: 0,
-        steps: 0,
-        notes: plan.notes.clone(),
     }
 }
