@@ -13,8 +13,10 @@
 //! flush runs; then it is renamed into place and its directory flushed: the output appears
 //! whole or not at all, and an existing file is never written over.
 
+mod copy;
 mod qcow2;
 mod raw;
+mod verify;
 mod vhd;
 mod vhdx;
 mod vmdk;
@@ -23,11 +25,11 @@ pub use vmdk::VmdkAdapter;
 
 use crate::ids::Ids;
 use crate::ReadAt;
+use copy::{each_block, is_zero, write_sparse, Blocks, Gather, Out};
 use rehost_core::error::{Ctx, Layer, Result};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use verify::verify;
 
 /// The format of a new image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,207 +167,6 @@ pub struct CreateReport {
     pub notes: Vec<String>,
 }
 
-/// Bytes written between two flushes started in the background.
-const FLUSH_EVERY: u64 = 128 << 20;
-
-/// The new image being written: its file, the bytes written so far, and a flush of what
-/// was written before running on a thread of its own, so that the disk writes while the
-/// source is read and the last flush before the read-back has little left to do.
-struct Out<'a> {
-    file: File,
-    ctx: &'a Ctx,
-    written: u64,
-    unflushed: u64,
-    flushing: Option<std::thread::JoinHandle<std::io::Result<()>>>,
-}
-
-impl Out<'_> {
-    fn write(&mut self, offset: u64, data: &[u8]) -> Result<()> {
-        self.file
-            .write_all_at(data, offset)
-            .map_err(|e| self.ctx.io(offset, e))?;
-        self.written += data.len() as u64;
-        self.unflushed += data.len() as u64;
-        if self.unflushed >= FLUSH_EVERY && self.flushing.as_ref().is_none_or(|f| f.is_finished()) {
-            self.wait_flush()?;
-            let file = self.file.try_clone().map_err(|e| self.ctx.io(0, e))?;
-            self.flushing = Some(std::thread::spawn(move || file.sync_data()));
-            self.unflushed = 0;
-        }
-        Ok(())
-    }
-
-    /// Waits for the flush running in the background, if any; its error is the write's.
-    fn wait_flush(&mut self) -> Result<()> {
-        match self.flushing.take().map(|f| f.join()) {
-            None | Some(Ok(Ok(()))) => Ok(()),
-            Some(Ok(Err(e))) => Err(self.ctx.io(0, e)),
-            Some(Err(_)) => Err(self
-                .ctx
-                .invalid("the background flush of the new image failed")),
-        }
-    }
-
-    /// Flushes the whole file (after the background flush, if one runs).
-    fn flush_all(&mut self) -> Result<()> {
-        self.wait_flush()?;
-        self.file.sync_all().map_err(|e| self.ctx.io(0, e))
-    }
-
-    fn set_len(&self, len: u64) -> Result<()> {
-        self.file.set_len(len).map_err(|e| self.ctx.io(len, e))
-    }
-}
-
-impl Drop for Out<'_> {
-    /// A flush still running (the image failed before its last flush) is waited for, so
-    /// that no thread outlives the new image's removal.
-    fn drop(&mut self) {
-        if let Some(f) = self.flushing.take() {
-            let _ = f.join();
-        }
-    }
-}
-
-/// Whether every byte of `b` is zero.
-fn is_zero(b: &[u8]) -> bool {
-    let mut words = b.chunks_exact(16);
-    words
-        .by_ref()
-        .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
-        && words.remainder().iter().all(|&x| x == 0)
-}
-
-/// The granularity of the holes left inside a block that holds data.
-const PIECE: usize = 64 << 10;
-
-/// The blocks a new image holds: each block with data, by index, with the CRC-32C of its
-/// bytes (what reading the new image back must find), and the number of blocks.
-pub(super) type Blocks = (Vec<(u64, u32)>, u64);
-
-/// Buffers of a block each that the copy's two threads pass between them: one being read,
-/// one waiting, one being written.
-const BUFFERS: usize = 3;
-
-/// Reads the source's blocks of `block` bytes in turn, skipping those its allocation map
-/// says were never written; calls `data` with the index and bytes of each that is not all
-/// zeros. Returns the blocks with data (and their checksums), and the number of blocks.
-///
-/// The source is read (and each block checked for zeros and summed) on a thread of its own,
-/// a block ahead of `data`, which writes the last: reading and writing overlap, and the
-/// buffers go round between the two, so no block costs a fresh allocation.
-fn each_block(
-    src: &dyn ReadAt,
-    block: u64,
-    mut data: impl FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<Blocks> {
-    let size = src.size();
-    let blocks = size.div_ceil(block);
-    let allocated = src.allocated()?;
-    let len = block.min(size.max(1)) as usize;
-    std::thread::scope(|s| {
-        let (full, filled) = mpsc::sync_channel::<Result<(u64, usize, Vec<u8>, u32)>>(1);
-        let (give_back, returned) = mpsc::channel::<Vec<u8>>();
-        s.spawn(move || {
-            let mut ranges = allocated.as_deref().unwrap_or(&[]).iter().peekable();
-            let mut made = 0;
-            let mut spare: Option<Vec<u8>> = None;
-            for k in 0..blocks {
-                let at = k * block;
-                let n = block.min(size - at) as usize;
-                if allocated.is_some() {
-                    while ranges.next_if(|r| r.0.saturating_add(r.1) <= at).is_some() {}
-                    if ranges.peek().is_none_or(|r| r.0 >= at + n as u64) {
-                        continue;
-                    }
-                }
-                let mut buf = match spare.take().map(Ok).unwrap_or_else(|| returned.try_recv()) {
-                    Ok(b) => b,
-                    Err(_) if made < BUFFERS => {
-                        made += 1;
-                        vec![0u8; len]
-                    }
-                    Err(_) => match returned.recv() {
-                        Ok(b) => b,
-                        Err(_) => return, // the writer stopped
-                    },
-                };
-                if let Err(e) = src.read_once(at, &mut buf[..n]) {
-                    let _ = full.send(Err(e));
-                    return;
-                }
-                if is_zero(&buf[..n]) {
-                    spare = Some(buf);
-                    continue;
-                }
-                let sum = crc32c::crc32c(&buf[..n]);
-                if full.send(Ok((k, n, buf, sum))).is_err() {
-                    return;
-                }
-            }
-        });
-        let mut with_data = Vec::new();
-        for msg in filled.iter() {
-            let (k, n, buf, sum) = msg?;
-            data(k, &buf[..n])?;
-            with_data.push((k, sum));
-            let _ = give_back.send(buf);
-        }
-        Ok((with_data, blocks))
-    })
-}
-
-/// Writes the pieces of `data` that are not all zeros at `at` in the new file: the rest
-/// stay holes, which read as zeros.
-fn write_sparse(o: &mut Out, at: u64, data: &[u8]) -> Result<()> {
-    for (i, piece) in data.chunks(PIECE).enumerate() {
-        if !is_zero(piece) {
-            o.write(at + (i * PIECE) as u64, piece)?;
-        }
-    }
-    Ok(())
-}
-
-/// Writes that follow each other in the new file gathered into one, up to `GATHER` bytes:
-/// the formats whose clusters or grains are smaller than the blocks read write them in
-/// few calls.
-struct Gather {
-    at: u64,
-    buf: Vec<u8>,
-}
-
-/// The most bytes [`Gather`] holds before it writes them.
-const GATHER: usize = 4 << 20;
-
-impl Gather {
-    fn new() -> Self {
-        Gather {
-            at: 0,
-            buf: Vec::with_capacity(GATHER),
-        }
-    }
-
-    /// Adds `data` at `at` in the new file, writing what was gathered first when `data`
-    /// does not follow it or there would be too much.
-    fn put(&mut self, o: &mut Out, at: u64, data: &[u8]) -> Result<()> {
-        if self.at + self.buf.len() as u64 != at || self.buf.len() + data.len() > GATHER {
-            self.flush(o)?;
-            self.at = at;
-        }
-        self.buf.extend_from_slice(data);
-        Ok(())
-    }
-
-    /// Writes what was gathered.
-    fn flush(&mut self, o: &mut Out) -> Result<()> {
-        if !self.buf.is_empty() {
-            o.write(self.at, &self.buf)?;
-            self.buf.clear();
-        }
-        Ok(())
-    }
-}
-
 /// Makes a new image of `format` at `out` (which must not exist) holding the virtual disk
 /// `src`, then reads it back through this crate's reader and compares it with `src`.
 pub fn create(
@@ -399,13 +200,7 @@ pub fn create(
         .create_new(true)
         .open(&tmp)
         .map_err(|e| tctx.io(0, e))?;
-    let mut o = Out {
-        file,
-        ctx: &tctx,
-        written: 0,
-        unflushed: 0,
-        flushing: None,
-    };
+    let mut o = Out::new(file, &tctx);
     let mut ids = Ids::new(opts.seed);
     let result = (|| {
         let mut notes = Vec::new();
@@ -482,79 +277,4 @@ pub fn create(
         let _ = std::fs::remove_file(&tmp);
     }
     result
-}
-
-/// Reads the new image at `path` through this crate's reader: the blocks that hold data
-/// must read as what was written (their CRC-32C, taken as each was read from the source, so
-/// the source is not read and decoded twice), and its allocation map (where the format has
-/// one) must name no other block. The rest of a raw or fixed VHD file was never written:
-/// holes.
-fn verify(
-    src: &dyn ReadAt,
-    path: &Path,
-    format: NewFormat,
-    with_data: &[(u64, u32)],
-    block: u64,
-) -> Result<()> {
-    let ctx = Ctx::new(path.display().to_string(), Layer::File);
-    let disk = crate::open(path, &crate::OpenOptions::default())?;
-    let expected = format.virtual_size(src.size());
-    if disk.info().format != format.format() || disk.size() != expected {
-        return Err(ctx.corrupt(
-            0,
-            format!(
-                "the new image reads back as a {} disk of {} bytes, not a {} of {}",
-                disk.info().format,
-                disk.size(),
-                format.format(),
-                expected
-            ),
-        ));
-    }
-    let size = src.size();
-    // The blocks are read back on as many threads as there are cores (up to four), a share
-    // of them each: reading back from the page cache and summing them is all CPU.
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-    let share = with_data.len().div_ceil(threads).max(1);
-    let read_back = |blocks: &[(u64, u32)]| -> Result<()> {
-        let mut b = vec![0u8; block.min(size) as usize];
-        for &(k, sum) in blocks {
-            let at = k * block;
-            let n = block.min(size - at) as usize;
-            disk.read_once(at, &mut b[..n])?;
-            if crc32c::crc32c(&b[..n]) != sum {
-                return Err(ctx.corrupt(
-                    at,
-                    "the new image does not read back as the source: it is removed",
-                ));
-            }
-        }
-        Ok(())
-    };
-    std::thread::scope(|s| {
-        let others: Vec<_> = with_data
-            .chunks(share)
-            .skip(1)
-            .map(|part| s.spawn(move || read_back(part)))
-            .collect();
-        let first = read_back(with_data.chunks(share).next().unwrap_or(&[]));
-        others.into_iter().fold(first, |r, t| {
-            let other = t
-                .join()
-                .unwrap_or_else(|_| Err(ctx.invalid("a read-back thread stopped")));
-            r.and(other)
-        })
-    })?;
-    if let Some(ranges) = disk.allocated()? {
-        for (o, l) in ranges {
-            let (first, last) = (o / block, (o + l - 1) / block);
-            if (first..=last).any(|k| with_data.binary_search_by_key(&k, |d| d.0).is_err()) {
-                return Err(ctx.corrupt(
-                    o,
-                    "the new image's allocation table names a block that holds no data",
-                ));
-            }
-        }
-    }
-    Ok(())
 }
