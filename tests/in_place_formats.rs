@@ -87,6 +87,18 @@ fn fixes_in_place_equal_the_raw_fix_and_check_clean() {
             "lazy_refcounts=on",
         ),
         ("win7-child.qcow2", &win7, "kvm-sata", "child"),
+        (
+            "sample-extl2.qcow2",
+            &sample,
+            "hyperv-gen1",
+            "extended_l2=on",
+        ),
+        (
+            "win7-child-extl2.qcow2",
+            &win7,
+            "kvm-sata",
+            "child extended_l2=on",
+        ),
         ("sample.vmdk", &sample, "hyperv-gen1", ""),
         (
             "sample-zeroed.vmdk",
@@ -112,9 +124,14 @@ fn fixes_in_place_equal_the_raw_fix_and_check_clean() {
     for (name, src, target, opts) in cases {
         let image = d(name);
         let fmt = format_of(Path::new(&image));
-        if opts == "child" {
+        if let Some(child) = opts.strip_prefix("child") {
             let base = d(&format!("win7-base.{fmt}"));
-            qemu_img(&["create", "-q", "-f", fmt, "-b", &base, "-F", fmt, &image]);
+            let mut args = vec!["create", "-q", "-f", fmt, "-b", &base, "-F", fmt];
+            if let Some(o) = child.strip_prefix(' ') {
+                args.extend(["-o", o]);
+            }
+            args.push(&image);
+            qemu_img(&args);
         } else {
             let from = if s(src).ends_with(".vhdx") {
                 "vhdx"

@@ -8,7 +8,9 @@
 //!   written where it is, and loses a zero flag it had;
 //! - a cluster not stored (unallocated, or zero with no host offset) gets a new host cluster
 //!   at the end of the file, and its L2 entry points there with the COPIED flag;
-//! - an L1 entry with no L2 table gets a new one (one cluster, at the end of the file).
+//! - an L1 entry with no L2 table gets a new one (one cluster, at the end of the file);
+//! - with extended L2 entries, the cluster's subcluster bitmap says all 32 subclusters
+//!   are allocated and none reads as zeros (the cluster was written whole).
 //!
 //! Every new host cluster gets a refcount of one in its refcount block; a refcount block the
 //! refcount table does not have yet is allocated at the end too (and counts itself, or is
@@ -22,7 +24,7 @@
 //! pointing at a cluster that is not counted. The journal undoes it all.
 //!
 //! Refused, with the reason: compressed clusters to be rewritten, clusters or L2 tables
-//! shared with an internal snapshot, extended L2 entries, an external data file, an image
+//! shared with an internal snapshot, an external data file, an image
 //! QEMU marked dirty or corrupt, refcounts narrower than a byte, and growing the disk past
 //! what its L1 table's clusters hold.
 //!
@@ -30,7 +32,7 @@
 //! more L1 entries, the header's L1 size and the new entries (zero, or the new L2 tables):
 //! the table grows inside the clusters it occupies, and is never moved.
 
-use super::header::{CORRUPT, DIRTY, EXTENDED_L2, EXTERNAL_DATA_FILE};
+use super::header::{CORRUPT, DIRTY, EXTERNAL_DATA_FILE};
 use super::read::{COMPRESSED, COPIED, OFFSET_MASK, ZERO};
 use super::Qcow2;
 use crate::plan::{align, by_block, HostWrite, Phase, Plan};
@@ -41,6 +43,10 @@ use std::collections::BTreeMap;
 
 /// Largest refcount table read to plan a commit.
 const MAX_REFCOUNT_TABLE_BYTES: u64 = 32 << 20;
+
+/// An extended L2 entry's subcluster bitmap for a cluster written whole: the 32
+/// allocation bits set, the 32 reads-as-zeros bits clear.
+const ALL_SUBCLUSTERS_ALLOCATED: u64 = 0x0000_0000_ffff_ffff;
 /// Bits 9-63 of a refcount table entry: the refcount block's offset.
 const REFTABLE_OFFSET_MASK: u64 = 0xffff_ffff_ffff_fe00;
 
@@ -69,12 +75,6 @@ impl Qcow2 {
         if h.has(EXTERNAL_DATA_FILE) {
             return Some(
                 "it keeps its data in an external data file, which rehost does not write".into(),
-            );
-        }
-        if h.has(EXTENDED_L2) {
-            return Some(
-                "it has extended L2 entries (subclusters), which rehost reads but does not write"
-                    .into(),
             );
         }
         if h.nb_snapshots > 0 {
@@ -283,7 +283,7 @@ impl Planner<'_> {
                 Table {
                     at,
                     new: true,
-                    content: vec![0; g.l2_entries as usize],
+                    content: vec![0; (g.l2_entries * g.words) as usize],
                 }
             } else if l1 & COPIED == 0 {
                 return Err(q.ctx.refused(
@@ -303,11 +303,11 @@ impl Planner<'_> {
             };
             self.l2.insert(l1_index, table);
         }
+        // An entry is one 64-bit word, or two with extended L2 (the second the subclusters'
+        // bitmap).
+        let i = (l2_index * g.words) as usize;
         let (entry, entry_at) = match self.l2.get(&l1_index) {
-            Some(t) => (
-                t.content.get(l2_index as usize).copied().unwrap_or(0),
-                t.at + l2_index * 8,
-            ),
+            Some(t) => (t.content.get(i).copied().unwrap_or(0), t.at + i as u64 * 8),
             None => return Err(q.ctx.invalid("an L2 table planned is missing")),
         };
         if entry & COMPRESSED != 0 {
@@ -345,9 +345,17 @@ impl Planner<'_> {
         } else {
             self.allocate()
         };
+        // The whole cluster is written (the extents were widened to whole clusters from
+        // the disk as it reads), so with extended L2 each of its subclusters is allocated
+        // and none reads as zeros.
         if let Some(t) = self.l2.get_mut(&l1_index) {
-            if let Some(e) = t.content.get_mut(l2_index as usize) {
+            if let Some(e) = t.content.get_mut(i) {
                 *e = (host | COPIED) & !ZERO;
+            }
+            if g.words == 2 {
+                if let Some(bitmap) = t.content.get_mut(i + 1) {
+                    *bitmap = ALL_SUBCLUSTERS_ALLOCATED;
+                }
             }
         }
         self.data.push(HostWrite::new(
