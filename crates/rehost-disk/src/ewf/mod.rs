@@ -18,8 +18,8 @@
 //! exactly, never more; a chunk is at most [`MAX_CHUNK`] bytes. A missing segment is an
 //! error that names the file it looked for.
 //!
-//! EWF version 2 (Ex01, EnCase 7 and later) is read by [`v2`] into the same map of chunks,
-//! behind the same reader.
+//! EWF version 2 (Ex01, EnCase 7 and later) is read by the `v2` module into the same map
+//! of chunks, behind the same reader.
 
 mod chunk;
 mod section;
