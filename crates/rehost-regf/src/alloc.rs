@@ -23,6 +23,23 @@ fn err<T>(offset: u32, what: impl Into<String>) -> R<T> {
     })
 }
 
+/// Where the cells of a hive's bins start ([`Bins::cell_starts`]).
+pub struct CellStarts {
+    bits: Vec<u64>,
+}
+
+impl CellStarts {
+    /// Whether a cell of the bins starts at `cell`.
+    pub fn contains(&self, cell: u32) -> bool {
+        let unit = cell as usize / 8;
+        cell % 8 == 0
+            && self
+                .bits
+                .get(unit / 64)
+                .is_some_and(|w| w >> (unit % 64) & 1 == 1)
+    }
+}
+
 /// A whole hive file in memory with its free cells indexed.
 pub struct Bins {
     /// The hive file: base block, then the hive bins.
@@ -43,6 +60,35 @@ impl Bins {
             .range(..=cell)
             .next_back()
             .is_some_and(|(&start, &len)| cell < start.saturating_add(len))
+    }
+
+    /// Where the hive bins' cells start, as the bins are now: one bit per 8 bytes of the
+    /// bins data (every cell is 8-aligned), set at each cell's first byte, allocated or free.
+    /// The walk stops at the first bin or cell that does not chain (the editor never leaves
+    /// one; `load` refuses a hive with one).
+    pub fn cell_starts(&self) -> CellStarts {
+        let mut bits = vec![0u64; (self.bins_size as usize / 8).div_ceil(64)];
+        let d = &self.bytes[BASE..];
+        let mut pos = 0u32;
+        'bins: while pos < self.bins_size {
+            let size = u32_at(d, pos as usize + 8);
+            if size < HBIN_ALIGN || size > self.bins_size - pos {
+                break;
+            }
+            let end = pos + size;
+            let mut cell = pos + HBIN_HEADER;
+            while cell < end {
+                let len = (u32_at(d, cell as usize) as i32).unsigned_abs();
+                if len < 8 || len % 8 != 0 || len > end - cell {
+                    break 'bins;
+                }
+                let unit = cell as usize / 8;
+                bits[unit / 64] |= 1 << (unit % 64);
+                cell += len;
+            }
+            pos = end;
+        }
+        CellStarts { bits }
     }
 
     /// Walks the hive bins of `bytes` (a whole hive file) and indexes the free cells.

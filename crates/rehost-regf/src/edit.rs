@@ -110,6 +110,22 @@ impl Editor {
     /// would carry its damage into a hive that otherwise looks sound.
     pub fn check(&self) -> R<usize> {
         let cells = self.cells();
+        let starts = self.bins.cell_starts();
+        // A cell the tree uses must be a cell of its bin, allocated: one that starts inside
+        // another, or inside free space, would be overwritten by the next edit (of it, or
+        // of what the allocator hands out there).
+        let in_use = |c: u32| {
+            if self.bins.in_free(c) {
+                err(c, "a cell in use lies inside a free cell")
+            } else if !starts.contains(c) {
+                err(
+                    c,
+                    "a cell in use does not start where a cell of its hive bin does",
+                )
+            } else {
+                Ok(())
+            }
+        };
         let mut seen = HashSet::new();
         let mut stack = vec![(self.root()?, 0usize)];
         while let Some((k, depth)) = stack.pop() {
@@ -122,15 +138,15 @@ impl Editor {
                 (k.security != NONE).then_some(k.security),
             ];
             for c in lists.into_iter().flatten().chain([k.offset]) {
-                if self.bins.in_free(c) {
-                    return err(c, "a cell in use lies inside a free cell");
-                }
+                in_use(c)?;
             }
             for v in cells.values(&k)? {
-                if self.bins.in_free(v) {
-                    return err(v, "a cell in use lies inside a free cell");
+                in_use(v)?;
+                let vk = cells.vk(v)?;
+                if vk.data_size & 0x8000_0000 == 0 && vk.data_size & 0x7FFF_FFFF > 0 {
+                    in_use(vk.data_offset)?;
                 }
-                cells.data(&cells.vk(v)?)?;
+                cells.data(&vk)?;
             }
             for c in cells.subkeys(&k)? {
                 let child = cells.nk(c)?;
