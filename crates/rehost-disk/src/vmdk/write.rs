@@ -71,7 +71,9 @@ impl Vmdk {
             // Written alone, it would leave its disk's descriptor (its CID) and the
             // journals of the disk's other files out of step.
             return Err(
-                "it is a sparse extent without a descriptor, an extent file of a disk of                  several files (twoGbMaxExtentSparse): write the disk through the descriptor                  that names it"
+                "it is a sparse extent without a descriptor, an extent file of a disk of several \
+                 files (twoGbMaxExtentSparse): write the disk through the descriptor that \
+                 names it"
                     .into(),
             );
         }
