@@ -72,9 +72,20 @@ fn a_vmdk_snapshot_reads_through_to_its_parent_whose_cid_it_checks() {
     let parent = d.info().parent.as_ref().expect("the parent's info");
     assert_eq!(parent.path, base.display().to_string());
     // The parent changed after the snapshot: its CID no longer matches.
-    let mut b = std::fs::read(&base).unwrap();
+    // The CID is written without leading zeros (one to eight digits): the value is
+    // replaced whole by eight digits, the descriptor's padding of zeros after its text
+    // giving up what the line gains, so the file keeps its size and layout.
+    let b = std::fs::read(&base).unwrap();
     let at = b.windows(4).position(|w| w == b"CID=").unwrap() + 4;
-    b[at..at + 8].copy_from_slice(b"0badc1d0");
+    let end = at + b[at..].iter().position(|&c| c == b'\n').unwrap();
+    let gained = 8 - (end - at);
+    let text_end = end + b[end..].iter().position(|&c| c == 0).unwrap();
+    let mut b2 = b[..at].to_vec();
+    b2.extend_from_slice(b"0badc1d0");
+    b2.extend_from_slice(&b[end..text_end]);
+    b2.extend_from_slice(&b[text_end + gained..]);
+    assert_eq!(b2.len(), b.len());
+    let b = b2;
     std::fs::write(&base, &b).unwrap();
     let e = disk::open(&child, &Default::default())
         .err()
