@@ -99,23 +99,8 @@ pub fn execute<W: Work>(
         finals: &finals,
         sender: &sender,
     };
-    let results: Vec<Option<Done<W::Report>>> = if items.len() < 2 || cfg.jobs == Some(1) {
-        // One at a time: on this thread, with no pool to start (and no heaps of other
-        // threads to set up), which is most of what a single small image costs.
-        items
-            .iter()
-            .enumerate()
-            .map(|(index, item)| one.run(index, item))
-            .collect()
-    } else {
-        pool(cfg.jobs)?.install(|| {
-            items
-                .par_iter()
-                .enumerate()
-                .map(|(index, item)| one.run(index, item))
-                .collect()
-        })
-    };
+    let results: Vec<Option<Done<W::Report>>> =
+        map_items(items, cfg.jobs, |(index, item)| one.run(index, item))?;
     drop(sender);
     if let Some(w) = writer {
         w.finish(run)?;
@@ -254,13 +239,23 @@ impl<W: Work> One<'_, W> {
     }
 }
 
-/// A pool of `jobs` worker threads (`None`: one per core).
-pub(crate) fn pool(jobs: Option<usize>) -> Result<rayon::ThreadPool> {
+/// `f` of each item with its index, in order, at most `jobs` at a time (`None`: one per
+/// core). One item, or `jobs` of one, runs on this thread with no pool to start (and no
+/// heaps of other threads to set up), which is most of what a single small image costs.
+pub(crate) fn map_items<T: Sync, R: Send>(
+    items: &[T],
+    jobs: Option<usize>,
+    f: impl Fn((usize, &T)) -> R + Sync + Send,
+) -> Result<Vec<R>> {
+    if items.len() < 2 || jobs == Some(1) {
+        return Ok(items.iter().enumerate().map(f).collect());
+    }
     let mut builder = rayon::ThreadPoolBuilder::new();
     if let Some(j) = jobs {
         builder = builder.num_threads(j.max(1));
     }
-    builder.build().map_err(|e| {
+    let pool = builder.build().map_err(|e| {
         Ctx::new("fleet", Layer::Fleet).invalid(format!("cannot start the worker threads: {e}"))
-    })
+    })?;
+    Ok(pool.install(|| items.par_iter().enumerate().map(&f).collect()))
 }

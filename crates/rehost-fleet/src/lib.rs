@@ -35,7 +35,6 @@ pub mod input;
 pub mod shard;
 pub mod work;
 
-use rayon::prelude::*;
 use rehost_core::error::{Ctx, Layer, Result};
 use rehost_image::staged::Mode;
 use rehost_rules::fix::run::FixReport;
@@ -138,10 +137,7 @@ where
         sink(&done);
         done
     };
-    if images.len() < 2 || jobs == Some(1) {
-        return Ok(images.iter().enumerate().map(each).collect());
-    }
-    Ok(execute::pool(jobs)?.install(|| images.par_iter().enumerate().map(each).collect()))
+    execute::map_items(images, jobs, each)
 }
 
 /// Inspects every image, read-only.
