@@ -150,7 +150,7 @@ impl Ntfs {
         }
         let mut b = vec![0u8; 131072];
         s.read_at(0, &mut b)?;
-        UpCase::from_bytes(&b).ok_or_else(|| self.ctx.corrupt_at_path("$UpCase", "bad table"))
+        UpCase::from_vec(b).ok_or_else(|| self.ctx.corrupt_at_path("$UpCase", "bad table"))
     }
 
     /// The boot sector's geometry.
