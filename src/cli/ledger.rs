@@ -3,8 +3,11 @@
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
-/// What `rehost ledger` does.
+// What `rehost ledger` does.
+// (Not a doc comment: clap would show one as the help of each command that
+// flattens this in, in place of the command's own.)
 #[derive(clap::Subcommand)]
+#[command(defer = true)]
 pub enum LedgerCommand {
     /// Combine ledgers (the shards of one fleet, each run with --shard K/N and its own
     /// --ledger) into OUT, created when missing. Idempotent: a run or outcome OUT holds

@@ -36,6 +36,9 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Each subcommand's arguments are built only when it is the one run (or its help is
+// shown): building all of them cost a third of a small command's instructions.
+#[command(defer = true)]
 enum Command {
     /// List the volumes of a disk image: partition table, offsets, sizes, identities, contents.
     /// An E01 evidence file's stored MD5 and SHA-1 are shown; `--verify` hashes the media
@@ -322,9 +325,10 @@ fn takes_stats(c: &Command) -> bool {
     )
 }
 
-/// Checks that every name `--only` and `--skip` give is a rule with a fix.
-/// The options of the fixes: `fix` applies them, and `check` takes them to say what a fix
-/// given them would repair (its `[fixable]`).
+// The options of the fixes: `fix` applies them, and `check` takes them to say what a fix
+// given them would repair (its `[fixable]`).
+// (Not a doc comment: clap would show one as the help of each command that
+// flattens this in, in place of the command's own.)
 #[derive(clap::Args, Debug)]
 #[command(next_help_heading = "Fix options (check: what a fix with them would repair)")]
 struct FixArgs {

@@ -13,7 +13,9 @@ use serde_json::json;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Where edits go.
+// Where edits go.
+// (Not a doc comment: clap would show one as the help of each command that
+// flattens this in, in place of the command's own.)
 #[derive(clap::Args, Clone)]
 pub struct WriteArgs {
     /// Show what would change, as a .reg-style diff, and write nothing.
@@ -37,7 +39,9 @@ pub struct WriteArgs {
     allow_shadow_copies: bool,
 }
 
-/// Which hive and install.
+// Which hive and install.
+// (Not a doc comment: clap would show one as the help of each command that
+// flattens this in, in place of the command's own.)
 #[derive(clap::Args, Clone)]
 pub struct TargetArgs {
     /// A hive file (SYSTEM, SOFTWARE, BCD, ...) or a raw, VHD or VHDX image.
@@ -51,8 +55,11 @@ pub struct TargetArgs {
     prefix: Option<String>,
 }
 
-/// The `reg` subcommands.
+// The `reg` subcommands.
+// (Not a doc comment: clap would show one as the help of each command that
+// flattens this in, in place of the command's own.)
 #[derive(Subcommand)]
+#[command(defer = true)]
 pub enum RegCommand {
     /// Show a key: its values and subkeys (as reg.exe does).
     Query {

@@ -10,7 +10,9 @@ use rehost_fleet::work::Work;
 use rehost_fleet::Done;
 use std::path::PathBuf;
 
-/// The fleet options of inspect, check and fix.
+// The fleet options of inspect, check and fix.
+// (Not a doc comment: clap would show one as the help of each command that
+// flattens this in, in place of the command's own.)
 #[derive(clap::Args, Debug, Clone)]
 #[command(next_help_heading = "Fleet options")]
 pub struct FleetArgs {

@@ -57,9 +57,25 @@ fn wrap(text: &str, width: usize, join: &str) -> String {
     lines.join(join)
 }
 
+/// The whole command line with every command's arguments built, for what walks all of it.
+/// Each command's arguments are built only when it runs (see `Command`), and the `help`
+/// command's tree is copied from the others before they are: so they are built first, on a
+/// copy, and put in place of the unbuilt ones.
+fn full_command() -> clap::Command {
+    let mut built = super::Cli::command();
+    built.build();
+    let mut cmd = super::Cli::command();
+    for sub in built.get_subcommands().filter(|s| s.get_name() != "help") {
+        let name = sub.get_name().to_string();
+        let sub = sub.clone();
+        cmd = cmd.mut_subcommand(name, |_| sub);
+    }
+    cmd
+}
+
 /// Prints the completion script for `shell` on standard output.
 pub fn completions(shell: clap_complete::Shell) -> Result<i32> {
-    let mut cmd = super::Cli::command();
+    let mut cmd = full_command();
     clap_complete::generate(shell, &mut cmd, "rehost", &mut std::io::stdout());
     Ok(0)
 }
@@ -68,7 +84,7 @@ pub fn completions(shell: clap_complete::Shell) -> Result<i32> {
 /// (`rehost-reg-set.1` for those of `reg`), then prints their names.
 pub fn man(dir: &Path) -> Result<i32> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut cmd = super::Cli::command();
+    let mut cmd = full_command();
     cmd.build();
     let mut written = Vec::new();
     write_pages(&cmd, dir, "rehost", &mut written)?;

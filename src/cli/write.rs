@@ -8,7 +8,9 @@ use rehost::fs::Image;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// Where a write command's changes go (one of the three is required).
+// Where a write command's changes go (one of the three is required).
+// (Not a doc comment: clap would show one as the help of each command that
+// flattens this in, in place of the command's own.)
 #[derive(clap::Args, Clone)]
 pub struct WriteMode {
     /// Stage the change and say what it would write; the image is opened read-only.
