@@ -17,6 +17,8 @@
 
 mod header;
 mod read;
+mod rebuild;
+mod refcount;
 mod snapshot;
 mod write;
 
@@ -46,6 +48,8 @@ pub struct Qcow2 {
     data: Option<HostFile>,
     backing: Option<Arc<dyn Container>>,
     snapshots: Vec<Snapshot>,
+    /// Bytes the snapshot table spans.
+    snapshots_bytes: u64,
     tables: TableCache,
     units: UnitCache,
 }
@@ -85,8 +89,10 @@ impl Qcow2 {
         if header.has(CORRUPT) {
             notes.push("QEMU marked this image corrupt; what is read may be damaged".into());
         }
-        let snapshots =
-            snapshot::read_table(&file, &ctx, header.snapshots_offset, header.nb_snapshots)?;
+        let snapshot::Table {
+            snapshots,
+            bytes: snapshots_bytes,
+        } = snapshot::read_table(&file, &ctx, header.snapshots_offset, header.nb_snapshots)?;
         if !snapshots.is_empty() {
             notes.push(snapshot::note(&snapshots));
         }
@@ -132,6 +138,7 @@ impl Qcow2 {
             data,
             backing,
             snapshots,
+            snapshots_bytes,
             tables: TableCache::new(L2_CACHE_ENTRIES),
             units: UnitCache::new(),
         })
