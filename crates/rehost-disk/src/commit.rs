@@ -419,6 +419,27 @@ pub fn in_place_refusal(
     extents: &[(u64, Vec<u8>)],
     new_size: u64,
 ) -> Result<Option<String>> {
+    Ok(in_place_check(path, view, extents, new_size)?.refusal)
+}
+
+/// What a commit in place would meet, asked of the container without writing (see
+/// [`in_place_refusal`]).
+#[derive(Debug, Clone, Default)]
+pub struct InPlace {
+    /// Why it would be refused, as said to the user.
+    pub refusal: Option<String>,
+    /// What it would repair in the container besides storing the write (a dirty qcow2's
+    /// refcounts rebuilt), as said to the user.
+    pub repairs: Vec<String>,
+}
+
+/// [`in_place_refusal`], with what the commit would repair when it is not refused.
+pub fn in_place_check(
+    path: &Path,
+    view: &dyn ReadAt,
+    extents: &[(u64, Vec<u8>)],
+    new_size: u64,
+) -> Result<InPlace> {
     let written = detect::write_path(path)?;
     let target = detect::open_target(&written, &OpenOptions::default(), IoStats::new())?;
     // A seed: the plan's new identifiers are never used.
@@ -426,9 +447,15 @@ pub fn in_place_refusal(
         target.plan_files(&written, view, extents, &mut Ids::new(Some(0)), new_size)
     });
     match planned {
-        Ok(_) => Ok(None),
+        Ok(plans) => Ok(InPlace {
+            refusal: None,
+            repairs: plans.into_iter().flat_map(|(_, p)| p.repairs).collect(),
+        }),
         Err(e) => match e.kind {
-            ErrorKind::Refused(why) => Ok(Some(why)),
+            ErrorKind::Refused(why) => Ok(InPlace {
+                refusal: Some(why),
+                repairs: Vec::new(),
+            }),
             _ => Err(e),
         },
     }

@@ -162,12 +162,14 @@ impl Qcow2 {
             p.refs.adopt(&r.counts, &mut p.next)?;
             p.l1 = r.l1;
             p.rebuilt_l2 = r.l2;
-            plan.notes.push(format!(
-                "the image is marked dirty (QEMU did not close it): its refcounts are rebuilt \
-                 from its tables first, as QEMU does on open ({} COPIED flags corrected), \
-                 and the dirty bit is cleared last",
+            let repair = format!(
+                "the qcow2 image is marked dirty (QEMU did not close it, with lazy refcounts): \
+                 its refcounts are rebuilt from its tables, as QEMU does when it opens it \
+                 ({} COPIED flags corrected), and the dirty bit cleared last",
                 r.flags
-            ));
+            );
+            plan.notes.push(repair.clone());
+            plan.repairs.push(repair);
         }
         by_block(&extents, cs, |cluster, within, bytes| {
             p.cluster(cluster, within, bytes)
