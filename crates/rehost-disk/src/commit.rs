@@ -287,7 +287,7 @@ impl WriteSession {
         steps.phase("journal");
         undo::mark_committed(&j, &mut steps)?;
         drop(img);
-        if let Err(e) = verify(&self.path, &extents) {
+        if let Err(e) = verify(&self.path, &extents, !plan.repairs.is_empty()) {
             steps.phase("undo");
             undo::undo_last(&self.path, &mut steps)?;
             return Err(ctx.error(
@@ -345,7 +345,7 @@ impl WriteSession {
                 return Err(ctx.invalid("the source changed size while it was copied"));
             }
             apply(&plan, &out, &mut steps)?;
-            verify(&tmp, &extents)?;
+            verify(&tmp, &extents, !plan.repairs.is_empty())?;
             steps.phase("rename");
             sync::rename_new(&mut steps, &tmp, new, &ctx)?;
             sync::sync_dir(&mut steps, new, &ctx)
@@ -411,8 +411,9 @@ fn carried_adapter(
 /// refused, asked of the container without writing anything: for a dry run, which opens
 /// the image read-only and so never meets the refusal a commit in place meets (a
 /// streamOptimized VMDK, a qcow2 image whose compressed clusters the write would rewrite or
-/// that holds internal snapshots, an E01 evidence file, a disk that cannot grow). `None`
-/// when the container would take the write; the reason as said to the user otherwise.
+/// that QEMU left dirty with persistent bitmaps, an E01 evidence file, a disk that cannot
+/// grow). `None` when the container would take the write; the reason as said to the user
+/// otherwise.
 pub fn in_place_refusal(
     path: &Path,
     view: &dyn ReadAt,
@@ -509,8 +510,9 @@ impl WriteSession {
     }
 }
 
-/// Reads every staged extent back from `path` through a fresh, uncached reader.
-pub(crate) fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
+/// Reads every staged extent back from `path` through a fresh, uncached reader; when the
+/// commit `repaired` the container (a dirty qcow2's refcounts), checks the repair too.
+pub(crate) fn verify(path: &Path, extents: &[(u64, Vec<u8>)], repaired: bool) -> Result<()> {
     let opts = OpenOptions {
         cache_blocks: 0,
         map_raw: false,
@@ -533,6 +535,9 @@ pub(crate) fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
                 ));
             }
         }
+    }
+    if repaired {
+        back.check_repaired()?;
     }
     Ok(())
 }

@@ -9,7 +9,9 @@
 //! when the header's compression type says so), or, with extended L2 entries, is cut into
 //! 32 subclusters each allocated, zero or unallocated on its own. The data may live in an
 //! external data file beside the image. Encrypted images are refused; internal snapshots are
-//! listed, and the active state is what is read. Writes in place are planned in `write`.
+//! listed, and the active state is what is read. Writes in place are planned in `write`
+//! (clusters shared with snapshots copied on write), with the refcounts in `refcount`; an
+//! image QEMU left dirty has its refcounts rebuilt first, in `rebuild`.
 //!
 //! Every offset, count and table size is checked against the file before it is used, and a
 //! compressed cluster never inflates past the cluster: a damaged or hostile image is an

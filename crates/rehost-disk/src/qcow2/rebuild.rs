@@ -405,3 +405,45 @@ impl Qcow2 {
         Ok(())
     }
 }
+
+impl Qcow2 {
+    /// Checks, after a commit that rebuilt the refcounts, that the image is clean as
+    /// `qemu-img check` sees it: the dirty bit clear, every host cluster's refcount the
+    /// count of references the tables make (walked again from the file, independently of
+    /// the plan that wrote them), and the active state's COPIED flags in step with them.
+    pub(crate) fn check_rebuilt(&self) -> Result<()> {
+        if self.header.has(super::header::DIRTY) {
+            return Err(self.ctx.corrupt(
+                72,
+                "the image is still marked dirty after its refcounts were rebuilt",
+            ));
+        }
+        let mut refs = Refcounts::read(self)?;
+        let walked = self.rebuild(&refs)?;
+        let cs = self.geometry.cluster_size();
+        for (index, &want) in walked.counts.iter().enumerate() {
+            let have = refs.get(index as u64 * cs)?;
+            if have != u64::from(want) {
+                return Err(self.ctx.corrupt(
+                    index as u64 * cs,
+                    format!(
+                        "after the refcounts were rebuilt, the cluster at {:#x} has a refcount \
+                         of {have} and {want} references",
+                        index as u64 * cs
+                    ),
+                ));
+            }
+        }
+        if walked.flags != 0 {
+            return Err(self.ctx.corrupt(
+                self.header.l1_table_offset,
+                format!(
+                    "after the refcounts were rebuilt, {} COPIED flags of the active state \
+                     disagree with them",
+                    walked.flags
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
