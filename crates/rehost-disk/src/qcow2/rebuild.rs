@@ -243,7 +243,7 @@ impl Qcow2 {
                     from,
                 )?;
                 let t = tables.entry(l2).or_insert((0, false));
-                t.0 += 1;
+                t.0 = t.0.saturating_add(1);
                 t.1 |= active;
             }
             Ok(())

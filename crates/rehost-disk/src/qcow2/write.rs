@@ -162,12 +162,16 @@ impl Qcow2 {
             p.refs.adopt(&r.counts, &mut p.next)?;
             p.l1 = r.l1;
             p.rebuilt_l2 = r.l2;
-            let repair = format!(
-                "the qcow2 image is marked dirty (QEMU did not close it, with lazy refcounts): \
-                 its refcounts are rebuilt from its tables, as QEMU does when it opens it \
-                 ({} COPIED flags corrected), and the dirty bit cleared last",
-                r.flags
-            );
+            let mut repair = "the qcow2 image is marked dirty (QEMU did not close it, with lazy \
+                 refcounts): its refcounts are rebuilt from its tables, as QEMU does when it \
+                 opens it, and the dirty bit cleared last"
+                .to_string();
+            if r.flags > 0 {
+                repair.push_str(&format!(
+                    "; {} COPIED flags of the active state set by them",
+                    r.flags
+                ));
+            }
             plan.notes.push(repair.clone());
             plan.repairs.push(repair);
         }
@@ -454,7 +458,7 @@ impl Planner<'_> {
                 "header: incompatible features (the dirty bit cleared)",
             ));
             plan.notes.push(format!(
-                "{} refcounts set to their rebuilt values",
+                "{} refcounts rewritten (rebuilt, and the new clusters')",
                 refs.changed
             ));
         }
