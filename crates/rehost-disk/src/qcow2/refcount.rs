@@ -395,3 +395,25 @@ fn runs(
     }
     changed
 }
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_cover_exactly_the_slots_that_change() {
+        let from = [0u8, 1, 0, 1, 0, 1, 0, 1, 0, 0];
+        let mut to = from;
+        // Slots of two bytes: 1 and 2 change (adjacent: one run), 4 changes alone.
+        to[3] = 2;
+        to[4] = 9;
+        to[9] = 1;
+        let mut out = Vec::new();
+        assert_eq!(runs(&from, &to, 2, 0x1000, "b", &mut out), 3);
+        let got: Vec<(u64, Vec<u8>)> = out.into_iter().map(|w| (w.offset, w.data)).collect();
+        assert_eq!(got, vec![(0x1002, vec![0, 2, 9, 1]), (0x1008, vec![0, 1])]);
+        let mut none = Vec::new();
+        assert_eq!(runs(&from, &from, 2, 0, "b", &mut none), 0);
+        assert!(none.is_empty());
+    }
+}
