@@ -310,9 +310,12 @@ impl<'a> Refcounts<'a> {
                 }
             }
         }
+        // The clusters no block of the table covers: their blocks allocated (by the first
+        // of them) and filled.
         for (index, &v) in counts.iter().enumerate() {
             let ti = index as u64 / self.per_block;
-            if v != 0 && !self.blocks.contains_key(&ti) {
+            let on_disk = self.blocks.get(&ti).is_some_and(|b| !b.new);
+            if v != 0 && !on_disk {
                 self.set(index as u64 * self.cs, u64::from(v), next)?;
             }
         }
