@@ -131,6 +131,13 @@ pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> 
     let path = written.as_path();
     let ctx = Ctx::new(path.display().to_string(), Layer::File);
     let meta = std::fs::metadata(path).map_err(|e| ctx.error(Location::None, e.into()))?;
+    if let Some(lead) = detect::lead_of(path)?.filter(|_| opts.in_place) {
+        let instead = format!(
+            "write through the descriptor, {}, or write a new image with --output",
+            lead.display()
+        );
+        return Err(ctx.refused("", detect::extent_alone(path, &lead, &instead)));
+    }
     if opts.in_place && !meta.is_file() {
         return Err(ctx.invalid(
             "only regular files are written in place (the undo journal goes beside the image); \
@@ -442,6 +449,16 @@ pub fn in_place_check(
     new_size: u64,
 ) -> Result<InPlace> {
     let written = detect::write_path(path)?;
+    if let Some(lead) = detect::lead_of(&written)? {
+        let instead = format!(
+            "write through the descriptor, {}, or write a new image with --output",
+            lead.display()
+        );
+        return Ok(InPlace {
+            refusal: Some(detect::extent_alone(&written, &lead, &instead)),
+            repairs: Vec::new(),
+        });
+    }
     let target = detect::open_target(&written, &OpenOptions::default(), IoStats::new())?;
     // A seed: the plan's new identifiers are never used.
     let planned = target.refuse_write().and_then(|()| {

@@ -303,6 +303,96 @@ pub(crate) fn journal_members(path: &Path) -> Result<Vec<std::path::PathBuf>> {
     Ok(members)
 }
 
+/// Directory entries looked at to find an extent's descriptor.
+const MAX_SCANNED: usize = 100_000;
+
+/// The descriptor of the VMDK of several files that `path` is an extent of, if it is one: a
+/// `.vmdk` descriptor beside it that names it among the files it journals with it (see
+/// [`journal_members`]). Such an extent is written and undone only through its descriptor,
+/// whose journal ties the commits of the set's files together.
+pub(crate) fn lead_of(path: &Path) -> Result<Option<PathBuf>> {
+    // Extents are named .vmdk; a file of another name is never looked for.
+    let named_vmdk = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("vmdk"));
+    if !named_vmdk {
+        return Ok(None);
+    }
+    let Ok(file) = HostFile::open(path, false, IoStats::new()) else {
+        return Ok(None);
+    };
+    if is_descriptor(&file)? || has_own_descriptor(&file)? {
+        return Ok(None);
+    }
+    let Ok(me) = std::fs::canonicalize(path) else {
+        return Ok(None);
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(None);
+    };
+    for entry in entries.flatten().take(MAX_SCANNED) {
+        let name = entry.file_name();
+        let vmdk = Path::new(&name)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("vmdk"));
+        let small = entry
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.len() <= super::vmdk::MAX_DESCRIPTOR);
+        if !vmdk || !small {
+            continue;
+        }
+        let candidate = path.with_file_name(&name);
+        // A file that is not a readable descriptor names no extent.
+        let Ok(members) = journal_members(&candidate) else {
+            continue;
+        };
+        if members
+            .iter()
+            .any(|m| std::fs::canonicalize(m).is_ok_and(|m| m == me))
+        {
+            return Ok(Some(candidate));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether `file` is a sparse extent with a descriptor of its own inside (a
+/// monolithicSparse or streamOptimized disk, whole by itself; the extents of a
+/// twoGbMaxExtentSparse disk keep room for one and leave it empty).
+fn has_own_descriptor(file: &HostFile) -> Result<bool> {
+    let ctx = file.ctx().with_layer(Layer::Vmdk);
+    let Ok(h) = super::vmdk::SparseExtentHeader::read(file, &ctx, 0) else {
+        return Ok(false);
+    };
+    let (at, len) = (
+        h.descriptor_offset.saturating_mul(512),
+        h.descriptor_size.saturating_mul(512),
+    );
+    if len == 0 || len > super::vmdk::MAX_DESCRIPTOR {
+        return Ok(false);
+    }
+    let mut text = vec![0u8; len as usize];
+    let n = file.read_some_at(at, &mut text)?;
+    Ok(text[..n]
+        .iter()
+        .any(|c| !c.is_ascii_whitespace() && *c != 0))
+}
+
+/// Why `extent` (an extent of the VMDK `lead`) is not written or undone alone; `instead`
+/// says what to do.
+pub(crate) fn extent_alone(extent: &Path, lead: &Path, instead: &str) -> String {
+    format!(
+        "{} is an extent of the VMDK {}, whose descriptor ties the commits of all its files \
+         together: {instead}",
+        extent.display(),
+        lead.display(),
+    )
+}
+
 fn is_descriptor(file: &HostFile) -> Result<bool> {
     if file.size() > super::vmdk::MAX_DESCRIPTOR {
         return Ok(false);

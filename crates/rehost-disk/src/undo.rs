@@ -133,6 +133,15 @@ pub fn undo(image: &Path, observer: Option<Observer>) -> Result<UndoReport> {
     // A monolithicFlat VMDK was written through its flat extent, and is undone there.
     let written = crate::detect::write_path(image)?;
     let image = written.as_path();
+    if let Some(lead) = crate::detect::lead_of(image)? {
+        let instead = format!(
+            "undo through the descriptor: `rehost undo {}`",
+            lead.display()
+        );
+        return Err(
+            journal::ctx(image).refused("", crate::detect::extent_alone(image, &lead, &instead))
+        );
+    }
     let _lock = ImageLock::exclusive(image)?;
     let mut steps = Steps::new(observer);
     remove_partial(image, &mut steps)?;
