@@ -205,5 +205,13 @@ fn text(out: &mut dyn Write, r: &FixReport) -> std::io::Result<()> {
             super::write::in_place_refusal_note(why)
         )?;
     }
+    for what in &r.in_place_repairs {
+        writeln!(
+            out,
+            "{}: {}",
+            r.image,
+            super::write::in_place_repair_note(what)
+        )?;
+    }
     Ok(())
 }

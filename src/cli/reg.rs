@@ -419,8 +419,12 @@ fn edit_cmd(t: &TargetArgs, key: &str, ops: &[Op], w: &WriteArgs) -> Result<i32>
             for l in notes {
                 eprintln!("rehost: {l}");
             }
-            if let Some(why) = staged.in_place_refusal() {
-                eprintln!("rehost: {}", super::write::in_place_refusal_note(&why));
+            let check = staged.in_place_check();
+            if let Some(why) = &check.refusal {
+                eprintln!("rehost: {}", super::write::in_place_refusal_note(why));
+            }
+            for r in &check.repairs {
+                eprintln!("rehost: {}", super::write::in_place_repair_note(r));
             }
             eprintln!("rehost: dry run: nothing written");
         }

@@ -229,6 +229,14 @@ pub fn report(image: &Path, mode: &Mode, out: Outcome) {
     if let Some(why) = &out.in_place_refusal {
         println!("{}", in_place_refusal_note(why));
     }
+    for r in &out.in_place_repairs {
+        println!("{}", in_place_repair_note(r));
+    }
+}
+
+/// What a dry run says the container would repair in a commit in place besides the write.
+pub fn in_place_repair_note(what: &str) -> String {
+    format!("--in-place would also repair the container: {what}")
 }
 
 /// What a dry run says when the image's container would refuse the write in place.

@@ -294,7 +294,7 @@ impl WriteSession {
         steps.phase("journal");
         undo::mark_committed(&j, &mut steps)?;
         drop(img);
-        if let Err(e) = verify(&self.path, &extents) {
+        if let Err(e) = verify(&self.path, &extents, !plan.repairs.is_empty()) {
             steps.phase("undo");
             undo::undo_last(&self.path, &mut steps)?;
             return Err(ctx.error(
@@ -352,7 +352,7 @@ impl WriteSession {
                 return Err(ctx.invalid("the source changed size while it was copied"));
             }
             apply(&plan, &out, &mut steps)?;
-            verify(&tmp, &extents)?;
+            verify(&tmp, &extents, !plan.repairs.is_empty())?;
             steps.phase("rename");
             sync::rename_new(&mut steps, &tmp, new, &ctx)?;
             sync::sync_dir(&mut steps, new, &ctx)
@@ -418,21 +418,46 @@ fn carried_adapter(
 /// refused, asked of the container without writing anything: for a dry run, which opens
 /// the image read-only and so never meets the refusal a commit in place meets (a
 /// streamOptimized VMDK, a qcow2 image whose compressed clusters the write would rewrite or
-/// that holds internal snapshots, an E01 evidence file, a disk that cannot grow). `None`
-/// when the container would take the write; the reason as said to the user otherwise.
+/// that QEMU left dirty with persistent bitmaps, an E01 evidence file, a disk that cannot
+/// grow). `None` when the container would take the write; the reason as said to the user
+/// otherwise.
 pub fn in_place_refusal(
     path: &Path,
     view: &dyn ReadAt,
     extents: &[(u64, Vec<u8>)],
     new_size: u64,
 ) -> Result<Option<String>> {
+    Ok(in_place_check(path, view, extents, new_size)?.refusal)
+}
+
+/// What a commit in place would meet, asked of the container without writing (see
+/// [`in_place_refusal`]).
+#[derive(Debug, Clone, Default)]
+pub struct InPlace {
+    /// Why it would be refused, as said to the user.
+    pub refusal: Option<String>,
+    /// What it would repair in the container besides storing the write (a dirty qcow2's
+    /// refcounts rebuilt), as said to the user.
+    pub repairs: Vec<String>,
+}
+
+/// [`in_place_refusal`], with what the commit would repair when it is not refused.
+pub fn in_place_check(
+    path: &Path,
+    view: &dyn ReadAt,
+    extents: &[(u64, Vec<u8>)],
+    new_size: u64,
+) -> Result<InPlace> {
     let written = detect::write_path(path)?;
     if let Some(lead) = detect::lead_of(&written)? {
         let instead = format!(
             "write through the descriptor, {}, or write a new image with --output",
             lead.display()
         );
-        return Ok(Some(detect::extent_alone(&written, &lead, &instead)));
+        return Ok(InPlace {
+            refusal: Some(detect::extent_alone(&written, &lead, &instead)),
+            repairs: Vec::new(),
+        });
     }
     let target = detect::open_target(&written, &OpenOptions::default(), IoStats::new())?;
     // A seed: the plan's new identifiers are never used.
@@ -440,9 +465,15 @@ pub fn in_place_refusal(
         target.plan_files(&written, view, extents, &mut Ids::new(Some(0)), new_size)
     });
     match planned {
-        Ok(_) => Ok(None),
+        Ok(plans) => Ok(InPlace {
+            refusal: None,
+            repairs: plans.into_iter().flat_map(|(_, p)| p.repairs).collect(),
+        }),
         Err(e) => match e.kind {
-            ErrorKind::Refused(why) => Ok(Some(why)),
+            ErrorKind::Refused(why) => Ok(InPlace {
+                refusal: Some(why),
+                repairs: Vec::new(),
+            }),
             _ => Err(e),
         },
     }
@@ -496,8 +527,9 @@ impl WriteSession {
     }
 }
 
-/// Reads every staged extent back from `path` through a fresh, uncached reader.
-pub(crate) fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
+/// Reads every staged extent back from `path` through a fresh, uncached reader; when the
+/// commit `repaired` the container (a dirty qcow2's refcounts), checks the repair too.
+pub(crate) fn verify(path: &Path, extents: &[(u64, Vec<u8>)], repaired: bool) -> Result<()> {
     let opts = OpenOptions {
         cache_blocks: 0,
         map_raw: false,
@@ -520,6 +552,9 @@ pub(crate) fn verify(path: &Path, extents: &[(u64, Vec<u8>)]) -> Result<()> {
                 ));
             }
         }
+    }
+    if repaired {
+        back.check_repaired()?;
     }
     Ok(())
 }

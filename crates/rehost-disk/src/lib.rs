@@ -57,8 +57,8 @@ pub mod vmdk;
 
 pub use cache::{BlockCache, BLOCK_SIZE};
 pub use commit::{
-    in_place_refusal, open_for_write, refuse_growth, vmdk_adapter_for, CommitOptions, CommitReport,
-    WriteOptions, WriteSession,
+    in_place_check, in_place_refusal, open_for_write, refuse_growth, vmdk_adapter_for,
+    CommitOptions, CommitReport, InPlace, WriteOptions, WriteSession,
 };
 pub use create::{create, CreateOptions, CreateReport, NewFormat, VmdkAdapter};
 pub use detect::{

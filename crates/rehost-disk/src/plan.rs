@@ -66,6 +66,9 @@ pub struct Plan {
     pub phases: Vec<Phase>,
     /// What the plan does, in words (blocks allocated, headers updated, ...).
     pub notes: Vec<String>,
+    /// What the commit repairs in the container besides storing the write (a dirty qcow2's
+    /// refcounts rebuilt), which a dry run says up front.
+    pub repairs: Vec<String>,
 }
 
 impl Plan {
@@ -77,6 +80,7 @@ impl Plan {
             new_len: file_len,
             phases: Vec::new(),
             notes: Vec::new(),
+            repairs: Vec::new(),
         }
     }
 

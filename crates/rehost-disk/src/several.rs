@@ -275,7 +275,7 @@ pub(crate) fn commit(
     for (_, j) in &journals {
         undo::mark_committed(j, &mut steps)?;
     }
-    if let Err(e) = verify(lead, extents) {
+    if let Err(e) = verify(lead, extents, false) {
         steps.phase("undo");
         undo_last_set(lead, members, &mut steps)?;
         return Err(ctx.error(

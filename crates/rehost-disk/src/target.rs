@@ -104,6 +104,15 @@ impl Target {
         )
     }
 
+    /// Checks what a commit repaired in the container besides the write (a dirty qcow2's
+    /// refcounts, walked again from the file).
+    pub fn check_repaired(&self) -> Result<()> {
+        match self {
+            Target::Qcow2(q) => q.check_rebuilt(),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses growing the disk to `new_size` bytes where the container cannot (the reason
     /// says why and what would do it).
     pub fn refuse_growth(&self, new_size: u64) -> Result<()> {

@@ -651,14 +651,27 @@ impl Image {
     /// it, when nothing is staged, and outside a dry run (where the open or the commit
     /// itself refuses). A container that cannot even plan the write says why here too.
     pub fn in_place_refusal(&self) -> Option<String> {
-        let s = self.staging.as_ref().filter(|s| s.mode == Mode::DryRun)?;
+        self.in_place_check().refusal
+    }
+
+    /// In a dry run, what the container would meet committing in place what is staged now:
+    /// the refusal ([`Image::in_place_refusal`]), or what it would repair besides (a dirty
+    /// qcow2's refcounts rebuilt). Empty outside a dry run and when nothing is staged.
+    pub fn in_place_check(&self) -> disk::InPlace {
+        let Some(s) = self.staging.as_ref().filter(|s| s.mode == Mode::DryRun) else {
+            return disk::InPlace::default();
+        };
         let extents = s.overlay.extents();
         if extents.is_empty() && s.overlay.grown_by() == 0 {
-            return None;
+            return disk::InPlace::default();
         }
         let path = Path::new(&self.info.path);
-        disk::in_place_refusal(path, s.overlay.as_ref(), &extents, s.overlay.size())
-            .unwrap_or_else(|e| Some(e.to_string()))
+        disk::in_place_check(path, s.overlay.as_ref(), &extents, s.overlay.size()).unwrap_or_else(
+            |e| disk::InPlace {
+                refusal: Some(e.to_string()),
+                repairs: Vec::new(),
+            },
+        )
     }
 
     /// Commits what was staged (nothing for a dry run, which only counts it).
@@ -670,7 +683,10 @@ impl Image {
     /// back stays rolled back).
     pub fn discard(self) -> Outcome {
         let recovered = self.recovered();
-        let in_place_refusal = self.in_place_refusal();
+        let disk::InPlace {
+            refusal: in_place_refusal,
+            repairs: in_place_repairs,
+        } = self.in_place_check();
         let extents = self
             .staging
             .as_ref()
@@ -684,6 +700,7 @@ impl Image {
             recovered,
             shadow_copies: self.shadow_copies_written(),
             in_place_refusal,
+            in_place_repairs,
         }
     }
 
@@ -713,7 +730,10 @@ impl Image {
     fn end(self, commit: bool) -> Result<Outcome> {
         let recovered = self.recovered();
         let shadow_copies = self.shadow_copies_written();
-        let in_place_refusal = self.in_place_refusal();
+        let disk::InPlace {
+            refusal: in_place_refusal,
+            repairs: in_place_repairs,
+        } = self.in_place_check();
         let grown_to = self.grown_to();
         let output_format = self.output_format;
         let vmdk_adapter = self.vmdk_adapter;
@@ -754,6 +774,7 @@ impl Image {
             recovered,
             shadow_copies,
             in_place_refusal,
+            in_place_repairs,
         })
     }
 }

@@ -130,6 +130,9 @@ pub struct Outcome {
     /// (a streamOptimized VMDK, compressed qcow2 clusters rewritten, an E01 file), asked of
     /// it without writing ([`Image::in_place_refusal`]); `None` otherwise.
     pub in_place_refusal: Option<String>,
+    /// In a dry run, what a commit in place would repair in the container besides the
+    /// write (a dirty qcow2's refcounts rebuilt), asked of it the same way.
+    pub in_place_repairs: Vec<String>,
 }
 
 /// A volume written that has shadow copies.

@@ -21,6 +21,19 @@ const EXT_END: u32 = 0;
 const EXT_BACKING_FORMAT: u32 = 0xe279_2aca;
 const EXT_FULL_DISK_ENCRYPTION: u32 = 0x0537_be77;
 const EXT_EXTERNAL_DATA_FILE: u32 = 0x4441_5441;
+/// The feature name table: names for feature bits, nothing outside the header.
+pub const EXT_FEATURE_NAME_TABLE: u32 = 0x6803_f857;
+/// The bitmaps extension: persistent dirty bitmaps, whose directory, tables and data
+/// occupy clusters of their own.
+pub const EXT_BITMAPS: u32 = 0x2385_2875;
+/// The header extensions that refer to nothing outside the first cluster: their bytes are
+/// the header cluster's (the full disk encryption header is never met here: encrypted
+/// images are refused at open).
+pub const EXT_IN_HEADER: [u32; 3] = [
+    EXT_BACKING_FORMAT,
+    EXT_FEATURE_NAME_TABLE,
+    EXT_EXTERNAL_DATA_FILE,
+];
 
 /// Largest L1 table read (QEMU's limit too): 32 MiB of entries.
 pub const MAX_L1_BYTES: u64 = 32 << 20;
@@ -64,6 +77,8 @@ pub struct Header {
     pub backing_format: Option<String>,
     /// The external data file the header extension names, if any.
     pub data_file: Option<String>,
+    /// The type of every header extension, in order (the end marker left out).
+    pub extensions: Vec<u32>,
 }
 
 impl Header {
@@ -98,6 +113,7 @@ impl Header {
             compression_type: 0,
             backing_format: None,
             data_file: None,
+            extensions: Vec::new(),
         };
         if !(9..=21).contains(&h.cluster_bits) {
             return Err(ctx.corrupt(
@@ -178,6 +194,7 @@ impl Header {
                     .trim_end_matches('\0')
                     .to_string()
             };
+            self.extensions.push(kind);
             match kind {
                 EXT_BACKING_FORMAT => self.backing_format = Some(text()),
                 EXT_EXTERNAL_DATA_FILE => self.data_file = Some(text()),

@@ -9,7 +9,9 @@
 //! when the header's compression type says so), or, with extended L2 entries, is cut into
 //! 32 subclusters each allocated, zero or unallocated on its own. The data may live in an
 //! external data file beside the image. Encrypted images are refused; internal snapshots are
-//! listed, and the active state is what is read. Writes in place are planned in `write`.
+//! listed, and the active state is what is read. Writes in place are planned in `write`
+//! (clusters shared with snapshots copied on write), with the refcounts in `refcount`; an
+//! image QEMU left dirty has its refcounts rebuilt first, in `rebuild`.
 //!
 //! Every offset, count and table size is checked against the file before it is used, and a
 //! compressed cluster never inflates past the cluster: a damaged or hostile image is an
@@ -17,6 +19,8 @@
 
 mod header;
 mod read;
+mod rebuild;
+mod refcount;
 mod snapshot;
 mod write;
 
@@ -46,6 +50,8 @@ pub struct Qcow2 {
     data: Option<HostFile>,
     backing: Option<Arc<dyn Container>>,
     snapshots: Vec<Snapshot>,
+    /// Bytes the snapshot table spans.
+    snapshots_bytes: u64,
     tables: TableCache,
     units: UnitCache,
 }
@@ -85,8 +91,10 @@ impl Qcow2 {
         if header.has(CORRUPT) {
             notes.push("QEMU marked this image corrupt; what is read may be damaged".into());
         }
-        let snapshots =
-            snapshot::read_table(&file, &ctx, header.snapshots_offset, header.nb_snapshots)?;
+        let snapshot::Table {
+            snapshots,
+            bytes: snapshots_bytes,
+        } = snapshot::read_table(&file, &ctx, header.snapshots_offset, header.nb_snapshots)?;
         if !snapshots.is_empty() {
             notes.push(snapshot::note(&snapshots));
         }
@@ -132,6 +140,7 @@ impl Qcow2 {
             data,
             backing,
             snapshots,
+            snapshots_bytes,
             tables: TableCache::new(L2_CACHE_ENTRIES),
             units: UnitCache::new(),
         })

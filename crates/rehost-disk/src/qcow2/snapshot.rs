@@ -18,10 +18,23 @@ pub struct Snapshot {
     pub name: String,
     /// When it was taken, seconds since 1970.
     pub date_sec: u32,
+    /// Offset of the snapshot's L1 table.
+    pub l1_table_offset: u64,
+    /// Entries in the snapshot's L1 table.
+    pub l1_size: u32,
+}
+
+/// The snapshot table: its entries, and the bytes they span from the table's offset (each
+/// entry's header, extra data, id and name, entries 8-byte aligned), as QEMU counts them.
+pub struct Table {
+    /// The snapshots, in table order.
+    pub snapshots: Vec<Snapshot>,
+    /// Bytes from the table's offset to the end of the last entry.
+    pub bytes: u64,
 }
 
 /// Reads the `nb` entries of the snapshot table at `offset`.
-pub fn read_table(file: &HostFile, ctx: &Ctx, offset: u64, nb: u32) -> Result<Vec<Snapshot>> {
+pub fn read_table(file: &HostFile, ctx: &Ctx, offset: u64, nb: u32) -> Result<Table> {
     if nb > MAX_SNAPSHOTS {
         return Err(ctx.corrupt(
             60,
@@ -36,6 +49,7 @@ pub fn read_table(file: &HostFile, ctx: &Ctx, offset: u64, nb: u32) -> Result<Ve
     }
     let mut out = Vec::new();
     let mut at = offset;
+    let mut bytes = 0;
     for i in 0..nb {
         let mut e = [0u8; 40];
         if at.checked_add(40).is_none_or(|end| end > file.size()) {
@@ -46,6 +60,8 @@ pub fn read_table(file: &HostFile, ctx: &Ctx, offset: u64, nb: u32) -> Result<Ve
         let name_len = u16::from_be_bytes([e[14], e[15]]) as u64;
         let extra = u32::from_be_bytes([e[36], e[37], e[38], e[39]]) as u64;
         let date_sec = u32::from_be_bytes([e[16], e[17], e[18], e[19]]);
+        let l1_table_offset = u64::from_be_bytes(e[0..8].try_into().unwrap_or_default());
+        let l1_size = u32::from_be_bytes([e[8], e[9], e[10], e[11]]);
         if extra > 1024 {
             return Err(ctx.corrupt(
                 at + 36,
@@ -67,10 +83,16 @@ pub fn read_table(file: &HostFile, ctx: &Ctx, offset: u64, nb: u32) -> Result<Ve
             id: String::from_utf8_lossy(id).into_owned(),
             name: String::from_utf8_lossy(name).into_owned(),
             date_sec,
+            l1_table_offset,
+            l1_size,
         });
-        at = (end - offset).div_ceil(8) * 8 + offset;
+        bytes = end - offset;
+        at = bytes.div_ceil(8) * 8 + offset;
     }
-    Ok(out)
+    Ok(Table {
+        snapshots: out,
+        bytes,
+    })
 }
 
 /// The note that lists the snapshots.

@@ -100,6 +100,9 @@ pub struct FixReport {
     /// streamOptimized VMDK, compressed qcow2 clusters to rewrite, an E01 file), asked of
     /// it without writing: such an image is fixed with `--output`.
     pub in_place_refusal: Option<String>,
+    /// In a dry run, what a commit in place would repair in the image's container besides
+    /// the fix (a dirty qcow2's refcounts rebuilt from its tables), asked the same way.
+    pub in_place_repairs: Vec<String>,
     /// What could not be read.
     pub errors: Vec<String>,
     /// Bytes read from the image file to check, plan and check again (the commit's own
@@ -303,7 +306,7 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
     };
     drop(opened);
     let bytes_read = staged.bytes_read();
-    let (committed, written, staged_bytes, recovered, shadow_copies, in_place_refusal) =
+    let (committed, written, staged_bytes, recovered, shadow_copies, in_place) =
         if not_committed.is_none() {
             let out = staged.finish()?;
             let written = out.commit.as_ref().map(|c| Written {
@@ -320,19 +323,19 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
                 out.staged_bytes,
                 out.recovered,
                 shadow,
-                out.in_place_refusal,
+                (out.in_place_refusal, out.in_place_repairs),
             )
         } else {
             let out = staged.discard();
             let shadow = out.shadow_copies;
-            let refusal = out.in_place_refusal;
+            let in_place = (out.in_place_refusal, out.in_place_repairs);
             (
                 false,
                 None,
                 out.staged_bytes,
                 out.recovered,
                 shadow,
-                refusal,
+                in_place,
             )
         };
     Ok(FixReport {
@@ -347,7 +350,8 @@ pub fn fix_image(staged: Image, t: &Target, opts: &FixOptions, force: bool) -> R
         written,
         recovered,
         shadow_copies,
-        in_place_refusal,
+        in_place_refusal: in_place.0,
+        in_place_repairs: in_place.1,
         errors,
         bytes_read,
         elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
