@@ -18,6 +18,7 @@
 //! error naming the image, the `qcow2` layer and the offset.
 
 mod header;
+mod overlap;
 mod read;
 mod rebuild;
 mod refcount;

@@ -47,6 +47,7 @@
 //! the table grows inside the clusters it occupies, and is never moved.
 
 use super::header::{CORRUPT, DIRTY, EXTERNAL_DATA_FILE};
+use super::overlap::Metadata;
 use super::read::{COMPRESSED, COPIED, OFFSET_MASK, ZERO};
 use super::refcount::Refcounts;
 use super::Qcow2;
@@ -145,11 +146,13 @@ impl Qcow2 {
         }
         let cs = self.geometry.cluster_size();
         let extents = align(view, extents, cs)?;
+        let refs = Refcounts::read(self)?;
         let mut p = Planner {
             q: self,
             cs,
             next: file_len.div_ceil(cs) * cs,
-            refs: Refcounts::read(self)?,
+            meta: Metadata::of(self, &refs),
+            refs,
             l1: BTreeMap::new(),
             l2: BTreeMap::new(),
             rebuilt_l2: BTreeMap::new(),
@@ -241,6 +244,8 @@ struct Planner<'a> {
     next: u64,
     /// The refcounts, as planned.
     refs: Refcounts<'a>,
+    /// The metadata clusters, which no data write may land on.
+    meta: Metadata,
     /// Changed L1 entries, by index.
     l1: BTreeMap<u64, u64>,
     /// L2 tables changed or allocated, by L1 index.
@@ -299,6 +304,15 @@ impl Planner<'_> {
                 content: vec![0; (g.l2_entries * g.words) as usize],
             });
         }
+        if let Some(what) = self.meta.at(at).filter(|w| *w != "an L2 table") {
+            return Err(q.ctx.corrupt(
+                l1_at,
+                format!(
+                    "L1 entry {l1_index} names the cluster at {at:#x} as an L2 table, but it \
+                     holds {what}: the image's tables are damaged; nothing was written"
+                ),
+            ));
+        }
         let content = self.l2_content(at, l1_at)?;
         if l1 & COPIED != 0 {
             self.refs.check_one(at)?;
@@ -354,6 +368,15 @@ impl Planner<'_> {
                 return Err(q.ctx.corrupt(
                     entry_at,
                     format!("guest cluster {cluster} is stored at {host:#x}, not a whole cluster inside the file"),
+                ));
+            }
+            if let Some(what) = self.meta.at(host) {
+                return Err(q.ctx.corrupt(
+                    entry_at,
+                    format!(
+                        "guest cluster {cluster} is stored at {host:#x}, which holds {what}: \
+                         the image's tables are damaged; nothing was written"
+                    ),
                 ));
             }
             if entry & COPIED != 0 {
