@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{have_tool, qemu_img, root, sha256_file};
+use common::{have_tool, sample_as, sha256_file};
 use rehost::disk::{self, WriteAt};
 use std::path::Path;
 
@@ -22,18 +22,7 @@ fn data_named_at_metadata_is_refused_unchanged() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let sample = root().join("testdata/sample/sample.vhd");
-    let clean = tmp.path().join("clean.qcow2");
-    qemu_img(&[
-        "convert",
-        "-q",
-        "-f",
-        "vpc",
-        "-O",
-        "qcow2",
-        sample.to_str().unwrap(),
-        clean.to_str().unwrap(),
-    ]);
+    let clean = sample_as(tmp.path(), "clean.qcow2", "qcow2", "");
     let bytes = std::fs::read(&clean).unwrap();
     let l1 = be64(&bytes, 40) as usize;
     let refcount_table = be64(&bytes, 48);

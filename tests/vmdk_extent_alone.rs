@@ -6,27 +6,14 @@
 
 mod common;
 
-use common::{qemu_img, rehost_command, root, sha256_file};
+use common::{rehost_command, sample_as, sha256_file};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 /// The sample as qemu-img's twoGbMaxExtentSparse VMDK in `dir`: its descriptor, and its
 /// files (the extent first).
 fn sparse_set(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
-    let sample = root().join("testdata/sample/sample.vhd");
-    let desc = dir.join("d.vmdk");
-    qemu_img(&[
-        "convert",
-        "-q",
-        "-f",
-        "vpc",
-        "-O",
-        "vmdk",
-        "-o",
-        "subformat=twoGbMaxExtentSparse",
-        sample.to_str().unwrap(),
-        desc.to_str().unwrap(),
-    ]);
+    let desc = sample_as(dir, "d.vmdk", "vmdk", "subformat=twoGbMaxExtentSparse");
     let extent = dir.join("d-s001.vmdk");
     assert!(extent.is_file(), "qemu-img made no extent file d-s001.vmdk");
     (desc.clone(), vec![extent, desc])
@@ -35,18 +22,7 @@ fn sparse_set(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
 /// The sample as a VMDK of two flat extents in `dir` (the sample's raw disk, then 1 MiB of
 /// zeros): its descriptor, and its files (the first extent first).
 fn flat_set(dir: &Path) -> (PathBuf, Vec<PathBuf>) {
-    let sample = root().join("testdata/sample/sample.vhd");
-    let first = dir.join("d-f001.vmdk");
-    qemu_img(&[
-        "convert",
-        "-q",
-        "-f",
-        "vpc",
-        "-O",
-        "raw",
-        sample.to_str().unwrap(),
-        first.to_str().unwrap(),
-    ]);
+    let first = sample_as(dir, "d-f001.vmdk", "raw", "");
     let second = dir.join("d-f002.vmdk");
     std::fs::write(&second, vec![0u8; 1 << 20]).unwrap();
     let sectors = std::fs::metadata(&first).unwrap().len() / 512;

@@ -618,6 +618,21 @@ pub fn qemu_img(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The README's sample converted by qemu-img to `format` (with `-o` options `opts`, if
+/// any) at `dir/name`.
+pub fn sample_as(dir: &Path, name: &str, format: &str, opts: &str) -> PathBuf {
+    let sample = root().join("testdata/sample/sample.vhd");
+    let image = dir.join(name);
+    let (sample_s, image_s) = (sample.to_string_lossy(), image.to_string_lossy());
+    let mut args = vec!["convert", "-q", "-f", "vpc", "-O", format];
+    if !opts.is_empty() {
+        args.extend(["-o", opts]);
+    }
+    args.extend([&*sample_s, &*image_s]);
+    qemu_img(&args);
+    image
+}
+
 /// qemu-img's name of an image's format, from its file name (raw unless the extension names
 /// another).
 pub fn qemu_format(path: &Path) -> &'static str {

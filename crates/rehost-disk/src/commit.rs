@@ -131,7 +131,13 @@ pub fn open_for_write(path: &Path, opts: &WriteOptions) -> Result<WriteSession> 
     let path = written.as_path();
     let ctx = Ctx::new(path.display().to_string(), Layer::File);
     let meta = std::fs::metadata(path).map_err(|e| ctx.error(Location::None, e.into()))?;
-    if let Some(lead) = detect::lead_of(path)?.filter(|_| opts.in_place) {
+    // Only a write in place looks for a descriptor naming this file as its extent.
+    let lead = if opts.in_place {
+        detect::lead_of(path)?
+    } else {
+        None
+    };
+    if let Some(lead) = lead {
         let instead = format!(
             "write through the descriptor, {}, or write a new image with --output",
             lead.display()

@@ -7,65 +7,64 @@
 use super::read::OFFSET_MASK;
 use super::refcount::Refcounts;
 use super::Qcow2;
+use crate::ReadAt;
 use std::collections::BTreeMap;
 
-/// Metadata clusters by host offset: what each one holds.
-pub(super) struct Metadata(BTreeMap<u64, &'static str>);
+/// What an L2 table's cluster holds, as [`Metadata::at`] names it.
+pub(super) const L2_TABLE: &str = "an L2 table";
+
+/// The image's metadata: single clusters by host offset, and the tables that may span
+/// several (each range cut at the end of the file), with what each holds.
+pub(super) struct Metadata {
+    clusters: BTreeMap<u64, &'static str>,
+    tables: Vec<(u64, u64, &'static str)>,
+    cluster_size: u64,
+}
 
 impl Metadata {
-    /// The clusters of the header, the active and each snapshot's L1 table, the active L2
+    /// The header's cluster, the active and each snapshot's L1 table, the active L2
     /// tables, the snapshot table, the refcount table and each refcount block.
     pub(super) fn of(q: &Qcow2, refs: &Refcounts) -> Self {
         let cs = q.geometry.cluster_size();
         let h = &q.header;
-        let mut m = Metadata(BTreeMap::new());
-        m.range(0, 1, cs, "the header");
-        m.range(
-            h.l1_table_offset,
-            u64::from(h.l1_size) * 8,
-            cs,
-            "the L1 table",
-        );
-        m.range(
+        let mut m = Metadata {
+            clusters: BTreeMap::from([(0, "the header")]),
+            tables: Vec::new(),
+            cluster_size: cs,
+        };
+        let end = q.file.size();
+        let mut table = |at: u64, len: u64, what| {
+            if at != 0 && len != 0 && at < end {
+                m.tables.push((at, at.saturating_add(len).min(end), what));
+            }
+        };
+        table(h.l1_table_offset, u64::from(h.l1_size) * 8, "the L1 table");
+        let refcount_table = u64::from(h.refcount_table_clusters) * cs;
+        table(
             h.refcount_table_offset,
-            u64::from(h.refcount_table_clusters) * cs,
-            cs,
+            refcount_table,
             "the refcount table",
         );
-        m.range(
-            h.snapshots_offset,
-            q.snapshots_bytes,
-            cs,
-            "the snapshot table",
-        );
+        table(h.snapshots_offset, q.snapshots_bytes, "the snapshot table");
         for s in &q.snapshots {
             let len = u64::from(s.l1_size) * 8;
-            m.range(s.l1_table_offset, len, cs, "a snapshot's L1 table");
+            table(s.l1_table_offset, len, "a snapshot's L1 table");
         }
-        for ti in 0..refs.table_len() {
-            m.range(refs.block_offset(ti), 1, cs, "a refcount block");
-        }
-        for e in &q.l1 {
-            m.range(e & OFFSET_MASK, 1, cs, "an L2 table");
+        let blocks = (0..refs.table_len()).map(|ti| (refs.block_offset(ti), "a refcount block"));
+        let l2 = q.l1.iter().map(|e| (e & OFFSET_MASK, L2_TABLE));
+        for (at, what) in blocks.chain(l2).filter(|(at, _)| *at != 0) {
+            m.clusters.entry(at).or_insert(what);
         }
         m
     }
 
-    /// Marks the clusters of `len` bytes at `at` (none when `at` or `len` is 0).
-    fn range(&mut self, at: u64, len: u64, cs: u64, what: &'static str) {
-        if at == 0 && what != "the header" || len == 0 {
-            return;
-        }
-        let first = at / cs;
-        let last = at.saturating_add(len - 1) / cs;
-        // A table larger than the file is refused where it is read; bound the walk anyway.
-        for c in first..=last.min(first.saturating_add(1 << 20)) {
-            self.0.entry(c * cs).or_insert(what);
-        }
-    }
-
-    /// What the metadata cluster at `host` holds, if it is one.
+    /// What the metadata cluster at `host` (a cluster's offset) holds, if it is one.
     pub(super) fn at(&self, host: u64) -> Option<&'static str> {
-        self.0.get(&host).copied()
+        let end = host.saturating_add(self.cluster_size);
+        self.tables
+            .iter()
+            .find(|(start, stop, _)| host < *stop && end > *start)
+            .map(|t| t.2)
+            .or_else(|| self.clusters.get(&host).copied())
     }
 }

@@ -47,7 +47,7 @@
 //! the table grows inside the clusters it occupies, and is never moved.
 
 use super::header::{CORRUPT, DIRTY, EXTERNAL_DATA_FILE};
-use super::overlap::Metadata;
+use super::overlap::{Metadata, L2_TABLE};
 use super::read::{COMPRESSED, COPIED, OFFSET_MASK, ZERO};
 use super::refcount::Refcounts;
 use super::Qcow2;
@@ -304,7 +304,7 @@ impl Planner<'_> {
                 content: vec![0; (g.l2_entries * g.words) as usize],
             });
         }
-        if let Some(what) = self.meta.at(at).filter(|w| *w != "an L2 table") {
+        if let Some(what) = self.meta.at(at).filter(|w| *w != L2_TABLE) {
             return Err(q.ctx.corrupt(
                 l1_at,
                 format!(
