@@ -5,6 +5,7 @@
 //! disk's partitions, and its loader (winload.exe or .efi) must match the firmware.
 //! The fix, in [`fix`], repairs what it can of that.
 
+mod boot_files;
 mod fix;
 pub(crate) mod rebuild;
 mod rebuild_nt5;

@@ -6,6 +6,7 @@
 //! this disk's partitions, the resume loader, the settings objects, and the memory tester
 //! where the install has one.
 
+use super::boot_files::rows;
 use super::ID;
 use crate::cannot::NoBootFiles;
 use crate::fix::{Change, Plan};
@@ -15,9 +16,7 @@ use rehost_formats::bcd::{self, PartitionRef};
 use rehost_formats::bcd_ids::{bootmgr, osloader};
 use rehost_formats::bcdboot::{self, Firmware, Install};
 use rehost_regf::hive::Hive;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::sync::OnceLock;
 
 /// Most files the rebuild copies.
 const MAX_FILES: usize = 512;
@@ -26,41 +25,6 @@ const MAX_BYTES: u64 = 64 << 20;
 /// The locale of the boot menus when the install's `\Windows\Boot` holds that locale's
 /// folder (bcdboot's default, `/l en-US`); else the first locale folder found.
 const DEFAULT_LOCALE: &str = "en-US";
-
-/// One row of `boot_files` in `profiles/boot.toml`.
-#[derive(Deserialize)]
-pub(super) struct BootFile {
-    pub(super) firmware: String,
-    /// Below the install's `\Windows\Boot`, or below what `base` names.
-    pub(super) from: String,
-    /// `system-root` (the install's `\WINDOWS`) or `volume` (its volume's root).
-    #[serde(default)]
-    pub(super) base: Option<String>,
-    pub(super) to: String,
-    #[serde(default)]
-    pub(super) required: bool,
-    #[serde(default)]
-    dir: bool,
-    #[serde(default)]
-    locales: bool,
-    #[serde(default)]
-    memory_tester: bool,
-}
-
-#[derive(Deserialize)]
-struct BootFiles {
-    boot_files: Vec<BootFile>,
-}
-
-/// The rows of `boot_files` in `profiles/boot.toml`.
-pub(super) fn rows() -> &'static [BootFile] {
-    static D: OnceLock<BootFiles> = OnceLock::new();
-    &D.get_or_init(|| {
-        toml::from_str(include_str!("../../../../profiles/boot.toml"))
-            .expect("profiles/boot.toml parses (a unit test checks it)")
-    })
-    .boot_files
-}
 
 fn firmware_name(f: Firmware) -> &'static str {
     match f {

@@ -4,7 +4,7 @@
 //! install from its partition (`multi(0)disk(0)rdisk(0)partition(N)`, as setup writes it).
 //! Only when the install holds both files; otherwise the plan says which it lacks.
 
-use super::rebuild::rows;
+use super::boot_files::rows;
 use super::ID;
 use crate::cannot::NoBootFiles;
 use crate::fix::{Change, Plan};
