@@ -12,11 +12,12 @@
 //! [`Tree::write_blocks`] writes the changed blocks ([`super::index_store`]).
 
 use super::bitmap::Bits;
-use super::index_store::Alloc;
 use super::io::Vol;
 use super::mft::Place;
 use super::node::{block_capacity, Entry, Node};
+use super::record::Sizes;
 use crate::index::MAX_DEPTH;
+use crate::runlist::Run;
 use crate::upcase::UpCase;
 use rehost_core::error::Result;
 use std::cmp::Ordering;
@@ -50,6 +51,15 @@ pub struct Tree {
     pub(super) bitmap_dirty: bool,
     pub(super) bitmap_place: Place,
     pub(super) bitmap_rec: u64,
+}
+
+/// `$INDEX_ALLOCATION`: the INDX blocks' runs.
+pub(super) struct Alloc {
+    pub(super) runs: Vec<Run>,
+    pub(super) sizes: Sizes,
+    pub(super) record: u64,
+    /// Split over several records (readable, not growable).
+    pub(super) split: bool,
 }
 
 /// Collation of `$I30` keys: by upper case, then by code unit.

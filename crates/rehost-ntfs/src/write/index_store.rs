@@ -3,7 +3,7 @@
 //! the blocks, taking and growing blocks, and writing all of it back for [`Tree`].
 
 use super::bitmap::{pick_clusters, Bits};
-use super::index::Tree;
+use super::index::{Alloc, Tree};
 use super::io::Vol;
 use super::mft::{plausible, single_extent, Mft, Place};
 use super::node::{block_capacity, parse_block, serialize_block, serialize_root, Node};
@@ -11,20 +11,10 @@ use super::record::{self, Sizes};
 use super::runs;
 use crate::file::File;
 use crate::record::{Body, AT_BITMAP, AT_INDEX_ALLOCATION, AT_INDEX_ROOT};
-use crate::runlist::Run;
 use rehost_core::error::Result;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub(super) const I30: [u16; 4] = [b'$' as u16, b'I' as u16, b'3' as u16, b'0' as u16];
-
-/// `$INDEX_ALLOCATION`: the INDX blocks' runs.
-pub(super) struct Alloc {
-    pub(super) runs: Vec<Run>,
-    pub(super) sizes: Sizes,
-    pub(super) record: u64,
-    /// Split over several records (readable, not growable).
-    pub(super) split: bool,
-}
 
 impl Tree {
     /// Loads the root of the index of directory `dir` (nodes are read as needed). `what`
