@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 mod cache;
+mod carry_out;
 mod commit;
 pub mod create;
 mod detect;
@@ -56,9 +57,10 @@ pub mod vhdx;
 pub mod vmdk;
 
 pub use cache::{BlockCache, BLOCK_SIZE};
+pub use carry_out::{CommitOptions, CommitReport};
 pub use commit::{
-    in_place_check, in_place_refusal, open_for_write, refuse_growth, vmdk_adapter_for,
-    CommitOptions, CommitReport, InPlace, WriteOptions, WriteSession,
+    in_place_check, in_place_refusal, open_for_write, refuse_growth, undo, vmdk_adapter_for,
+    InPlace, WriteOptions, WriteSession,
 };
 pub use create::{create, CreateOptions, CreateReport, NewFormat, VmdkAdapter};
 pub use detect::{
@@ -73,7 +75,7 @@ pub use plan::{HostWrite, Phase, Plan};
 pub use raw::Raw;
 pub use rehost_core::io::{Cursor, CursorMut, Memory, ReadAt, Slice, WriteAt};
 pub use sync::{Observer, Step, WRITE_PIECE};
-pub use undo::{undo, Recovery, UndoReport};
+pub use undo::{Recovery, UndoReport};
 
 use rehost_core::error::Result;
 use serde::Serialize;

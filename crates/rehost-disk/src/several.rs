@@ -9,7 +9,7 @@
 //! (or its undo was), marked complete when the descriptor's is. A member generation
 //! numbered past the descriptor's last cannot happen, and is refused as out of step.
 
-use super::commit::{apply, report_of, verify, CommitOptions, CommitReport};
+use super::carry_out::{apply, report_of, verify, CommitOptions, CommitReport};
 use super::journal::{self, State};
 use super::plan::Plan;
 use super::sync::{Steps, WriteFile};
@@ -141,7 +141,7 @@ pub(crate) fn undo_last_set(lead: &Path, members: &[PathBuf], steps: &mut Steps)
     undo::roll_back(lead, &j, g, steps).map(|_| ())
 }
 
-/// [`crate::undo`] for an image of several files: every commit undone in every file, newest
+/// [`crate::undo()`] for an image of several files: every commit undone in every file, newest
 /// first, each file checked before anything is restored.
 pub(crate) fn undo(
     image: &Path,

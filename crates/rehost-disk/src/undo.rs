@@ -1,5 +1,6 @@
 //! Journals at work: installing one before a commit, marking it complete after, rolling
-//! back an interrupted commit when the image is next opened for writing, and `rehost undo`.
+//! back an interrupted commit when the image is next opened for writing, and rolling back
+//! each commit for `rehost undo` ([`crate::undo()`], beside the commit).
 //!
 //! Every one of these is safe to interrupt and repeat. A rollback or undo first checks the
 //! image against the journal (every sector holds the bytes the commit wrote, or for an
@@ -11,9 +12,8 @@
 //! complete commit is relaxed only for an undo that was under way.
 
 use super::journal::{self, Generation, Journal, State};
-use super::lock::ImageLock;
-use super::sync::{self, Observer, Steps, WriteFile};
-use rehost_core::error::{ErrorKind, Layer, Location, Result};
+use super::sync::{self, Steps, WriteFile};
+use rehost_core::error::{Layer, Result};
 use std::path::{Path, PathBuf};
 
 /// What opening an image for writing found and did about an interrupted operation.
@@ -124,64 +124,6 @@ pub(crate) fn append_marker(
     let at = jf.len()?;
     jf.write(steps, at, &journal::marker(g, undoing))?;
     jf.sync(steps)
-}
-
-/// Restores `image` as it was before the first commit its journal records: every commit is
-/// undone, newest first, and the journal is removed. An interrupted commit is rolled back
-/// the same way. Takes the image's exclusive lock.
-pub fn undo(image: &Path, observer: Option<Observer>) -> Result<UndoReport> {
-    // A monolithicFlat VMDK was written through its flat extent, and is undone there.
-    let written = crate::detect::write_path(image)?;
-    let image = written.as_path();
-    if let Some(lead) = crate::detect::lead_of(image)? {
-        let instead = format!(
-            "undo through the descriptor: `rehost undo {}`",
-            lead.display()
-        );
-        return Err(
-            journal::ctx(image).refused("", crate::detect::extent_alone(image, &lead, &instead))
-        );
-    }
-    let _lock = ImageLock::exclusive(image)?;
-    let mut steps = Steps::new(observer);
-    remove_partial(image, &mut steps)?;
-    let members = crate::detect::journal_members(image)?;
-    let Some(j) = journal::read(image)? else {
-        return Err(journal::ctx(image).error(
-            Location::None,
-            ErrorKind::NotFound(format!(
-                "there is no undo journal beside {}: nothing to undo",
-                image.display()
-            )),
-        ));
-    };
-    let len_before = std::fs::metadata(image)
-        .map_err(|e| journal::ctx(image).io(0, e))?
-        .len();
-    let mut report = UndoReport {
-        journal: j.path.clone(),
-        generations: Vec::new(),
-        bytes_restored: 0,
-        len_before,
-        len_after: len_before,
-    };
-    if !members.is_empty() {
-        crate::several::undo(image, &members, &mut steps, &mut report)?;
-        return Ok(report);
-    }
-    for g in j.generations.iter().rev() {
-        if g.state == State::Committed {
-            let jf = WriteFile::open_read(&j.path, Layer::Journal)?;
-            let img = WriteFile::open_read(image, Layer::File)?;
-            g.check(&jf, &img, true)?;
-            steps.phase("undo");
-            append_marker(&j.path, g, true, &mut steps)?;
-        }
-        report.bytes_restored += roll_back(image, &j, g, &mut steps)?;
-        report.generations.push(g.number);
-        report.len_after = g.orig_len;
-    }
-    Ok(report)
 }
 
 /// Undoes the last commit recorded in the journal of `image` (a commit that did not read
