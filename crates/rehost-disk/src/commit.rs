@@ -503,21 +503,19 @@ impl WriteSession {
 /// the same way. Takes the image's exclusive lock.
 pub fn undo(image: &Path, observer: Option<Observer>) -> Result<UndoReport> {
     // A monolithicFlat VMDK was written through its flat extent, and is undone there.
-    let written = crate::detect::write_path(image)?;
+    let written = detect::write_path(image)?;
     let image = written.as_path();
-    if let Some(lead) = crate::detect::lead_of(image)? {
+    if let Some(lead) = detect::lead_of(image)? {
         let instead = format!(
             "undo through the descriptor: `rehost undo {}`",
             lead.display()
         );
-        return Err(
-            journal::ctx(image).refused("", crate::detect::extent_alone(image, &lead, &instead))
-        );
+        return Err(journal::ctx(image).refused("", detect::extent_alone(image, &lead, &instead)));
     }
     let _lock = ImageLock::exclusive(image)?;
     let mut steps = Steps::new(observer);
     undo::remove_partial(image, &mut steps)?;
-    let members = crate::detect::journal_members(image)?;
+    let members = detect::journal_members(image)?;
     let Some(j) = journal::read(image)? else {
         return Err(journal::ctx(image).error(
             Location::None,
