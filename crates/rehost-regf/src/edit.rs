@@ -126,6 +126,20 @@ impl Editor {
                 Ok(())
             }
         };
+        // And it must have one owner: a list, value or data cell that two keys or values
+        // name would be freed by an edit of one while the other still points at it. Only
+        // security cells are shared (they count their references).
+        let mut owned = HashSet::new();
+        let mut use_cell = |c: u32, shared: bool| {
+            in_use(c)?;
+            if !shared && !owned.insert(c) {
+                return err(
+                    c,
+                    "a cell is named by two owners (a key node, list, value or data cell reached twice)",
+                );
+            }
+            Ok(())
+        };
         let mut seen = HashSet::new();
         let mut stack = vec![(self.root()?, 0usize)];
         while let Some((k, depth)) = stack.pop() {
@@ -133,18 +147,18 @@ impl Editor {
                 return err(k.offset, "key tree loops back on itself or is too deep");
             }
             let lists = [
-                (k.subkey_count > 0).then_some(k.subkey_list),
-                (k.value_count > 0).then_some(k.value_list),
-                (k.security != NONE).then_some(k.security),
+                (k.subkey_count > 0).then_some((k.subkey_list, false)),
+                (k.value_count > 0).then_some((k.value_list, false)),
+                (k.security != NONE).then_some((k.security, true)),
             ];
-            for c in lists.into_iter().flatten().chain([k.offset]) {
-                in_use(c)?;
+            for (c, shared) in lists.into_iter().flatten().chain([(k.offset, false)]) {
+                use_cell(c, shared)?;
             }
             for v in cells.values(&k)? {
-                in_use(v)?;
+                use_cell(v, false)?;
                 let vk = cells.vk(v)?;
                 if vk.data_size & 0x8000_0000 == 0 && vk.data_size & 0x7FFF_FFFF > 0 {
-                    in_use(vk.data_offset)?;
+                    use_cell(vk.data_offset, false)?;
                 }
                 cells.data(&vk)?;
             }
