@@ -48,7 +48,8 @@ for target in "${targets[@]}"; do
     cargo fuzz run -a --fuzz-dir fuzz "$target" "$seeds" -- \
       -max_total_time="$seconds" -max_len="$max" -timeout=20 -rss_limit_mb="$rss" -malloc_limit_mb=1024 \
       -print_final_stats=1 >"$log" 2>&1 || status=$?
-  cpu=$(awk '{printf "%.0f", $1 + $2}' "$work/$target.time")
+  # (time(1) writes "Command exited with non-zero status N" above its figures on a crash)
+  cpu=$(awk 'END {printf "%.0f", $1 + $2}' "$work/$target.time")
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   verdict=$([ "$status" = 0 ] && echo "no crash" || echo "CRASH (exit $status, see $log)")
   echo "$target	cpu ${cpu}s	executions ${execs}	${verdict}"
