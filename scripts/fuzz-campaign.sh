@@ -30,17 +30,15 @@ for target in "${targets[@]}"; do
       esac
     done
   fi
-  case "$target" in
-    container|vhd|vhdx|ntfs_volume|ntfs_write|fat_volume|partition_table|vss) max=4300000 ;;
-    regf_hive|regf_edit) max=1100000 ;;
-    *) max=262144 ;;
-  esac
   # libFuzzer keeps its whole corpus in memory: a long run over volumes of up to 2 MiB grows
   # past 1 GiB on the corpus alone (the inputs replay in under 100 MB; fuzz_corpus bounds
   # that at 512 MiB). Those targets get a 2 GiB process limit; one allocation stays at 1 GiB.
+  rss=1024
   case "$target" in
-    container|vhd|vhdx|ntfs_volume|ntfs_write|fat_volume) rss=2048 ;;
-    *) rss=1024 ;;
+    container|vhd|vhdx|ntfs_volume|ntfs_write|fat_volume) max=4300000 rss=2048 ;;
+    partition_table|vss) max=4300000 ;;
+    regf_hive|regf_edit) max=1100000 ;;
+    *) max=262144 ;;
   esac
   log="$work/$target.log"
   status=0

@@ -113,8 +113,12 @@ impl Editor {
         let starts = self.bins.cell_starts();
         // A cell the tree uses must be a cell of its bin, allocated: one that starts inside
         // another, or inside free space, would be overwritten by the next edit (of it, or
-        // of what the allocator hands out there).
-        let in_use = |c: u32| {
+        // of what the allocator hands out there). And it must have one owner: a list, value
+        // or data cell that two keys or values name would be freed by an edit of one while
+        // the other still points at it. Only security cells are shared (they count their
+        // references).
+        let mut owned = HashSet::new();
+        let mut use_cell = |c: u32, shared: bool| {
             if self.bins.in_free(c) {
                 err(c, "a cell in use lies inside a free cell")
             } else if !starts.contains(c) {
@@ -122,23 +126,14 @@ impl Editor {
                     c,
                     "a cell in use does not start where a cell of its hive bin does",
                 )
+            } else if !shared && !owned.insert(c) {
+                err(
+                    c,
+                    "a cell is named by two owners (a key node, list, value or data cell reached twice)",
+                )
             } else {
                 Ok(())
             }
-        };
-        // And it must have one owner: a list, value or data cell that two keys or values
-        // name would be freed by an edit of one while the other still points at it. Only
-        // security cells are shared (they count their references).
-        let mut owned = HashSet::new();
-        let mut use_cell = |c: u32, shared: bool| {
-            in_use(c)?;
-            if !shared && !owned.insert(c) {
-                return err(
-                    c,
-                    "a cell is named by two owners (a key node, list, value or data cell reached twice)",
-                );
-            }
-            Ok(())
         };
         let mut seen = HashSet::new();
         let mut stack = vec![(self.root()?, 0usize)];
