@@ -35,7 +35,7 @@ for target in "${targets[@]}"; do
   # that at 512 MiB). Those targets get a 2 GiB process limit; one allocation stays at 1 GiB.
   rss=1024
   case "$target" in
-    container|vhd|vhdx|ntfs_volume|ntfs_write|fat_volume) max=4300000 rss=2048 ;;
+    container|vhd|vhdx|vmdk|qcow2|e01|ntfs_volume|ntfs_write|fat_volume) max=4300000 rss=2048 ;;
     partition_table|vss) max=4300000 ;;
     regf_hive|regf_edit) max=1100000 ;;
     *) max=262144 ;;
