@@ -7,6 +7,7 @@
 # Usage: scripts/fuzz-brief.sh [RUNS]     (executions per target past its corpus; default 3000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/fuzz-lib.sh
 runs=${1:-3000}
 if ! command -v cargo-fuzz >/dev/null; then
   cargo install cargo-fuzz --locked --quiet
@@ -19,18 +20,8 @@ cargo fuzz build -a --fuzz-dir fuzz
 for dir in fuzz/corpus/*/; do
   target=$(basename "$dir")
   seeds="$work/$target"
-  mkdir -p "$seeds"
-  for f in "$dir"*; do
-    case "$f" in
-      *.zst) zstd -dqf "$f" -o "$seeds/$(basename "${f%.zst}")" ;;
-      *) cp "$f" "$seeds/" ;;
-    esac
-  done
-  case "$target" in
-    container|vhd|vhdx|vmdk|qcow2|e01|ntfs_volume|ntfs_write|fat_volume|partition_table|vss) max=4300000 ;;
-    regf_hive|regf_edit) max=1100000 ;;
-    *) max=262144 ;;
-  esac
+  fuzz_seed "$target" "$seeds"
+  fuzz_limits "$target"
   start=$(date +%s)
   total=$(( $(ls "$seeds" | wc -l) + runs ))
   cargo fuzz run -a --fuzz-dir fuzz "$target" "$seeds" -- \

@@ -9,6 +9,7 @@
 # Usage: scripts/fuzz-campaign.sh SECONDS [WORK] [TARGET...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/fuzz-lib.sh
 seconds=${1:?usage: fuzz-campaign.sh SECONDS [WORK] [TARGET...]}
 work=${2:-$(mktemp -d)}
 shift $(( $# >= 2 ? 2 : 1 ))
@@ -21,25 +22,8 @@ export RUSTC_BOOTSTRAP=1
 cargo fuzz build -a --fuzz-dir fuzz
 for target in "${targets[@]}"; do
   seeds="$work/$target"
-  if [ ! -d "$seeds" ]; then
-    mkdir -p "$seeds"
-    for f in "fuzz/corpus/$target/"*; do
-      case "$f" in
-        *.zst) zstd -dqf "$f" -o "$seeds/$(basename "${f%.zst}")" ;;
-        *) cp "$f" "$seeds/" ;;
-      esac
-    done
-  fi
-  # libFuzzer keeps its whole corpus in memory: a long run over volumes of up to 2 MiB grows
-  # past 1 GiB on the corpus alone (the inputs replay in under 100 MB; fuzz_corpus bounds
-  # that at 512 MiB). Those targets get a 2 GiB process limit; one allocation stays at 1 GiB.
-  rss=1024
-  case "$target" in
-    container|vhd|vhdx|vmdk|qcow2|e01|ntfs_volume|ntfs_write|fat_volume) max=4300000 rss=2048 ;;
-    partition_table|vss) max=4300000 ;;
-    regf_hive|regf_edit) max=1100000 ;;
-    *) max=262144 ;;
-  esac
+  [ -d "$seeds" ] || fuzz_seed "$target" "$seeds"
+  fuzz_limits "$target"
   log="$work/$target.log"
   status=0
   /usr/bin/time -f "%U %S" -o "$work/$target.time" \
