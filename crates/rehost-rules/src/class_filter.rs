@@ -180,11 +180,7 @@ pub fn fix(
                 drop.join(", "),
                 s.cs_key(cs)
             ),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
+            Change::system(ops),
         );
     }
     Ok(())

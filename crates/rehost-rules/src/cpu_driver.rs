@@ -4,7 +4,7 @@
 //! Plug and Play load them only where the processor matches, so it is no finding.
 
 use super::finding::{Evidence, Finding};
-use super::fix::{reg, Change, FixOptions, Plan};
+use super::fix::{FixOptions, Plan};
 use super::subject::Subject;
 use super::target::Target;
 use super::Out;
@@ -100,25 +100,6 @@ pub fn fix(
     _o: &FixOptions,
     plan: &mut Plan,
 ) -> Result<()> {
-    let mut ops = Vec::new();
-    let mut names = Vec::new();
-    for f in findings {
-        let (Some(cs), Some(svc)) = (f.control_set, &f.service) else {
-            continue;
-        };
-        ops.extend(reg::start(&s.cs_key(cs), svc, 4));
-        names.push(format!("{svc} in {}", s.cs_key(cs)));
-    }
-    if !ops.is_empty() {
-        plan.add(
-            ID,
-            format!("disable {}", names.join(", ")),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
-        );
-    }
+    plan.disable_services(ID, s, findings);
     Ok(())
 }

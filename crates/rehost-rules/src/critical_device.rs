@@ -288,11 +288,7 @@ pub fn fix(
         plan.add(
             ID,
             format!("CriticalDeviceDatabase: {}", what.join("; ")),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
+            Change::system(ops),
         );
     }
     Ok(())

@@ -154,11 +154,7 @@ pub fn register(
                 "DriverDatabase: the {} bound to {service}'s package {}",
                 t.controller.name, r.label
             ),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops: drivers::bind(&r, &ids),
-            },
+            Change::system(drivers::bind(&r, &ids)),
         );
         return Ok(());
     }
@@ -201,11 +197,7 @@ pub fn register(
             pkg.inf_path.display(),
             inj.label.as_deref().unwrap_or("?")
         ),
-        Change::Registry {
-            hive: "SYSTEM".into(),
-            store: None,
-            ops,
-        },
+        Change::system(ops),
     );
     Ok(())
 }

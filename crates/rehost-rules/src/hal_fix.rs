@@ -384,11 +384,7 @@ fn record(s: &Subject, hal: &Hal) -> Option<(String, Change)> {
                 hal.file,
                 sets.join(", ")
             ),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
+            Change::system(ops),
         )
     })
 }

@@ -8,7 +8,7 @@
 //! as surely as a missing one (the 0x7B that removing Xen drivers by halves gives).
 
 use super::finding::{Evidence, Finding};
-use super::fix::{reg, Change, FixOptions, Plan};
+use super::fix::{Change, FixOptions, Plan};
 use super::subject::Subject;
 use super::target::Target;
 use super::Out;
@@ -109,33 +109,12 @@ pub fn fix(
     plan: &mut Plan,
 ) -> Result<()> {
     let k = Knowledge::builtin();
-    let mut ops = Vec::new();
-    let mut names = Vec::new();
-    let mut filters: Vec<(u32, String)> = Vec::new();
-    for f in findings {
-        let (Some(cs), Some(svc)) = (f.control_set, &f.service) else {
-            continue;
-        };
-        if names.contains(&format!("{svc} in {}", s.cs_key(cs))) {
-            continue;
-        }
-        ops.extend(reg::start(&s.cs_key(cs), svc, 4));
-        names.push(format!("{svc} in {}", s.cs_key(cs)));
-        if f.case == "filter" {
-            filters.push((cs, svc.clone()));
-        }
-    }
-    if !ops.is_empty() {
-        plan.add(
-            ID,
-            format!("disable {}", names.join(", ")),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
-        );
-    }
+    let filters: Vec<(u32, String)> = plan
+        .disable_services(ID, s, findings)
+        .into_iter()
+        .filter(|f| f.case == "filter")
+        .filter_map(|f| Some((f.control_set?, f.service.clone()?)))
+        .collect();
     for (cs, svc) in &filters {
         for c in s
             .install
@@ -159,11 +138,7 @@ pub fn fix(
                         c.class,
                         s.cs_key(*cs)
                     ),
-                    Change::Registry {
-                        hive: "SYSTEM".into(),
-                        store: None,
-                        ops,
-                    },
+                    Change::system(ops),
                 );
             }
         }

@@ -167,14 +167,6 @@ pub fn fix(
             why.push_str(&format!("; drop {}, which named it too", m.name));
         }
     }
-    plan.add(
-        ID,
-        why,
-        Change::Registry {
-            hive: "SYSTEM".into(),
-            store: None,
-            ops,
-        },
-    );
+    plan.add(ID, why, Change::system(ops));
     Ok(())
 }

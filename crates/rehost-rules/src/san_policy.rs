@@ -88,11 +88,7 @@ pub fn fix(
         plan.add(
             ID,
             "bring every disk online after the move (SanPolicy 1)",
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
+            Change::system(ops),
         );
     }
     Ok(())
@@ -113,11 +109,7 @@ pub fn show_stop_screen(s: &Subject, plan: &mut Plan) {
         plan.add(
             ID,
             "keep a STOP screen on the screen (CrashControl AutoReboot 0)",
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
+            Change::system(ops),
         );
     }
 }

@@ -88,11 +88,7 @@ pub fn fix(
                 "let {} start at boot: StartOverride values removed",
                 names.join(", ")
             ),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
+            Change::system(ops),
         );
     }
     Ok(())

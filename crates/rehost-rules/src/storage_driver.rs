@@ -253,11 +253,7 @@ pub fn fix(
         plan.add(
             ID,
             format!("start at boot: {}", names.join(", ")),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
+            Change::system(ops),
         );
     }
     for n in needs
@@ -376,11 +372,7 @@ fn provide(s: &Subject, t: &Target, o: &FixOptions, n: &Need, plan: &mut Plan) -
         plan.add(
             ID,
             format!("{svc}'s ImagePath names the file written"),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops,
-            },
+            Change::system(ops),
         );
     }
     register_key(s, t, o, n, &file, plan)
@@ -424,11 +416,7 @@ fn register_key(
                 ""
             }
         ),
-        Change::Registry {
-            hive: "SYSTEM".into(),
-            store: None,
-            ops,
-        },
+        Change::system(ops),
     );
     if let (Some(d), false) = (drives, before_8) {
         if !d.inbox {
@@ -473,11 +461,7 @@ fn inject(s: &Subject, t: &Target, n: &Need, pkg: &Package, plan: &mut Plan) -> 
                 .map(|l| format!(" as package {l}"))
                 .unwrap_or_default()
         ),
-        Change::Registry {
-            hive: "SYSTEM".into(),
-            store: None,
-            ops,
-        },
+        Change::system(ops),
     );
     Ok(())
 }

@@ -66,15 +66,7 @@ pub(super) fn plan(s: &Subject, t: &Target, plan: &mut Plan) -> Result<()> {
         );
     }
     if p.mounted.len() > 1 {
-        plan.add(
-            "mounted-devices",
-            p.mounted_why,
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops: p.mounted,
-            },
-        );
+        plan.add("mounted-devices", p.mounted_why, Change::system(p.mounted));
     }
     Ok(())
 }

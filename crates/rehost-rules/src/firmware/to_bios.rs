@@ -234,11 +234,7 @@ fn conversion(s: &Subject) -> Result<Outcome<Planned>> {
                  offset) for the disk's volumes: {}",
                 renamed.join(", ")
             ),
-            Change::Registry {
-                hive: "SYSTEM".into(),
-                store: None,
-                ops: mounted,
-            },
+            Change::system(mounted),
         ));
     }
     for e in &p.entries {

@@ -129,6 +129,17 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// .reg operations on the install's SYSTEM hive.
+    pub fn system(ops: Vec<Op>) -> Change {
+        Change::Registry {
+            hive: "SYSTEM".into(),
+            store: None,
+            ops,
+        }
+    }
+}
+
 /// An MBR disk converted to GPT: what [`Change::Gpt`] stages, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversion {
@@ -208,6 +219,40 @@ impl Plan {
             why: why.into(),
             change,
         });
+    }
+
+    /// Adds, for `rule`, one change that disables (Start 4) each service `findings` name
+    /// in its control set; the keys stay. Returns the findings it took, one per service
+    /// and control set (those without both are passed over).
+    pub fn disable_services<'a>(
+        &mut self,
+        rule: &'static str,
+        s: &Subject,
+        findings: &[&'a Finding],
+    ) -> Vec<&'a Finding> {
+        let mut ops = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        let mut taken = Vec::new();
+        for f in findings {
+            let (Some(cs), Some(svc)) = (f.control_set, &f.service) else {
+                continue;
+            };
+            let name = format!("{svc} in {}", s.cs_key(cs));
+            if names.contains(&name) {
+                continue;
+            }
+            ops.extend(reg::start(&s.cs_key(cs), svc, 4));
+            names.push(name);
+            taken.push(*f);
+        }
+        if !ops.is_empty() {
+            self.add(
+                rule,
+                format!("disable {}", names.join(", ")),
+                Change::system(ops),
+            );
+        }
+        taken
     }
 
     /// Records that `rule` could not fix something, and why.
