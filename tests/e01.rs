@@ -8,7 +8,10 @@
 
 mod common;
 
-use common::ewf::{open_error, qemu_compare, raw_disk, report, same_files, sums, verify};
+use common::ewf::{
+    fixed_only_into_new_images, open_error, qemu_compare, raw_disk, report, same_files, sums,
+    verify,
+};
 use common::{have_tool, rehost_command, run};
 use rehost::disk::{self, ReadAt};
 use std::path::{Path, PathBuf};
@@ -279,10 +282,6 @@ fn evidence_is_converted_and_fixed_into_new_images_never_in_place() {
     let d = dir.path();
     let raw = raw_disk("win7", d);
     let e01 = acquire(&raw, d, "win7", "best");
-    let before: Vec<Vec<u8>> = segments(&e01)
-        .iter()
-        .map(|s| std::fs::read(s).unwrap())
-        .collect();
     for (format, ext, qemu) in [
         ("vhdx", "vhdx", "vhdx"),
         ("vhd", "vhd", "vpc"),
@@ -299,53 +298,9 @@ fn evidence_is_converted_and_fixed_into_new_images_never_in_place() {
         qemu_compare(&raw, "raw", &out, qemu);
     }
 
-    // In place: refused, pointing at --output; the evidence unchanged.
-    let refused = rehost_command()
-        .args(["fix", "--target", "kvm-sata", "--in-place"])
-        .arg(&e01)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&refused.stdout).into_owned()
-        + &String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        said.contains("read-only") && said.contains("win7.vhdx` (or .vhd, .raw)"),
-        "{said}"
-    );
-    assert_ne!(refused.status.code(), Some(0), "{said}");
-    // The dry run says so up front.
-    let dry = rehost_command()
-        .args(["fix", "--target", "kvm-sata", "--dry-run"])
-        .arg(&e01)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&dry.stdout);
-    assert!(
-        said.contains("--in-place would be refused: ") && said.contains("read-only"),
-        "{said}"
-    );
-
-    // fix --output equals the raw disk fixed in place.
-    let out = d.join("fixed.vhdx");
-    // (Both write the same time stamps: the clock is fixed.)
-    run(rehost_command()
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .args(["fix", "--target", "kvm-sata", "--output"])
-        .arg(&out)
-        .arg(&e01));
-    let copy = d.join("fixed-in-place.raw");
-    std::fs::copy(&raw, &copy).unwrap();
-    run(rehost_command()
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .args(["fix", "--target", "kvm-sata", "--in-place"])
-        .arg(&copy));
-    qemu_compare(&copy, "raw", &out, "vhdx");
-    let check = report(&["check", "-t", "kvm-sata"], &out);
-    assert!(check.contains("kvm-sata         boots"), "{check}");
-    let after: Vec<Vec<u8>> = segments(&e01)
-        .iter()
-        .map(|s| std::fs::read(s).unwrap())
-        .collect();
-    assert!(before == after, "the evidence file changed");
+    // In place: refused, pointing at --output; fix --output equals the raw disk fixed in
+    // place; the evidence unchanged.
+    fixed_only_into_new_images(&e01, &segments(&e01), &raw, "read-only", d);
 }
 
 #[test]

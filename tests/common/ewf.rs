@@ -127,3 +127,65 @@ pub fn open_error(e01: &Path) -> String {
     eprintln!("{e}");
     e
 }
+
+/// The bytes of each file of `segments`.
+fn bytes_of(segments: &[PathBuf]) -> Vec<Vec<u8>> {
+    segments.iter().map(|s| std::fs::read(s).unwrap()).collect()
+}
+
+/// An evidence file is fixed only into new images: `fix --in-place` of `image` (whose
+/// segment files are `segments`, made from the raw disk `raw`) is refused, saying
+/// `read_only` and pointing at `<stem>.vhdx`; its dry run says so up front; `fix --output`
+/// gives what qemu-img finds identical to `raw` fixed in place, and it checks as booting;
+/// and no segment file changed. Scratch files go into `dir`.
+pub fn fixed_only_into_new_images(
+    image: &Path,
+    segments: &[PathBuf],
+    raw: &Path,
+    read_only: &str,
+    dir: &Path,
+) {
+    let before = bytes_of(segments);
+    let stem = image.file_stem().unwrap().to_string_lossy();
+    let refused = rehost_command()
+        .args(["fix", "--target", "kvm-sata", "--in-place"])
+        .arg(image)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stdout).into_owned()
+        + &String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains(read_only) && said.contains(&format!("{stem}.vhdx` (or .vhd, .raw)")),
+        "{said}"
+    );
+    assert!(!said.contains("yet"), "{said}");
+    assert_ne!(refused.status.code(), Some(0), "{said}");
+    let dry = rehost_command()
+        .args(["fix", "--target", "kvm-sata", "--dry-run"])
+        .arg(image)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&dry.stdout);
+    assert!(
+        said.contains("--in-place would be refused: ") && said.contains(read_only),
+        "{said}"
+    );
+
+    // Both fixes write the same time stamps: the clock is fixed.
+    let out = dir.join("fixed.vhdx");
+    run(rehost_command()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["fix", "--target", "kvm-sata", "--output"])
+        .arg(&out)
+        .arg(image));
+    let copy = dir.join("fixed-in-place.raw");
+    std::fs::copy(raw, &copy).unwrap();
+    run(rehost_command()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["fix", "--target", "kvm-sata", "--in-place"])
+        .arg(&copy));
+    qemu_compare(&copy, "raw", &out, "vhdx");
+    let check = report(&["check", "-t", "kvm-sata"], &out);
+    assert!(check.contains("kvm-sata         boots"), "{check}");
+    assert!(bytes_of(segments) == before, "the evidence file changed");
+}
