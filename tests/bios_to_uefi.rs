@@ -451,13 +451,7 @@ fn an_x86_install_and_one_generation_2_does_not_start_are_not_converted() {
 
 /// The raw Windows 10 fixture copied into `dir` with `edit` applied to its bytes.
 fn edited(dir: &Path, edit: impl FnOnce(&std::fs::File)) -> PathBuf {
-    let image = copy("win10-mbr", dir);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&image)
-        .unwrap();
-    edit(&f);
-    image
+    common::firmware::edited("win10-mbr", dir, edit)
 }
 
 #[test]

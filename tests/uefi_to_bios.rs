@@ -394,13 +394,7 @@ fn refusal(image: &Path) -> String {
 
 /// The raw Windows 10 fixture copied into `dir` with `edit` applied to its bytes.
 fn edited(dir: &Path, edit: impl FnOnce(&std::fs::File)) -> PathBuf {
-    let image = copy("win10-gpt", dir);
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&image)
-        .unwrap();
-    edit(&f);
-    image
+    common::firmware::edited("win10-gpt", dir, edit)
 }
 
 #[test]

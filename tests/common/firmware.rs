@@ -13,6 +13,17 @@ pub fn copy(name: &str, dir: &Path) -> PathBuf {
     dst
 }
 
+/// The fixture `name` copied into `dir` with `edit` applied to its file.
+pub fn edited(name: &str, dir: &Path, edit: impl FnOnce(&std::fs::File)) -> PathBuf {
+    let image = copy(name, dir);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap();
+    edit(&f);
+    image
+}
+
 /// The image as raw bytes: qemu-img for VHDX and raw; for a VHD, rehost's own reader
 /// (`rehost convert`), since qemu-img takes the size of a VHD whose creator is qemu from
 /// its CHS geometry, which cannot say the grown size exactly, where Hyper-V and rehost
