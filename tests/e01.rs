@@ -9,8 +9,8 @@
 mod common;
 
 use common::ewf::{
-    fixed_only_into_new_images, open_error, qemu_compare, raw_disk, report, same_files, sums,
-    verify,
+    bytes_of, fixed_only_into_new_images, open_error, qemu_compare, raw_disk, report, same_files,
+    sums, verify,
 };
 use common::{have_tool, rehost_command, run};
 use rehost::disk::{self, ReadAt};
@@ -282,6 +282,7 @@ fn evidence_is_converted_and_fixed_into_new_images_never_in_place() {
     let d = dir.path();
     let raw = raw_disk("win7", d);
     let e01 = acquire(&raw, d, "win7", "best");
+    let before = bytes_of(&segments(&e01));
     for (format, ext, qemu) in [
         ("vhdx", "vhdx", "vhdx"),
         ("vhd", "vhd", "vpc"),
@@ -300,7 +301,7 @@ fn evidence_is_converted_and_fixed_into_new_images_never_in_place() {
 
     // In place: refused, pointing at --output; fix --output equals the raw disk fixed in
     // place; the evidence unchanged.
-    fixed_only_into_new_images(&e01, &segments(&e01), &raw, "read-only", d);
+    fixed_only_into_new_images(&e01, &segments(&e01), &before, &raw, "read-only", d);
 }
 
 #[test]

@@ -11,8 +11,8 @@
 mod common;
 
 use common::ewf::{
-    fixed_only_into_new_images, open_error, qemu_compare, raw_disk, report, same_files, sums,
-    verify,
+    bytes_of, fixed_only_into_new_images, open_error, qemu_compare, raw_disk, report, same_files,
+    sums, verify,
 };
 use common::{have_tool, rehost_command, root, run};
 use rehost::disk::{self, ReadAt};
@@ -293,6 +293,7 @@ fn ex01_is_converted_and_fixed_into_new_images_never_in_place() {
     let d = dir.path();
     let raw = raw_disk("win7", d);
     let ex01 = fixture("win7-none", d);
+    let before = bytes_of(&segments(&ex01));
     let out = d.join("converted.vhdx");
     let said =
         String::from_utf8(run(rehost_command().arg("convert").arg(&ex01).arg(&out))).unwrap();
@@ -304,6 +305,7 @@ fn ex01_is_converted_and_fixed_into_new_images_never_in_place() {
     fixed_only_into_new_images(
         &ex01,
         &segments(&ex01),
+        &before,
         &raw,
         "an Ex01 evidence file is read-only by design",
         d,

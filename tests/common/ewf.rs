@@ -129,7 +129,7 @@ pub fn open_error(e01: &Path) -> String {
 }
 
 /// The bytes of each file of `segments`.
-fn bytes_of(segments: &[PathBuf]) -> Vec<Vec<u8>> {
+pub fn bytes_of(segments: &[PathBuf]) -> Vec<Vec<u8>> {
     segments.iter().map(|s| std::fs::read(s).unwrap()).collect()
 }
 
@@ -137,15 +137,16 @@ fn bytes_of(segments: &[PathBuf]) -> Vec<Vec<u8>> {
 /// segment files are `segments`, made from the raw disk `raw`) is refused, saying
 /// `read_only` and pointing at `<stem>.vhdx`; its dry run says so up front; `fix --output`
 /// gives what qemu-img finds identical to `raw` fixed in place, and it checks as booting;
-/// and no segment file changed. Scratch files go into `dir`.
+/// and no segment file differs from `before` (its bytes taken when the test began).
+/// Scratch files go into `dir`.
 pub fn fixed_only_into_new_images(
     image: &Path,
     segments: &[PathBuf],
+    before: &[Vec<u8>],
     raw: &Path,
     read_only: &str,
     dir: &Path,
 ) {
-    let before = bytes_of(segments);
     let stem = image.file_stem().unwrap().to_string_lossy();
     let refused = rehost_command()
         .args(["fix", "--target", "kvm-sata", "--in-place"])
